@@ -1,0 +1,48 @@
+# Make targets are loopml's only entry points. Each creates and uses .venv by itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# The demo data ships inside the nannyml 0.13.1 wheel; it is installed without its
+# dependencies and never imported (loopml only reads the parquet files it carries).
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps nannyml==0.13.1
+	touch $@
+
+# Browser tests drive Debian's chromium (never a downloaded browser build).
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	@command -v chromium >/dev/null || command -v /usr/bin/chromium >/dev/null || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	    echo "warning: could not install chromium; browser tests will be skipped"; }
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/loopml demo $(DEMO_ARGS)
+
+test: install-dev
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --timeout=300 $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: install-dev
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

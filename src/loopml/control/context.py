@@ -1,0 +1,70 @@
+"""What every part of one controller shares: config, store, clock and who acts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loopml.config import Config, GuardsConfig, RolloutConfig
+from loopml.store import Store
+
+ACTOR = "controller"
+
+
+@dataclass
+class Context:
+    cfg: Config
+    store: Store
+    clock: Callable[[], float]
+    holder: str
+    actor: str = ACTOR
+
+    @property
+    def root(self) -> str:
+        return self.cfg.artifacts_root
+
+    @property
+    def rollout(self) -> RolloutConfig:
+        return self.cfg.deploy.rollout if self.cfg.deploy else RolloutConfig.model_validate({})
+
+    @property
+    def guards(self) -> GuardsConfig:
+        return self.rollout.guards
+
+    def decide(
+        self,
+        *,
+        action: str,
+        subject: str,
+        reason: str,
+        endpoint: str | None = None,
+        evidence: dict[str, Any] | None = None,
+        before: Any = None,
+        after: Any = None,
+    ) -> dict[str, Any]:
+        """Append a decision to the audit log and return it (what ``reconcile_once`` reports)."""
+        ev = {**(evidence or {}), "controller": self.holder, "clock": self.clock()}
+        did = self.store.decisions.record(
+            actor=self.actor,
+            action=action,
+            subject=subject,
+            endpoint=endpoint,
+            reason=reason,
+            evidence=ev,
+            before=before,
+            after=after,
+        )
+        return {
+            "id": did,
+            "action": action,
+            "subject": subject,
+            "endpoint": endpoint,
+            "reason": reason,
+            "evidence": ev,
+        }
+
+    def traffic_decision(self, endpoint: str, action: str) -> dict[str, Any]:
+        """The decision the store just recorded for a traffic change of ``endpoint``."""
+        row = self.store.decisions.list(endpoint=endpoint, action=action, limit=1)[0]
+        return {k: row[k] for k in ("id", "action", "subject", "endpoint", "reason", "evidence")}

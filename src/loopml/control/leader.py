@@ -1,0 +1,78 @@
+"""Leadership: exactly one controller acts at a time across replicas.
+
+On Postgres a session-level advisory lock (``pg_try_advisory_lock``) on a connection the
+controller keeps open: the database releases it the moment that session ends, so a crashed
+replica hands over at once and there is no lease to tune. SQLite has no advisory locks and all
+replicas share one file, so there the store's lease lock (``store.locks``) is used, renewed at
+every pass and taken over by another replica once it expires (``ttl``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from loopml.store import Store
+
+LOCK_NAME = "controller"
+# a fixed 63-bit key for pg_try_advisory_lock, derived from the lock's name
+PG_KEY = int.from_bytes(hashlib.sha256(b"loopml:controller").digest()[:8], "big") >> 1
+log = logging.getLogger("loopml.control")
+
+
+class Leadership:
+    def __init__(self, store: Store, holder: str, *, ttl: float) -> None:
+        self.store, self.holder, self.ttl = store, holder, ttl
+        self.postgres = store.engine.dialect.name == "postgresql"
+        self._conn: Any = None
+
+    def acquire(self) -> bool:
+        """Become (or stay) the acting controller; False when another one is."""
+        if not self.postgres:
+            return self.store.locks.acquire(LOCK_NAME, self.holder, self.ttl)
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                return True
+            except SQLAlchemyError:  # the session died, and the lock with it: try again below
+                log.warning("controller %s lost its database session; re-acquiring", self.holder)
+                self._drop()
+        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_KEY}).scalar()
+            )
+        except SQLAlchemyError:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+        else:
+            conn.close()
+        return got
+
+    def holds(self) -> bool:
+        if self.postgres:
+            return self._conn is not None
+        return self.store.locks.holder(LOCK_NAME) == self.holder
+
+    def release(self) -> None:
+        if not self.postgres:
+            self.store.locks.release(LOCK_NAME, self.holder)
+            return
+        if self._conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_KEY})
+            self._drop()
+
+    def _drop(self) -> None:
+        # invalidate, not just close: a pooled session would keep holding the lock
+        with contextlib.suppress(SQLAlchemyError):
+            self._conn.invalidate()
+            self._conn.close()
+        self._conn = None

@@ -1,0 +1,186 @@
+"""What the controller reads from the prediction log: rows of a period, their labels, guard
+samples per version and role, non-overlapping guard batches, and the shadow comparison.
+
+The log is read with ``loopml.serve.predlog.read_log`` / ``read_labels`` (control sits above
+serve, so it may use serve's readers; they also see rows still in open write-ahead segments).
+Labels are joined by request id, the latest label of a request winning.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import stats
+
+from loopml.control.guards import Sample, prediction_drift
+from loopml.serve.predlog import read_labels, read_log
+
+COLUMNS = (
+    "_request_id",
+    "_version",
+    "_role",
+    "_ts",
+    "_latency_ms",
+    "_prediction",
+    "_score",
+    "_flags",
+)
+LABEL_SLACK = 3600.0  # labels are read up to this far past "now" (clock skew between writers)
+
+
+def as_datetime(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _seconds(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
+
+
+def read_rows(root: str, endpoint: str, start: float, end: float) -> pd.DataFrame:
+    """Prediction rows with ``start <= _ts < end``: the reserved columns, ``_ts`` in seconds."""
+    t = read_log(root, endpoint, as_datetime(start), as_datetime(end))
+    df = pd.DataFrame(
+        {c: t.column(c).to_pandas() for c in COLUMNS if c in t.column_names and c != "_ts"}
+    )
+    df["_ts"] = _seconds(t, "_ts") if t.num_rows else np.empty(0)
+    return df
+
+
+def read_label_map(root: str, endpoint: str, start: float, now: float) -> pd.Series:
+    """request id -> label, for labels that arrived in ``[start, now]`` (latest wins)."""
+    t = read_labels(root, endpoint, as_datetime(start), as_datetime(now + LABEL_SLACK))
+    if not t.num_rows:
+        return pd.Series(dtype=object)
+    s = pd.Series(
+        t.column("_label").to_pandas().to_numpy(), index=t.column("_request_id").to_pandas()
+    )
+    return s[~s.index.duplicated(keep="last")]
+
+
+def _equal(pred: pd.Series, label: pd.Series) -> np.ndarray:
+    """Prediction == label, comparing numbers as numbers and anything else as text."""
+    p, y = pd.to_numeric(pred, errors="coerce"), pd.to_numeric(label, errors="coerce")
+    if p.notna().all() and y.notna().all():
+        return p.to_numpy(dtype=float) == y.to_numpy(dtype=float)
+    return pred.astype(str).to_numpy() == label.astype(str).to_numpy()
+
+
+def output_values(rows: pd.DataFrame) -> np.ndarray:
+    """Scores when the model gives them, else predictions (what prediction drift compares)."""
+    if "_score" in rows and len(rows) and rows["_score"].notna().mean() > 0.5:
+        return rows["_score"].to_numpy(dtype=float)
+    return rows["_prediction"].to_numpy() if "_prediction" in rows else np.empty(0)
+
+
+def sample_of(rows: pd.DataFrame, labels: pd.Series) -> Sample:
+    """Summarise one version's rows (and their labels, where they arrived) for the guards."""
+    if not len(rows):
+        return Sample()
+    flags = rows["_flags"] if "_flags" in rows else pd.Series([None] * len(rows))
+    errors = int(flags.fillna("").astype(str).str.contains("error", case=False).sum())
+    lat = rows["_latency_ms"].to_numpy(dtype=float) if "_latency_ms" in rows else np.empty(0)
+    lat = lat[np.isfinite(lat)]
+    y = labels.reindex(rows["_request_id"].to_numpy())
+    have = y.notna().to_numpy()
+    correct = (
+        int(
+            _equal(
+                rows["_prediction"][have].reset_index(drop=True), y[have].reset_index(drop=True)
+            ).sum()
+        )
+        if have.any()
+        else 0
+    )
+    return Sample(
+        n=len(rows),
+        errors=errors,
+        p99_ms=float(np.quantile(lat, 0.99)) if len(lat) else None,
+        labelled=int(have.sum()),
+        correct=correct,
+        values=output_values(rows),
+    )
+
+
+def role_rows(rows: pd.DataFrame, version: int | None, roles: tuple[str, ...]) -> pd.DataFrame:
+    if version is None or not len(rows):
+        return rows.iloc[:0]
+    return rows[(rows["_version"] == version) & rows["_role"].isin(roles)]
+
+
+def batch_bounds(ts: np.ndarray, start: float, min_rows: int) -> list[tuple[float, float]]:
+    """Consecutive, non-overlapping periods from ``start`` holding >= ``min_rows`` rows each
+    (the challenger's row times ``ts``); rows after the last full batch wait for the next pass."""
+    ts = np.sort(ts[ts >= start])
+    out: list[tuple[float, float]] = []
+    i, lo = 0, start
+    while len(ts) - i >= min_rows:
+        hi = float(ts[i + min_rows - 1]) + 1e-6
+        out.append((lo, hi))
+        i = int(np.searchsorted(ts, hi, side="left"))
+        lo = hi
+    return out
+
+
+def compare_shadow(
+    rows: pd.DataFrame, labels: pd.Series, candidate: int, champion: int | None
+) -> dict[str, Any]:
+    """Challenger vs champion on the same requests (shadow rows paired with champion rows by
+    request id): disagreement, score shift (PSI and the two-sample KS statistic, scipy), and
+    accuracy with a paired bootstrap interval on the pairs whose labels arrived."""
+    sh = role_rows(rows, candidate, ("shadow",))
+    ch = role_rows(rows, champion, ("champion",))
+    pairs = sh.merge(ch, on="_request_id", suffixes=("_c", "_p"))
+    out: dict[str, Any] = {"pairs": len(pairs)}
+    if not len(pairs):
+        return out
+    agree = _equal(pairs["_prediction_c"], pairs["_prediction_p"])
+    out["disagreement"] = float(1 - agree.mean())
+    a = output_values(pairs.rename(columns={"_score_c": "_score", "_prediction_c": "_prediction"}))
+    b = output_values(pairs.rename(columns={"_score_p": "_score", "_prediction_p": "_prediction"}))
+    out["score_psi"] = prediction_drift(a, b)
+    if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
+        fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
+        if len(fa) and len(fb):
+            out["score_ks"] = float(stats.ks_2samp(fa, fb).statistic)
+    y = labels.reindex(pairs["_request_id"].to_numpy())
+    have = y.notna().to_numpy()
+    out["labelled"] = int(have.sum())
+    if have.sum() >= 2:
+        yy = y[have].reset_index(drop=True)
+        pc, pp = (
+            pairs["_prediction_c"][have].reset_index(drop=True),
+            pairs["_prediction_p"][have].reset_index(drop=True),
+        )
+        acc_c, acc_p = float(_equal(pc, yy).mean()), float(_equal(pp, yy).mean())
+        out["accuracy"] = {"challenger": acc_c, "champion": acc_p, "improvement": acc_c - acc_p}
+        from loopml.evaluate.compare import compare_models
+
+        same = pd.to_numeric(yy, errors="coerce").notna().all()
+        conv = (
+            (lambda s: pd.to_numeric(s).to_numpy())
+            if same
+            else (lambda s: s.astype(str).to_numpy())
+        )
+        try:
+            ci = compare_models(
+                "accuracy",
+                conv(yy),
+                (conv(pc), None),
+                (conv(pp), None),
+                classes=sorted(set(conv(yy)) | set(conv(pc)) | set(conv(pp))),
+                n_boot=500,
+                seed=0,
+            )
+            out["accuracy"]["interval"] = {
+                k: ci.get(k) for k in ("ci_low", "ci_high", "confidence", "method")
+            }
+        except (
+            ValueError,
+            TypeError,
+        ):  # an interval is evidence, not a verdict: keep the point estimate
+            pass
+    return out

@@ -1,0 +1,1 @@
+"""Data sources, snapshots and model input signatures."""

@@ -1,0 +1,237 @@
+"""The gate framework: what a gate gets (:class:`GateContext`), what it returns
+(:class:`GateResult`), and how a list of gates runs (:func:`run_gates`).
+
+A gate is a small object whose constructor only stores keyword arguments (scikit-learn's
+estimator rule); ``validate()`` checks them and ``run(ctx)`` judges one candidate. Gates are
+dataclasses, so their parameters round-trip through ``params()`` / ``Gate(**params)``.
+A gate that raises never stops the others: :func:`run_gates` records it as a ``fail`` with the
+error as evidence.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from loopml.errors import ConfigError, LoopmlError
+
+Verdict = Literal["pass", "fail", "insufficient_data"]
+VERDICTS: tuple[str, ...] = ("pass", "fail", "insufficient_data")
+
+
+@dataclass
+class GateResult:
+    """One gate's stored verdict: a sentence for people and evidence for machines."""
+
+    gate: str
+    verdict: Verdict
+    blocking: bool
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict == "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "verdict": self.verdict,
+            "blocking": self.blocking,
+            "message": self.message,
+            "evidence": _jsonable(self.evidence),
+            "seconds": round(float(self.seconds), 6),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        verdict = data["verdict"]
+        if verdict not in VERDICTS:
+            raise ValueError(f"Unknown gate verdict {verdict!r}; expected one of {VERDICTS}.")
+        return cls(
+            gate=data["gate"],
+            verdict=verdict,
+            blocking=bool(data["blocking"]),
+            message=data["message"],
+            evidence=dict(data.get("evidence") or {}),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence as plain JSON types (numpy scalars and arrays, NaN -> None)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class GateContext:
+    """Everything a gate may look at for one candidate model.
+
+    ``X_test`` is the model's input; ``test_frame`` the same held-out rows with every column
+    (sensitive attributes, segments and ids the model may not take; defaults to ``X_test``).
+    ``proba`` is ``predict_proba`` on ``X_test`` (``None`` for regression or a model without
+    it); ``classes`` is ``model.classes_``; ``champion`` the current champion model, if any;
+    ``recent`` a recently labelled frame (features + ``target``) to compare on as well.
+    ``features`` are the model's input columns (default: ``X_test``'s); ``train_fn`` is the
+    user's training function ``train_fn(X, y, params, seed=...)`` with ``train_params``, so
+    gates that retrain (stability, label lint) train exactly as the pipeline did;
+    ``reference_schema`` is the champion's stored schema (``Schema.to_dict()``), if any.
+    """
+
+    model: Any
+    X_test: pd.DataFrame
+    y_test: Any
+    predictions: Any = None
+    proba: Any = None
+    sensitive: Sequence[str] = ()
+    segments: Sequence[str] = ()
+    train: pd.DataFrame | None = None
+    target: str | None = None
+    task: str = "classification"
+    classes: Any = None
+    champion: Any = None
+    recent: pd.DataFrame | None = None
+    test_frame: pd.DataFrame | None = None
+    seed: int = 0
+    features: Sequence[str] | None = None
+    train_fn: Callable[..., Any] | None = None
+    train_params: dict[str, Any] = field(default_factory=dict)
+    reference_schema: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.y_test = np.asarray(self.y_test)
+        if self.predictions is None:
+            self.predictions = np.asarray(self.model.predict(self.X_test))
+        else:
+            self.predictions = np.asarray(self.predictions)
+        if self.classes is None and self.task == "classification":
+            self.classes = getattr(self.model, "classes_", None)
+        if (
+            self.proba is None
+            and self.task == "classification"
+            and hasattr(self.model, "predict_proba")
+        ):
+            self.proba = np.asarray(self.model.predict_proba(self.X_test))
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The held-out rows with all columns, for slicing by sensitive attributes/segments."""
+        return self.test_frame if self.test_frame is not None else self.X_test
+
+    @property
+    def pos_label(self) -> Any:
+        """The positive class of a binary task (``classes[1]``), else ``None``."""
+        if self.classes is not None and len(self.classes) == 2:
+            return np.asarray(self.classes)[1]
+        return None
+
+    def scores(self, model: Any, X: pd.DataFrame) -> np.ndarray:
+        """Positive-class probability (binary), else the prediction, of ``model`` on ``X``."""
+        if self.task == "classification" and self.pos_label is None:
+            raise ConfigError(
+                "Score-based checks (DIR, score ranges, score tolerances) need a binary "
+                "classifier or a regressor; this model has classes "
+                f"{None if self.classes is None else list(self.classes)}."
+            )
+        if (
+            self.task == "classification"
+            and self.pos_label is not None
+            and hasattr(model, "predict_proba")
+        ):
+            return np.asarray(model.predict_proba(X))[:, 1]
+        return np.asarray(model.predict(X), dtype=float)
+
+
+class Gate:
+    """Base of every gate: a dataclass with a ``blocking`` flag, ``validate`` and ``run``."""
+
+    name: ClassVar[str] = "gate"
+    blocking: bool
+
+    def params(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, so ``type(g)(**g.params())`` rebuilds it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+    def validate(self, task: str = "classification") -> None:
+        """Raise :class:`~loopml.errors.ConfigError` naming the bad option; default: no-op."""
+
+    def run(self, ctx: GateContext) -> GateResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def result(self, verdict: Verdict, message: str, **evidence: Any) -> GateResult:
+        """A :class:`GateResult` for this gate (``seconds`` is filled in by :func:`run_gates`)."""
+        return GateResult(
+            gate=self.name,
+            verdict=verdict,
+            blocking=self.blocking,
+            message=message,
+            evidence=evidence,
+        )
+
+
+Progress = Callable[[str, int, int, "GateResult | None"], None]
+
+
+def run_gates(
+    gates: Sequence[Gate], ctx: GateContext, progress: Progress | None = None
+) -> list[GateResult]:
+    """Run each gate on ``ctx`` and return one result per gate, in order.
+
+    ``progress(gate_name, index, total, result)`` is called before a gate starts (``result``
+    None) and after it ends. A gate that raises yields a ``fail`` whose evidence holds the error.
+    """
+    results: list[GateResult] = []
+    total = len(gates)
+    for i, gate in enumerate(gates):
+        name = getattr(gate, "name", type(gate).__name__)
+        if progress:
+            progress(name, i, total, None)
+        start = time.perf_counter()
+        try:
+            gate.validate(ctx.task)
+            res = gate.run(ctx)
+        except Exception as exc:  # a broken gate must not hide the others' verdicts
+            kind = "configuration" if isinstance(exc, LoopmlError) else "error"
+            res = GateResult(
+                gate=name,
+                verdict="fail",
+                blocking=bool(getattr(gate, "blocking", True)),
+                message=f"The {name} gate could not run ({kind}): {exc}",
+                evidence={
+                    "error": str(exc),
+                    "error_type": type(exc).__name__,
+                    "traceback": traceback.format_exc(limit=5),
+                },
+            )
+        res.seconds = time.perf_counter() - start
+        results.append(res)
+        if progress:
+            progress(name, i, total, res)
+    return results
+
+
+def overall_verdict(results: Sequence[GateResult]) -> bool:
+    """True when no blocking gate failed (insufficient data does not block)."""
+    return not any(r.blocking and r.verdict == "fail" for r in results)
+
+
+def blocking_failures(results: Sequence[GateResult]) -> list[GateResult]:
+    """The results that make :func:`overall_verdict` false, for the rejection reason."""
+    return [r for r in results if r.blocking and r.verdict == "fail"]

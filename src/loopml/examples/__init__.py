@@ -1,0 +1,1 @@
+"""Example projects shipped with loopml (``loopml demo`` and ``loopml init`` copy them)."""

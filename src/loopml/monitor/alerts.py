@@ -1,0 +1,281 @@
+"""Alert rules over window results: persistence (k of m windows), cooldown, dedupe, delivery.
+
+A rule judges each window of an (endpoint, version, role) series: breached, not breached, or
+not judgeable (no labels yet, too few rows). It *fires* at a window when at least ``k`` of the
+last ``m`` judgeable windows up to it breached (persistence against one-window noise, research
+note "loop" section 4). Alerts are deduplicated by (rule, endpoint, subject): while one is
+open, further firing windows only update it (count, last seen, evidence). It resolves at a
+judged window where the rule no longer fires. A key that fires again within ``cooldown`` of
+its last firing reopens the old alert without sending it again. Times are window end times,
+so a backfill behaves as the live run would have.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from loopml.config import AlertRule, Config
+from loopml.monitor.webhooks import Delivery, deliver
+from loopml.store import Store
+
+DEFAULT_LATENCY_MS = 1000.0
+DEFAULT_ERROR_RATE = 0.01
+
+
+def default_rules(cfg: Config) -> list[AlertRule]:
+    """Rules used when ``monitor.alerts`` is empty."""
+    return [
+        AlertRule(name="performance-drop", on="performance", k=2, m=3, severity="critical"),
+        AlertRule(name="estimated-performance-drop", on="estimated_performance", k=2, m=3),
+        AlertRule(name="dataset-drift", on="drift", k=2, m=3),
+        AlertRule(name="data-quality", on="quality", k=1, m=1, severity="critical"),
+    ]
+
+
+def rules_of(cfg: Config) -> list[AlertRule]:
+    return list(cfg.monitor.alerts) or default_rules(cfg)
+
+
+def judge(
+    rule: AlertRule, row: dict[str, Any], cfg: Config, baseline: dict[str, Any]
+) -> tuple[bool | None, dict[str, Any]]:
+    """Whether one window breaches the rule (None: cannot be judged), with the numbers."""
+    mon = cfg.monitor
+    on = rule.on
+    if on == "drift":
+        value, thr = (
+            row["drift_score"],
+            rule.threshold if rule.threshold is not None else mon.drift_share,
+        )
+        return (None if value is None else value >= thr), {
+            "value": value,
+            "threshold": thr,
+            "op": ">=",
+        }
+    if on == "quality":
+        thr = rule.threshold if rule.threshold is not None else 1
+        return row["quality_errors"] >= thr, {
+            "value": row["quality_errors"],
+            "threshold": thr,
+            "op": ">=",
+        }
+    if on in ("performance", "estimated_performance"):
+        value = row[on]
+        n = row["labels"] if on == "performance" else row["rows"]
+        base = baseline.get(row["metric"] or mon.performance_metric)
+        if value is None or base is None or n < mon.min_window_rows:
+            return None, {}
+        drop = rule.threshold if rule.threshold is not None else mon.max_performance_drop
+        return value < base - drop, {
+            "value": value,
+            "threshold": base - drop,
+            "baseline": base,
+            "metric": row["metric"],
+            "op": "<",
+            "n": n,
+        }
+    if on == "fairness":
+        value, thr = (
+            row["fairness_ratio"],
+            rule.threshold if rule.threshold is not None else mon.fairness_threshold,
+        )
+        return (None if value is None else value < thr), {
+            "value": value,
+            "threshold": thr,
+            "op": "<",
+        }
+    if on == "latency":
+        value, thr = (
+            row["latency_p99"],
+            rule.threshold if rule.threshold is not None else DEFAULT_LATENCY_MS,
+        )
+        return (None if value is None else value > thr), {
+            "value": value,
+            "threshold": thr,
+            "op": ">",
+        }
+    if on == "errors":
+        if not row["rows"]:
+            return None, {}
+        value = row["errors"] / row["rows"]
+        thr = rule.threshold if rule.threshold is not None else DEFAULT_ERROR_RATE
+        return value > thr, {"value": value, "threshold": thr, "op": ">"}
+    raise AssertionError(on)
+
+
+def _message(rule: AlertRule, endpoint: str, subject: str, ev: dict[str, Any], hits: int) -> str:
+    name = {
+        "drift": "dataset drift share",
+        "quality": "data-quality errors",
+        "performance": f"{ev.get('metric')}",
+        "estimated_performance": f"estimated {ev.get('metric')}",
+        "fairness": "fairness ratio",
+        "latency": "p99 latency (ms)",
+        "errors": "error rate",
+    }[rule.on]
+    value = ev.get("value")
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return (
+        f"{rule.name}: {name} {shown} {ev.get('op')} {ev.get('threshold'):.4g} on endpoint "
+        f"{endpoint!r} ({subject}) in {hits} of the last {rule.m} judged windows"
+    )
+
+
+def _payload(alert: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "rule",
+        "on",
+        "severity",
+        "endpoint",
+        "subject",
+        "status",
+        "message",
+        "count",
+        "first_seen",
+        "last_seen",
+        "evidence",
+    )
+    return {"type": "loopml.alert", **{k: alert[k] for k in keys}}
+
+
+def evaluate(
+    store: Store,
+    cfg: Config,
+    endpoint: str,
+    version: int,
+    role: str,
+    starts: Sequence[float],
+    baseline: dict[str, Any],
+    *,
+    delivery: Delivery | None = None,
+) -> list[dict[str, Any]]:
+    """Apply every rule at each window in ``starts`` (changed windows of one series), in time
+    order; returns the alert events (opened, updated, reopened, resolved)."""
+    if not starts:
+        return []
+    mon = store.monitoring
+    series = mon.series(endpoint, version=version, role=role, until=max(starts) + 1e-6)
+    position = {r["start"]: i for i, r in enumerate(series)}
+    subject = f"version:{version}/{role}"
+    events: list[dict[str, Any]] = []
+    for rule in rules_of(cfg):
+        verdicts = [judge(rule, r, cfg, baseline) for r in series]
+        for s in sorted(set(starts)):
+            i = position.get(s)
+            if i is None or verdicts[i][0] is None:
+                continue
+            judged = [j for j in range(i + 1) if verdicts[j][0] is not None][-rule.m :]
+            hits = sum(bool(verdicts[j][0]) for j in judged)
+            row, ev = series[i], dict(verdicts[i][1])
+            ev.update(
+                k=rule.k,
+                m=rule.m,
+                windows=[series[j]["id"] for j in judged],
+                breached=[series[j]["id"] for j in judged if verdicts[j][0]],
+                window={"id": row["id"], "start": row["start"], "end": row["end"]},
+            )
+            if rule.on == "drift" and verdicts[i][0]:
+                ev["drifted_columns"] = (mon.window(row["id"])["results"].get("drift") or {}).get(
+                    "drifted_columns"
+                )
+            event = _apply(
+                store, cfg, rule, endpoint, subject, row, ev, hits >= rule.k, hits, delivery
+            )
+            if event:
+                events.append(event)
+    return events
+
+
+def _apply(
+    store: Store,
+    cfg: Config,
+    rule: AlertRule,
+    endpoint: str,
+    subject: str,
+    row: dict[str, Any],
+    ev: dict[str, Any],
+    firing: bool,
+    hits: int,
+    delivery: Delivery | None,
+) -> dict[str, Any] | None:
+    mon = store.monitoring
+    t = row["end"]
+    current = mon.open_alert(rule.name, endpoint, subject)
+    if not firing:
+        if current is not None and t >= current["last_seen"]:
+            mon.update_alert(
+                current["id"],
+                status="resolved",
+                resolved_at=t,
+                evidence={**current["evidence"], "resolved_by": ev},
+            )
+            return {"event": "resolved", "alert": current["id"], "rule": rule.name}
+        return None
+    message = _message(rule, endpoint, subject, ev, hits)
+    if current is not None:
+        seen = list(current["evidence"].get("seen_windows", []))
+        if row["id"] in seen:
+            return None  # this window was already counted (a rerun)
+        mon.update_alert(
+            current["id"],
+            count=current["count"] + 1,
+            last_seen=max(t, current["last_seen"]),
+            message=message,
+            window_id=row["id"],
+            evidence={
+                **ev,
+                "seen_windows": [*seen, row["id"]][-100:],
+                "opened": current["evidence"].get("opened"),
+            },
+        )
+        return {"event": "updated", "alert": current["id"], "rule": rule.name}
+    last = mon.last_alert(rule.name, endpoint, subject)
+    if last is not None and (
+        row["id"] in last["evidence"].get("seen_windows", [])
+        or (last["resolved_at"] is not None and t <= last["resolved_at"])
+    ):
+        return None  # a window this key's history already judged (a rerun or a late recompute)
+    if last is not None and 0 <= t - last["last_seen"] < rule.cooldown:
+        mon.update_alert(
+            last["id"],
+            status="open",
+            resolved_at=None,
+            count=last["count"] + 1,
+            last_seen=t,
+            message=message,
+            window_id=row["id"],
+            evidence={
+                **ev,
+                "opened": last["evidence"].get("opened"),
+                "seen_windows": [*last["evidence"].get("seen_windows", []), row["id"]][-100:],
+                "cooldown": f"fired again within {rule.cooldown:.0f} s of its last "
+                "firing: reopened, not sent again",
+            },
+        )
+        return {"event": "reopened", "alert": last["id"], "rule": rule.name}
+    alert_id = mon.add_alert(
+        rule=rule.name,
+        on=rule.on,
+        endpoint=endpoint,
+        subject=subject,
+        severity=rule.severity,
+        status="open",
+        message=message,
+        evidence={**ev, "seen_windows": [row["id"]], "opened": ev},
+        count=1,
+        first_seen=t,
+        last_seen=t,
+        window_id=row["id"],
+    )
+    urls = [rule.webhook] if rule.webhook else list(cfg.monitor.webhooks)
+    if urls:
+        outcome = deliver(urls, _payload(mon.alert(alert_id)), delivery)
+        mon.update_alert(
+            alert_id,
+            delivery=outcome,
+            notified_at=time.time() if any(o["ok"] for o in outcome) else None,
+        )
+    return {"event": "opened", "alert": alert_id, "rule": rule.name}

@@ -1,0 +1,238 @@
+"""The prediction log and the label log, read as Parquet files (the monitor never imports serve).
+
+Layout written by the server's compaction::
+
+    {root}/predlog/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
+    {root}/labels/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
+
+Names starting with ``.`` or ``_`` are skipped (temporary files, write-ahead folders), and so
+are parts of a segment still open in ``{kind}/_wal`` (no ``.done`` marker): the server may
+still rewrite them. A window's rows are streamed as record batches (``pyarrow.dataset``) with
+only the columns asked for and the ``_ts`` range pushed into the scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+HOUR = 3600
+BATCH_ROWS = 64 * 1024
+
+
+def hour_name(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y%m%d%H")
+
+
+def hour_start(name: str) -> float:
+    return datetime.strptime(name, "%Y%m%d%H").replace(tzinfo=UTC).timestamp()
+
+
+def _plain(v: object) -> object:
+    """Footer statistics as comparable values: timestamps as UNIX seconds (UTC)."""
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
+    return v
+
+
+def is_uuid7(v: object) -> bool:
+    return isinstance(v, str) and len(v) == 36 and v[14] == "7"
+
+
+def id_floor(t: float) -> str:
+    """The smallest UUIDv7 request id created at time ``t``: request ids sort by creation time,
+    so a label part's ``_request_id`` range says which prediction windows it labels."""
+    h = f"{int(t * 1000):012x}"
+    return f"{h[:8]}-{h[8:12]}"
+
+
+def ts_scalar(t: float) -> pa.Scalar:
+    return pa.scalar(round(t * 1_000_000), pa.timestamp("us", tz="UTC"))
+
+
+class LogFiles:
+    """Partition discovery and batch reading under an artifact root (local or fsspec URL)."""
+
+    def __init__(self, root: str) -> None:
+        self.fs, self.base = fsspec.core.url_to_fs(str(root))
+        self.base = self.base.rstrip("/")
+        local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
+        self.arrow_fs = (
+            pafs.LocalFileSystem() if local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+        )
+        self._live: dict[str, set[str]] = {}
+        self._label_parts: dict[str, pa.Table] = {}
+        self._ranges: dict[tuple[str, int, str], tuple[object, object] | None] = {}
+        self._listing: dict[str, list[dict]] = {}
+
+    def value_range(self, path: str, size: int, column: str) -> tuple[object, object] | None:
+        """(min, max) of ``column`` in a part, from its Parquet footer statistics (cached per
+        pass): lets a short window skip the parts of its hour that cannot hold its rows."""
+        key = (path, size, column)
+        if key not in self._ranges:
+            rng = None
+            try:
+                meta = pq.read_metadata(path, filesystem=self.arrow_fs)
+                idx = meta.schema.to_arrow_schema().get_field_index(column)
+                lo = hi = None
+                for i in range(meta.num_row_groups):
+                    st = meta.row_group(i).column(idx).statistics
+                    if st is None or not st.has_min_max:
+                        lo = hi = None
+                        break
+                    lo = st.min if lo is None or st.min < lo else lo
+                    hi = st.max if hi is None or st.max > hi else hi
+                if lo is not None and idx >= 0:
+                    rng = (_plain(lo), _plain(hi))
+            except (OSError, ValueError, pa.ArrowException):
+                rng = None  # unknown: the part is scanned
+            self._ranges[key] = rng
+        return self._ranges[key]
+
+    def overlapping(
+        self,
+        parts: Sequence[tuple[str, int]],
+        column: str,
+        lo: object,
+        hi: object,
+        only_if: Callable[[object], bool] | None = None,
+    ) -> list[tuple[str, int]]:
+        """The parts whose ``column`` range may meet [lo, hi). Parts without statistics, or
+        whose range fails ``only_if`` (values this rule cannot order), are kept."""
+        out = []
+        for path, size in parts:
+            rng = self.value_range(path, size, column)
+            if (
+                rng is None
+                or (only_if is not None and not (only_if(rng[0]) and only_if(rng[1])))
+                or (rng[1] >= lo and rng[0] < hi)  # type: ignore[operator]
+            ):
+                out.append((path, size))
+        return out
+
+    def _ls(self, path: str) -> list[str]:
+        try:
+            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+        except FileNotFoundError:
+            return []
+
+    def endpoints(self) -> list[str]:
+        """Endpoints that have prediction-log partitions."""
+        return sorted(
+            n[len("endpoint=") :]
+            for n in self._ls(f"{self.base}/predlog")
+            if n.startswith("endpoint=")
+        )
+
+    def hours(self, kind: str, endpoint: str) -> list[str]:
+        """Hour partitions (YYYYMMDDHH) present for ``kind`` ("predlog" or "labels")."""
+        return sorted(
+            n[5:]
+            for n in self._ls(f"{self.base}/{kind}/endpoint={endpoint}")
+            if n.startswith("hour=")
+        )
+
+    def live_segments(self, kind: str) -> set[str]:
+        if kind not in self._live:
+            names = self._ls(f"{self.base}/{kind}/_wal")
+            done = {n[:-5] for n in names if n.endswith(".done")}
+            self._live[kind] = {n[:-4] for n in names if n.endswith(".wal") and n[:-4] not in done}
+        return self._live[kind]
+
+    def parts(self, kind: str, endpoint: str, hours: Iterable[str]) -> list[tuple[str, int]]:
+        """(path, size) of the finished Parquet parts in the given hours."""
+        live = self.live_segments(kind)
+        out: list[tuple[str, int]] = []
+        for h in sorted(set(hours)):
+            folder = f"{self.base}/{kind}/endpoint={endpoint}/hour={h}"
+            if folder not in self._listing:
+                try:
+                    self._listing[folder] = self.fs.ls(folder, detail=True)
+                except FileNotFoundError:
+                    self._listing[folder] = []
+            infos = self._listing[folder]
+            for info in infos:
+                name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+                if (
+                    name[:1] in "._"
+                    or not name.endswith(".parquet")
+                    or not name.startswith("part-")
+                ):
+                    continue
+                if name[len("part-") : -len(".parquet")] in live:
+                    continue
+                out.append((info["name"], int(info.get("size") or 0)))
+        return out
+
+    @staticmethod
+    def fingerprint(parts: Sequence[tuple[str, int]]) -> str:
+        """A digest of the part names and sizes (changes when a part is added or rewritten)."""
+        h = hashlib.sha256()
+        for path, size in sorted(parts):
+            h.update(f"{path.rsplit('/', 3)[-2:]}:{size}\n".encode())
+        return h.hexdigest()
+
+    def schema(self, paths: Sequence[str]) -> pa.Schema:
+        """The union of the parts' schemas (a feature missing from one part reads as nulls)."""
+        schemas = [pq.read_schema(p, filesystem=self.arrow_fs) for p in paths]
+        return pa.unify_schemas(schemas, promote_options="permissive")
+
+    def batches(
+        self,
+        paths: Sequence[str],
+        start: float,
+        end: float,
+        columns: Sequence[str] | None = None,
+        schema: pa.Schema | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Rows with ``start <= _ts < end`` as record batches of the given columns."""
+        if not paths:
+            return
+        schema = schema or self.schema(paths)
+        dataset = ds.dataset(list(paths), schema=schema, format="parquet", filesystem=self.arrow_fs)
+        flt = (ds.field("_ts") >= ts_scalar(start)) & (ds.field("_ts") < ts_scalar(end))
+        cols = None if columns is None else [c for c in columns if c in schema.names]
+        # little readahead: memory stays bounded by a few batches, not by the window
+        for batch in dataset.to_batches(
+            columns=cols, filter=flt, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
+        ):
+            if batch.num_rows:
+                yield batch
+
+    def labels(self, paths: Sequence[str]) -> pa.Table:
+        """``_request_id, _label`` from label parts: the newest label of each request id.
+
+        Each part is read once per ``LogFiles`` (one monitoring pass) and kept for the windows
+        that share it.
+        """
+        tables = []
+        for p in sorted(paths):
+            t = self._label_parts.get(p)
+            if t is None:
+                t = pq.read_table(
+                    p, columns=["_request_id", "_label", "_ts"], filesystem=self.arrow_fs
+                )
+                self._label_parts[p] = t
+            tables.append(t)
+        if not tables:
+            return pa.table(
+                {"_request_id": pa.array([], pa.string()), "_label": pa.array([], pa.float64())}
+            )
+        t = pa.concat_tables(tables, promote_options="permissive")
+        if t.num_rows == 0:
+            return t.select(["_request_id", "_label"])
+        # newest label wins: sort by id then time, keep the last row of each id
+        t = t.sort_by([("_request_id", "ascending"), ("_ts", "ascending")])
+        ids = t.column("_request_id").combine_chunks()
+        last = pa.concat_arrays(
+            [pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), pa.array([True])]
+        )
+        return t.filter(last).select(["_request_id", "_label"])

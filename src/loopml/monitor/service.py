@@ -1,0 +1,41 @@
+"""The monitor as a ``loopml serve`` service: ``run_monitor`` every ``monitor.schedule``
+seconds in a background thread, for the life of the server (``loopml monitor`` is the same
+pass, once, for cron). Passes are serialised across replicas by the monitor's store lease."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+from loopml.config import Config
+from loopml.monitor.jobs import run_monitor
+from loopml.store import Store
+
+log = logging.getLogger("loopml.monitor")
+
+
+def _loop(cfg: Config, store: Store, stop: threading.Event) -> None:
+    while not stop.wait(cfg.monitor.schedule):
+        try:
+            run_monitor(cfg, store)
+        except Exception:  # a failing pass must not stop monitoring; it is retried next time
+            log.exception("monitoring pass failed; retrying in %.0f s", cfg.monitor.schedule)
+
+
+@contextlib.asynccontextmanager
+async def monitor_service(cfg: Config) -> AsyncIterator[None]:
+    store = Store(cfg.store_url)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_loop, args=(cfg, store, stop), name="loopml-monitor", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join, 60)
+        store.close()

@@ -1,0 +1,204 @@
+"""Handlers of the data-plane routes: the three prediction protocols, labels, health, metrics.
+
+Each handler is ``async (request, runtime, principal) -> Response``; the route table in
+:mod:`loopml.serve.app` wraps it with the role check. Prediction handlers only parse and
+encode: the shared path (routing, validation, batching, shadows, log) is
+:meth:`loopml.serve.runtime.Runtime.predict`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from loopml.errors import DataError, UnavailableError, UsageError
+from loopml.serve.auth import Principal
+from loopml.serve.metrics import CONTENT_TYPE
+from loopml.serve.middleware import JSON, read_body, require_json
+from loopml.serve.oip import encode_v2, parse_v2, v2_metadata
+from loopml.serve.protocols import (
+    Request as Parsed,
+)
+from loopml.serve.protocols import (
+    dumps,
+    encode_loopml,
+    encode_mlflow,
+    expect,
+    loads,
+    parse_loopml,
+    parse_mlflow,
+)
+from loopml.serve.runtime import Answer, Runtime
+
+_MAX_ID_HEADER = 100  # request ids echoed in X-Request-Ids for requests up to this many rows
+_MAX_ENTITY_KEY = 256
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(dumps(obj), status_code=status, media_type=JSON)
+
+
+def _entity_key(request: Request) -> str | None:
+    key = request.headers.get("x-entity-key")
+    if key is not None and len(key) > _MAX_ENTITY_KEY:
+        raise DataError(
+            f"X-Entity-Key is longer than {_MAX_ENTITY_KEY} characters.", field="x-entity-key"
+        )
+    return key
+
+
+def _headers(answer: Answer) -> dict[str, str]:
+    headers = {"X-Model-Version": str(answer.version)}
+    if len(answer.request_ids) <= _MAX_ID_HEADER:
+        headers["X-Request-Ids"] = ",".join(answer.request_ids)
+    return headers
+
+
+async def _body(request: Request, rt: Runtime) -> bytes:
+    return await read_body(request, rt.settings.serve.max_body_bytes)
+
+
+# -- loopml JSON ------------------------------------------------------------------------------
+
+
+async def predict(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``POST /v1/endpoints/{endpoint}/predict``."""
+    require_json(request)
+    body = await _body(request, rt)
+    answer = await rt.predict(
+        request.path_params["endpoint"], lambda sig: parse_loopml(body), _entity_key(request)
+    )
+    return Response(
+        encode_loopml(answer.request_ids, answer.predictions, answer.probabilities, answer.version),
+        media_type=JSON,
+        headers=_headers(answer),
+    )
+
+
+# -- MLflow scoring protocol ------------------------------------------------------------------
+
+
+async def invocations(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``POST /endpoints/{endpoint}/invocations`` and ``POST /invocations``."""
+    endpoint = request.path_params.get("endpoint") or rt.settings.default_endpoint
+    if endpoint is None:
+        raise UsageError(
+            "This server has no default endpoint (deploy.endpoint in loopml.yaml); call "
+            "/endpoints/{endpoint}/invocations instead.",
+            field="endpoint",
+        )
+    ctype = request.headers.get("content-type")
+    body = await _body(request, rt)
+    answer = await rt.predict(
+        endpoint, lambda sig: parse_mlflow(body, ctype, sig), _entity_key(request)
+    )
+    return Response(encode_mlflow(answer.predictions), media_type=JSON, headers=_headers(answer))
+
+
+# -- Open Inference Protocol (KServe V2) ------------------------------------------------------
+
+
+async def v2_server(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    from loopml import __version__ as version
+
+    return _json({"name": "loopml", "version": version, "extensions": []})
+
+
+async def v2_live(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    return _json({"live": True})
+
+
+async def v2_ready(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    if not rt.watcher.ready():
+        raise UnavailableError(
+            "Not ready: models are still loading, or an endpoint's champion failed to load "
+            "(GET /v1/endpoints shows which).",
+            field="server",
+        )
+    return _json({"ready": True})
+
+
+async def healthz(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    return _json({"status": "ok", "ready": rt.watcher.ready()})
+
+
+async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``GET /v2/models/{endpoint}``: the serving version's signature as V2 metadata."""
+    name = request.path_params["endpoint"]
+    table = rt.watcher.state(name).table()
+    version, _ = table.route()
+    loaded = rt.pool.get(version)
+    return _json(v2_metadata(name, sorted(table.versions()), loaded.signature))
+
+
+async def v2_model_ready(request: Request, rt: Runtime, who: Principal) -> Response:
+    name = request.path_params["endpoint"]
+    err = rt.watcher.unavailable(name)
+    if err is not None:
+        raise err
+    return _json({"name": name, "ready": True})
+
+
+async def v2_infer(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``POST /v2/models/{endpoint}/infer``."""
+    require_json(request)
+    name = request.path_params["endpoint"]
+    body = await _body(request, rt)
+    answer = await rt.predict(name, lambda sig: parse_v2(body, sig), _entity_key(request))
+    req: Parsed = answer.request
+    return Response(
+        encode_v2(
+            name,
+            answer.version,
+            req.id or answer.request_ids[0],
+            answer.predictions,
+            answer.probabilities,
+            req.outputs,
+        ),
+        media_type=JSON,
+        headers=_headers(answer),
+    )
+
+
+# -- labels and metrics -----------------------------------------------------------------------
+
+
+def parse_labels(body: bytes) -> dict[str, Any]:
+    """``{"labels": [{"request_id": "...", "label": ...}, ...]}`` -> ``{request_id: label}``."""
+    doc = loads(body)
+    expect(
+        isinstance(doc, dict) and isinstance(doc.get("labels"), list) and doc["labels"],
+        'The body must be {"labels": [{"request_id": ..., "label": ...}, ...]}.',
+        "labels",
+    )
+    out: dict[str, Any] = {}
+    for i, item in enumerate(doc["labels"]):
+        field = f"labels[{i}]"
+        expect(isinstance(item, dict), f"'{field}' must be an object.", field)
+        rid, label = item.get("request_id"), item.get("label")
+        expect(
+            isinstance(rid, str) and 0 < len(rid) <= 64,
+            f"'{field}.request_id' must be a request id string.",
+            f"{field}.request_id",
+        )
+        expect(
+            isinstance(label, str | int | float | bool) and label == label,
+            f"'{field}.label' must be a number, a string or a boolean.",
+            f"{field}.label",
+        )
+        out[rid] = label
+    return out
+
+
+async def labels(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``POST /v1/labels``: durable like predictions; unknown request ids are reported back."""
+    require_json(request)
+    mapping = parse_labels(await _body(request, rt))
+    unknown = await rt.label(mapping)
+    return _json({"accepted": len(mapping) - len(unknown), "unknown": unknown})
+
+
+async def metrics(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    return Response(rt.metrics.render(), media_type=CONTENT_TYPE)

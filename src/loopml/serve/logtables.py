@@ -1,0 +1,137 @@
+"""Arrow tables from prediction-log and label-log records (one record per request).
+
+Built with a Python loop over records (requests), never over rows: each record's columns
+are extended in C. Numbers become float64, booleans bool, anything else strings, so parts
+written at different times share one schema; where they still differ, readers cast the
+column to text.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+RESERVED = (
+    "_request_id",
+    "_endpoint",
+    "_version",
+    "_role",
+    "_ts",
+    "_entity_key",
+    "_latency_ms",
+    "_prediction",
+    "_score",
+    "_proba",
+    "_flags",
+)
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """Numbers as float64, booleans as bool, anything else as strings."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {bool}:
+        return pa.array(values, pa.bool_())
+    if kinds <= {int, float}:
+        return pa.array(values, pa.float64())
+    return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _score(proba: Any, n: int) -> list[float | None]:
+    if proba is None:
+        return [None] * n
+    arr = np.asarray(proba, dtype=np.float64).reshape(n, -1)
+    return (arr[:, 1] if arr.shape[1] == 2 else arr.max(axis=1)).tolist()
+
+
+def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
+    """One row per prediction; a Python loop over records (requests), not rows."""
+    ids: list[str] = []
+    cols: dict[str, list[Any]] = {k: [] for k in RESERVED if k != "_request_id"}
+    feats: dict[str, list[Any]] = {}
+    total = 0
+    for rec in records:
+        n = len(rec["r"])
+        ids.extend(rec["r"])
+        for key, short in (
+            ("_endpoint", "e"),
+            ("_version", "v"),
+            ("_role", "o"),
+            ("_ts", "t"),
+            ("_entity_key", "k"),
+            ("_latency_ms", "l"),
+        ):
+            cols[key].extend(repeat(rec[short], n))
+        cols["_prediction"].extend(rec["p"])
+        q = rec["q"]
+        cols["_proba"].extend(q if q is not None else repeat(None, n))
+        cols["_score"].extend(_score(q, n))
+        cols["_flags"].extend(rec["g"] if rec["g"] is not None else repeat(None, n))
+        for name, values in rec["f"].items():
+            col = feats.get(name)
+            if col is None:
+                col = feats[name] = [None] * total
+            col.extend(values)
+        total += n
+        for col in feats.values():
+            if len(col) < total:
+                col.extend(repeat(None, total - len(col)))
+    arrays = {
+        "_request_id": pa.array(ids, pa.string()),
+        "_endpoint": pa.array(cols["_endpoint"], pa.string()),
+        "_version": pa.array(cols["_version"], pa.int64()),
+        "_role": pa.array(cols["_role"], pa.string()),
+        "_ts": pa.array(cols["_ts"], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "_entity_key": pa.array(cols["_entity_key"], pa.string()),
+        "_latency_ms": pa.array(cols["_latency_ms"], pa.float64()),
+        "_prediction": _column(cols["_prediction"]),
+        "_score": pa.array(cols["_score"], pa.float64()),
+        "_proba": pa.array(cols["_proba"], pa.list_(pa.float64())),
+        "_flags": pa.array(cols["_flags"], pa.string()),
+    }
+    for name, values in feats.items():
+        arrays[name if name not in arrays else f"feature{name}"] = _column(values)
+    return pa.table(arrays)
+
+
+def label_table(records: list[dict[str, Any]]) -> pa.Table:
+    ids: list[str] = []
+    labels: list[Any] = []
+    ts: list[int] = []
+    endpoints: list[str] = []
+    for rec in records:
+        n = len(rec["r"])
+        ids.extend(rec["r"])
+        labels.extend(rec["y"])
+        ts.extend(repeat(rec["t"], n))
+        endpoints.extend(repeat(rec["e"], n))
+    return pa.table(
+        {
+            "_request_id": pa.array(ids, pa.string()),
+            "_endpoint": pa.array(endpoints, pa.string()),
+            "_label": _column(labels),
+            "_ts": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate parts; a column whose type differs between parts (numbers in one, text
+    in another) is read as text."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        types: dict[str, set[pa.DataType]] = {}
+        for t in tables:
+            for f in t.schema:
+                types.setdefault(f.name, set()).add(f.type)
+        clash = {n for n, ts in types.items() if len({t for t in ts if t != pa.null()}) > 1}
+        fixed = []
+        for t in tables:
+            for name in clash & set(t.column_names):
+                i = t.column_names.index(name)
+                t = t.set_column(i, name, t.column(name).cast(pa.string()))
+            fixed.append(t)
+        return pa.concat_tables(fixed, promote_options="permissive")

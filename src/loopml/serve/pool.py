@@ -1,0 +1,191 @@
+"""The model pool: versions loaded from the registry, warmed, ready to predict.
+
+A version is loaded through :func:`loopml.artifacts.loading.load_version` (sha256 of the
+artifact, manifest signature when a public key is configured, the format's safe loader),
+its signature is compiled into a :class:`~loopml.serve.validation.Validator`, it gets its own
+:class:`~loopml.serve.batching.MicroBatcher`, and it is warmed with one predict on a row
+synthesised from the signature before any traffic can reach it. Loading runs in a worker
+thread, so the event loop keeps answering while a new version loads.
+
+A batch that fails in the model is split: each request of the batch is predicted alone, so
+one request's bad values never fail the requests it happened to be batched with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loopml.artifacts.loading import load_version
+from loopml.artifacts.store import ArtifactStore
+from loopml.data.signature import Signature
+from loopml.errors import LoopmlError, UnavailableError
+from loopml.serve.batching import MicroBatcher, Prediction, batch_predictor
+from loopml.serve.settings import Settings
+from loopml.serve.validation import Batch, Validator
+
+
+class ModelFailure:
+    """A request's result when the model raised on its rows (kept apart from real results)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def isolating_predictor(model: Any, validator: Validator) -> Any:
+    """``batch_predictor`` that, when a batch fails, retries its requests one by one and
+    returns a :class:`ModelFailure` for each request that still fails."""
+    inner = batch_predictor(model, validator)
+
+    def predict(batches: list[Batch]) -> list[Prediction | ModelFailure]:
+        try:
+            return list(inner(batches))
+        except Exception as exc:
+            if len(batches) == 1:
+                return [ModelFailure(exc)]
+        out: list[Prediction | ModelFailure] = []
+        for b in batches:
+            try:
+                out.extend(inner([b]))
+            except Exception as exc:
+                out.append(ModelFailure(exc))
+        return out
+
+    return predict
+
+
+def warm_row(signature: Signature) -> dict[str, list[Any]]:
+    """One plausible row from the signature: 0 for numbers, False, the first category."""
+    row: dict[str, list[Any]] = {}
+    for c in signature.columns:
+        if c.kind == "number":
+            row[c.name] = [0 if np.dtype(c.dtype).kind in "iu" else 0.0]
+        elif c.kind == "bool":
+            row[c.name] = [False]
+        else:
+            row[c.name] = [c.categories[0] if c.categories else ""]
+    return row
+
+
+@dataclass
+class Loaded:
+    """A loaded, warmed version."""
+
+    id: int
+    row: dict[str, Any]
+    model: Any
+    signature: Signature
+    validator: Validator
+    batcher: MicroBatcher[Batch, Any]
+    load_seconds: float
+
+    @property
+    def has_proba(self) -> bool:
+        return hasattr(self.model, "predict_proba")
+
+
+class ModelPool:
+    """Loaded versions by id. ``ensure`` loads what is missing; ``retain`` drops the rest."""
+
+    def __init__(self, settings: Settings, store: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.artifacts = ArtifactStore(settings.artifacts_root)
+        self.loaded: dict[int, Loaded] = {}
+        self._loading: dict[int, asyncio.Future[Loaded]] = {}
+
+    def get(self, version_id: int) -> Loaded:
+        loaded = self.loaded.get(version_id)
+        if loaded is None:  # internal: tables are installed only once their versions load
+            raise UnavailableError(
+                f"Version {version_id} is not loaded on this server yet. Retry in a moment.",
+                field="version",
+            )
+        return loaded
+
+    def load_sync(self, version_id: int) -> Loaded:
+        """Fetch, verify, load and warm one version (blocking; runs in a worker thread)."""
+        t0 = time.perf_counter()
+        s = self.settings
+        row = self.store.versions.get(version_id)
+        if row["status"] in ("disabled", "rejected"):
+            raise UnavailableError(
+                f"Version {version_id} is {row['status']} and is not served.", field="version"
+            )
+        model = load_version(
+            self.artifacts,
+            row,
+            trusted_types=s.trusted_types,
+            trust_pickle=s.trust_pickle,
+            public_key=s.public_key,
+        )
+        signature = Signature.from_dict(row["signature"])
+        validator = Validator(
+            signature,
+            extra="reject",
+            unseen=s.unseen_policy,  # type: ignore[arg-type]
+            allow_nulls=s.allow_nulls,
+        )
+        predict = isolating_predictor(model, validator)
+        warm = predict([validator.validate(warm_row(signature))])[0]
+        if isinstance(warm, ModelFailure):
+            err = warm.error
+            raise UnavailableError(
+                f"Version {version_id} loaded but failed its warm-up prediction "
+                f"({type(err).__name__}: {str(err)[:200]}).",
+                field="version",
+            )
+        batcher: MicroBatcher[Batch, Any] = MicroBatcher(
+            predict, max_batch_size=s.serve.max_batch_size, max_wait_ms=s.serve.max_batch_wait_ms
+        )
+        return Loaded(
+            version_id, row, model, signature, validator, batcher, time.perf_counter() - t0
+        )
+
+    async def ensure(self, version_ids: Iterable[int]) -> dict[int, BaseException]:
+        """Load every version not loaded yet (concurrent loads of one version are shared).
+
+        Returns the versions that failed, with their errors; the others are in ``loaded``.
+        """
+        wanted = [v for v in set(version_ids) if v not in self.loaded]
+        failures: dict[int, BaseException] = {}
+        for vid in wanted:
+            fut = self._loading.get(vid)
+            if fut is None:
+                fut = asyncio.ensure_future(asyncio.to_thread(self.load_sync, vid))
+                self._loading[vid] = fut
+            try:
+                loaded = await fut
+            except Exception as exc:
+                failures[vid] = exc
+                continue
+            finally:
+                self._loading.pop(vid, None)
+            self.loaded[vid] = loaded
+        return failures
+
+    def retain(self, keep: Iterable[int]) -> list[int]:
+        """Unload every version not in ``keep``; returns the unloaded ids."""
+        keep = set(keep)
+        dropped = [v for v in self.loaded if v not in keep]
+        for v in dropped:
+            loaded = self.loaded.pop(v)
+            loaded.batcher.close()
+        return dropped
+
+    def close(self) -> None:
+        self.retain(())
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of a load failure for the API and the decisions log."""
+    if isinstance(exc, LoopmlError):
+        return exc.message
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -1,0 +1,235 @@
+"""The serving runtime: everything a request needs, built by ``create_app`` and started by
+its lifespan (the store, the model pool, the traffic watcher, the prediction log, auth and
+metrics), plus the one prediction path all three protocols share.
+
+A prediction: route (champion or canary, sticky by entity key) -> parse with the routed
+version's signature -> validate -> micro-batched predict -> request ids -> mirror to shadows
+(a background task; never awaited, never visible) -> append to the durable log (the answer
+waits for its fsync) -> count. Shadows validate and predict with their own signature and
+batcher, and their answers are logged with role ``shadow`` under the caller's request ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loopml.data.signature import Signature
+from loopml.errors import DataError, LoopmlError
+from loopml.serve.auth import Authenticator
+from loopml.serve.ids import new_request_ids
+from loopml.serve.metrics import Metrics
+from loopml.serve.pool import ModelFailure, ModelPool
+from loopml.serve.predlog import PredictionLog, compact
+from loopml.serve.protocols import Request
+from loopml.serve.settings import Settings
+from loopml.serve.watcher import TrafficWatcher
+
+log = logging.getLogger("loopml.serve")
+
+
+@dataclass(slots=True)
+class Answer:
+    """One answered prediction request."""
+
+    endpoint: str
+    version: int
+    role: str
+    request_ids: list[str]
+    predictions: np.ndarray
+    probabilities: np.ndarray | None
+    request: Request
+
+
+def coarsen(proba: np.ndarray | None, mode: str) -> np.ndarray | None:
+    """Output coarsening: ``top_class`` drops the scores, ``rounded`` keeps two decimals."""
+    if proba is None or mode == "none":
+        return proba
+    if mode == "top_class":
+        return None
+    return np.round(proba, 2)
+
+
+class Runtime:
+    """Owns the serving state; see the module docstring."""
+
+    def __init__(self, settings: Settings) -> None:
+        from loopml.store import Store
+
+        self.settings = settings
+        self.store = Store(settings.store_url)
+        self.pool = ModelPool(settings, self.store)
+        self.metrics = Metrics(self._scrape)
+        self.watcher = TrafficWatcher(settings, self.store, self.pool, self.metrics)
+        self.log = PredictionLog(
+            settings.log_root,
+            durable=settings.serve.durable_log,
+            segment_seconds=settings.segment_seconds,
+        )
+        self.auth = Authenticator(
+            self.store.keys.authenticate,
+            enabled=settings.auth,
+            ttl=settings.key_cache_seconds,
+            rate_per_s=settings.serve.rate_limit_per_s,
+            burst=settings.serve.rate_burst,
+        )
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the log, load every endpoint's models, start the background tasks."""
+        self.log.open()
+        await self.watcher.sync(force=True)
+        self.watcher.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._compact_forever()))
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop polling, let shadows finish (briefly), flush and close the log, compact it."""
+        await self.watcher.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._shadow_tasks:
+            await asyncio.wait(set(self._shadow_tasks), timeout=2.0)
+        self.log.close()
+        self.pool.close()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(compact, self.settings.log_root)
+        self.store.close()
+        self.started = False
+
+    async def _compact_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.compact_seconds)
+            try:
+                await asyncio.to_thread(compact, self.settings.log_root)
+            except Exception:
+                log.exception("compacting the prediction log failed; will retry")
+
+    def _scrape(self) -> dict[str, Any]:
+        return {
+            "batch_sizes": {v: dict(ld.batcher.batch_sizes) for v, ld in self.pool.loaded.items()},
+            "logs": {"predictions": self.log.predictions, "labels": self.log.labels},
+        }
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    async def predict(
+        self,
+        endpoint: str,
+        parse: Callable[[Signature], Request],
+        entity_key: str | None = None,
+    ) -> Answer:
+        """Route, validate, predict, mirror to shadows, log durably; see the module docstring."""
+        t0 = time.perf_counter()
+        table = self.watcher.state(endpoint).table()
+        version, role = table.route(entity_key)
+        try:
+            loaded = self.pool.get(version)
+            request = parse(loaded.signature)
+            batch = loaded.validator.validate(request.columns)
+            result = await loaded.batcher.submit(batch)
+            if isinstance(result, ModelFailure):
+                raise DataError(
+                    f"The model (version {version}) could not predict on these rows "
+                    f"({type(result.error).__name__}). Check the values against the model's "
+                    f"signature (GET /v2/models/{endpoint}).",
+                    field="rows",
+                )
+            pred, proba = result
+            ids = new_request_ids(batch.n)
+            shadows = table.shadow_versions()
+            if shadows:
+                self._mirror(endpoint, shadows, request.columns, ids, entity_key)
+            await self.log.log_predictions(
+                endpoint=endpoint,
+                version=version,
+                role=role,
+                request_ids=ids,
+                features=batch.columns,
+                predictions=pred,
+                probabilities=proba,
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                entity_key=entity_key,
+                flags=batch.flags,
+            )
+        except LoopmlError as exc:
+            self.metrics.error(endpoint, version, role, exc.http_status)
+            raise
+        self.metrics.observe(endpoint, version, role, batch.n, time.perf_counter() - t0)
+        return Answer(
+            endpoint, version, role, ids, pred, coarsen(proba, self.settings.coarsen), request
+        )
+
+    def _mirror(
+        self,
+        endpoint: str,
+        versions: tuple[int, ...],
+        columns: Mapping[str, Any],
+        ids: list[str],
+        entity_key: str | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for vid in versions:
+            if len(self._shadow_tasks) >= self.settings.shadow_queue:
+                self.metrics.shadow_dropped.labels(endpoint).inc()
+                continue
+            task = loop.create_task(self._shadow(endpoint, vid, columns, ids, entity_key))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(
+        self,
+        endpoint: str,
+        version: int,
+        columns: Mapping[str, Any],
+        ids: list[str],
+        entity_key: str | None,
+    ) -> None:
+        """One shadow prediction; any failure is counted and otherwise swallowed."""
+        t0 = time.perf_counter()
+        try:
+            loaded = self.pool.loaded.get(version)
+            if loaded is None:
+                return
+            batch = loaded.validator.validate(columns)
+            result = await loaded.batcher.submit(batch)
+            if isinstance(result, ModelFailure):
+                raise result.error
+            pred, proba = result
+            await self.log.log_predictions(
+                endpoint=endpoint,
+                version=version,
+                role="shadow",
+                request_ids=ids,
+                features=batch.columns,
+                predictions=pred,
+                probabilities=proba,
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                entity_key=entity_key,
+                flags=batch.flags,
+            )
+        except Exception as exc:
+            self.metrics.shadow_errors.labels(endpoint, str(version)).inc()
+            log.debug("shadow version %s of %s failed: %s", version, endpoint, exc)
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    async def label(self, labels: Mapping[str, Any]) -> list[str]:
+        """Log ground truth by request id (durably); returns the ids the log does not know."""
+        return await self.log.log_labels(labels)

@@ -1,0 +1,311 @@
+"""Append-only segment files with checksummed frames and group commit.
+
+The write-ahead part of the prediction log (:mod:`loopml.serve.predlog`). Written by hand
+because what it needs is small and specific: the embedded databases that offer group commit
+(SQLite WAL, LMDB) put every record through a B-tree and a global write lock, and Kafka-like
+logs are separate services. Here:
+
+- A frame is ``length (u32 LE) | crc32(length + payload) (u32 LE) | payload``. A reader stops
+  at the first frame that is incomplete or fails its checksum: a torn tail after a crash is
+  detected and skipped, and everything before it reads back.
+- One writer thread per log drains every record queued while its previous ``fsync`` ran and
+  writes them with one ``write`` + one ``fsync`` (group commit). In durable mode a caller's
+  future resolves only after the fsync of its group; in buffered mode the writer flushes on a
+  timer and never fsyncs.
+- Segments roll by size and age. A process never appends to an old segment: after a restart
+  it opens a new one, so a torn tail stays at the end of a closed segment. The live segment
+  is held under ``flock``; compaction claims a closed segment by taking the same lock, so
+  several server processes (and several compactors) can share one directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_HEADER = struct.Struct("<II")
+_MAX_FRAME = 1 << 30
+SUFFIX = ".wal"
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """``length | crc32 | payload`` for one record."""
+    length = len(payload)
+    crc = zlib.crc32(payload, zlib.crc32(length.to_bytes(4, "little")))
+    return _HEADER.pack(length, crc) + payload
+
+
+def scan_frames(data: bytes) -> tuple[list[bytes], int]:
+    """The valid frames at the start of ``data`` and the offset where they end.
+
+    The offset is smaller than ``len(data)`` when the tail is torn or corrupt.
+    """
+    frames: list[bytes] = []
+    pos, end, size = 0, len(data), _HEADER.size
+    view = memoryview(data)
+    while pos + size <= end:
+        length, crc = _HEADER.unpack_from(data, pos)
+        stop = pos + size + length
+        if length > _MAX_FRAME or stop > end:
+            break
+        payload = view[pos + size : stop]
+        if zlib.crc32(payload, zlib.crc32(length.to_bytes(4, "little"))) != crc:
+            break
+        frames.append(payload.tobytes())
+        pos = stop
+    return frames, pos
+
+
+def read_segment(path: Path) -> Iterator[bytes]:
+    """The payloads of a segment file, up to its first torn or corrupt frame."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # compacted meanwhile
+        return iter(())
+    return iter(scan_frames(data)[0])
+
+
+def claim(path: Path) -> int | None:
+    """Lock a closed segment for compaction; ``None`` if a writer or compactor holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _SyncWaiter:
+    __slots__ = ("error", "event")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futures:
+        if not fut.done():
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+
+class SegmentLog:
+    """A directory of segment files written by one writer thread with group commit."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        durable: bool = True,
+        segment_bytes: int = 64 << 20,
+        segment_seconds: float = 600.0,
+        flush_seconds: float = 0.2,
+    ) -> None:
+        self.directory = Path(directory)
+        self.durable = durable
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
+        self.flush_seconds = flush_seconds
+        self.fsyncs = 0
+        self.groups = 0
+        self.records = 0
+        self.fsync_seconds = 0.0
+        self.last_fsync_seconds = 0.0
+        self._cond = threading.Condition()
+        self._pending: list[bytes] = []
+        self._waiters: list[Any] = []
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._fd = -1
+        self._path: Path | None = None
+        self._size = 0
+        self._opened = 0.0
+        self._seq = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def open(self) -> SegmentLog:
+        """Start a new segment and the writer thread; old segments stay for compaction."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._roll()
+        self._thread = threading.Thread(target=self._run, name=f"wal:{self.directory}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Write what is queued, fsync, and stop the writer."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._fd >= 0:
+            if self._size:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    @property
+    def current(self) -> Path | None:
+        """The segment being written."""
+        return self._path
+
+    def segments(self) -> list[Path]:
+        """Every segment file in the directory, oldest first (the live one included)."""
+        return sorted(self.directory.glob("*" + SUFFIX))
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    # -- appending ------------------------------------------------------------------------
+
+    def append_nowait(self, payload: bytes) -> None:
+        """Queue a record without waiting for it to reach the disk."""
+        frame = encode_frame(payload)
+        with self._cond:
+            self._check_open()
+            self._pending.append(frame)
+            if self.durable:
+                self._cond.notify()
+
+    def append_future(self, payload: bytes) -> asyncio.Future[None]:
+        """Queue a record; the future resolves once it is written (and fsynced if durable)."""
+        frame = encode_frame(payload)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._cond:
+            self._check_open()
+            self._pending.append(frame)
+            self._waiters.append(fut)
+            self._cond.notify()
+        return fut
+
+    async def append(self, payload: bytes) -> None:
+        """Append and wait until the record is on disk (durable) or written (buffered)."""
+        await self.append_future(payload)
+
+    def append_sync(self, payload: bytes) -> None:
+        """Blocking :meth:`append` for code outside an event loop."""
+        frame = encode_frame(payload)
+        waiter = _SyncWaiter()
+        with self._cond:
+            self._check_open()
+            self._pending.append(frame)
+            self._waiters.append(waiter)
+            self._cond.notify()
+        waiter.event.wait()
+        if waiter.error is not None:
+            raise waiter.error
+
+    def _check_open(self) -> None:
+        if self._closing or self._thread is None:
+            raise RuntimeError(f"the log in {self.directory} is not open; call open() first")
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending and not self._closing:
+                    self._cond.wait(self._wait_seconds())
+                frames, waiters = self._pending, self._waiters
+                self._pending, self._waiters = [], []
+                closing = self._closing
+            if frames:
+                self._write_group(frames, waiters)
+            if self._segment_full():
+                with contextlib.suppress(
+                    OSError
+                ):  # disk full or gone: the next write reports it to callers
+                    self._roll()
+            if closing and not frames:
+                return
+
+    def _wait_seconds(self) -> float:
+        age_left = self.segment_seconds - (time.monotonic() - self._opened)
+        timeout = age_left if self.durable else min(self.flush_seconds, age_left)
+        return max(timeout, 0.001)
+
+    def _write_group(self, frames: list[bytes], waiters: list[Any]) -> None:
+        error: BaseException | None = None
+        data = b"".join(frames)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            if self.durable:
+                t0 = time.perf_counter()
+                os.fsync(self._fd)
+                self.last_fsync_seconds = time.perf_counter() - t0
+                self.fsync_seconds += self.last_fsync_seconds
+                self.fsyncs += 1
+            self._size += len(data)
+            self.records += len(frames)
+            self.groups += 1
+        except OSError as exc:
+            error = OSError(
+                exc.errno,
+                f"could not write the log segment {self._path}: "
+                f"{exc.strerror}. Check free space and permissions.",
+            )
+            # what reached the file is a torn tail now; never append after it
+            self._size = self.segment_bytes
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for w in waiters:
+            if isinstance(w, _SyncWaiter):
+                w.error = error
+                w.event.set()
+            else:
+                by_loop.setdefault(w.get_loop(), []).append(w)
+        for loop, futures in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+                loop.call_soon_threadsafe(_settle, futures, error)
+
+    def _segment_full(self) -> bool:
+        if self._size >= self.segment_bytes:
+            return True
+        return self._size > 0 and time.monotonic() - self._opened >= self.segment_seconds
+
+    def _roll(self) -> None:
+        """Close the live segment (releasing its lock) and start a new one."""
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            finally:
+                self._fd = -1
+        self._seq += 1
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{SUFFIX}"
+        path = self.directory / name
+        # lock under a name compaction does not list, then rename: no compactor can claim
+        # (and delete) a fresh segment before its writer holds the lock
+        tmp = self.directory / f".{name}.new"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(tmp, path)
+        fsync_dir(self.directory)
+        self._fd, self._path, self._size, self._opened = fd, path, 0, time.monotonic()

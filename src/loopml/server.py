@@ -1,0 +1,225 @@
+"""``loopml serve``: one process that runs the serving app, and (as they land) the dashboard
+and the controller. This is the top floor: it may import every stage; no stage imports it.
+
+How the other parts join (the hook list):
+
+- :data:`MOUNTS` — functions ``(cfg) -> (path, asgi_app)``; each app is mounted under its
+  path on the serving app (the dashboard: ``("/ui", ui_app)``).
+- :data:`SERVICES` — functions ``(cfg) -> async context manager``; each is entered after the
+  serving app has started (models loaded, log open) and left before it stops (the
+  controller's reconcile loop).
+
+Everything runs on one uvicorn worker with uvloop + httptools (serving.md §5.2: scale by
+running more such processes; they share the store and the log directory). uvicorn's access
+log is off: the app writes its own structured JSON access log (``loopml.access``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TextIO
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from loopml.config import Config
+from loopml.control.service import controller_service
+from loopml.errors import UsageError
+from loopml.monitor.service import monitor_service
+from loopml.serve.app import create_app
+from loopml.serve.settings import Settings
+from loopml.ui import mount as ui_mount
+
+MOUNTS: list[Callable[[Config], tuple[str, ASGIApp]]] = [ui_mount]
+SERVICES: list[Callable[[Config], AbstractAsyncContextManager[Any]]] = [
+    monitor_service,
+    controller_service,
+]
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and names that resolve only to them (``localhost``)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def compose(cfg: Config, settings: Settings) -> Starlette:
+    """The one-process app: serving, plus every mount and service in the hook lists."""
+    app = create_app(settings)
+    for mount in MOUNTS:
+        path, sub = mount(cfg)
+        app.router.mount(path, app=sub)
+    if SERVICES:
+        inner = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan(a: Any) -> AsyncIterator[None]:
+            async with inner(a), contextlib.AsyncExitStack() as stack:
+                for service in SERVICES:
+                    await stack.enter_async_context(service(cfg))
+                yield
+
+        app.router.lifespan_context = lifespan
+    return app
+
+
+class _JSONLines(logging.StreamHandler):
+    """Writes messages as they are (already JSON) and flushes at most every 0.5 s, so the
+    access log costs no syscall per request under load."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._last = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(record.getMessage() + "\n")
+            if record.created - self._last >= 0.5:
+                self._last = record.created
+                self.stream.flush()
+        except Exception:  # pragma: no cover - a broken stderr must not fail requests
+            self.handleError(record)
+
+
+def configure_logging(access_log: bool = True) -> None:
+    """JSON access lines on stderr; server messages as plain lines."""
+    access = logging.getLogger("loopml.access")
+    access.handlers[:] = [_JSONLines(sys.stderr)] if access_log else []
+    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    access.propagate = False
+    serve_log = logging.getLogger("loopml.serve")
+    if not serve_log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        serve_log.addHandler(h)
+    serve_log.setLevel(logging.INFO)
+    serve_log.propagate = False
+
+
+def key_hint(settings: Settings, host: str, out: TextIO) -> None:
+    """With auth on and no active key, say how to create one."""
+    if not settings.auth:
+        return
+    from loopml.store import Store
+
+    store = Store(settings.store_url)
+    try:
+        active = [k for k in store.keys.list() if k["revoked_at"] is None]
+    finally:
+        store.close()
+    if active:
+        return
+    where = "" if is_loopback(host) else " (this server listens beyond loopback: keep keys secret)"
+    print(
+        "No API key exists yet, and every route except health and /metrics needs one"
+        f"{where}. Create an admin key with:\n\n    loopml keys create --role admin\n\n"
+        "then send it as 'Authorization: Bearer <key>'.",
+        file=out,
+        flush=True,
+    )
+
+
+class Background:
+    """A server running on a thread of this process (the demo, the tests)."""
+
+    def __init__(self, server: Any, thread: threading.Thread, url: str) -> None:
+        self.server, self.thread, self.url = server, thread, url
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", timeout: float = 60.0) -> Background:
+    """Run ``app`` under uvicorn (uvloop + httptools) on a free port of ``host`` in a daemon
+    thread; returns once uvicorn has started (its lifespan startup has run)."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, name="loopml-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"the server on {host}:{port} did not start within {timeout:g} s")
+        time.sleep(0.02)
+    return Background(server, thread, f"http://{host}:{port}")
+
+
+def serve(
+    cfg: Config,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    auth: bool | None = None,
+    access_log: bool = True,
+    out: TextIO = sys.stdout,
+) -> int:
+    """Run the server until SIGINT/SIGTERM; a graceful stop flushes the prediction log."""
+    import uvicorn
+
+    host = host or cfg.serve.host
+    port = port or cfg.serve.port
+    auth = cfg.serve.auth if auth is None else auth
+    if not auth and not is_loopback(host):
+        raise UsageError(
+            f"--no-auth is allowed only on a loopback host (127.0.0.1, ::1); got {host!r}. "
+            "Create keys with 'loopml keys create --role ROLE' instead.",
+            field="auth",
+        )
+    settings = Settings.from_config(cfg, auth=auth, access_log=access_log)
+    # Background threads (log writer, compaction, monitor, controller) share the GIL with the
+    # event loop; a 1 ms switch interval (CPython's default is 5 ms) keeps a long compaction
+    # from stalling requests that wait on the log writer.
+    sys.setswitchinterval(0.001)
+    configure_logging(access_log)
+    key_hint(settings, host, out)
+    app = compose(cfg, settings)
+    print(
+        f"loopml serving on http://{host}:{port} (auth {'on' if auth else 'OFF'})",
+        file=out,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+        workers=None,
+    )
+    return 0

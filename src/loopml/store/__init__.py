@@ -1,0 +1,63 @@
+"""The metadata store: runs, versions, endpoints, decisions, keys (SQLite or Postgres).
+
+``open_store(url)`` migrates the schema if needed and returns a ``Store`` whose attributes
+group the queries by what they hold: ``store.runs``, ``store.versions``, ``store.endpoints``,
+``store.decisions``, ``store.keys`` ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopml.store.audit import Decisions
+from loopml.store.db import make_engine, migrate
+from loopml.store.endpoints import Endpoints
+from loopml.store.keys import Keys
+from loopml.store.locks import Locks
+from loopml.store.monitoring import Monitoring
+from loopml.store.registry import Aliases, Runs, Snapshots, Versions
+from loopml.store.rollouts import Rollouts
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self.snapshots = Snapshots(self.engine)
+        self.runs = Runs(self.engine)
+        self.versions = Versions(self.engine)
+        self.aliases = Aliases(self.engine)
+        self.endpoints = Endpoints(self.engine)
+        self.decisions = Decisions(self.engine)
+        self.keys = Keys(self.engine)
+        self.locks = Locks(self.engine)
+        self.monitoring = Monitoring(self.engine)
+        self.rollouts = Rollouts(self.engine)
+
+    def disable(self, version_id: int, *, actor: str, reason: str) -> list[str]:
+        """Kill switch: mark the version disabled, then take it out of every endpoint."""
+        self.versions.set_status(version_id, "disabled", actor=actor, reason=reason)
+        return self.endpoints.remove_version(
+            version_id, actor=actor, reason=reason, action="disable"
+        )
+
+    def retire(
+        self, version_id: int, *, actor: str, reason: str, evidence: dict[str, Any] | None = None
+    ) -> list[str]:
+        self.versions.set_status(
+            version_id, "retired", actor=actor, reason=reason, evidence=evidence
+        )
+        return self.endpoints.remove_version(
+            version_id, actor=actor, reason=reason, action="retire"
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    return Store(url)
+
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,84 @@
+"""Opening the metadata store: engine settings per backend and schema migrations.
+
+SQLite runs in WAL mode with a busy timeout so the server, the controller and the CLI can
+share one file. Opening an older database upgrades it (Alembic); a database written by a
+newer loopml is refused rather than touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from loopml.errors import ConfigError, StoreVersionError
+
+HEAD = "0003"  # newest migration this loopml knows; keep in step with migrations/versions
+KNOWN = ("0001", "0002", "0003")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=15000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (sqlite:///path or postgresql+psycopg://...)."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except (SQLAlchemyError, ImportError) as e:
+        raise ConfigError(
+            f"Cannot use the metadata store URL {url!r}: {e}. Use sqlite:///path/to/loopml.db "
+            f"or postgresql+psycopg://user@host/db (pip install 'loopml[postgres]')."
+        ) from None
+    return engine
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine: Engine) -> str | None:
+    """Bring the schema to HEAD; refuse a database from a newer loopml. Returns the old revision."""
+    try:
+        before = current_revision(engine)
+    except OperationalError as e:
+        raise ConfigError(
+            f"Cannot open the metadata store at {engine.url!r}: {e.orig}. Check the 'store:' URL "
+            f"in loopml.yaml and that the database server is running."
+        ) from None
+    if before == HEAD:
+        return before
+    if before is not None and before not in KNOWN:
+        raise StoreVersionError(
+            f"The metadata store at {engine.url!r} is at schema revision {before!r}, written by a "
+            f"newer loopml than this one (which knows up to {HEAD!r}). Upgrade loopml "
+            f"(pip install -U loopml); the database was not changed."
+        )
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, HEAD)
+    return before

@@ -1,0 +1,381 @@
+"""Endpoints and their traffic: champion, weighted canary, mirrored shadows.
+
+Every change goes through ``change_traffic``: one transaction that checks the endpoint's
+optimistic lock, updates the traffic, keeps each version's status in step with the role it
+now plays, appends a traffic-history row (so "which version served at time T" has an
+answer) and a decision with before/after. The CLI, the HTTP API and the controller all call
+these functions.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from loopml.errors import ConflictError, NotFoundError, UsageError
+from loopml.store import audit
+from loopml.store.registry import set_status
+from loopml.store.schema import endpoints, traffic_history, versions
+from loopml.store.util import row_dict
+
+_KEEP: Any = object()
+OFF_TRAFFIC = ("candidate", "retired", "disabled", "rejected")
+
+
+def traffic_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "champion": row["champion_id"],
+        "canary": row["canary_id"],
+        "canary_weight": row["canary_weight"],
+        "shadows": row["shadows"],
+    }
+
+
+class Endpoints:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ reads
+    def get(self, name: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
+        if r is None:
+            raise NotFoundError(
+                f"No endpoint {name!r}. Deploy a version to it with 'loopml deploy {name} VERSION'.",
+                field="endpoint",
+            )
+        return row_dict(r)
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [row_dict(r) for r in conn.execute(select(endpoints).order_by(endpoints.c.name))]
+
+    def locks(self) -> dict[str, int]:
+        """name -> lock: a cheap poll for replicas to notice traffic changes."""
+        with self.engine.connect() as conn:
+            return {
+                r.name: r.lock for r in conn.execute(select(endpoints.c.name, endpoints.c.lock))
+            }
+
+    def history(self, name: str, *, at: float | None = None) -> builtins.list[dict[str, Any]]:
+        """Traffic changes of ``name``; with ``at``, only the one in force at that time."""
+        q = select(traffic_history).where(traffic_history.c.endpoint == name)
+        if at is not None:
+            q = q.where(traffic_history.c.at <= at).order_by(traffic_history.c.at.desc()).limit(1)
+        else:
+            q = q.order_by(traffic_history.c.at)
+        with self.engine.connect() as conn:
+            return [row_dict(r) for r in conn.execute(q)]
+
+    # ------------------------------------------------------------------ writes
+    def change_traffic(
+        self,
+        name: str,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        model: str | None = None,
+        champion: Any = _KEEP,
+        canary: Any = _KEEP,
+        canary_weight: Any = _KEEP,
+        shadows: Any = _KEEP,
+        previous_champion: Any = _KEEP,
+        evidence: dict[str, Any] | None = None,
+        expected_lock: int | None = None,
+        allow_frozen: bool = False,
+    ) -> dict[str, Any]:
+        now = time.time()
+        with self.engine.begin() as conn:
+            r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
+            if r is None:
+                if model is None:
+                    raise NotFoundError(f"No endpoint {name!r}.", field="endpoint")
+                conn.execute(
+                    insert(endpoints).values(
+                        name=name,
+                        model=model,
+                        shadows=[],
+                        canary_weight=0.0,
+                        frozen=False,
+                        lock=0,
+                        updated_at=now,
+                    )
+                )
+                r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
+            row = row_dict(r)
+            if row["frozen"] and not allow_frozen:
+                raise ConflictError(
+                    f"Endpoint {name!r} is frozen: automation and traffic changes are stopped. "
+                    f"Run 'loopml unfreeze {name}' first.",
+                    field="endpoint",
+                )
+            lock = row["lock"] if expected_lock is None else expected_lock
+            new = dict(row)
+            for key, val in (
+                ("champion_id", champion),
+                ("canary_id", canary),
+                ("canary_weight", canary_weight),
+                ("shadows", shadows),
+                ("previous_champion_id", previous_champion),
+            ):
+                if val is not _KEEP:
+                    new[key] = val
+            if new["canary_id"] is None:
+                new["canary_weight"] = 0.0
+            res = conn.execute(
+                update(endpoints)
+                .where(endpoints.c.name == name, endpoints.c.lock == lock)
+                .values(
+                    champion_id=new["champion_id"],
+                    canary_id=new["canary_id"],
+                    canary_weight=float(new["canary_weight"]),
+                    shadows=new["shadows"],
+                    previous_champion_id=new["previous_champion_id"],
+                    lock=lock + 1,
+                    updated_at=now,
+                )
+            )
+            if res.rowcount != 1:
+                raise ConflictError(
+                    f"Endpoint {name!r} changed while this {action} was being made (expected "
+                    f"revision {lock}, now {row['lock']}). Nothing was changed; check "
+                    f"'loopml versions' and try again.",
+                    field="endpoint",
+                )
+            self._sync_statuses(conn, row, new, actor=actor, reason=reason, endpoint=name)
+            before, after = traffic_of(row), traffic_of(new)
+            conn.execute(insert(traffic_history).values(endpoint=name, at=now, traffic=after))
+            audit.record(
+                conn,
+                actor=actor,
+                action=action,
+                subject=f"endpoint:{name}",
+                endpoint=name,
+                reason=reason,
+                evidence=evidence,
+                before=before,
+                after=after,
+                at=now,
+            )
+        return self.get(name)
+
+    @staticmethod
+    def _sync_statuses(conn: Any, old: dict[str, Any], new: dict[str, Any], **kw: Any) -> None:
+        roles: dict[int, str] = {}
+        for s in new["shadows"]:
+            roles[s["version_id"]] = "shadow"
+        if new["canary_id"] is not None:
+            roles[new["canary_id"]] = "canary"
+        if new["champion_id"] is not None:
+            roles[new["champion_id"]] = "champion"
+        before = {old["champion_id"], old["canary_id"], *(s["version_id"] for s in old["shadows"])}
+        for vid, role in roles.items():
+            set_status(conn, vid, role, **kw)
+        for vid in before - set(roles) - {None}:
+            cur = conn.execute(select(versions.c.status).where(versions.c.id == vid)).scalar()
+            if cur not in OFF_TRAFFIC:
+                set_status(conn, vid, "candidate", **kw)
+
+    def set_frozen(self, name: str, frozen: bool, *, actor: str, reason: str) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"No endpoint {name!r}.", field="endpoint")
+            conn.execute(
+                update(endpoints)
+                .where(endpoints.c.name == name)
+                .values(frozen=frozen, lock=row.lock + 1, updated_at=time.time())
+            )
+            audit.record(
+                conn,
+                actor=actor,
+                action="freeze" if frozen else "unfreeze",
+                subject=f"endpoint:{name}",
+                endpoint=name,
+                reason=reason,
+                before={"frozen": row.frozen},
+                after={"frozen": frozen},
+            )
+        return self.get(name)
+
+    # ------------------------------------------------------------------ operations
+    def deploy(
+        self,
+        name: str,
+        version: dict[str, Any],
+        *,
+        actor: str,
+        reason: str = "",
+        canary: float | None = None,
+        shadow: bool = False,
+        shadow_fraction: float = 1.0,
+    ) -> dict[str, Any]:
+        """Put ``version`` on ``name``: as champion, as a canary at ``canary`` %, or as a shadow."""
+        if version["status"] in ("rejected", "disabled", "retired"):
+            raise UsageError(
+                f"Version {version['id']} is {version['status']} and cannot be deployed. "
+                f"Train a new version with 'loopml run'.",
+                field="version",
+            )
+        if canary is not None and not 0 < canary <= 100:
+            raise UsageError(
+                f"--canary must be a percentage in (0, 100]. Got {canary}.", field="canary"
+            )
+        try:
+            cur = self.get(name)
+        except NotFoundError:
+            cur = None
+        vid = version["id"]
+        if cur is not None and cur["model"] != version["model"]:
+            raise UsageError(
+                f"Endpoint {name!r} serves model {cur['model']!r}; version {vid} belongs to "
+                f"{version['model']!r}.",
+                field="version",
+            )
+        shadows = [s for s in (cur["shadows"] if cur else []) if s["version_id"] != vid]
+        if cur is None or cur["champion_id"] is None:
+            if canary is not None or shadow:
+                raise UsageError(
+                    f"Endpoint {name!r} has no champion yet: deploy version {vid} "
+                    f"without --canary/--shadow first.",
+                    field="version",
+                )
+            return self.change_traffic(
+                name,
+                model=version["model"],
+                actor=actor,
+                action="deploy",
+                reason=reason or f"version {vid} deployed as champion",
+                champion=vid,
+                shadows=shadows,
+            )
+        if cur["champion_id"] == vid and canary is None and not shadow:
+            return cur
+        if shadow:
+            shadows.append({"version_id": vid, "fraction": float(shadow_fraction)})
+            canary_kw: dict[str, Any] = {}
+            if cur["canary_id"] == vid:
+                canary_kw = {"canary": None}
+            return self.change_traffic(
+                name,
+                actor=actor,
+                action="shadow",
+                shadows=shadows,
+                reason=reason or f"version {vid} mirrored as shadow",
+                **canary_kw,
+            )
+        if canary is not None and canary < 100:
+            return self.change_traffic(
+                name,
+                actor=actor,
+                action="canary",
+                canary=vid,
+                canary_weight=float(canary),
+                shadows=shadows,
+                reason=reason or f"version {vid} takes {canary:g}% as canary",
+            )
+        return self.promote(name, vid, actor=actor, reason=reason)
+
+    def promote(
+        self,
+        name: str,
+        version_id: int,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        expected_lock: int | None = None,
+    ) -> dict[str, Any]:
+        cur = self.get(name)
+        if cur["champion_id"] == version_id:
+            raise ConflictError(
+                f"Version {version_id} is already the champion of {name!r}.", field="version"
+            )
+        shadows = [s for s in cur["shadows"] if s["version_id"] != version_id]
+        canary_kw: dict[str, Any] = {"canary": None} if cur["canary_id"] == version_id else {}
+        return self.change_traffic(
+            name,
+            actor=actor,
+            action="promote",
+            champion=version_id,
+            previous_champion=cur["champion_id"],
+            shadows=shadows,
+            evidence=evidence,
+            reason=reason or f"version {version_id} promoted to champion",
+            expected_lock=cur["lock"] if expected_lock is None else expected_lock,
+            **canary_kw,
+        )
+
+    def rollback(
+        self, name: str, *, actor: str, reason: str = "", evidence: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Drop the canary and shadows; with none, return to the previous champion."""
+        cur = self.get(name)
+        if cur["canary_id"] is not None or cur["shadows"]:
+            return self.change_traffic(
+                name,
+                actor=actor,
+                action="rollback",
+                canary=None,
+                shadows=[],
+                evidence=evidence,
+                allow_frozen=True,
+                reason=reason or "canary and shadows removed",
+            )
+        prev = cur["previous_champion_id"]
+        if prev is None:
+            raise UsageError(
+                f"Endpoint {name!r} has no canary and no previous champion to roll back to.",
+                field="endpoint",
+            )
+        return self.change_traffic(
+            name,
+            actor=actor,
+            action="rollback",
+            champion=prev,
+            previous_champion=None,
+            evidence=evidence,
+            allow_frozen=True,
+            reason=reason or f"rolled back to version {prev}",
+        )
+
+    def remove_version(
+        self, version_id: int, *, actor: str, reason: str, action: str
+    ) -> builtins.list[str]:
+        """Take a version out of every endpoint at once (kill switch, retirement)."""
+        touched = []
+        for ep in self.list():
+            roles = {ep["champion_id"], ep["canary_id"], *(s["version_id"] for s in ep["shadows"])}
+            if version_id not in roles:
+                continue
+            kw: dict[str, Any] = {
+                "shadows": [s for s in ep["shadows"] if s["version_id"] != version_id]
+            }
+            if ep["canary_id"] == version_id:
+                kw["canary"] = None
+            if ep["champion_id"] == version_id:
+                prev = ep["previous_champion_id"]
+                ok = prev is not None and self._status(prev) not in (
+                    "disabled",
+                    "retired",
+                    "rejected",
+                )
+                # fall back to the previous champion; with none the endpoint answers 503
+                kw["champion"] = prev if ok else None
+                kw["previous_champion"] = None
+            self.change_traffic(
+                ep["name"], actor=actor, action=action, reason=reason, allow_frozen=True, **kw
+            )
+            touched.append(ep["name"])
+        return touched
+
+    def _status(self, version_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(versions.c.status).where(versions.c.id == version_id)
+            ).scalar()

@@ -1,0 +1,219 @@
+"""The controller's state: rollouts (shadow -> canary steps -> champion) and retraining requests.
+
+``store.rollouts`` holds both, because the controller reads them together: at most one active
+rollout per endpoint (state ``shadow`` or ``canary``), and the retraining history from which
+cooldown, the daily budget and the breaker are computed. Rollout updates name the state and
+step they read (optimistic, like versions and endpoints), so two writers never both advance a
+rollout. Times are the caller's clock (the controller may run on a test clock).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from loopml.errors import ConflictError, NotFoundError
+from loopml.store.schema import retrains, rollouts
+from loopml.store.util import row_dict
+
+ACTIVE = ("shadow", "canary")
+FINISHED = ("promoted", "rolled_back", "aborted")
+# outcomes that count as "this candidate did not beat the champion" for the breaker
+FAILED_OUTCOMES = ("rejected", "rolled_back", "aborted", "error")
+
+RO = rollouts.c
+RT = retrains.c
+
+
+class Rollouts:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ------------------------------------------------------------------ rollouts
+    def start(
+        self,
+        *,
+        endpoint: str,
+        candidate_id: int,
+        champion_id: int | None,
+        at: float,
+        retrain_id: int | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A new rollout in the shadow state; refuses a second active one on the endpoint."""
+        with self.engine.begin() as conn:
+            busy = conn.execute(
+                select(RO.id).where(RO.endpoint == endpoint, RO.state.in_(ACTIVE))
+            ).scalar()
+            if busy is not None:
+                raise ConflictError(
+                    f"Endpoint {endpoint!r} already has rollout {busy} in progress; "
+                    "wait for it to finish or roll it back.",
+                    field="endpoint",
+                )
+            rid = conn.execute(
+                insert(rollouts).values(
+                    endpoint=endpoint,
+                    candidate_id=candidate_id,
+                    champion_id=champion_id,
+                    retrain_id=retrain_id,
+                    state="shadow",
+                    step=-1,
+                    started_at=at,
+                    step_started_at=at,
+                    cursor=at,
+                    breaches=0,
+                    judged=0,
+                    evidence=evidence or {},
+                    updated_at=at,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return self.get(int(rid))
+
+    def get(self, rollout_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(rollouts).where(RO.id == rollout_id)).first()
+        if r is None:
+            raise NotFoundError(f"No rollout {rollout_id}.", field="rollout")
+        return row_dict(r)
+
+    def active(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Rollouts in progress (shadow or canary), oldest first."""
+        q = select(rollouts).where(RO.state.in_(ACTIVE)).order_by(RO.id)
+        if endpoint is not None:
+            q = q.where(RO.endpoint == endpoint)
+        with self.engine.connect() as conn:
+            return [row_dict(r) for r in conn.execute(q)]
+
+    def update(self, rollout: dict[str, Any], *, at: float, **values: Any) -> dict[str, Any]:
+        """Change a rollout if it is still in the state and step it was read in."""
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(rollouts)
+                .where(
+                    RO.id == rollout["id"],
+                    RO.state == rollout["state"],
+                    RO.step == rollout["step"],
+                    RO.updated_at == rollout["updated_at"],
+                )
+                .values(updated_at=max(at, rollout["updated_at"] + 1e-6), **values)
+            )
+        if res.rowcount != 1:
+            raise ConflictError(
+                f"Rollout {rollout['id']} changed while it was being updated; nothing was changed.",
+                field="rollout",
+            )
+        return self.get(rollout["id"])
+
+    # ------------------------------------------------------------------ retrains
+    def request_retrain(
+        self,
+        endpoint: str,
+        *,
+        trigger: str,
+        key: str,
+        reason: str,
+        requested_by: str,
+        at: float,
+        status: str = "pending",
+        evidence: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            rid = conn.execute(
+                insert(retrains).values(
+                    endpoint=endpoint,
+                    trigger=trigger,
+                    key=key,
+                    status=status,
+                    reason=reason,
+                    evidence=evidence or {},
+                    requested_by=requested_by,
+                    requested_at=at,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return self.retrain(int(rid))
+
+    def retrain(self, retrain_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(retrains).where(RT.id == retrain_id)).first()
+        if r is None:
+            raise NotFoundError(f"No retraining request {retrain_id}.", field="retrain")
+        return row_dict(r)
+
+    def retrains(
+        self,
+        endpoint: str,
+        *,
+        status: str | None = None,
+        trigger: str | None = None,
+        key: str | None = None,
+        since: float | None = None,
+        limit: int = 200,
+    ) -> list[dict[str, Any]]:
+        """An endpoint's retraining requests, newest first."""
+        q = select(retrains).where(RT.endpoint == endpoint).order_by(RT.id.desc()).limit(limit)
+        for col, val in ((RT.status, status), (RT.trigger, trigger), (RT.key, key)):
+            if val is not None:
+                q = q.where(col == val)
+        if since is not None:
+            q = q.where(RT.requested_at >= since)
+        with self.engine.connect() as conn:
+            return [row_dict(r) for r in conn.execute(q)]
+
+    def started_since(self, endpoint: str, since: float) -> int:
+        """Retraining runs started at or after ``since`` (the daily budget)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(retrains)
+                    .where(
+                        RT.endpoint == endpoint, RT.started_at.is_not(None), RT.started_at >= since
+                    )
+                ).scalar_one()
+            )
+
+    def last_started(self, endpoint: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(retrains)
+                .where(RT.endpoint == endpoint, RT.started_at.is_not(None))
+                .order_by(RT.started_at.desc(), RT.id.desc())
+                .limit(1)
+            ).first()
+        return None if r is None else row_dict(r)
+
+    def failures_in_a_row(self, endpoint: str) -> list[dict[str, Any]]:
+        """The newest finished retrains that failed to beat the champion, up to the last success."""
+        out = []
+        for r in self.retrains(endpoint, status="done", limit=100):
+            if r["outcome"] == "promoted":
+                break
+            if r["outcome"] in FAILED_OUTCOMES:
+                out.append(r)
+        return out
+
+    def set_retrain(self, retrain_id: int, **values: Any) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            conn.execute(update(retrains).where(RT.id == retrain_id).values(**values))
+        return self.retrain(retrain_id)
+
+    def claim_retrain(self, retrain_id: int, *, at: float) -> bool:
+        """Move a pending request to running; False if someone else took it first."""
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(retrains)
+                .where(RT.id == retrain_id, RT.status == "pending")
+                .values(status="running", started_at=at)
+            )
+        return res.rowcount == 1
+
+    # last in the class, so that ``list[...]`` above still means the builtin
+    def list(self, *, endpoint: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        q = select(rollouts).order_by(RO.id.desc()).limit(limit)
+        if endpoint is not None:
+            q = q.where(RO.endpoint == endpoint)
+        with self.engine.connect() as conn:
+            return [row_dict(r) for r in conn.execute(q)]

@@ -1,0 +1,105 @@
+"""From the ``gates:`` section of loopml.yaml to gate objects, and running them on a
+candidate. The gates themselves live in ``loopml.evaluate``; this module only wires config
+and the run's data into them (the champion model, recent labelled rows, the training
+function for gates that retrain)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopml.artifacts.store import ArtifactStore
+from loopml.config import Config
+from loopml.errors import ConfigError, LoopmlError, NotFoundError
+from loopml.store import Store
+
+
+def build_gates(cfg: Config, task: str) -> list[Any]:
+    """Gate objects for this project, validated before any training starts."""
+    from loopml.evaluate.registry import build_gates as build
+
+    section = cfg.gates.model_dump(exclude_none=True)
+    try:
+        return build(section, sensitive=cfg.data.sensitive, task=task)
+    except ConfigError as e:
+        where = cfg.where(e.field.split(".") if e.field else ["gates"])
+        raise ConfigError(f"{where}: {e.message}", field=e.field) from None
+
+
+def champion_model(cfg: Config, store: Store, artifacts: ArtifactStore) -> tuple[Any, dict | None]:
+    """The endpoint's current champion (model, version row), to compare the candidate with."""
+    from loopml.artifacts.loading import load_version
+
+    if cfg.deploy is None:
+        return None, None
+    try:
+        ep = store.endpoints.get(cfg.deploy.endpoint)
+    except NotFoundError:
+        return None, None
+    if ep["champion_id"] is None:
+        return None, None
+    row = store.versions.get(ep["champion_id"])
+    try:
+        model = load_version(
+            artifacts,
+            row,
+            trusted_types=cfg.model.trusted_types,
+            trust_pickle=cfg.model.trust_pickle,
+            public_key=str(cfg.path(cfg.security.public_key)) if cfg.security.public_key else None,
+        )
+    except LoopmlError:
+        return None, row
+    return model, row
+
+
+def run_all_gates(
+    gates: list[Any],
+    cfg: Config,
+    store: Store,
+    artifacts: ArtifactStore,
+    *,
+    model: Any,
+    task: str,
+    classes: Any,
+    features: list[str],
+    train_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    train_fn: Any,
+    recent: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    from loopml.evaluate.gates import GateContext, run_gates
+
+    champion, champion_row = champion_model(cfg, store, artifacts)
+    for gate in gates:  # the label gate quarantines rows by the data's id column
+        if getattr(gate, "name", "") == "labels" and getattr(gate, "id_column", None) is None:
+            gate.id_column = cfg.data.id
+    ctx = GateContext(
+        model=model,
+        X_test=test_df[features],
+        y_test=test_df[cfg.data.target],
+        predictions=pred,
+        proba=proba,
+        sensitive=cfg.data.sensitive,
+        segments=cfg.data.segments,
+        train=train_df,
+        target=cfg.data.target,
+        task=task,
+        classes=classes,
+        champion=champion,
+        recent=recent,
+        test_frame=test_df,
+        seed=cfg.model.seed,
+        features=features,
+        train_fn=train_fn,
+        train_params=dict(cfg.model.params),
+        reference_schema=(champion_row or {}).get("extra", {}).get("schema"),
+    )
+    results = [r.to_dict() for r in run_gates(gates, ctx)]
+    for r in results:
+        if r["gate"] == "champion" and champion_row is not None:
+            r["evidence"]["champion_version"] = champion_row["id"]
+    return results

@@ -1,0 +1,310 @@
+"""``loopml run``: load -> split -> train -> evaluate -> profile -> gate -> register.
+
+Everything that can be checked without training is checked before the run is recorded, so
+a bad config or a missing file leaves the store untouched. A version is inserted in one
+transaction with its metrics, gate verdicts, artifact digest, reference profile, signature
+and lineage: there is never a half-written version. A training function that raises is
+recorded as a failed run (with its error) and nothing else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopml.config import Config
+from loopml.data.signature import infer_signature
+from loopml.data.snapshot import snapshot
+from loopml.data.sources import load_callable, load_frame
+from loopml.errors import DataError, LoopmlError, TrainingError
+from loopml.progress import NullSteps, Steps
+from loopml.store import Store
+from loopml.train import environment
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    version: dict[str, Any] | None
+    passed: bool
+    metrics: dict[str, Any]
+    slices: list[dict[str, Any]]
+    gates: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+    split: str = ""
+
+
+def infer_task(cfg: Config, y: pd.Series) -> str:
+    if cfg.data.task != "auto":
+        return cfg.data.task
+    if pd.api.types.is_float_dtype(y) and y.nunique() > 20:
+        return "regression"
+    return "classification"
+
+
+def feature_columns(cfg: Config, frame: pd.DataFrame) -> list[str]:
+    d = cfg.data
+    if d.features:
+        missing = [c for c in d.features if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"data.features names columns that are not in the data: {missing}. "
+                f"Columns there: {list(frame.columns)[:30]}.",
+                field="data.features",
+            )
+        return list(d.features)
+    skip = {d.target, d.id, d.time, *d.drop}
+    return [c for c in frame.columns if c not in skip]
+
+
+def check_columns(cfg: Config, frame: pd.DataFrame) -> None:
+    d = cfg.data
+    wanted = {
+        "data.target": [d.target],
+        "data.sensitive": d.sensitive,
+        "data.segments": d.segments,
+        "data.time": [d.time] if d.time else [],
+        "data.id": [d.id] if d.id else [],
+    }
+    for key, cols in wanted.items():
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{key} names {missing}, which is not a column of {d.train}. Columns there: "
+                f"{', '.join(map(str, list(frame.columns)[:30]))}.",
+                field=key,
+            )
+    if frame[d.target].isna().any():
+        n = int(frame[d.target].isna().sum())
+        raise DataError(
+            f"The target column {d.target!r} has {n} missing values. Drop or label those "
+            f"rows before training.",
+            field="data.target",
+        )
+
+
+def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], seed: int) -> Any:
+    """Call the user's ``train(X, y, params)`` (passing ``seed=`` when it accepts one)."""
+    kwargs = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
+    try:
+        model = fn(X, y, dict(params), **kwargs)
+    except Exception as e:
+        raise TrainingError(
+            f"The training function raised {type(e).__name__}: {e}. Fix it and run again; no "
+            f"version was registered (the failed run is recorded with this error)."
+        ) from e
+    if not hasattr(model, "predict"):
+        raise TrainingError(
+            f"The training function returned {type(model).__name__}, which has no "
+            f"predict(); it must return a fitted model (e.g. a scikit-learn Pipeline)."
+        )
+    return model
+
+
+def predict(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None]:
+    pred = np.asarray(model.predict(X))
+    proba = None
+    if task == "classification" and hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(X), dtype=float)
+    return pred, proba
+
+
+def run(
+    cfg: Config,
+    *,
+    store: Store | None = None,
+    steps: Steps | None = None,
+    trigger: str = "manual",
+    actor: str = "loopml run",
+    extra_frame: pd.DataFrame | None = None,
+    recent_frame: pd.DataFrame | None = None,
+    include_original: bool = True,
+) -> RunResult:
+    """Train, evaluate, gate and register one version from ``cfg``."""
+    from loopml.artifacts.store import ArtifactStore
+    from loopml.evaluate.metrics import classification_metrics, regression_metrics
+    from loopml.evaluate.slices import metrics_by_slice
+    from loopml.train import registration
+    from loopml.train.gating import build_gates, run_all_gates
+
+    steps = steps or NullSteps()
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    cpu0 = time.process_time()
+
+    # ---- everything checkable before the run is recorded
+    with steps.step(f"Load data from {cfg.data.train}"):
+        t = time.perf_counter()
+        frame = load_frame(cfg.data.train, cfg.root)
+        if extra_frame is not None and len(extra_frame):
+            extra = extra_frame[frame.columns.intersection(extra_frame.columns)]
+            if include_original:
+                frame = pd.concat([frame, extra], ignore_index=True)
+            else:  # recent labelled rows only; columns the log lacks (id, time) stay empty
+                frame = extra.reindex(columns=frame.columns).reset_index(drop=True)
+        check_columns(cfg, frame)
+        features = feature_columns(cfg, frame)
+        t_import = time.perf_counter()  # importing the user's module is the user's code too
+        train_fn = load_callable(cfg.model.train, cfg.root, what="model.train")
+        timings["train_import"] = time.perf_counter() - t_import
+        y_all = frame[cfg.data.target]
+        task = infer_task(cfg, y_all)
+        gates = build_gates(cfg, task)
+        timings["load"] = time.perf_counter() - t
+        steps.note(f"{len(frame):,} rows, {len(features)} features, task: {task}")
+
+    from loopml.train.split import split
+
+    with steps.step("Split and snapshot"):
+        t = time.perf_counter()
+        tr, te, how = split(frame, cfg.data, task, cfg.model.seed)
+        train_df, test_df = (
+            frame.iloc[tr].reset_index(drop=True),
+            frame.iloc[te].reset_index(drop=True),
+        )
+        snaps = {
+            "train": snapshot(train_df, cfg.data.train),
+            "test": snapshot(test_df, cfg.data.train),
+        }
+        if store is None:
+            store = Store(cfg.store_url)
+        artifacts = ArtifactStore(cfg.artifacts_root)
+        snap_ids = {
+            k: store.snapshots.ensure(hash=s.hash, source=s.source, rows=s.rows, columns=s.columns)
+            for k, s in snaps.items()
+        }
+        timings["split"] = time.perf_counter() - t
+        steps.note(f"split {how}: {len(tr):,} train / {len(te):,} test rows")
+
+    commit, dirty = environment.git_state(cfg.root)
+    run_id = store.runs.start(
+        project=cfg.project,
+        model=cfg.model.name,
+        trigger=trigger,
+        params=cfg.model.params,
+        snapshots={k: s.hash for k, s in snaps.items()},
+        git_commit=commit,
+        git_dirty=dirty,
+        python=environment.python_version(),
+        packages=environment.packages(),
+    )
+    try:
+        X_train, y_train = train_df[features], train_df[cfg.data.target]
+        X_test, y_test = test_df[features], test_df[cfg.data.target]
+        with steps.step(f"Train ({cfg.model.train})"):
+            t = time.perf_counter()
+            model = call_train(train_fn, X_train, y_train, cfg.model.params, cfg.model.seed)
+            timings["train"] = time.perf_counter() - t
+
+        with steps.step("Evaluate overall and per slice"):
+            t = time.perf_counter()
+            pred, proba = predict(model, X_test, task)
+            classes = list(getattr(model, "classes_", [])) or None
+            if task == "classification":
+                metrics = classification_metrics(y_test, pred, proba, classes=classes)
+            else:
+                metrics = regression_metrics(y_test, pred)
+            slices = metrics_by_slice(
+                test_df,
+                y_test,
+                pred,
+                proba,
+                sensitive=cfg.data.sensitive,
+                segments=cfg.data.segments,
+                task=task,
+                classes=classes,
+            )
+            timings["evaluate"] = time.perf_counter() - t
+
+        with steps.step("Run gates"):
+            t = time.perf_counter()
+            verdicts = run_all_gates(
+                gates,
+                cfg,
+                store,
+                artifacts,
+                model=model,
+                task=task,
+                classes=classes,
+                features=features,
+                train_df=train_df,
+                test_df=test_df,
+                pred=pred,
+                proba=proba,
+                train_fn=train_fn,
+                recent=recent_frame,
+            )
+            passed = not any(v["verdict"] == "fail" and v["blocking"] for v in verdicts)
+            timings["gates"] = time.perf_counter() - t
+            for v in verdicts:
+                steps.note(
+                    f"{'✓' if v['verdict'] == 'pass' else '✗' if v['verdict'] == 'fail' else '?'} "
+                    f"{v['gate']}: {v['message']}"
+                )
+
+        with steps.step("Profile, save and register"):
+            t = time.perf_counter()
+            signature = infer_signature(
+                train_df,
+                features,
+                task=task,  # type: ignore[arg-type]
+                target=cfg.data.target,
+                classes=classes,
+            )
+            version = registration.register(
+                cfg,
+                store,
+                artifacts,
+                model=model,
+                run_id=run_id,
+                signature=signature,
+                train_df=train_df,
+                features=features,
+                metrics=metrics,
+                slices=slices,
+                verdicts=verdicts,
+                passed=passed,
+                snapshots={k: s.hash for k, s in snaps.items()},
+                snapshot_ids=snap_ids,
+                actor=actor,
+                pred=pred,
+                proba=proba,
+                X_test=X_test,
+                y_test=y_test,
+            )
+            timings["register"] = time.perf_counter() - t
+    except BaseException as e:
+        store.runs.finish(
+            run_id,
+            status="failed",
+            error=str(e) if isinstance(e, LoopmlError) else f"{type(e).__name__}: {e}",
+            wall_seconds=time.perf_counter() - t_all,
+            cpu_seconds=time.process_time() - cpu0,
+            peak_memory_mb=environment.peak_memory_mb(),
+        )
+        raise
+    timings["total"] = time.perf_counter() - t_all
+    store.runs.finish(
+        run_id,
+        status="succeeded",
+        metrics=metrics,
+        wall_seconds=timings["total"],
+        train_seconds=timings["train"],
+        cpu_seconds=time.process_time() - cpu0,
+        peak_memory_mb=environment.peak_memory_mb(),
+    )
+    return RunResult(
+        run_id=run_id,
+        version=version,
+        passed=passed,
+        metrics=metrics,
+        slices=slices,
+        gates=verdicts,
+        timings=timings,
+        split=how,
+    )

@@ -1,0 +1,47 @@
+"""Jinja filters: how times, numbers and JSON look on a page (templates only format)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+
+def ts(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """UNIX seconds as a UTC time; blank for None."""
+    if value is None or value == "":
+        return ""
+    try:
+        return datetime.fromtimestamp(float(value), UTC).strftime(fmt) + " UTC"
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(value)
+
+
+def num(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits; '-' for missing or not finite."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return "-"
+    if value != 0 and (abs(value) >= 10**6 or abs(value) < 10**-3):
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{100 * value:.{digits}f}%"
+
+
+def pretty(value: Any) -> str:
+    """Evidence as indented JSON (for <pre> blocks)."""
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+FILTERS = {"ts": ts, "num": num, "pct": pct, "pretty": pretty}

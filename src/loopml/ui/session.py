@@ -1,0 +1,66 @@
+"""Who is looking: page requests authenticate like the API, with the same key and checks.
+
+The browser's key entry (``/login``) sends the key once; the server checks it with the API's
+:class:`~loopml.serve.auth.Authenticator` and sets it as an ``HttpOnly``, ``SameSite=Strict``
+cookie, so page GETs (viewer level) carry it without JavaScript being able to read it. The
+page's scripts keep their own copy in ``sessionStorage`` and send it as
+``Authorization: Bearer`` to the JSON API for actions, where the API's route table decides
+the role (deployer for promote/rollback/disable, labeller for labels). The cookie never
+authorises anything but reading pages: the API ignores cookies, so a forged cross-site
+request cannot act (and ``SameSite=Strict`` keeps the cookie off cross-site requests anyway).
+
+Mounted in ``loopml serve``, the dashboard uses the serving app's own authenticator (found on
+the parent app's ``state.runtime``), so ``--no-auth``, the key cache and revocation behave
+exactly as on the API; standalone it builds one over the store's keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from loopml.serve.auth import Authenticator, Principal
+
+COOKIE = "loopml_key"
+COOKIE_MAX_AGE = 12 * 3600
+
+
+def authenticator(request: Request) -> Authenticator:
+    return request.scope.get("loopml.auth") or request.app.state.auth
+
+
+def page_principal(request: Request) -> Principal:
+    """The caller of a page: ``Authorization`` header, else the key cookie; viewer or higher."""
+    header = request.headers.get("authorization")
+    if not header:
+        key = request.cookies.get(COOKIE)
+        header = f"Bearer {key}" if key else None
+    return authenticator(request).check(header, "viewer")
+
+
+def who(p: Principal, auth_on: bool) -> dict[str, Any]:
+    return {"role": p.role, "prefix": p.prefix, "auth": auth_on}
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths after login (no ``//host`` or ``scheme:`` open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+class ParentAuth:
+    """ASGI wrapper: remember the parent app's authenticator before the dashboard runs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        parent = scope.get("app")
+        runtime = getattr(getattr(parent, "state", None), "runtime", None)
+        auth = getattr(runtime, "auth", None)
+        if isinstance(auth, Authenticator):
+            scope["loopml.auth"] = auth
+        await self.app(scope, receive, send)

@@ -1,0 +1,258 @@
+"""The rollout state machine over a real store (SQLite and Postgres) and real Parquet logs,
+driven by a fake clock: shadow -> canary steps -> champion, rollback, abort, freeze."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loopml.control import Controller
+from loopml.control import rollout as R
+from loopml.store import Store
+from tests.control._log import Clock, make_config, register, write_pairs, write_rows
+
+STEP = 700.0  # just past the 10-minute shadow / step duration of make_config
+
+
+@pytest.fixture
+def setup(tmp_path: Path, store_url: str):
+    cfg = make_config(tmp_path, store_url)
+    store = Store(store_url)
+    champ = register(store)
+    store.endpoints.deploy("ep", champ, actor="test")
+    cand = register(store)
+    clock = Clock()
+    ctl = Controller(cfg, store, clock=clock, holder="ctl-a")
+    yield cfg, store, ctl, clock, champ["id"], cand["id"]
+    ctl.close()
+    store.close()
+
+
+def _canary_period(
+    cfg,
+    clock,
+    champ: int,
+    cand: int,
+    *,
+    n: int = 120,
+    accuracy: float = 0.9,
+    latency_ms: float = 5.0,
+    seed: int = 0,
+) -> None:
+    t = clock()
+    write_rows(
+        cfg.artifacts_root,
+        "ep",
+        version=cand,
+        role="canary",
+        start=t,
+        n=n,
+        accuracy=accuracy,
+        latency_ms=latency_ms,
+        seed=seed,
+    )
+    write_rows(
+        cfg.artifacts_root, "ep", version=champ, role="champion", start=t, n=600, seed=seed + 7
+    )
+
+
+def _start(setup) -> dict:
+    _cfg, store, ctl, _clock, _champ, cand = setup
+    R.start(ctl.ctx, "ep", store.versions.get(cand))
+    return store.rollouts.active("ep")[0]
+
+
+def _through_shadow(setup) -> None:
+    cfg, _store, ctl, clock, champ, cand = setup
+    _start(setup)
+    write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
+    clock.advance(STEP)
+    ds = ctl.reconcile_once()
+    assert [d["action"] for d in ds] == ["canary"]
+    assert ds[0]["evidence"]["shadow"]["pairs"] == 150
+    assert ds[0]["evidence"]["shadow"]["disagreement"] == pytest.approx(0.2, abs=0.1)
+
+
+def test_shadow_canary_steps_then_promote(setup) -> None:
+    cfg, store, ctl, clock, champ, cand = setup
+    ro = _start(setup)
+    assert ro["state"] == "shadow" and store.versions.get(cand)["status"] == "shadow"
+    # shadow held, but not yet long enough: nothing moves
+    write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
+    clock.advance(120)
+    assert ctl.reconcile_once() == []
+    clock.advance(STEP - 120)
+    assert [d["action"] for d in ctl.reconcile_once()] == ["canary"]
+    ep = store.endpoints.get("ep")
+    assert (ep["canary_id"], ep["canary_weight"], ep["shadows"]) == (cand, 10.0, [])
+    for weight in (50.0, 100.0):
+        _canary_period(cfg, clock, champ, cand)
+        clock.advance(STEP)
+        ds = ctl.reconcile_once()
+        assert [d["action"] for d in ds] == ["rollout-step"]
+        assert store.endpoints.get("ep")["canary_weight"] == weight
+        assert ds[0]["evidence"]["last"]["verdict"]["breached"] is False
+    _canary_period(cfg, clock, champ, cand)
+    clock.advance(STEP)
+    ds = ctl.reconcile_once()
+    assert [d["action"] for d in ds] == ["promote"]
+    ep = store.endpoints.get("ep")
+    assert (ep["champion_id"], ep["canary_id"], ep["previous_champion_id"]) == (cand, None, champ)
+    assert store.rollouts.get(ro["id"])["state"] == "promoted"
+    actions = [
+        d["action"]
+        for d in store.decisions.list(endpoint="ep")[::-1]
+        if not d["action"].startswith("status:")
+    ]
+    assert actions == ["deploy", "shadow", "canary", "rollout-step", "rollout-step", "promote"]
+
+
+def test_step_waits_for_a_judged_batch(setup) -> None:
+    """Regression: a step must not advance on time alone when too few rows arrived to judge it."""
+    cfg, store, ctl, clock, champ, cand = setup
+    _through_shadow(setup)
+    _canary_period(cfg, clock, champ, cand, n=40)  # below guards.min_samples
+    clock.advance(STEP)
+    assert ctl.reconcile_once() == []
+    assert store.endpoints.get("ep")["canary_weight"] == 10.0
+
+
+def test_bad_canary_rolled_back_in_the_pass_that_sees_it(setup) -> None:
+    cfg, store, ctl, clock, champ, cand = setup
+    _through_shadow(setup)
+    # 40 points less accurate: two full batches (k = 2) in one interval
+    _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+    clock.advance(61)  # the rows span 60 s; the next pass after they are logged acts
+    ds = ctl.reconcile_once()
+    assert [d["action"] for d in ds] == ["guard-breach", "guard-breach", "rollback"]
+    assert ds[0]["evidence"]["verdict"]["checks"]["accuracy_drop"]["breached"]
+    ep = store.endpoints.get("ep")
+    assert (ep["champion_id"], ep["canary_id"], ep["shadows"]) == (champ, None, [])
+    assert store.rollouts.list(endpoint="ep")[0]["state"] == "rolled_back"
+    assert ctl.reconcile_once() == []  # nothing left to do
+
+
+def test_one_breach_then_recovery_does_not_roll_back(setup) -> None:
+    """k-consecutive: a single breached batch followed by a good one resets the streak."""
+    cfg, store, ctl, clock, champ, cand = setup
+    _through_shadow(setup)
+    _canary_period(cfg, clock, champ, cand, n=100, latency_ms=900)
+    clock.advance(61)
+    assert [d["action"] for d in ctl.reconcile_once()] == ["guard-breach"]
+    _canary_period(cfg, clock, champ, cand, n=100, seed=3)
+    clock.advance(61)
+    assert ctl.reconcile_once() == []
+    assert store.rollouts.active("ep")[0]["breaches"] == 0
+    assert store.endpoints.get("ep")["canary_id"] == cand
+
+
+def test_slow_canary_without_labels_rolled_back(setup) -> None:
+    cfg, _store, ctl, clock, _champ, cand = setup
+    _through_shadow(setup)
+    t = clock()
+    write_rows(
+        cfg.artifacts_root,
+        "ep",
+        version=cand,
+        role="canary",
+        start=t,
+        n=220,
+        latency_ms=900,
+        labels=False,
+    )
+    clock.advance(61)
+    ds = ctl.reconcile_once()
+    assert ds[-1]["action"] == "rollback"
+    assert set(ds[0]["evidence"]["verdict"]["checks"]) >= {"p99_ms", "error_rate"}
+    assert "accuracy_drop" not in ds[0]["evidence"]["verdict"]["checks"]
+
+
+def test_bad_shadow_rolled_back(setup) -> None:
+    cfg, store, ctl, clock, champ, cand = setup
+    _start(setup)
+    write_pairs(
+        cfg.artifacts_root,
+        "ep",
+        champion=champ,
+        shadow=cand,
+        start=clock(),
+        n=100,
+        shadow_accuracy=0.6,
+    )
+    clock.advance(STEP)
+    ds = ctl.reconcile_once()
+    assert ds[-1]["action"] == "rollback"
+    ep = store.endpoints.get("ep")
+    assert ep["shadows"] == [] and ep["champion_id"] == champ
+
+
+def test_traffic_changed_by_hand_aborts(setup) -> None:
+    _cfg, store, ctl, _clock, _champ, _cand = setup
+    _through_shadow(setup)
+    store.endpoints.rollback("ep", actor="cli:alice", reason="I do not like it")
+    ds = ctl.reconcile_once()
+    assert [d["action"] for d in ds] == ["rollout-aborted"]
+    assert store.rollouts.list(endpoint="ep")[0]["state"] == "aborted"
+
+
+def test_frozen_endpoint_untouched(setup) -> None:
+    cfg, store, ctl, clock, champ, cand = setup
+    _through_shadow(setup)
+    store.endpoints.set_frozen("ep", True, actor="cli:alice", reason="incident")
+    before = store.endpoints.get("ep")
+    _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+    clock.advance(STEP)
+    assert ctl.reconcile_once() == []
+    after = store.endpoints.get("ep")
+    assert (after["canary_id"], after["canary_weight"], after["lock"]) == (
+        before["canary_id"],
+        before["canary_weight"],
+        before["lock"],
+    )
+    store.endpoints.set_frozen("ep", False, actor="cli:alice", reason="over")
+    assert ctl.reconcile_once()[-1]["action"] == "rollback"
+
+
+def test_two_controllers_only_one_acts(setup) -> None:
+    cfg, store, ctl, clock, champ, cand = setup
+    other_store = Store(store.url)
+    other = Controller(cfg, other_store, clock=clock, holder="ctl-b")
+    try:
+        _start(setup)
+        write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
+        clock.advance(STEP)
+        assert ctl.reconcile_once() != []  # a leads
+        _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+        clock.advance(61)
+        assert other.reconcile_once() == []  # b sees the breach but may not act
+        assert store.endpoints.get("ep")["canary_id"] == cand
+        ctl.close()  # a steps down: b takes over at once
+        assert [d["action"] for d in other.reconcile_once()][-1] == "rollback"
+        assert ctl.reconcile_once() == []  # and a is now the follower
+    finally:
+        other.close()
+        other_store.close()
+
+
+def test_background_loop_rolls_back_then_stops(setup) -> None:
+    """What ``loopml serve`` runs: passes every interval in a thread until told to stop."""
+    import threading
+    import time
+
+    cfg, store, ctl, clock, champ, cand = setup
+    _through_shadow(setup)
+    _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+    clock.advance(61)
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.run_forever, args=(stop, 0.05))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while store.endpoints.get("ep")["canary_id"] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.endpoints.get("ep")["canary_id"] is None
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive() and not ctl.leadership.holds()

@@ -1,0 +1,178 @@
+"""The metadata store on real SQLite files and the real Postgres."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from loopml.errors import ConflictError, StoreVersionError, UsageError
+from loopml.store import Store
+from loopml.store.db import HEAD, current_revision, make_engine
+
+
+def _version(store: Store, model: str = "m", status: str = "candidate") -> dict:
+    run = store.runs.start(
+        project="p", model=model, params={}, snapshots={}, python="3.11", packages={}
+    )
+    return store.versions.register(
+        model=model,
+        run_id=run,
+        status=status,
+        format="skops",
+        artifact="a" * 64,
+        signature={},
+        metrics={"accuracy": 0.9},
+        slices=[],
+        gates=[],
+        snapshots={"train": "h"},
+        manifest={},
+    )
+
+
+def test_fresh_database_is_migrated_to_head(store_url):
+    store = Store(store_url)
+    assert current_revision(store.engine) == HEAD
+    v = _version(store)
+    assert (v["id"], v["number"], v["status"]) == (1, 1, "candidate")
+    assert _version(store)["number"] == 2
+
+
+def test_newer_database_is_refused_and_left_unchanged(store_url):
+    store = Store(store_url)
+    _version(store)
+    with store.engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    store.close()
+    with pytest.raises(StoreVersionError, match="newer loopml"):
+        Store(store_url)
+    engine = make_engine(store_url)
+    assert current_revision(engine) == "9999_future"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM versions")).scalar() == 1
+
+
+def test_concurrent_promotions_exactly_one_wins(store_url):
+    store = Store(store_url)
+    champion, a, b = _version(store), _version(store), _version(store)
+    store.endpoints.deploy("ep", champion, actor="t")
+    lock = store.endpoints.get("ep")["lock"]
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def promote(vid: int) -> None:
+        barrier.wait()
+        try:
+            store.endpoints.promote("ep", vid, actor=f"t{vid}", expected_lock=lock)
+            outcomes.append(vid)
+        except ConflictError as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=promote, args=(v["id"],)) for v in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [o for o in outcomes if isinstance(o, int)]
+    losses = [o for o in outcomes if isinstance(o, ConflictError)]
+    assert len(wins) == 1 and len(losses) == 1
+    assert "changed while this promote was being made" in str(losses[0])
+    ep = store.endpoints.get("ep")
+    assert ep["champion_id"] == wins[0]
+    assert store.versions.get(wins[0])["status"] == "champion"
+    loser = a["id"] if wins[0] == b["id"] else b["id"]
+    assert store.versions.get(loser)["status"] == "candidate"
+
+
+def test_version_status_optimistic_lock(store_url):
+    store = Store(store_url)
+    v = _version(store)
+    store.versions.set_status(v["id"], "retired", actor="a", reason="r", expected_lock=v["lock"])
+    with pytest.raises(ConflictError):
+        store.versions.set_status(
+            v["id"], "disabled", actor="b", reason="r", expected_lock=v["lock"]
+        )
+    assert store.versions.get(v["id"])["status"] == "retired"
+
+
+def test_traffic_changes_history_and_decisions(store_url):
+    store = Store(store_url)
+    v1, v2, v3 = _version(store), _version(store), _version(store)
+    store.endpoints.deploy("ep", v1, actor="alice", reason="first")
+    t_after_first = time.time()
+    time.sleep(0.01)
+    store.endpoints.deploy("ep", store.versions.get(v2["id"]), actor="bob", canary=10)
+    store.endpoints.deploy("ep", store.versions.get(v3["id"]), actor="bob", shadow=True)
+    ep = store.endpoints.get("ep")
+    assert (ep["champion_id"], ep["canary_id"], ep["canary_weight"]) == (v1["id"], v2["id"], 10.0)
+    assert ep["shadows"] == [{"version_id": v3["id"], "fraction": 1.0}]
+    assert [store.versions.get(v["id"])["status"] for v in (v1, v2, v3)] == [
+        "champion",
+        "canary",
+        "shadow",
+    ]
+    # which version served at a time in the past
+    [then] = store.endpoints.history("ep", at=t_after_first)
+    assert then["traffic"]["champion"] == v1["id"] and then["traffic"]["canary"] is None
+    # rollback drops canary and shadows; every change is in the audit log with before/after
+    store.endpoints.rollback("ep", actor="carol", reason="guard breach")
+    ep = store.endpoints.get("ep")
+    assert ep["canary_id"] is None and ep["shadows"] == []
+    assert store.versions.get(v2["id"])["status"] == "candidate"
+    d = store.decisions.list(action="rollback")[0]
+    assert (
+        d["actor"] == "carol" and d["before"]["canary"] == v2["id"] and d["after"]["canary"] is None
+    )
+
+
+def test_kill_switch_falls_back_to_previous_champion_or_empties(store_url):
+    store = Store(store_url)
+    v1, v2 = _version(store), _version(store)
+    store.endpoints.deploy("ep", v1, actor="t")
+    store.endpoints.promote("ep", v2["id"], actor="t")
+    store.disable(v2["id"], actor="ops", reason="bad outputs")
+    ep = store.endpoints.get("ep")
+    assert ep["champion_id"] == v1["id"]
+    assert store.versions.get(v2["id"])["status"] == "disabled"
+    store.disable(v1["id"], actor="ops", reason="also bad")
+    assert store.endpoints.get("ep")["champion_id"] is None
+    with pytest.raises(UsageError, match="disabled and cannot be deployed"):
+        store.endpoints.deploy("ep", store.versions.get(v1["id"]), actor="t")
+
+
+def test_frozen_endpoint_refuses_automation(store_url):
+    store = Store(store_url)
+    v1, v2 = _version(store), _version(store)
+    store.endpoints.deploy("ep", v1, actor="t")
+    store.endpoints.set_frozen("ep", True, actor="ops", reason="incident")
+    with pytest.raises(ConflictError, match="frozen"):
+        store.endpoints.deploy("ep", store.versions.get(v2["id"]), actor="controller", canary=5)
+    store.endpoints.set_frozen("ep", False, actor="ops", reason="over")
+    store.endpoints.deploy("ep", store.versions.get(v2["id"]), actor="controller", canary=5)
+
+
+def test_api_keys_are_hashed_and_revocable(store_url):
+    store = Store(store_url)
+    key, rec = store.keys.create("deployer", name="ci")
+    assert store.keys.authenticate(key)["role"] == "deployer"
+    assert store.keys.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    with store.engine.connect() as c:
+        stored = c.execute(text("SELECT hash FROM api_keys")).scalar()
+    assert key not in stored and len(stored) == 64
+    store.keys.revoke(rec["id"])
+    assert store.keys.authenticate(key) is None
+    with pytest.raises(UsageError, match="roles are viewer"):
+        store.keys.create("god")
+
+
+def test_lease_lock_single_holder(store_url):
+    store = Store(store_url)
+    assert store.locks.acquire("controller", "a", ttl=30)
+    assert not store.locks.acquire("controller", "b", ttl=30)
+    assert store.locks.acquire("controller", "a", ttl=30)  # renew
+    store.locks.release("controller", "a")
+    assert store.locks.acquire("controller", "b", ttl=0.05)
+    time.sleep(0.1)
+    assert store.locks.acquire("controller", "a", ttl=30)  # b's lease expired

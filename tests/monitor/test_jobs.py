@@ -1,0 +1,143 @@
+"""End-to-end monitoring passes over Parquet parts written in the prediction-log layout, on a
+real SQLite file and the real Postgres."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score
+
+from loopml.monitor import run_monitor
+from loopml.monitor.queries import open_alerts, timeseries, window_detail
+from loopml.store import Store
+
+from ._log import T0, make_config, register, write_labels, write_predictions
+
+FEATURES = [f"x{i}" for i in range(5)]
+
+
+def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
+    X = rng.normal(size=(n, 5))
+    X[:, :3] += shift
+    frame = pd.DataFrame(X, columns=FEATURES)
+    frame["g"] = rng.choice(["a", "b"], size=n, p=[0.6, 0.4])
+    return frame
+
+
+def _model(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    score = 1 / (1 + np.exp(-3 * frame["x0"].to_numpy()))
+    return (score > 0.5).astype(int), score
+
+
+def _setup(tmp_path, store_url, rng, **monitor):
+    cfg = make_config(tmp_path, store_url, **monitor)
+    store = Store(cfg.store_url)
+    train = _frame(rng, 5000)
+    y = (train["x0"] + rng.normal(scale=0.5, size=len(train)) > 0).astype(int)
+    pred, score = _model(train)
+    v = register(
+        store, cfg, train.assign(y=y), pred, score, metrics={"accuracy": float((pred == y).mean())}
+    )
+    return cfg, store, v
+
+
+def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, store_url):
+    rng = np.random.default_rng(0)
+    cfg, store, v = _setup(
+        tmp_path, store_url, rng, alerts=[{"name": "drift", "on": "drift", "k": 1, "m": 1}]
+    )
+    root = cfg.artifacts_root
+    for hour, shift in enumerate([0.0, 0.0, 1.0]):
+        frame = _frame(rng, 2000, shift)
+        pred, score = _model(frame)
+        write_predictions(
+            root,
+            "ep",
+            frame,
+            version=v["id"],
+            prediction=pred,
+            score=score,
+            ts=T0 + hour * 3600 + rng.uniform(0, 3600, len(frame)),
+        )
+    first = run_monitor(cfg, store, now=T0 + 3 * 3600)
+    assert first["endpoints"]["ep"]["computed"] == 3
+    series = timeseries(store, "ep")
+    assert series["start"] == [T0, T0 + 3600, T0 + 7200]
+    assert series["rows"] == [2000, 2000, 2000]
+    assert series["n_drifted"][:2] == [0, 0] and series["n_drifted"][2] == 3
+    assert not any(series["drift_score"][:2]) and series["drift_score"][2] >= 0.5
+    alerts = open_alerts(store, endpoint="ep")
+    assert len(alerts) == 1 and alerts[0]["rule"] == "drift"
+    assert alerts[0]["evidence"]["window"]["start"] == T0 + 7200
+    assert sorted(alerts[0]["evidence"]["drifted_columns"]) == ["x0", "x1", "x2"]
+    detail = window_detail(store, series["id"][2])["results"]
+    assert {c["column"] for c in detail["drift"]["columns"]} == {*FEATURES, "g"}
+    assert detail["quality"] is not None and detail["latency"]["p50"] == 5.0
+    assert detail["prediction_drift"]["columns"]  # _prediction and _score against the test set
+    # a rerun with nothing new computes nothing and touches no alert
+    again = run_monitor(cfg, store, now=T0 + 3 * 3600)
+    assert again["endpoints"]["ep"] == {
+        "computed": 0,
+        "relabelled": 0,
+        "unchanged": 3,
+        "alerts": [],
+    }
+    assert store.monitoring.alert(alerts[0]["id"])["count"] == 1
+    # a window still open (now inside it) is not computed
+    frame = _frame(rng, 100)
+    write_predictions(
+        root,
+        "ep",
+        frame,
+        version=v["id"],
+        prediction=_model(frame)[0],
+        ts=np.full(100, T0 + 3 * 3600 + 10.0),
+    )
+    assert run_monitor(cfg, store, now=T0 + 3 * 3600 + 20)["windows"] == 0
+
+
+def test_late_labels_update_performance_fairness_and_estimates(tmp_path, store_url):
+    rng = np.random.default_rng(1)
+    cfg, store, v = _setup(tmp_path, store_url, rng)
+    frame = _frame(rng, 3000)
+    pred, score = _model(frame)
+    y = (frame["x0"] + rng.normal(scale=0.5, size=len(frame)) > 0).astype(int).to_numpy()
+    ids = write_predictions(
+        cfg.artifacts_root,
+        "ep",
+        frame,
+        version=v["id"],
+        prediction=pred,
+        score=score,
+        ts=T0 + rng.uniform(0, 3600, len(frame)),
+    )
+    run_monitor(cfg, store, now=T0 + 7200)
+    row = store.monitoring.series("ep")[0]
+    assert row["labels"] == 0 and row["accuracy"] is None
+    assert row["estimated_accuracy"] is not None
+    # labels for two thirds of the rows arrive two hours later, one of them twice (the newest wins)
+    k = 2000
+    write_labels(cfg.artifacts_root, "ep", ids[:k], 1 - y[:k], ts=T0 + 2 * 3600 + 5)
+    write_labels(cfg.artifacts_root, "ep", ids[:k], y[:k], ts=T0 + 3 * 3600 + 5)
+    res = run_monitor(cfg, store, now=T0 + 4 * 3600)
+    assert res["endpoints"]["ep"]["relabelled"] == 1 and res["endpoints"]["ep"]["computed"] == 0
+    row = store.monitoring.series("ep")[0]
+    assert row["labels"] == k
+    assert abs(row["accuracy"] - accuracy_score(y[:k], pred[:k])) < 1e-12
+    detail = store.monitoring.window(row["id"])["results"]
+    assert detail["drift"] is not None  # the full part was kept
+    g = frame["g"].to_numpy()
+    # selection rate per group over all rows; the ratio is min/max (both groups are large)
+    rates = [pred[g == a].mean() for a in ("a", "b")]
+    sel = detail["fairness"]["selection"]
+    assert abs(sel["ratio"] - min(rates) / max(rates)) < 1e-12
+    tpr = [pred[:k][(g[:k] == a) & (y[:k] == 1)].mean() for a in ("a", "b")]
+    got = {x["group"]: x["tpr"]["value"] for x in detail["fairness"]["labelled"]["groups"]}
+    assert abs(got["g=a"] - tpr[0]) < 1e-12 and abs(got["g=b"] - tpr[1]) < 1e-12
+    slices = {s["slice"]: s for s in detail["performance"]["slices"]}
+    assert (
+        abs(slices["g=b"]["accuracy"] - accuracy_score(y[:k][g[:k] == "b"], pred[:k][g[:k] == "b"]))
+        < 1e-12
+    )
+    assert detail["label_drift"]["column"] == "y"
+    assert run_monitor(cfg, store, now=T0 + 4 * 3600)["windows"] == 0

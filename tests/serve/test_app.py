@@ -1,0 +1,259 @@
+"""The serving app in-process (httpx over ASGITransport): protocols, labels, limits, the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import serve_helpers as h
+
+from loopml.serve.predlog import read_labels, read_log
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_loopml_json_answer_and_log(settings, keys, versions):
+    rows = [h.row(i) for i in range(3)]
+    async with h.serving(settings) as (app, c):
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            json={"rows": rows},
+            headers={**h.bearer(keys["predictor"]), "X-Entity-Key": "cust-9"},
+        )
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["model_version"] == versions["champion"]
+        assert len(doc["request_ids"]) == len(doc["predictions"]) == 3
+        proba = np.array(doc["probabilities"])
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+        model = app.state.runtime.pool.get(versions["champion"]).model
+        expected = model.predict_proba(pd.DataFrame(rows))
+        np.testing.assert_allclose(proba, expected, rtol=1e-12)
+        # columns + data form gives the same answer
+        split = {"columns": list(rows[0]), "data": [list(x.values()) for x in rows]}
+        r2 = await c.post(
+            "/v1/endpoints/credit/predict", json=split, headers=h.bearer(keys["predictor"])
+        )
+        assert r2.json()["predictions"] == doc["predictions"]
+    log = read_log(settings.log_root, "credit")
+    mine = log.filter(log.column("_entity_key").is_valid())
+    assert mine.column("_request_id").to_pylist() == doc["request_ids"]
+    assert set(mine.column("_role").to_pylist()) == {"champion"}
+    np.testing.assert_allclose(mine.column("f3").to_numpy(), [x["f3"] for x in rows])
+
+
+async def test_mlflow_formats_give_the_same_predictions(settings, keys):
+    rows = [h.row(i) for i in range(4)]
+    cols = list(rows[0])
+    bodies = {
+        "dataframe_split": {
+            "dataframe_split": {"columns": cols, "data": [list(r.values()) for r in rows]}
+        },
+        "dataframe_records": {"dataframe_records": rows},
+        "instances": {"instances": rows},
+        "inputs": {"inputs": {c: [r[c] for r in rows] for c in cols}},
+    }
+    async with h.serving(settings) as (_, c):
+        answers = {}
+        for name, body in bodies.items():
+            for url in ("/invocations", "/endpoints/credit/invocations"):
+                r = await c.post(url, json=body, headers=h.bearer(keys["predictor"]))
+                assert r.status_code == 200, (name, r.text)
+                answers[name, url] = r.json()["predictions"]
+        csv = pd.DataFrame(rows).to_csv(index=False)
+        r = await c.post(
+            "/invocations",
+            content=csv,
+            headers={**h.bearer(keys["predictor"]), "Content-Type": "text/csv"},
+        )
+        assert r.status_code == 200, r.text
+        answers["csv"] = r.json()["predictions"]
+        assert len({tuple(a) for a in answers.values()}) == 1
+        r = await c.post(
+            "/invocations",
+            content=b"a=1",
+            headers={
+                **h.bearer(keys["predictor"]),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        assert r.status_code == 415
+
+
+async def test_labels_are_durable_and_unknown_ids_reported(settings, keys):
+    async with h.serving(settings) as (_, c):
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            json={"rows": [h.row(1), h.row(2)]},
+            headers=h.bearer(keys["predictor"]),
+        )
+        ids = r.json()["request_ids"]
+        body = {
+            "labels": [
+                {"request_id": ids[0], "label": 1},
+                {"request_id": ids[1], "label": 0},
+                {"request_id": "0190aaaa-0000-7000-8000-000000000000", "label": 1},
+            ]
+        }
+        r = await c.post("/v1/labels", json=body, headers=h.bearer(keys["labeller"]))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"accepted": 2, "unknown": ["0190aaaa-0000-7000-8000-000000000000"]}
+    labels = read_labels(settings.log_root, "credit")
+    assert dict(
+        zip(
+            labels.column("_request_id").to_pylist(),
+            labels.column("_label").to_pylist(),
+            strict=True,
+        )
+    ) == {ids[0]: 1, ids[1]: 0}
+
+
+async def test_bad_inputs_are_4xx_naming_field_and_row(settings, keys):
+    good = h.row(0)
+    cases = [
+        ({"rows": [good, {**good, "f3": "abc"}]}, 422, "f3", 1),
+        ({"rows": [{k: v for k, v in good.items() if k != "f7"}]}, 422, "f7", None),
+        ({"rows": [{**good, "extra": 1}]}, 422, "extra", None),
+        ({"rows": [{**good, "f2": None}]}, 422, "rows", None),  # the model rejects NaN
+        ({"rows": []}, 422, "rows", None),
+        ({"nope": 1}, 422, "body", None),
+    ]
+    async with h.serving(settings) as (_, c):
+        for body, status, field, row in cases:
+            r = await c.post(
+                "/v1/endpoints/credit/predict", json=body, headers=h.bearer(keys["predictor"])
+            )
+            assert r.status_code == status, (body, r.text)
+            doc = r.json()
+            assert doc["field"] == field and doc["status"] == status
+            assert doc.get("row") == row
+            assert "abc" not in doc["error"]  # never echo client values
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            content=b"{not json",
+            headers={**h.bearer(keys["predictor"]), "Content-Type": "application/json"},
+        )
+        assert r.status_code == 400 and r.json()["field"] == "body"
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            content=b"<x/>",
+            headers={**h.bearer(keys["predictor"]), "Content-Type": "text/xml"},
+        )
+        assert r.status_code == 415 and r.json()["field"] == "content-type"
+
+
+async def test_body_limit_by_header_and_while_streaming(settings, keys):
+    small = dataclasses.replace(
+        settings, serve=settings.serve.model_copy(update={"max_body_bytes": 2048})
+    )
+    big = {"rows": [h.row(i) for i in range(40)]}
+    async with h.serving(small) as (_, c):
+        r = await c.post(
+            "/v1/endpoints/credit/predict", json=big, headers=h.bearer(keys["predictor"])
+        )
+        assert r.status_code == 413 and r.json()["field"] == "body"
+
+        async def chunks():  # no Content-Length: counted while streaming
+            for _ in range(10):
+                yield b" " * 1000
+
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            content=chunks(),
+            headers={**h.bearer(keys["predictor"]), "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413
+
+
+async def test_unseen_category_flagged_in_log_and_coarsening(settings, keys):
+    coarse = dataclasses.replace(
+        settings, deploy=settings.deploy.model_copy(update={"coarsen": "top_class"})
+    )
+    async with h.serving(coarse) as (_, c):
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            json={"rows": [h.row(0, cat="zzz")]},
+            headers=h.bearer(keys["predictor"]),
+        )
+        assert r.status_code == 200, r.text
+        assert "probabilities" not in r.json()
+    log = read_log(settings.log_root, "credit")
+    assert log.column("_flags").to_pylist() == ["unseen:cat"]
+    assert log.column("_proba").to_pylist()[0] is not None  # the log keeps full scores
+    rounded = dataclasses.replace(
+        settings,
+        deploy=settings.deploy.model_copy(
+            update={"coarsen": "rounded", "unseen_categories": "reject"}
+        ),
+    )
+    async with h.serving(rounded) as (_, c):
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            json={"rows": [h.row(0)]},
+            headers=h.bearer(keys["predictor"]),
+        )
+        p = r.json()["probabilities"][0]
+        assert p == [round(x, 2) for x in p]
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            json={"rows": [h.row(0, cat="zzz")]},
+            headers=h.bearer(keys["predictor"]),
+        )
+        assert r.status_code == 422 and r.json()["field"] == "cat"
+
+
+async def test_disabled_version_leaves_traffic_within_a_second(settings, keys, store, versions):
+    """Kill switch: traffic falls back to the previous champion, then 503 without one."""
+    store.endpoints.promote("credit", versions["spare"], actor="test")
+    async with h.serving(settings) as (_, c):
+        url, auth = "/v1/endpoints/credit/predict", h.bearer(keys["predictor"])
+        r = await c.post(url, json={"rows": [h.row(0)]}, headers=auth)
+        assert r.json()["model_version"] == versions["spare"]
+        store.disable(versions["spare"], actor="test", reason="kill switch test")
+        t0 = time.monotonic()
+        while True:
+            r = await c.post(url, json={"rows": [h.row(0)]}, headers=auth)
+            assert r.status_code == 200, r.text
+            if r.json()["model_version"] == versions["champion"]:
+                break
+            assert time.monotonic() - t0 < 1.0
+            await asyncio.sleep(0.01)
+        store.disable(versions["champion"], actor="test", reason="kill switch test")
+        await asyncio.sleep(0.5)
+        r = await c.post(url, json={"rows": [h.row(0)]}, headers=auth)
+        assert r.status_code == 503 and "champion" in r.json()["error"]
+
+
+async def test_load_failure_keeps_previous_table_and_is_recorded(settings, keys, store, versions):
+    async with h.serving(settings) as (app, c):
+        # corrupt the canary's artifact: its digest no longer matches
+        row = store.versions.get(versions["canary"])
+        rt = app.state.runtime
+        path = rt.pool.artifacts.path_for(row["artifact"])
+        import pathlib
+
+        p = pathlib.Path(path)
+        if not p.exists():
+            p = next(pathlib.Path(settings.artifacts_root).rglob(row["artifact"] + "*"))
+        p.write_bytes(b"tampered")
+        r = await c.post(
+            "/v1/endpoints/credit/deploy",
+            json={"version": versions["canary"], "canary": 50},
+            headers=h.bearer(keys["deployer"]),
+        )
+        assert r.status_code == 200, r.text
+        err = r.json()["server"]["load_error"]
+        assert err["version"] == versions["canary"]
+        for _ in range(20):
+            r = await c.post(
+                "/v1/endpoints/credit/predict",
+                json={"rows": [h.row(0)]},
+                headers=h.bearer(keys["predictor"]),
+            )
+            assert r.json()["model_version"] == versions["champion"]
+        decisions = store.decisions.list(action="load_failed")
+        assert decisions and decisions[0]["subject"] == f"version:{versions['canary']}"

@@ -1,0 +1,116 @@
+"""Canary share and stickiness over 10k requests; shadows logged, never returned, never felt."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import pytest
+import serve_helpers as h
+
+from loopml.serve.predlog import read_log
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_canary_share_within_two_points_and_sticky(settings, keys, store, versions):
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["canary"]), actor="test", canary=10
+    )
+    fast = dataclasses.replace(
+        settings, serve=settings.serve.model_copy(update={"durable_log": False})
+    )
+    auth = h.bearer(keys["predictor"])
+    body = {"rows": [h.row(0)]}
+    async with h.serving(fast) as (app, _):
+        payload = json.dumps(body).encode()
+
+        async def one(key: str) -> int:
+            status, answer = await h.asgi_post(
+                app, "/v1/endpoints/credit/predict", payload, {**auth, "X-Entity-Key": key}
+            )
+            assert status == 200, answer
+            return json.loads(answer)["model_version"]
+
+        served: list[int] = []
+        for start in range(0, 10_000, 500):
+            served += await asyncio.gather(*(one(f"cust-{i}") for i in range(start, start + 500)))
+        share = served.count(versions["canary"]) / len(served)
+        assert abs(share - 0.10) <= 0.02, share
+        assert set(served) == {versions["champion"], versions["canary"]}
+        # sticky: a key always lands on the same version
+        on_canary = next(f"cust-{i}" for i, v in enumerate(served) if v == versions["canary"])
+        on_champ = next(f"cust-{i}" for i, v in enumerate(served) if v == versions["champion"])
+        again = await asyncio.gather(*(one(k) for k in [on_canary, on_champ] * 25))
+        assert again == [versions["canary"], versions["champion"]] * 25
+
+
+async def test_shadow_answers_logged_under_same_ids_never_returned(settings, keys, store, versions):
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["spare"]), actor="test", shadow=True
+    )
+    async with h.serving(settings) as (app, c):
+        rs = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/endpoints/credit/predict",
+                    json={"rows": [h.row(i)]},
+                    headers=h.bearer(keys["predictor"]),
+                )
+                for i in range(30)
+            )
+        )
+        docs = [r.json() for r in rs]
+        assert {d["model_version"] for d in docs} == {versions["champion"]}
+        assert all(
+            set(d) == {"request_ids", "predictions", "probabilities", "model_version"} for d in docs
+        )
+        rt = app.state.runtime
+        for _ in range(100):  # shadows run off the response path: wait for them
+            if not rt._shadow_tasks:
+                break
+            await asyncio.sleep(0.02)
+    log = read_log(settings.log_root, "credit")
+    roles = dict.fromkeys(("champion", "shadow"), 0)
+    by_role: dict[str, set[str]] = {"champion": set(), "shadow": set()}
+    for rid, role, version in zip(
+        log.column("_request_id").to_pylist(),
+        log.column("_role").to_pylist(),
+        log.column("_version").to_pylist(),
+        strict=True,
+    ):
+        roles[role] += 1
+        by_role[role].add(rid)
+        assert version == (versions["spare"] if role == "shadow" else versions["champion"])
+    assert by_role["shadow"] == by_role["champion"] == {d["request_ids"][0] for d in docs}
+
+
+async def test_failing_shadow_is_invisible_to_callers(settings, keys, store, versions):
+    """A shadow whose model raises (unseen category, handle_unknown='error') never shows."""
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["failing_shadow"]), actor="test", shadow=True
+    )
+    async with h.serving(settings) as (app, c):
+        rs = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/endpoints/credit/predict",
+                    json={"rows": [h.row(i, cat="never-seen")]},
+                    headers=h.bearer(keys["predictor"]),
+                )
+                for i in range(40)
+            )
+        )
+        assert {r.status_code for r in rs} == {200}
+        rt = app.state.runtime
+        for _ in range(100):
+            if not rt._shadow_tasks:
+                break
+            await asyncio.sleep(0.02)
+        metrics = (await c.get("/metrics")).text
+    line = next(x for x in metrics.splitlines() if x.startswith("loopml_shadow_errors_total{"))
+    assert float(line.rsplit(" ", 1)[1]) == 40
+    log = read_log(settings.log_root, "credit")
+    assert set(log.column("_role").to_pylist()) == {"champion"}
+    assert log.num_rows == 40

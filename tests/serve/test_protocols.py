@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopml.errors import DataError, ValidationError
+from loopml.serve import oip
+from loopml.serve import protocols as p
+from loopml.serve.validation import Validator
+
+
+def test_loopml_rows_and_split_give_the_same_columns(mixed_sig):
+    rows = [
+        {"age": 1, "income": 2.0, "member": True, "city": "rome"},
+        {"age": 3, "income": None, "member": False, "city": "paris"},
+    ]
+    a = p.parse_loopml(json.dumps({"rows": rows}).encode()).columns
+    b = p.parse_loopml(
+        json.dumps({"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}).encode()
+    ).columns
+    assert (
+        a
+        == b
+        == {
+            "age": [1, 3],
+            "income": [2.0, None],
+            "member": [True, False],
+            "city": ["rome", "paris"],
+        }
+    )
+    one = p.parse_loopml(json.dumps({"rows": rows[:1]}).encode()).columns
+    assert one == {k: v[:1] for k, v in a.items()}
+    Validator(mixed_sig).validate(a)
+
+
+def test_row_with_different_columns_names_the_row():
+    with pytest.raises(ValidationError) as e:
+        p.parse_loopml(b'{"rows": [{"a": 1, "b": 2}, {"a": 1, "c": 2}]}')
+    assert e.value.field == "rows[1]" and e.value.details["row"] == 1
+    with pytest.raises(ValidationError) as e:
+        p.parse_loopml(b'{"rows": [{"a": 1, "b": 2}, {"a": 1}]}')
+    assert e.value.field == "rows[1]"
+    with pytest.raises(DataError) as e:
+        p.parse_loopml(b'{"rows": [{"a": 1}, [1]]}')
+    assert e.value.field == "rows[1]"
+    with pytest.raises(ValidationError) as e:
+        p.parse_loopml(b'{"columns": ["a", "b"], "data": [[1, 2], [3]]}')
+    assert e.value.field == "body.data[1]"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "status"),
+    [
+        (b"", "body", 400),
+        (b"\x00not json at all", "body", 400),
+        (b"[1, 2]", "body", 422),
+        (b'{"rows": []}', "rows", 422),
+        (b'{"rows": [1]}', "rows[0]", 422),
+        (b'{"data": [[1]]}', "columns", 422),
+        (b'{"columns": ["a", "a"], "data": [[1, 2]]}', "body.columns", 422),
+        (b'{"something": 1}', "body", 422),
+    ],
+)
+def test_bad_loopml_bodies_name_the_field(body, field, status):
+    with pytest.raises(DataError) as e:
+        p.parse_loopml(body)
+    d = e.value.to_dict()
+    assert (d["field"], d["status"]) == (field, status)
+    assert set(d) <= {"error", "field", "status", "row"}
+    assert json.loads(p.error_body(e.value)) == d
+    if body:
+        assert body.decode(errors="replace")[3:] not in d["error"]
+
+
+def test_encode_loopml_handles_numpy():
+    body = p.encode_loopml(["r1", "r2"], np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), 3)
+    assert json.loads(body) == {
+        "request_ids": ["r1", "r2"],
+        "predictions": [0, 1],
+        "probabilities": [[0.9, 0.1], [0.2, 0.8]],
+        "model_version": 3,
+    }
+    body = p.encode_loopml(["r1"], np.array(["yes"], dtype=object), None, 1)
+    assert json.loads(body)["predictions"] == ["yes"]
+
+
+def _mlflow_bodies(frame: pd.DataFrame):
+    """The four JSON shapes MLflow's clients send (pandas' orient= output, TF-serving forms)."""
+    split = json.loads(frame.to_json(orient="split", index=False))
+    yield {"dataframe_split": split}
+    yield {"dataframe_records": json.loads(frame.to_json(orient="records"))}
+    yield {"instances": json.loads(frame.to_json(orient="records"))}
+    yield {"inputs": {c: frame[c].tolist() for c in frame.columns}}
+    yield {"inputs": frame.to_numpy().tolist()}  # positional tensor rows
+    yield {"instances": frame.to_numpy().tolist(), "params": {"k": 1}}
+
+
+def test_mlflow_formats_all_reach_the_same_columns(numeric_sig):
+    frame = pd.DataFrame(np.arange(8.0).reshape(2, 4), columns=numeric_sig.names)
+    v = Validator(numeric_sig)
+    expected = v.frame(v.validate({c: frame[c].tolist() for c in frame.columns}))
+    for body in _mlflow_bodies(frame):
+        req = p.parse_mlflow(json.dumps(body).encode(), "application/json", numeric_sig)
+        got = v.frame(v.validate(req.columns))
+        pd.testing.assert_frame_equal(got, expected)
+        assert req.params == body.get("params")
+    csv = frame.to_csv(index=False).encode()
+    req = p.parse_mlflow(csv, "text/csv", numeric_sig)
+    pd.testing.assert_frame_equal(v.frame(v.validate(req.columns)), expected)
+    assert json.loads(p.encode_mlflow(np.array([0, 1]))) == {"predictions": [0, 1]}
+
+
+def test_mlflow_csv_keeps_categories_as_text_and_reports_bad_numbers(mixed_sig):
+    v = Validator(mixed_sig, allow_nulls=True)
+    csv = b"age,income,member,city\n1,,True,rome\n2,3.5,False,paris\n"
+    b = v.validate(p.parse_mlflow(csv, "text/csv; charset=utf-8", mixed_sig).columns)
+    assert b.columns["city"].tolist() == ["rome", "paris"]
+    assert np.isnan(b.columns["income"][0])
+    bad = b"age,income,member,city\n1,abc,True,rome\n"
+    with pytest.raises(ValidationError) as e:
+        v.validate(p.parse_mlflow(bad, "text/csv", mixed_sig).columns)
+    assert (e.value.field, e.value.details["row"]) == ("income", 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "field", "status"),
+    [
+        (b'{"dataframe_records": [], "inputs": []}', "application/json", "body", 422),
+        (b'{"dataframe_split": [1]}', "application/json", "dataframe_split", 422),
+        (b'{"inputs": [1, 2], "params": 3}', "application/json", "params", 422),
+        (b'{"inputs": []}', "application/json", "inputs", 422),
+        (b"{}", "application/xml", "content-type", 415),
+        (b"{}", "application/json; charset=latin-1", "content-type", 415),
+        (b'\xff\xfe"a', "text/csv", "body", 422),
+    ],
+)
+def test_bad_mlflow_bodies(numeric_sig, body, ctype, field, status):
+    with pytest.raises(DataError) as e:
+        p.parse_mlflow(body, ctype, numeric_sig)
+    assert (e.value.field, e.value.to_dict()["status"]) == (field, status)
+
+
+def test_v2_metadata_from_signature(mixed_sig):
+    meta = oip.v2_metadata("credit", [3, 4], mixed_sig)
+    assert meta["name"] == "credit" and meta["versions"] == ["3", "4"]
+    assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
+        ("age", "INT64", [-1]),
+        ("income", "FP64", [-1]),
+        ("member", "BOOL", [-1]),
+        ("city", "BYTES", [-1]),
+    ]
+    assert [o["name"] for o in meta["outputs"]] == ["predict", "predict_proba"]
+    assert meta["outputs"][0]["datatype"] == "INT64"
+    assert meta["outputs"][1]["shape"] == [-1, 2]
+
+
+def test_v2_columns_and_tensor(numeric_sig, mixed_sig):
+    body = {
+        "id": "q1",
+        "inputs": [
+            {"name": "age", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+            {"name": "income", "shape": [2, 1], "datatype": "FP64", "data": [[1.5], [2.5]]},
+            {"name": "member", "shape": [2], "datatype": "BOOL", "data": [True, False]},
+            {"name": "city", "shape": [2], "datatype": "BYTES", "data": ["rome", "paris"]},
+        ],
+        "outputs": [{"name": "predict"}],
+    }
+    req = oip.parse_v2(json.dumps(body).encode(), mixed_sig)
+    assert req.id == "q1" and req.outputs == ("predict",)
+    assert Validator(mixed_sig).validate(req.columns).n == 2
+    tensor = {
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": list(range(8))}]
+    }
+    req = oip.parse_v2(json.dumps(tensor).encode(), numeric_sig)
+    v = Validator(numeric_sig)
+    assert v.frame(v.validate(req.columns)).to_numpy().tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field"),
+    [
+        ([{"name": "f0", "shape": [2], "datatype": "FP64", "data": [1.0]}], "inputs[0].data"),
+        ([{"name": "f0", "shape": [1], "datatype": "FLOAT", "data": [1.0]}], "inputs[0].datatype"),
+        ([{"name": "f0", "shape": "1", "datatype": "FP64", "data": [1.0]}], "inputs[0].shape"),
+        ([{"name": "f0", "shape": [1], "datatype": "BYTES", "data": ["a"]}], "f0"),
+        (
+            [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}],
+            "inputs[0].shape",
+        ),
+        (
+            [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, "a", 4]}],
+            "inputs[0].data",
+        ),
+        ([], "inputs"),
+    ],
+)
+def test_v2_bad_inputs(numeric_sig, inputs, field):
+    with pytest.raises(DataError) as e:
+        oip.parse_v2(json.dumps({"inputs": inputs}).encode(), numeric_sig)
+    assert e.value.field == field
+
+
+def test_v2_with_the_triton_client(numeric_sig, mixed_sig):
+    """tritonclient builds the request and parses our answer (JSON, no binary extension)."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    from tritonclient.http._utils import _get_inference_request
+
+    inputs = []
+    for name, arr in (
+        ("age", np.array([30, 40], dtype=np.int64)),
+        ("income", np.array([1.0, 2.0])),
+        ("member", np.array([True, False])),
+        ("city", np.array(["rome", "paris"], dtype=object)),
+    ):
+        dtype = {"i": "INT64", "f": "FP64", "b": "BOOL", "O": "BYTES"}[arr.dtype.kind]
+        inp = httpclient.InferInput(name, list(arr.shape), dtype)
+        inp.set_data_from_numpy(arr, binary_data=False)
+        inputs.append(inp)
+    outputs = [
+        httpclient.InferRequestedOutput(n, binary_data=False) for n in ("predict", "predict_proba")
+    ]
+    body, _ = _get_inference_request(inputs, "rq-7", outputs, 0, False, False, 0, None, None)
+    req = oip.parse_v2(body, mixed_sig)
+    batch = Validator(mixed_sig).validate(req.columns)
+    assert batch.columns["city"].tolist() == ["rome", "paris"]
+    answer = oip.encode_v2(
+        "credit", 3, req.id, np.array([0, 1]), np.array([[0.7, 0.3], [0.4, 0.6]]), req.outputs
+    )
+    result = httpclient.InferResult.from_response_body(answer)
+    assert result.get_response()["id"] == "rq-7"
+    assert result.as_numpy("predict").tolist() == [0, 1]
+    assert result.as_numpy("predict_proba").tolist() == [[0.7, 0.3], [0.4, 0.6]]
+    labels = oip.encode_v2("credit", 3, "x", np.array(["no", "yes"], dtype=object), None)
+    assert httpclient.InferResult.from_response_body(labels).as_numpy("predict").tolist() == [
+        "no",
+        "yes",
+    ]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from loopml.serve import wal
+
+
+def _payloads(n: int) -> list[bytes]:
+    return [f"record-{i}".encode() * (i % 7 + 1) for i in range(n)]
+
+
+def test_frames_round_trip_and_torn_tail_is_skipped():
+    data = b"".join(wal.encode_frame(p) for p in _payloads(20))
+    frames, end = wal.scan_frames(data)
+    assert frames == _payloads(20) and end == len(data)
+    for cut in (1, 3, 8, 9):  # inside the payload, inside the header
+        frames, end = wal.scan_frames(data[:-cut])
+        assert frames == _payloads(19)
+    frames, _ = wal.scan_frames(data + b"\x05\x00\x00\x00garbage!!")
+    assert frames == _payloads(20)
+    flipped = bytearray(data)
+    flipped[len(data) - 2] ^= 0xFF  # a corrupt last payload fails its checksum
+    assert wal.scan_frames(bytes(flipped))[0] == _payloads(19)
+    huge = data + (2**31).to_bytes(4, "little") + b"\x00" * 4
+    assert wal.scan_frames(huge)[0] == _payloads(20)
+
+
+def test_sync_append_reopen_continues_in_a_new_segment(tmp_path):
+    log = wal.SegmentLog(tmp_path).open()
+    for p in _payloads(5):
+        log.append_sync(p)
+    first = log.current
+    log.close()
+    with open(first, "ab") as f:
+        f.write(b"\x10\x00\x00\x00torn")
+    log = wal.SegmentLog(tmp_path).open()
+    log.append_sync(b"after")
+    assert log.current != first
+    log.close()
+    got = [p for seg in sorted(tmp_path.glob("*.wal")) for p in wal.read_segment(seg)]
+    assert got == [*_payloads(5), b"after"]
+
+
+def test_group_commit_groups_under_concurrency(tmp_path):
+    log = wal.SegmentLog(tmp_path).open()
+
+    async def run() -> None:
+        await asyncio.gather(*(log.append(b"x" * 100) for _ in range(500)))
+
+    asyncio.run(run())
+    log.close()
+    assert log.records == 500
+    assert log.fsyncs < 250, log.fsyncs  # many records share one fsync
+    assert sum(1 for seg in log.segments() for _ in wal.read_segment(seg)) == 500
+
+
+def test_segments_roll_by_size_and_live_one_cannot_be_claimed(tmp_path):
+    log = wal.SegmentLog(tmp_path, segment_bytes=1000).open()
+    for _ in range(25):  # 108-byte frames: rolls after 10 and 20, none after the last
+        log.append_sync(b"y" * 100)
+    segs = log.segments()
+    assert len(segs) >= 3
+    assert wal.claim(log.current) is None
+    fd = wal.claim(segs[0])
+    assert fd is not None
+    os.close(fd)
+    log.close()
+    assert sum(1 for s in segs for _ in wal.read_segment(s)) == 25
+
+
+def test_buffered_mode_flushes_without_fsync(tmp_path):
+    log = wal.SegmentLog(tmp_path, durable=False, flush_seconds=0.01).open()
+    for p in _payloads(50):
+        log.append_nowait(p)
+    log.close()
+    assert log.fsyncs == 0
+    assert [p for s in log.segments() for p in wal.read_segment(s)] == _payloads(50)
+
+
+def test_append_before_open_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match="open"):
+        wal.SegmentLog(tmp_path).append_nowait(b"x")
