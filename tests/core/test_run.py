@@ -171,3 +171,13 @@ def _timed_help() -> float:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "loopml.cli", "--help"], check=True, capture_output=True)
     return time.perf_counter() - t
+
+
+def test_every_command_in_the_parser_has_a_handler():
+    """Guards against a command module of the cli package not being imported (no handler)."""
+    import argparse
+
+    from loopml.cli import COMMANDS, build_parser
+
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == set(COMMANDS)

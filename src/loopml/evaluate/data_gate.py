@@ -135,11 +135,12 @@ class DataGate(Gate):
         columns: dict[str, dict[str, Any]] = {}
         nunique = frame.nunique(dropna=True)
         for name, col in schema.columns.items():
-            summary = {
+            distinct = int(nunique.get(name, 0))
+            summary: dict[str, Any] = {
                 "kind": col.kind,
                 "dtype": col.dtype,
                 "null_rate": col.null_rate,
-                "distinct": int(nunique.get(name, 0)),
+                "distinct": distinct,
             }
             if col.kind == "numeric":
                 summary.update(
@@ -171,7 +172,7 @@ class DataGate(Gate):
                     value=share,
                     threshold=self.max_out_of_range_share,
                 )
-            if summary["distinct"] <= 1 and name != ctx.target:
+            if distinct <= 1 and name != ctx.target:
                 issue(
                     "constant",
                     name,

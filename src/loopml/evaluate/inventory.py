@@ -50,7 +50,8 @@ def inventory_rows(
     for v in versions:
         if v.get("status") not in statuses:
             continue
-        run = by_run.get(v.get("run_id")) or {}
+        run_id = v.get("run_id")
+        run = (by_run.get(run_id) if run_id is not None else None) or {}
         gates = v.get("gates") or []
         metrics = v.get("metrics") or {}
         card = (v.get("extra") or {}).get("card") or {}
@@ -62,7 +63,7 @@ def inventory_rows(
                 "status": v.get("status"),
                 "created_at": iso(v.get("created_at")),
                 "expires_at": iso(v.get("expires_at")),
-                "run_id": v.get("run_id"),
+                "run_id": run_id,
                 "parent_id": v.get("parent_id"),
                 "git_commit": run.get("git_commit"),
                 "artifact": v.get("artifact"),

@@ -177,9 +177,9 @@ def _decision(store: Store, cfg: Config, r: Request) -> dict[str, Any]:
 
 def _review(store: Store, cfg: Config, r: Request) -> dict[str, Any]:
     q = r.query_params
-    days = q.get("days")
+    days = q.get("days") or "7"
     try:
-        d = float(days) if days else 7.0
+        d = float(days)
     except ValueError:
         raise UsageError(
             f"'days' must be a number of days. Got {days[:20]!r}.", field="days"

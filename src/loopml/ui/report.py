@@ -104,7 +104,7 @@ def _feature_drift(
                 },
             )
             q["windows"] += 1
-    feats = [
+    feats: list[dict[str, Any]] = [
         {"column": c, "windows": n, "drifted": drifted[c], "max_effect": top.get(c)}
         for c, n in seen.items()
     ]

@@ -60,7 +60,7 @@ def charts(ts: dict[str, Any], alerts: list[dict[str, Any]], cfg: Config) -> lis
         served = {k: np.asarray(ts[k])[keep].tolist() for k in ("start", "version", "rows")}
         served["n"] = int(keep.sum())
     by_version = split_by(served, "version", ("rows",))
-    specs = [
+    specs: list[dict[str, Any]] = [
         {
             "id": "traffic",
             "title": "Rows served per window, by version",

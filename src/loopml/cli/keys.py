@@ -1,0 +1,43 @@
+"""``loopml keys``: create, list or revoke API keys."""
+
+from __future__ import annotations
+
+import argparse
+
+from loopml.cli.common import cli_actor, command, open_store, print_json, print_table, when
+
+
+@command
+def cmd_keys(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    if args.action == "create":
+        key, rec = store.keys.create(args.role, name=args.name or "", actor=cli_actor(args))
+        print(
+            f"Created API key {rec['id']} ({rec['prefix']}) with role {rec['role']}. It is shown once:"
+        )
+        print(key)
+        return 0
+    if args.action == "revoke":
+        store.keys.revoke(int(args.id), actor=cli_actor(args))
+        print(f"Revoked API key {args.id}.")
+        return 0
+    rows = store.keys.list()
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        "API keys",
+        ["id", "prefix", "role", "name", "created", "revoked"],
+        [
+            (
+                r["id"],
+                r["prefix"],
+                r["role"],
+                r["name"],
+                when(r["created_at"]),
+                when(r["revoked_at"]),
+            )
+            for r in rows
+        ],
+    )
+    return 0

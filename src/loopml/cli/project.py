@@ -1,0 +1,42 @@
+"""Commands around a whole project: scaffold one (``init``), run its server (``serve``) and
+the closed-loop demo (``demo``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from loopml.cli.common import command, project_config
+
+
+@command
+def cmd_init(args: argparse.Namespace) -> int:
+    """Scaffold a working project (the employment example) in a folder."""
+    from loopml.examples.employment import write_project
+
+    dest = Path(args.dir)
+    if (dest / "loopml.yaml").exists() and not args.force:
+        from loopml.errors import UsageError
+
+        raise UsageError(f"{dest / 'loopml.yaml'} already exists; use --force to overwrite it.")
+    write_project(dest)
+    print(f"Created a loopml project in {dest}: loopml.yaml, train.py and data/.")
+    print(f"Next: cd {dest} && loopml run")
+    return 0
+
+
+@command
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server: prediction API (dashboard and controller join in loopml.server)."""
+    from loopml.server import serve
+
+    return serve(
+        project_config(args), host=args.host, port=args.port, auth=False if args.no_auth else None
+    )
+
+
+@command
+def cmd_demo(args: argparse.Namespace) -> int:
+    from loopml.demo import run_demo
+
+    return run_demo(Path(args.dir), serve=not args.no_serve)

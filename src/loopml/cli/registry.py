@@ -1,0 +1,204 @@
+"""Commands over the registry: train and register (``run``), list runs, versions and
+decisions, and write a version's report or the production inventory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from loopml.cli.common import (
+    cli_actor,
+    command,
+    fmt,
+    open_store,
+    parse_time,
+    print_json,
+    print_table,
+    project_config,
+    when,
+)
+
+
+@command
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train -> gates -> register."""
+    from loopml.progress import ConsoleSteps
+    from loopml.train import run
+    from loopml.train.report import print_run
+
+    cfg = project_config(args)
+    result = run(cfg, steps=ConsoleSteps(), trigger="manual", actor=cli_actor(args))
+    if args.json:
+        print_json(
+            {
+                "run": result.run_id,
+                "version": result.version and result.version["id"],
+                "passed": result.passed,
+                "metrics": result.metrics,
+                "gates": result.gates,
+                "timings": result.timings,
+            }
+        )
+    else:
+        print_run(cfg, result)
+    return 0 if result.passed else 1
+
+
+def version_summary(v: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": v["id"],
+        "model": v["model"],
+        "number": v["number"],
+        "status": v["status"],
+        "created_at": when(v["created_at"]),
+        "expires_at": when(v["expires_at"]),
+        "metrics": {k: x for k, x in v["metrics"].items() if not isinstance(x, list | dict)},
+        "artifact_sha256": v["artifact"],
+        "format": v["format"],
+        "reference_profile_sha256": v["reference_profile"],
+        "data_snapshots": {k: h for k, h in v["snapshots"].items() if k != "ids"},
+        "lineage": {
+            "run": v["run_id"],
+            "parent": v["parent_id"],
+            "snapshots": {k: h for k, h in v["snapshots"].items() if k != "ids"},
+        },
+        "gates": [
+            {k: g[k] for k in ("gate", "verdict", "blocking", "message")} for g in v["gates"]
+        ],
+        "signed": v["manifest_signature"] is not None,
+    }
+
+
+@command
+def cmd_versions(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = [version_summary(v) for v in store.versions.list(model=args.model, status=args.status)]
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        "Model versions",
+        ["version", "model", "status", "accuracy", "roc_auc", "gates", "created", "sha256"],
+        [
+            (
+                r["version"],
+                r["model"],
+                r["status"],
+                fmt(r["metrics"].get("accuracy")),
+                fmt(r["metrics"].get("roc_auc")),
+                " ".join(f"{g['gate']}:{g['verdict']}" for g in r["gates"]) or "-",
+                r["created_at"],
+                r["artifact_sha256"][:12],
+            )
+            for r in rows
+        ],
+    )
+    return 0
+
+
+@command
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = store.runs.list(model=args.model)
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        "Training runs",
+        [
+            "run",
+            "model",
+            "status",
+            "trigger",
+            "started",
+            "wall s",
+            "train s",
+            "peak MB",
+            "git",
+            "error",
+        ],
+        [
+            (
+                r["id"],
+                r["model"],
+                r["status"],
+                r["trigger"],
+                when(r["started_at"]),
+                fmt(r["wall_seconds"]),
+                fmt(r["train_seconds"]),
+                fmt(r["peak_memory_mb"]),
+                (r["git_commit"] or "-")[:8] + ("*" if r["git_dirty"] else ""),
+                (r["error"] or "")[:60],
+            )
+            for r in rows
+        ],
+    )
+    return 0
+
+
+@command
+def cmd_decisions(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = store.decisions.list(
+        endpoint=args.endpoint, actor=args.actor, action=args.action, limit=args.limit
+    )
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        "Decisions (newest first)",
+        ["id", "time", "actor", "action", "subject", "reason"],
+        [
+            (r["id"], when(r["at"]), r["actor"], r["action"], r["subject"], r["reason"][:90])
+            for r in rows
+        ],
+    )
+    return 0
+
+
+@command
+def cmd_report(args: argparse.Namespace) -> int:
+    """A version's model card + gate report, or an endpoint's report over a period."""
+    from loopml.errors import UsageError
+
+    cfg = project_config(args)
+    store = open_store(args)
+    if args.endpoint:
+        from loopml.ui.report import write_endpoint_report
+
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+        out = Path(args.out or f"report-{args.endpoint}.html")
+        write_endpoint_report(cfg, store, args.endpoint, since, until, out)
+        print(f"Wrote {out}")
+        return 0
+    if args.version is None:
+        raise UsageError("Name a VERSION (loopml report 3) or an endpoint (--endpoint NAME).")
+    from loopml.evaluate.report import render
+
+    v = store.versions.get(args.version)
+    run = store.runs.get(v["run_id"])
+    snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
+    text = render(v, run, cfg.model_dump(mode="json"), fmt=args.format, snapshots=snaps)
+    out = Path(
+        args.out or f"version-{v['id']}.{ {'md': 'md', 'json': 'json'}.get(args.format, 'html') }"
+    )
+    out.write_text(text)
+    print(f"Wrote {out}")
+    return 0
+
+
+@command
+def cmd_inventory(args: argparse.Namespace) -> int:
+    """Every version in production (champion, canary, shadow) with its card summary."""
+    from loopml.evaluate.inventory import inventory_csv, inventory_rows
+
+    store = open_store(args)
+    rows = inventory_rows(store.versions.list(), store.runs.list(limit=100000))
+    if args.format == "csv":
+        sys.stdout.write(inventory_csv(rows))
+    else:
+        print_json(rows)
+    return 0

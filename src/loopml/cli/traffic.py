@@ -1,0 +1,163 @@
+"""Commands that change or show who serves an endpoint: deploy, promote, rollback, the kill
+switch (disable), retire, freeze and unfreeze, the traffic history and guarded rollouts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from loopml.cli.common import (
+    cli_actor,
+    command,
+    fmt,
+    open_store,
+    parse_time,
+    print_json,
+    print_table,
+    project_config,
+    when,
+)
+
+
+def print_endpoint(args: argparse.Namespace, ep: dict[str, Any]) -> int:
+    if getattr(args, "json", False):
+        print_json(ep)
+    else:
+        shadows = (
+            ", ".join(f"v{s['version_id']} ({s['fraction']:.0%})" for s in ep["shadows"]) or "none"
+        )
+        canary = f"v{ep['canary_id']} at {ep['canary_weight']:g}%" if ep["canary_id"] else "none"
+        print(
+            f"Endpoint {ep['name']}: champion v{ep['champion_id']}, canary {canary}, shadows {shadows}"
+            + (" [frozen]" if ep["frozen"] else "")
+        )
+    return 0
+
+
+@command
+def cmd_deploy(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    v = store.versions.get(args.version)
+    ep = store.endpoints.deploy(
+        args.endpoint,
+        v,
+        actor=cli_actor(args),
+        reason=args.reason or "",
+        canary=args.canary,
+        shadow=args.shadow,
+    )
+    return print_endpoint(args, ep)
+
+
+@command
+def cmd_promote(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    ep = store.endpoints.promote(
+        args.endpoint, int(args.version), actor=cli_actor(args), reason=args.reason or ""
+    )
+    return print_endpoint(args, ep)
+
+
+@command
+def cmd_rollback(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    return print_endpoint(
+        args,
+        store.endpoints.rollback(args.endpoint, actor=cli_actor(args), reason=args.reason or ""),
+    )
+
+
+@command
+def cmd_disable(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    touched = store.disable(
+        int(args.version),
+        actor=cli_actor(args),
+        reason=args.reason or "kill switch from the command line",
+    )
+    print(f"Version {args.version} disabled; removed from: {', '.join(touched) or 'no endpoint'}.")
+    return 0
+
+
+@command
+def cmd_retire(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    touched = store.retire(
+        int(args.version), actor=cli_actor(args), reason=args.reason or "retired by hand"
+    )
+    print(f"Version {args.version} retired; removed from: {', '.join(touched) or 'no endpoint'}.")
+    return 0
+
+
+@command
+def cmd_freeze(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    return print_endpoint(
+        args,
+        store.endpoints.set_frozen(
+            args.endpoint, True, actor=cli_actor(args), reason=args.reason or "frozen by hand"
+        ),
+    )
+
+
+@command
+def cmd_unfreeze(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    return print_endpoint(
+        args,
+        store.endpoints.set_frozen(
+            args.endpoint, False, actor=cli_actor(args), reason=args.reason or "unfrozen by hand"
+        ),
+    )
+
+
+@command
+def cmd_history(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    rows = store.endpoints.history(args.endpoint, at=parse_time(args.at) if args.at else None)
+    if args.json:
+        print_json(rows)
+        return 0
+    if args.at and not rows:
+        print(f"Endpoint {args.endpoint} had no traffic at {args.at}.")
+        return 0
+    print_table(
+        f"Traffic of {args.endpoint}",
+        ["from", "champion", "canary", "weight %", "shadows"],
+        [
+            (
+                when(r["at"]),
+                r["traffic"]["champion"],
+                r["traffic"]["canary"],
+                fmt(r["traffic"]["canary_weight"]),
+                ",".join(str(s["version_id"]) for s in r["traffic"]["shadows"]) or "-",
+            )
+            for r in rows
+        ],
+    )
+    return 0
+
+
+@command
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Start a guarded rollout of a candidate: shadow -> canary steps -> champion."""
+    import time
+
+    from loopml.control.context import Context
+    from loopml.control.rollout import start
+
+    cfg = project_config(args)
+    store = open_store(args)
+    ctx = Context(cfg=cfg, store=store, clock=time.time, holder="cli", actor=cli_actor(args))
+    start(
+        ctx,
+        args.endpoint,
+        store.versions.get(args.version),
+        evidence={"requested_by": cli_actor(args), "reason": args.reason or ""},
+    )
+    print(
+        f"Rollout of version {args.version} on {args.endpoint} started in shadow; the "
+        f"controller (loopml serve, or loopml control) moves it through "
+        f"{cfg.deploy.rollout.steps if cfg.deploy else 'the canary steps'} while its guards hold."
+    )
+    return 0
