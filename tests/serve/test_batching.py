@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from loopml.serve.batching import MicroBatcher, batch_predictor
-from loopml.serve.validation import Validator
+from loopml.serve.validation import Batch, Validator
 
 
 def _rows(n: int, seed: int = 0) -> list[dict[str, list[float]]]:
@@ -107,8 +107,10 @@ def test_wrong_result_count_is_an_error_not_a_hang():
 
 
 def test_auto_moves_slow_models_to_the_thread():
-    def slow(items):
-        time.sleep(0.005)
+    def slow(items):  # 5 ms of CPU: slow by what it costs, not by what it waits for
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.005:
+            pass
         return items
 
     batcher = MicroBatcher(slow, executor="auto", inline_below_ms=2.0)
@@ -120,3 +122,82 @@ def test_auto_moves_slow_models_to_the_thread():
     asyncio.run(run())
     assert batcher.predict_ms_ewma > 2.0 and not batcher._inline()
     batcher.close()
+
+
+def test_auto_keeps_a_waiting_but_cheap_predict_inline():
+    """Wall time spent off the CPU (the GIL held by other threads, I/O) is not predict cost."""
+
+    def waits(items):
+        time.sleep(0.005)
+        return items
+
+    batcher = MicroBatcher(waits, executor="auto", inline_below_ms=2.0)
+
+    async def run():
+        for i in range(3):
+            await batcher.submit(i)
+
+    asyncio.run(run())
+    assert batcher.predict_ms_ewma < 2.0 and batcher._inline()
+    batcher.close()
+
+
+def _classifiers():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    return [
+        LogisticRegression(max_iter=500),
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+        RandomForestClassifier(n_estimators=15, random_state=0),
+        ExtraTreesClassifier(n_estimators=15, random_state=0),
+        DecisionTreeClassifier(random_state=0),
+        HistGradientBoostingClassifier(max_iter=30, random_state=0),
+        GradientBoostingClassifier(n_estimators=20, random_state=0),
+        CalibratedClassifierCV(LogisticRegression(max_iter=500), cv=3),
+    ]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("model", _classifiers(), ids=lambda m: type(m).__name__)
+def test_predictions_from_proba_equal_the_models_own_predict(numeric_sig, model, n_classes):
+    """The oracle is the estimator's own ``predict`` on the same frame, row by row."""
+    from sklearn.base import clone
+
+    from loopml.serve.batching import predicts_argmax_of_proba
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(600, 4)), columns=[f"f{j}" for j in range(4)])
+    y = np.array(["no", "yes", "maybe"])[
+        (X["f0"] + 0.5 * X["f1"] > 0).to_numpy().astype(int) + (n_classes == 3) * (X["f2"] > 1)
+    ]
+    fitted = clone(model).fit(X, y)
+    assert predicts_argmax_of_proba(fitted)
+    v = Validator(numeric_sig)
+    once = batch_predictor(fitted, v, from_proba=True)
+    rows = [v.validate(r) for r in _rows(300, seed=3)]
+    got = once(rows)
+    frame = v.frame(Batch.concat(rows))
+    want_pred, want_proba = fitted.predict(frame), fitted.predict_proba(frame)
+    np.testing.assert_array_equal(np.concatenate([p for p, _ in got]), want_pred)
+    np.testing.assert_allclose(np.concatenate([q for _, q in got]), want_proba)
+
+
+def test_unknown_classifiers_keep_both_calls():
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    from loopml.serve.batching import predicts_argmax_of_proba
+
+    X, y = np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2
+    assert not predicts_argmax_of_proba(SVC().fit(X, y))  # no predict_proba of its own
+    assert not predicts_argmax_of_proba(KNeighborsClassifier().fit(X, y))

@@ -25,7 +25,12 @@ from loopml.artifacts.loading import load_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.data.signature import Signature
 from loopml.errors import LoopmlError, UnavailableError
-from loopml.serve.batching import MicroBatcher, Prediction, batch_predictor
+from loopml.serve.batching import (
+    MicroBatcher,
+    Prediction,
+    batch_predictor,
+    predicts_argmax_of_proba,
+)
 from loopml.serve.settings import Settings
 from loopml.serve.validation import Batch, Validator
 
@@ -39,10 +44,10 @@ class ModelFailure:
         self.error = error
 
 
-def isolating_predictor(model: Any, validator: Validator) -> Any:
+def isolating_predictor(model: Any, validator: Validator, *, from_proba: bool = False) -> Any:
     """``batch_predictor`` that, when a batch fails, retries its requests one by one and
     returns a :class:`ModelFailure` for each request that still fails."""
-    inner = batch_predictor(model, validator)
+    inner = batch_predictor(model, validator, from_proba=from_proba)
 
     def predict(batches: list[Batch]) -> list[Prediction | ModelFailure]:
         try:
@@ -133,8 +138,9 @@ class ModelPool:
             unseen=s.unseen_policy,  # type: ignore[arg-type]
             allow_nulls=s.allow_nulls,
         )
+        warm_batch = [validator.validate(warm_row(signature))]
         predict = isolating_predictor(model, validator)
-        warm = predict([validator.validate(warm_row(signature))])[0]
+        warm = predict(warm_batch)[0]
         if isinstance(warm, ModelFailure):
             err = warm.error
             raise UnavailableError(
@@ -142,6 +148,11 @@ class ModelPool:
                 f"({type(err).__name__}: {str(err)[:200]}).",
                 field="version",
             )
+        if predicts_argmax_of_proba(model):  # one model call per batch, if it agrees here
+            fast = isolating_predictor(model, validator, from_proba=True)
+            got = fast(warm_batch)[0]
+            if not isinstance(got, ModelFailure) and np.array_equal(got[0], warm[0]):
+                predict = fast
         batcher: MicroBatcher[Batch, Any] = MicroBatcher(
             predict, max_batch_size=s.serve.max_batch_size, max_wait_ms=s.serve.max_batch_wait_ms
         )

@@ -144,7 +144,9 @@ class Validator:
         self._cols = signature.columns
         self._names = tuple(c.name for c in signature.columns)
         self._name_set = frozenset(self._names)
-        self._index = pd.Index(self._names)
+        # object dtype: pandas 3 would make an Arrow-backed string index, whose ``tolist``
+        # (scikit-learn reads the feature names on every call) costs ~50 µs a call
+        self._index = pd.Index(self._names, dtype=object)
         self._nullable = {c.name: allow_nulls or c.nullable for c in self._cols}
         self._int = {
             c.name: np.dtype(c.dtype).kind in "iu" for c in self._cols if c.kind == "number"
