@@ -173,7 +173,7 @@ def test_predictions_from_proba_equal_the_models_own_predict(numeric_sig, model,
     """The oracle is the estimator's own ``predict`` on the same frame, row by row."""
     from sklearn.base import clone
 
-    from loopml.serve.batching import predicts_argmax_of_proba
+    from loopml.serve.batching import accepts_array, predicts_argmax_of_proba
 
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(600, 4)), columns=[f"f{j}" for j in range(4)])
@@ -183,7 +183,8 @@ def test_predictions_from_proba_equal_the_models_own_predict(numeric_sig, model,
     fitted = clone(model).fit(X, y)
     assert predicts_argmax_of_proba(fitted)
     v = Validator(numeric_sig)
-    once = batch_predictor(fitted, v, from_proba=True)
+    assert accepts_array(fitted, v)
+    once = batch_predictor(fitted, v, from_proba=True, as_array=True)
     rows = [v.validate(r) for r in _rows(300, seed=3)]
     got = once(rows)
     frame = v.frame(Batch.concat(rows))
@@ -201,3 +202,22 @@ def test_unknown_classifiers_keep_both_calls():
     X, y = np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2
     assert not predicts_argmax_of_proba(SVC().fit(X, y))  # no predict_proba of its own
     assert not predicts_argmax_of_proba(KNeighborsClassifier().fit(X, y))
+
+
+def test_models_that_read_columns_by_name_keep_the_dataframe(numeric_sig):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from loopml.serve.batching import accepts_array
+
+    v = Validator(numeric_sig)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 4)), columns=list(numeric_sig.names))
+    y = (X["f0"] > 0).astype(int)
+    by_name = ColumnTransformer([("s", StandardScaler(), ["f0", "f1"])], remainder="passthrough")
+    assert not accepts_array(make_pipeline(by_name, LogisticRegression()).fit(X, y), v)
+    assert not accepts_array(LogisticRegression().fit(X.to_numpy(), y), v)  # no names to match
+    assert not accepts_array(LogisticRegression().fit(X[X.columns[::-1]], y), v)  # other order
+    assert accepts_array(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), v)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -185,19 +186,58 @@ def predicts_argmax_of_proba(model: Any) -> bool:
     return isinstance(classes, np.ndarray) and classes.ndim == 1 and len(classes) >= 2
 
 
+# Steps that read their input by column name (or run user code on it): a model holding one
+# gets a DataFrame, always.
+_NEEDS_FRAME = frozenset({"ColumnTransformer", "FunctionTransformer"})
+_NO_NAMES = r"X does not have valid feature names"
+
+
+def accepts_array(model: Any, validator: Validator) -> bool:
+    """Whether ``model`` can be given the validated float block as a NumPy array instead of a
+    DataFrame, which scikit-learn 1.9 with pandas 3 validates ~5x faster (2.1 ms against
+    0.43 ms a call, measured): every column is a float, the model was fitted on exactly the
+    signature's columns in the same order (``feature_names_in_``), and every step is
+    scikit-learn's or LightGBM's own, none of which selects columns by name. The pool also
+    checks, at load, that both inputs give the same outputs."""
+    if not validator.float_block:
+        return False
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or tuple(str(n) for n in names) != validator.names:
+        return False
+    steps = [model]
+    while steps:
+        step = steps.pop()
+        if type(step).__name__ in _NEEDS_FRAME:
+            return False
+        if not type(step).__module__.startswith(("sklearn.", "lightgbm.")):
+            return False
+        steps.extend(s for _, s in getattr(step, "steps", ()) if s not in (None, "passthrough"))
+    # the model was fitted with names and is given none: by design here, so not a warning
+    warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
+    return True
+
+
 def batch_predictor(
-    model: Any, validator: Validator, *, proba: bool = True, from_proba: bool = False
+    model: Any,
+    validator: Validator,
+    *,
+    proba: bool = True,
+    from_proba: bool = False,
+    as_array: bool = False,
 ) -> Callable[[list[Batch]], list[Prediction]]:
     """A ``predict`` for :class:`MicroBatcher`: stack validated batches, build one frame,
     call the model once, split ``(predictions, probabilities)`` back per request.
 
     ``from_proba``: derive the predictions from ``predict_proba`` (one model call, see
-    :func:`predicts_argmax_of_proba`) instead of calling ``predict`` as well."""
+    :func:`predicts_argmax_of_proba`) instead of calling ``predict`` as well.
+    ``as_array``: give the model the (rows, columns) float array, not a DataFrame (see
+    :func:`accepts_array`)."""
     has_proba = proba and hasattr(model, "predict_proba")
     classes = np.asarray(model.classes_) if from_proba and has_proba else None
 
     def predict(batches: list[Batch]) -> list[Prediction]:
-        frame = validator.frame(Batch.concat(batches))
+        batch = Batch.concat(batches)
+        frame = batch.block.T if as_array and batch.block is not None else validator.frame(batch)
         if classes is not None:
             prob = np.asarray(model.predict_proba(frame))
             pred = classes.take(prob.argmax(axis=1))

@@ -28,6 +28,7 @@ from loopml.errors import LoopmlError, UnavailableError
 from loopml.serve.batching import (
     MicroBatcher,
     Prediction,
+    accepts_array,
     batch_predictor,
     predicts_argmax_of_proba,
 )
@@ -44,10 +45,10 @@ class ModelFailure:
         self.error = error
 
 
-def isolating_predictor(model: Any, validator: Validator, *, from_proba: bool = False) -> Any:
+def isolating_predictor(model: Any, validator: Validator, **fast: bool) -> Any:
     """``batch_predictor`` that, when a batch fails, retries its requests one by one and
     returns a :class:`ModelFailure` for each request that still fails."""
-    inner = batch_predictor(model, validator, from_proba=from_proba)
+    inner = batch_predictor(model, validator, **fast)
 
     def predict(batches: list[Batch]) -> list[Prediction | ModelFailure]:
         try:
@@ -79,6 +80,41 @@ def warm_row(signature: Signature) -> dict[str, list[Any]]:
     return row
 
 
+def _probe_rows(signature: Signature, n: int = 32) -> dict[str, list[Any]]:
+    """``n`` varied rows for the fast-path check: the warm row and standard-normal numbers."""
+    rng = np.random.default_rng(0)
+    row = warm_row(signature)
+    out: dict[str, list[Any]] = {}
+    for c in signature.columns:
+        if c.kind == "number" and np.dtype(c.dtype).kind == "f":
+            out[c.name] = row[c.name] + rng.normal(size=n - 1).round(3).tolist()
+        else:
+            out[c.name] = row[c.name] * n
+    return out
+
+
+def fast_predictor(model: Any, validator: Validator, plain: Any, signature: Signature) -> Any:
+    """A faster predictor than ``plain`` (one ``predict_proba`` call; a NumPy array instead
+    of a DataFrame; see :mod:`loopml.serve.batching`) when the model qualifies and gives the
+    same predictions and probabilities as ``plain`` on probe rows; else ``None``."""
+    fast = {
+        "from_proba": predicts_argmax_of_proba(model),
+        "as_array": accepts_array(model, validator),
+    }
+    if not any(fast.values()):
+        return None
+    probe = [validator.validate(_probe_rows(signature))]
+    want, candidate = plain(probe)[0], isolating_predictor(model, validator, **fast)
+    got = candidate(probe)[0]
+    if isinstance(got, ModelFailure) or isinstance(want, ModelFailure):
+        return None
+    same = np.array_equal(got[0], want[0]) and (
+        (got[1] is None and want[1] is None)
+        or (got[1] is not None and want[1] is not None and np.allclose(got[1], want[1]))
+    )
+    return candidate if same else None
+
+
 @dataclass
 class Loaded:
     """A loaded, warmed version."""
@@ -90,6 +126,18 @@ class Loaded:
     validator: Validator
     batcher: MicroBatcher[Batch, Any]
     load_seconds: float
+
+    @property
+    def inputs(self) -> str:
+        """What this version's validator accepts and how: versions with equal ``inputs``
+        validate a request to the same batch (so a shadow can reuse the routed one's)."""
+        key = self.__dict__.get("_inputs")
+        if key is None:
+            v = self.validator
+            key = self.__dict__["_inputs"] = repr(
+                (self.signature.columns, v.extra, v.unseen, v.allow_nulls)
+            )
+        return key
 
     @property
     def has_proba(self) -> bool:
@@ -148,11 +196,7 @@ class ModelPool:
                 f"({type(err).__name__}: {str(err)[:200]}).",
                 field="version",
             )
-        if predicts_argmax_of_proba(model):  # one model call per batch, if it agrees here
-            fast = isolating_predictor(model, validator, from_proba=True)
-            got = fast(warm_batch)[0]
-            if not isinstance(got, ModelFailure) and np.array_equal(got[0], warm[0]):
-                predict = fast
+        predict = fast_predictor(model, validator, predict, signature) or predict
         batcher: MicroBatcher[Batch, Any] = MicroBatcher(
             predict, max_batch_size=s.serve.max_batch_size, max_wait_ms=s.serve.max_batch_wait_ms
         )

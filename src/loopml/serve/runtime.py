@@ -5,8 +5,10 @@ metrics), plus the one prediction path all three protocols share.
 A prediction: route (champion or canary, sticky by entity key) -> parse with the routed
 version's signature -> validate -> micro-batched predict -> request ids -> mirror to shadows
 (a background task; never awaited, never visible) -> append to the durable log (the answer
-waits for its fsync) -> count. Shadows validate and predict with their own signature and
-batcher, and their answers are logged with role ``shadow`` under the caller's request ids.
+waits for its fsync) -> count. Shadows predict with their own batcher, validating with
+their own signature unless it takes the same inputs as the routed version's (then the routed
+batch is reused); their answers are logged with role ``shadow`` under the caller's request
+ids, in the same log, without the caller waiting for them.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from loopml.errors import DataError, LoopmlError
 from loopml.serve.auth import Authenticator
 from loopml.serve.ids import new_request_ids
 from loopml.serve.metrics import Metrics
-from loopml.serve.pool import ModelFailure, ModelPool
+from loopml.serve.pool import Loaded, ModelFailure, ModelPool
 from loopml.serve.predlog import PredictionLog, compact
 from loopml.serve.protocols import Request
 from loopml.serve.settings import Settings
+from loopml.serve.validation import Batch
 from loopml.serve.watcher import TrafficWatcher
 
 log = logging.getLogger("loopml.serve")
@@ -155,7 +158,7 @@ class Runtime:
             ids = new_request_ids(batch.n)
             shadows = table.shadow_versions()
             if shadows:
-                self._mirror(endpoint, shadows, request.columns, ids, entity_key)
+                self._mirror(endpoint, shadows, loaded, request.columns, batch, ids, entity_key)
             await self.log.log_predictions(
                 endpoint=endpoint,
                 version=version,
@@ -180,7 +183,9 @@ class Runtime:
         self,
         endpoint: str,
         versions: tuple[int, ...],
+        routed: Loaded,
         columns: Mapping[str, Any],
+        batch: Batch,
         ids: list[str],
         entity_key: str | None,
     ) -> None:
@@ -189,44 +194,51 @@ class Runtime:
             if len(self._shadow_tasks) >= self.settings.shadow_queue:
                 self.metrics.shadow_dropped.labels(endpoint).inc()
                 continue
-            task = loop.create_task(self._shadow(endpoint, vid, columns, ids, entity_key))
+            loaded = self.pool.loaded.get(vid)
+            if loaded is None:
+                continue
+            # the same inputs as the routed version: its validated batch serves as is
+            same = batch if loaded.inputs == routed.inputs else None
+            task = loop.create_task(self._shadow(endpoint, loaded, columns, same, ids, entity_key))
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
 
     async def _shadow(
         self,
         endpoint: str,
-        version: int,
+        loaded: Loaded,
         columns: Mapping[str, Any],
+        batch: Batch | None,
         ids: list[str],
         entity_key: str | None,
     ) -> None:
-        """One shadow prediction; any failure is counted and otherwise swallowed."""
+        """One shadow prediction; any failure is counted and otherwise swallowed. Its log
+        record goes into the same durable log, but nobody waits for its fsync."""
         t0 = time.perf_counter()
         try:
-            loaded = self.pool.loaded.get(version)
-            if loaded is None:
-                return
-            batch = loaded.validator.validate(columns)
+            if batch is None:
+                batch = loaded.validator.validate(columns)
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
                 raise result.error
             pred, proba = result
-            await self.log.log_predictions(
-                endpoint=endpoint,
-                version=version,
-                role="shadow",
-                request_ids=ids,
-                features=batch.columns,
-                predictions=pred,
-                probabilities=proba,
-                latency_ms=(time.perf_counter() - t0) * 1000,
-                entity_key=entity_key,
-                flags=batch.flags,
+            self.log.predictions.append_nowait(
+                self.log.encode_predictions(
+                    endpoint=endpoint,
+                    version=loaded.id,
+                    role="shadow",
+                    request_ids=ids,
+                    features=batch.columns,
+                    predictions=pred,
+                    probabilities=proba,
+                    latency_ms=(time.perf_counter() - t0) * 1000,
+                    entity_key=entity_key,
+                    flags=batch.flags,
+                )
             )
         except Exception as exc:
-            self.metrics.shadow_errors.labels(endpoint, str(version)).inc()
-            log.debug("shadow version %s of %s failed: %s", version, endpoint, exc)
+            self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()
+            log.debug("shadow version %s of %s failed: %s", loaded.id, endpoint, exc)
 
     # -- labels ---------------------------------------------------------------------------------
 

@@ -172,6 +172,11 @@ class Validator:
     def names(self) -> tuple[str, ...]:
         return self._names
 
+    @property
+    def float_block(self) -> bool:
+        """Every column is a float: batches carry one (columns, rows) block."""
+        return self._float_block
+
     def validate(self, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> Batch:
         """Check ``columns`` (name -> values) and return them as a :class:`Batch`."""
         if columns.keys() != self._name_set:
