@@ -52,6 +52,9 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v1/keys", "admin", admin.list_keys),
 )
 
+# The prediction routes skip Starlette's router (loopml.serve.middleware.FastRoutes).
+FAST = (handlers.v2_infer, handlers.predict, handlers.invocations)
+
 
 def guard(
     role: str, handler: Handler, runtime: Runtime
@@ -95,10 +98,13 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             await runtime.stop()
 
+    fast = [r for r, (_, _, _, h) in zip(routes, ROUTES, strict=True) if h in FAST]
     app = Starlette(
         debug=False,
         routes=routes,
-        middleware=build_middleware(runtime.metrics, access_log_on=settings.access_log),
+        middleware=build_middleware(
+            runtime.metrics, access_log_on=settings.access_log, fast=fast, debug=settings.debug
+        ),
         exception_handlers=error_handlers(settings.debug),
         lifespan=lifespan,
     )

@@ -238,6 +238,7 @@ def batch_predictor(
     def predict(batches: list[Batch]) -> list[Prediction]:
         batch = Batch.concat(batches)
         frame = batch.block.T if as_array and batch.block is not None else validator.frame(batch)
+        prob: np.ndarray | None
         if classes is not None:
             prob = np.asarray(model.predict_proba(frame))
             pred = classes.take(prob.argmax(axis=1))

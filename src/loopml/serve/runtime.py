@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -96,6 +97,10 @@ class Runtime:
         self.watcher.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._compact_forever()))
+        # Everything loaded so far (libraries, models) lives as long as the server: keep it
+        # out of the cyclic collector, whose full passes over it would stall requests.
+        gc.collect()
+        gc.freeze()
         self.started = True
 
     async def stop(self) -> None:

@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from loopml.errors import UnavailableError
+
 _HEADER = struct.Struct("<II")
 _MAX_FRAME = 1 << 30
 SUFFIX = ".wal"
@@ -224,7 +226,11 @@ class SegmentLog:
 
     def _check_open(self) -> None:
         if self._closing or self._thread is None:
-            raise RuntimeError(f"the log in {self.directory} is not open; call open() first")
+            raise UnavailableError(
+                f"The prediction log in {self.directory} is not open (the server is starting "
+                "or shutting down). Retry in a moment.",
+                field="server",
+            )
 
     # -- the writer thread ----------------------------------------------------------------
 
