@@ -74,6 +74,30 @@ def test_records_round_trip_before_and_after_compaction(tmp_path):
     assert window.num_rows == 4
 
 
+def test_live_segments_are_read_incrementally_and_completely(tmp_path):
+    """Repeated reads of a growing segment (the controller's pattern) see every record once,
+    including one whose frame was only half written at the previous read."""
+    with PredictionLog(tmp_path) as log:
+        ids = _log_some(log, 2)
+        assert read_log(tmp_path, "credit").column("_request_id").to_pylist() == ids
+        seg = log.predictions.current
+        ids += _log_some(log, 2, ts=T0 + 2 * HOUR)
+        ids += _log_some(log, 1, endpoint="other")
+        size = os.path.getsize(seg)
+        data = seg.read_bytes()
+    # a reader that came while the last frame was half written
+    half = tmp_path / "predlog" / "_wal" / ("z" + seg.name)
+    half.write_bytes(data[: size - 7])
+    got = read_log(tmp_path).column("_request_id").to_pylist()
+    with open(half, "ab") as f:
+        f.write(data[size - 7 :])
+    again = read_log(tmp_path).column("_request_id").to_pylist()
+    assert sorted(got) == sorted(ids + ids[:-2])  # the half-written frame is not read yet
+    assert sorted(again) == sorted(ids * 2)  # both files: every record, none twice
+    assert read_log(tmp_path, "other").num_rows == 2 * 2
+    assert read_log(tmp_path, "credit").num_rows == 2 * 8
+
+
 def test_torn_tail_is_skipped(tmp_path):
     with PredictionLog(tmp_path) as log:
         ids = _log_some(log, 3)
