@@ -81,3 +81,31 @@ def test_importance_shift_reports_rank_moves_and_top_k():
     assert first["feature"] in ("a", "c") and abs(first["change"]) == 3
     same = importance_shift(cand, cand)
     assert same["spearman"] == pytest.approx(1.0) and same["entered_top_k"] == []
+
+
+def test_rows_a_shuffle_leaves_alone_are_not_repredicted_and_results_match_sklearn():
+    # yes/no and mostly-missing columns leave many rows unchanged after a shuffle; those rows
+    # keep the unshuffled output, which must not change the numbers. (A forest: scikit-learn
+    # scores ROC AUC from decision_function where there is one, loopml from predict_proba.)
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = data(1500, seed=2)
+    rng = np.random.default_rng(5)
+    X["flag"] = np.where(X["signal"] + rng.normal(0, 1, len(X)) > 0, "yes", "no")
+    X["sparse"] = np.where(rng.random(len(X)) < 0.8, np.nan, X["weak"])
+    model = Pipeline(
+        [
+            ("enc", ColumnTransformer([("c", OneHotEncoder(), ["flag"])], remainder="passthrough")),
+            ("m", RandomForestClassifier(n_estimators=20, random_state=0)),
+        ]
+    ).fit(X, y)
+    table = permutation_importance_table(model, X, y, n_repeats=3, seed=1)
+    ref = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=3, random_state=1)
+    by = {r["feature"]: r for r in table}
+    np.testing.assert_allclose(
+        [by[c]["importance"] for c in X.columns], ref.importances_mean, atol=1e-12
+    )
+    np.testing.assert_allclose([by[c]["std"] for c in X.columns], ref.importances_std, atol=1e-12)

@@ -173,7 +173,8 @@ def test_predictions_from_proba_equal_the_models_own_predict(numeric_sig, model,
     """The oracle is the estimator's own ``predict`` on the same frame, row by row."""
     from sklearn.base import clone
 
-    from loopml.serve.batching import accepts_array, predicts_argmax_of_proba
+    from loopml.evaluate.predictions import predicts_argmax as predicts_argmax_of_proba
+    from loopml.serve.batching import accepts_array
 
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(600, 4)), columns=[f"f{j}" for j in range(4)])
@@ -197,7 +198,7 @@ def test_unknown_classifiers_keep_both_calls():
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
-    from loopml.serve.batching import predicts_argmax_of_proba
+    from loopml.evaluate.predictions import predicts_argmax as predicts_argmax_of_proba
 
     X, y = np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2
     assert not predicts_argmax_of_proba(SVC().fit(X, y))  # no predict_proba of its own

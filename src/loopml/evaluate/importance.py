@@ -24,7 +24,9 @@ SCORINGS = ("auto", "roc_auc", "accuracy", "r2")
 
 def _scorer(scoring: str, y: np.ndarray, task: str, model: Any) -> tuple[str, Any]:
     """(name, score(outputs, y)) where outputs come from :func:`_outputs`."""
-    from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
+    from sklearn.metrics import accuracy_score, r2_score
+
+    from loopml.evaluate.metrics import binary_roc_auc
 
     if scoring == "auto":
         if task == "regression":
@@ -38,7 +40,7 @@ def _scorer(scoring: str, y: np.ndarray, task: str, model: Any) -> tuple[str, An
         pos = classes[1] if len(classes) == 2 else None
         if pos is None:
             raise ConfigError("roc_auc importance needs a binary classifier.", field="scoring")
-        return scoring, lambda out, yy: roc_auc_score(np.asarray(yy) == pos, out)
+        return scoring, lambda out, yy: binary_roc_auc(np.asarray(yy) == pos, out)
     if scoring == "accuracy":
         return scoring, lambda out, yy: accuracy_score(yy, out)
     if scoring == "r2":
@@ -52,6 +54,16 @@ def _outputs(scoring: str, model: Any, X: pd.DataFrame) -> np.ndarray:
     if scoring == "roc_auc":
         return np.asarray(model.predict_proba(X))[:, 1]
     return np.asarray(model.predict(X))
+
+
+def _unchanged(values: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """Rows where a shuffled column holds its original value (NaN equals NaN); none when the
+    values cannot be compared (``pd.NA``), so that every row is predicted."""
+    try:
+        same = np.asarray(values == original, dtype=bool)
+    except (TypeError, ValueError):
+        return np.zeros(len(values), dtype=bool)
+    return same | (pd.isna(values) & pd.isna(original))
 
 
 def permutation_importance_table(
@@ -87,22 +99,39 @@ def permutation_importance_table(
     # The same shuffles as scikit-learn's permutation_importance(random_state=seed), but every
     # shuffled copy is scored in ONE predict call on the stacked copies: a pipeline's per-call
     # cost (column transforms, validation) is paid once instead of features x repeats times.
+    # A row whose shuffled value equals its own is the unshuffled row, so it keeps the
+    # unshuffled output and is not stacked (a yes/no column leaves half its rows or more alone).
     seed2 = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
     rs, perm, perms = np.random.RandomState(seed2), np.arange(n), []
     for _ in range(n_repeats):
         rs.shuffle(perm)
         perms.append(perm.copy())
-    blocks = [X]
+    moved, new_values = [], []  # per (column, repeat): the rows it changes, their new values
     for col in cols:
-        values = X[col].to_numpy()
+        original = X[col].to_numpy()
+        values = original
         for p in perms:  # as scikit-learn: each repeat shuffles the previous repeat's column
             values = values[p]
-            block = X.copy()
-            block[col] = values
-            blocks.append(block)
-    stacked = pd.concat(blocks, ignore_index=True)
+            rows = np.flatnonzero(~_unchanged(values, original))
+            moved.append(rows)
+            new_values.append(values[rows])
+    # one frame: X, then per (column, repeat) the rows it changes with that column shuffled
+    idx = np.concatenate([np.arange(n), *moved])
+    stacked = X.iloc[idx].reset_index(drop=True)
+    ends = np.cumsum([n, *map(len, moved)])
+    for j, col in enumerate(cols):
+        column = X[col].to_numpy()[idx]
+        for k in range(j * n_repeats, (j + 1) * n_repeats):
+            column[ends[k] : ends[k + 1]] = new_values[k]
+        stacked[col] = column
     out = _outputs(name, model, stacked)
-    scores = np.array([scorer(out[k * n : (k + 1) * n], y) for k in range(len(blocks))])
+    base, at, scores_ = out[:n], n, [scorer(out[:n], y)]
+    for rows in moved:
+        shuffled = base.copy()
+        shuffled[rows] = out[at : at + len(rows)]
+        at += len(rows)
+        scores_.append(scorer(shuffled, y))
+    scores = np.array(scores_)
     drops = (scores[0] - scores[1:]).reshape(len(cols), n_repeats)
 
     class _Result:

@@ -28,6 +28,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 
+from loopml.evaluate.predictions import from_proba as predictions_from_proba
 from loopml.serve.validation import Batch, Validator
 
 T = TypeVar("T")
@@ -153,39 +154,6 @@ class MicroBatcher(Generic[T, R]):
 
 Prediction = tuple[np.ndarray, np.ndarray | None]
 
-# Classifiers whose ``predict(X)`` is ``classes_[argmax(predict_proba(X))]`` (ties to the
-# first class), by reading their code: for these one ``predict_proba`` call gives both
-# outputs, which halves the model cost of a batch (scikit-learn spends most of a small call
-# validating its input). Anything else gets both calls.
-_ARGMAX_OF_PROBA = frozenset(
-    {
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.linear_model._logistic.LogisticRegressionCV",
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.ensemble._forest.ExtraTreesClassifier",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._classes.ExtraTreeClassifier",
-        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-        "sklearn.ensemble._gb.GradientBoostingClassifier",
-        "sklearn.calibration.CalibratedClassifierCV",
-        "lightgbm.sklearn.LGBMClassifier",
-    }
-)
-
-
-def predicts_argmax_of_proba(model: Any) -> bool:
-    """Whether ``model`` (or a Pipeline's last step) is one of :data:`_ARGMAX_OF_PROBA`, with
-    one output and a ``classes_`` array."""
-    final = model
-    while hasattr(final, "steps") and final.steps:  # Pipeline, nested Pipelines
-        final = final.steps[-1][1]
-    kind = type(final)
-    if f"{kind.__module__}.{kind.__qualname__}" not in _ARGMAX_OF_PROBA:
-        return False
-    classes = getattr(model, "classes_", None)
-    return isinstance(classes, np.ndarray) and classes.ndim == 1 and len(classes) >= 2
-
-
 # Steps that read their input by column name (or run user code on it): a model holding one
 # gets a DataFrame, always.
 _NEEDS_FRAME = frozenset({"ColumnTransformer", "FunctionTransformer"})
@@ -229,19 +197,19 @@ def batch_predictor(
     call the model once, split ``(predictions, probabilities)`` back per request.
 
     ``from_proba``: derive the predictions from ``predict_proba`` (one model call, see
-    :func:`predicts_argmax_of_proba`) instead of calling ``predict`` as well.
+    :mod:`loopml.evaluate.predictions`) instead of calling ``predict`` as well.
     ``as_array``: give the model the (rows, columns) float array, not a DataFrame (see
     :func:`accepts_array`)."""
     has_proba = proba and hasattr(model, "predict_proba")
-    classes = np.asarray(model.classes_) if from_proba and has_proba else None
+    derive = from_proba and has_proba
 
     def predict(batches: list[Batch]) -> list[Prediction]:
         batch = Batch.concat(batches)
         frame = batch.block.T if as_array and batch.block is not None else validator.frame(batch)
         prob: np.ndarray | None
-        if classes is not None:
+        if derive:
             prob = np.asarray(model.predict_proba(frame))
-            pred = classes.take(prob.argmax(axis=1))
+            pred = predictions_from_proba(model, frame, prob)
         else:
             pred = np.asarray(model.predict(frame))
             prob = np.asarray(model.predict_proba(frame)) if has_proba else None

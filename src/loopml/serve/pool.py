@@ -25,12 +25,12 @@ from loopml.artifacts.loading import load_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.data.signature import Signature
 from loopml.errors import LoopmlError, UnavailableError
+from loopml.evaluate.predictions import predicts_argmax
 from loopml.serve.batching import (
     MicroBatcher,
     Prediction,
     accepts_array,
     batch_predictor,
-    predicts_argmax_of_proba,
 )
 from loopml.serve.settings import Settings
 from loopml.serve.validation import Batch, Validator
@@ -98,7 +98,7 @@ def fast_predictor(model: Any, validator: Validator, plain: Any, signature: Sign
     of a DataFrame; see :mod:`loopml.serve.batching`) when the model qualifies and gives the
     same predictions and probabilities as ``plain`` on probe rows; else ``None``."""
     fast = {
-        "from_proba": predicts_argmax_of_proba(model),
+        "from_proba": predicts_argmax(model),
         "as_array": accepts_array(model, validator),
     }
     if not any(fast.values()):

@@ -107,11 +107,16 @@ def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], s
 
 
 def predict(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None]:
-    pred = np.asarray(model.predict(X))
-    proba = None
-    if task == "classification" and hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(X), dtype=float)
-    return pred, proba
+    """Predictions and (for a classifier) probabilities on ``X``, equal to ``model.predict``;
+    one ``predict_proba`` pass where :func:`loopml.evaluate.predictions.predicts_argmax`."""
+    from loopml.evaluate.predictions import from_proba, predicts_argmax
+
+    if task != "classification" or not hasattr(model, "predict_proba"):
+        return np.asarray(model.predict(X)), None
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    if not predicts_argmax(model) or proba.ndim != 2 or proba.shape[1] != len(model.classes_):
+        return np.asarray(model.predict(X)), proba
+    return from_proba(model, X, proba), proba
 
 
 def run(
