@@ -180,8 +180,6 @@ def accepts_array(model: Any, validator: Validator) -> bool:
         if not type(step).__module__.startswith(("sklearn.", "lightgbm.")):
             return False
         steps.extend(s for _, s in getattr(step, "steps", ()) if s not in (None, "passthrough"))
-    # the model was fitted with names and is given none: by design here, so not a warning
-    warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
     return True
 
 
@@ -202,6 +200,8 @@ def batch_predictor(
     :func:`accepts_array`)."""
     has_proba = proba and hasattr(model, "predict_proba")
     derive = from_proba and has_proba
+    if as_array:  # the model was fitted with names and is given none: by design, not a warning
+        warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
 
     def predict(batches: list[Batch]) -> list[Prediction]:
         batch = Batch.concat(batches)

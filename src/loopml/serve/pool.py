@@ -126,18 +126,9 @@ class Loaded:
     validator: Validator
     batcher: MicroBatcher[Batch, Any]
     load_seconds: float
-
-    @property
-    def inputs(self) -> str:
-        """What this version's validator accepts and how: versions with equal ``inputs``
-        validate a request to the same batch (so a shadow can reuse the routed one's)."""
-        key = self.__dict__.get("_inputs")
-        if key is None:
-            v = self.validator
-            key = self.__dict__["_inputs"] = repr(
-                (self.signature.columns, v.extra, v.unseen, v.allow_nulls)
-            )
-        return key
+    # what the validator accepts and how: versions with equal ``inputs`` validate a request
+    # to the same batch (so a shadow can reuse the routed version's)
+    inputs: str
 
     @property
     def has_proba(self) -> bool:
@@ -186,9 +177,8 @@ class ModelPool:
             unseen=s.unseen_policy,  # type: ignore[arg-type]
             allow_nulls=s.allow_nulls,
         )
-        warm_batch = [validator.validate(warm_row(signature))]
         predict = isolating_predictor(model, validator)
-        warm = predict(warm_batch)[0]
+        warm = predict([validator.validate(warm_row(signature))])[0]
         if isinstance(warm, ModelFailure):
             err = warm.error
             raise UnavailableError(
@@ -200,8 +190,9 @@ class ModelPool:
         batcher: MicroBatcher[Batch, Any] = MicroBatcher(
             predict, max_batch_size=s.serve.max_batch_size, max_wait_ms=s.serve.max_batch_wait_ms
         )
+        inputs = repr((signature.columns, validator.extra, validator.unseen, s.allow_nulls))
         return Loaded(
-            version_id, row, model, signature, validator, batcher, time.perf_counter() - t0
+            version_id, row, model, signature, validator, batcher, time.perf_counter() - t0, inputs
         )
 
     async def ensure(self, version_ids: Iterable[int]) -> dict[int, BaseException]:

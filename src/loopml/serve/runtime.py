@@ -189,24 +189,39 @@ class Runtime:
             shadows = table.shadow_versions()
             if shadows:
                 self._mirror(endpoint, shadows, loaded, request.columns, batch, ids, entity_key)
-            await self.log.log_predictions(
-                endpoint=endpoint,
-                version=version,
-                role=role,
-                request_ids=ids,
-                features=batch.columns,
-                predictions=pred,
-                probabilities=proba,
-                latency_ms=(time.perf_counter() - t0) * 1000,
-                entity_key=entity_key,
-                flags=batch.flags,
-            )
+            record = self._record(endpoint, version, role, ids, batch, result, t0, entity_key)
+            await self.log.predictions.append_future(record)
         except LoopmlError as exc:
             self.metrics.error(endpoint, version, role, exc.http_status)
             raise
         self.metrics.observe(endpoint, version, role, batch.n, time.perf_counter() - t0)
         return Answer(
             endpoint, version, role, ids, pred, coarsen(proba, self.settings.coarsen), request
+        )
+
+    def _record(
+        self,
+        endpoint: str,
+        version: int,
+        role: str,
+        ids: list[str],
+        batch: Batch,
+        result: tuple[np.ndarray, np.ndarray | None],
+        t0: float,
+        entity_key: str | None,
+    ) -> bytes:
+        """One answered request's prediction-log record."""
+        return self.log.encode_predictions(
+            endpoint=endpoint,
+            version=version,
+            role=role,
+            request_ids=ids,
+            features=batch.columns,
+            predictions=result[0],
+            probabilities=result[1],
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            entity_key=entity_key,
+            flags=batch.flags,
         )
 
     def _mirror(
@@ -251,20 +266,8 @@ class Runtime:
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
                 raise result.error
-            pred, proba = result
             self.log.predictions.append_nowait(
-                self.log.encode_predictions(
-                    endpoint=endpoint,
-                    version=loaded.id,
-                    role="shadow",
-                    request_ids=ids,
-                    features=batch.columns,
-                    predictions=pred,
-                    probabilities=proba,
-                    latency_ms=(time.perf_counter() - t0) * 1000,
-                    entity_key=entity_key,
-                    flags=batch.flags,
-                )
+                self._record(endpoint, loaded.id, "shadow", ids, batch, result, t0, entity_key)
             )
         except Exception as exc:
             self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()
