@@ -26,6 +26,16 @@ def _pg_admin_url() -> str:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty Postgres database on the test server, dropped afterwards."""
+    yield from _fresh_pg_database()
+
+
+@pytest.fixture
+def pg_url2() -> Iterator[str]:
+    """A second fresh Postgres database, for tests that compare two stores."""
+    yield from _fresh_pg_database()
+
+
+def _fresh_pg_database() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("LOOPML_TEST_POSTGRES_URL is not set")
     from sqlalchemy import create_engine, text

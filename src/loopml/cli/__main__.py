@@ -1,8 +1,6 @@
 """``python -m loopml.cli``: the same as the ``loopml`` console script."""
 
-import sys
-
-from loopml.cli import main
+from loopml.cli import entry
 
 if __name__ == "__main__":  # not when a spawned worker process imports this module
-    sys.exit(main())
+    entry()

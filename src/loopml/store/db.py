@@ -2,7 +2,9 @@
 
 SQLite runs in WAL mode with a busy timeout so the server, the controller and the CLI can
 share one file. Opening an older database upgrades it (Alembic); a database written by a
-newer loopml is refused rather than touched.
+newer loopml is refused rather than touched. An empty database gets the tables of
+``schema.py`` in one transaction, stamped at HEAD, which skips importing and replaying Alembic
+on a project's first run; a test replays the migrations and checks they build the same schema.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def migrate(engine: Engine) -> str | None:
-    """Bring the schema to HEAD; refuse a database from a newer loopml. Returns the old revision."""
+def migrate(engine: Engine, *, replay: bool = False) -> str | None:
+    """Bring the schema to HEAD; refuse a database from a newer loopml. Returns the old revision.
+
+    An empty database is created from ``schema.metadata`` directly unless ``replay`` asks for
+    the migrations to be run one by one (tests compare the two)."""
     try:
         before = current_revision(engine)
     except OperationalError as e:
@@ -73,6 +78,8 @@ def migrate(engine: Engine) -> str | None:
             f"newer loopml than this one (which knows up to {HEAD!r}). Upgrade loopml "
             f"(pip install -U loopml); the database was not changed."
         )
+    if before is None and not replay and _create_if_empty(engine):
+        return None
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -82,3 +89,21 @@ def migrate(engine: Engine) -> str | None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, HEAD)
     return before
+
+
+def _create_if_empty(engine: Engine) -> bool:
+    """Create every table at HEAD in an empty database; False if it holds any table."""
+    from loopml.store.schema import metadata
+
+    with engine.begin() as conn:
+        if inspect(conn).get_table_names():
+            return False
+        metadata.create_all(conn)
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD})
+    return True
