@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.serve.batch import Batch
 from loopml.serve.batching import MicroBatcher, batch_predictor
-from loopml.serve.validation import Batch, Validator
+from loopml.serve.validation import Validator
 
 
 def _rows(n: int, seed: int = 0) -> list[dict[str, list[float]]]:

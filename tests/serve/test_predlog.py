@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from loopml.serve import wal
+from loopml.serve.compaction import compact
 from loopml.serve.ids import new_request_ids
-from loopml.serve.predlog import PredictionLog, compact, read_labels, read_log
+from loopml.serve.logreader import read_labels, read_log
+from loopml.serve.predlog import PredictionLog
 
 T0 = int(datetime(2026, 11, 23, 10, 30, tzinfo=UTC).timestamp() * 1e6)
 HOUR = 3_600_000_000
@@ -117,7 +119,7 @@ def test_crash_mid_compaction_neither_loses_nor_duplicates(tmp_path):
         ids = _log_some(log)
         seg = log.predictions.current
     # simulate a crash after some part files were written, before the .done marker
-    from loopml.serve.predlog import _compact_segment
+    from loopml.serve.compaction import _compact_segment
 
     _compact_segment(tmp_path / "predlog", seg)
     assert sorted(read_log(tmp_path).column("_request_id").to_pylist()) == sorted(ids)
@@ -220,3 +222,4 @@ def test_buffered_mode_and_segments_of_other_processes_are_left_alone(tmp_path):
     assert compact(tmp_path) == {"segments": 2, "rows": 4}
     assert read_log(tmp_path).num_rows == 4
     assert wal.claim(live) is None  # gone
+

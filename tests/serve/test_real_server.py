@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import serve_helpers as h
 
-from loopml.serve.predlog import read_log
+from loopml.serve.logreader import read_log
 
 
 def test_triton_client_v2(settings, keys, versions):

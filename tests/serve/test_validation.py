@@ -10,7 +10,8 @@ from sklearn.preprocessing import OneHotEncoder
 
 from loopml.data.signature import infer_signature
 from loopml.errors import ValidationError
-from loopml.serve.validation import Batch, Validator
+from loopml.serve.batch import Batch
+from loopml.serve.validation import Validator
 
 GOOD = {"age": [31, 40], "income": [1.5, None], "member": [True, False], "city": ["rome", "paris"]}
 

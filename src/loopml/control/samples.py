@@ -1,7 +1,7 @@
 """What the controller reads from the prediction log: rows of a period, their labels, guard
 samples per version and role, non-overlapping guard batches, and the shadow comparison.
 
-The log is read with ``loopml.serve.predlog.read_log`` / ``read_labels`` (control sits above
+The log is read with ``loopml.serve.logreader.read_log`` / ``read_labels`` (control sits above
 serve, so it may use serve's readers; they also see rows still in open write-ahead segments).
 Labels are joined by request id, the latest label of a request winning.
 """
@@ -17,7 +17,7 @@ import pyarrow as pa
 from scipy import stats
 
 from loopml.control.guards import Sample, prediction_drift
-from loopml.serve.predlog import read_labels, read_log
+from loopml.serve.logreader import read_labels, read_log
 
 COLUMNS = (
     "_request_id",

@@ -29,7 +29,8 @@ from typing import Any, Generic, Literal, TypeVar
 import numpy as np
 
 from loopml.evaluate.predictions import from_proba as predictions_from_proba
-from loopml.serve.validation import Batch, Validator
+from loopml.serve.batch import Batch
+from loopml.serve.validation import Validator
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -26,6 +26,7 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.data.signature import Signature
 from loopml.errors import LoopmlError, UnavailableError
 from loopml.evaluate.predictions import predicts_argmax
+from loopml.serve.batch import Batch
 from loopml.serve.batching import (
     MicroBatcher,
     Prediction,
@@ -33,7 +34,7 @@ from loopml.serve.batching import (
     batch_predictor,
 )
 from loopml.serve.settings import Settings
-from loopml.serve.validation import Batch, Validator
+from loopml.serve.validation import Validator
 
 
 class ModelFailure:

@@ -30,13 +30,14 @@ import numpy as np
 from loopml.data.signature import Signature
 from loopml.errors import DataError, LoopmlError
 from loopml.serve.auth import Authenticator
+from loopml.serve.batch import Batch
+from loopml.serve.compaction import compact
 from loopml.serve.ids import new_request_ids
 from loopml.serve.metrics import Metrics
 from loopml.serve.pool import Loaded, ModelFailure, ModelPool
-from loopml.serve.predlog import PredictionLog, compact
+from loopml.serve.predlog import PredictionLog
 from loopml.serve.protocols import Request
 from loopml.serve.settings import Settings
-from loopml.serve.validation import Batch
 from loopml.serve.watcher import TrafficWatcher
 
 log = logging.getLogger("loopml.serve")

@@ -8,8 +8,9 @@ Evidently's 0.1 as the minimum effect. PSI rather than the normalised Wasserstei
 (Evidently's ``wasserstein_distance_norm``, available as ``"wasserstein"``) because PSI is exact
 on the stored histograms, while Wasserstein is known only within bounds and is dominated by
 the tails (an earlier KLL-based estimate on a lognormal(0, 1.25) column measured 0.02-0.12 on
-10k-row no-drift windows against 0.01-0.02 exactly). ``calibrate_thresholds`` raises a threshold
-above that floor where a window of the given size would cross it by chance (small windows).
+10k-row no-drift windows against 0.01-0.02 exactly). The minimum effects and
+``calibrate_thresholds``, which raises a threshold above that floor where a window of the given
+size would cross it by chance (small windows), live in ``loopml.stats.thresholds``.
 
 Sources and error bounds: histogram distances (PSI, JS, L-infinity, chi-square) are exact on the
 reference's bin edges. KS and Wasserstein come from the fine histograms (320 reference
@@ -34,20 +35,11 @@ from loopml.errors import UsageError
 from loopml.stats import distance as dist
 from loopml.stats.column import CategoricalProfile, ColumnProfile, NumericProfile
 from loopml.stats.profile import DatasetProfile
+from loopml.stats.thresholds import MIN_EFFECT, Thresholds, wasserstein_scale
 
 NUMERIC_METHODS = ("psi", "wasserstein", "ks", "jensenshannon")
 CATEGORICAL_METHODS = ("jensenshannon", "linf", "psi", "chisquare")
 DEFAULT_METHOD = {"numeric": "psi", "categorical": "jensenshannon"}
-# Minimum effect sizes (Evidently's 0.1 for PSI, JS and normed Wasserstein; 0.1 for L-infinity
-# as in NannyML's docs). chisquare is a p-value test: drift when p < 0.05 (opt-in).
-MIN_EFFECT = {
-    "wasserstein": 0.1,
-    "psi": 0.1,
-    "ks": 0.1,
-    "jensenshannon": 0.1,
-    "linf": 0.1,
-    "chisquare": 0.05,
-}
 P_VALUE_METHODS = frozenset({"chisquare"})
 EVIDENCE_LEVELS = 50
 
@@ -97,31 +89,6 @@ class DatasetDrift:
         }
 
 
-@dataclass
-class Thresholds:
-    """Per-column thresholds from ``calibrate_thresholds``: column -> method -> threshold."""
-
-    window_size: int
-    quantile: float
-    n_resamples: int
-    values: dict[str, dict[str, float]]
-
-    def get(self, column: str, method: str) -> float | None:
-        return self.values.get(column, {}).get(method)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Thresholds:
-        return cls(
-            int(d["window_size"]),
-            float(d["quantile"]),
-            int(d["n_resamples"]),
-            {c: {m: float(v) for m, v in ms.items()} for c, ms in d["values"].items()},
-        )
-
-
 def _aligned(ref: NumericProfile, cur: NumericProfile) -> bool:
     return ref.shares_edges(cur) and ref.fine_counts is not None and cur.fine_counts is not None
 
@@ -131,11 +98,6 @@ def _sketch_counts(ref: NumericProfile, cur: NumericProfile) -> np.ndarray:
     assert ref.edges is not None and cur.sketch is not None
     cdf = np.concatenate([[0.0], cur.sketch.cdf(ref.edges), [1.0]])
     return np.round(np.diff(cdf) * cur.sketch.n).astype(np.int64)
-
-
-def _scale(ref: NumericProfile) -> float:
-    std = ref.std
-    return std if np.isfinite(std) and std > 0 else 1.0
 
 
 def numeric_scores(
@@ -149,7 +111,7 @@ def numeric_scores(
     cannot be compared and a ``UsageError`` says how to build the window.
     """
     assert ref.edges is not None and ref.counts is not None
-    scale = _scale(ref)
+    scale = wasserstein_scale(ref)
     nan = float("nan")
     if _aligned(ref, cur):
         assert (
@@ -335,77 +297,3 @@ def dataset_drift(
     return DatasetDrift(
         results, share, drift_share, bool(results) and share >= drift_share, skipped
     )
-
-
-def _null_numeric(
-    ref: NumericProfile, n: int, n_resamples: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    """Distances of windows of n rows drawn from the reference against the reference.
-
-    A window is a multinomial draw on the reference's fine cells, and every distance is then
-    computed exactly as for a real window on those cells (coarse sums for PSI and JS).
-    """
-    assert ref.fine_counts is not None
-    fine = ref.fine_counts
-    draws = rng.multinomial(n, fine / fine.sum(), size=n_resamples)
-    coarse = ref.coarsen(draws)
-    ref_coarse = ref.counts
-    assert ref_coarse is not None
-    ks, _ = dist.binned_ks(fine, draws)
-    w, _, _ = dist.binned_wasserstein(ref.cell_bounds(), fine, draws)
-    return {
-        "psi": dist.psi(ref_coarse, coarse),
-        "jensenshannon": dist.js_distance(ref_coarse, coarse),
-        "ks": ks,
-        "wasserstein": w / _scale(ref),
-    }
-
-
-def _null_categorical(
-    ref: CategoricalProfile, n: int, n_resamples: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
-    counts = np.array(list(ref.frequencies().values()), dtype=np.float64)
-    draws = rng.multinomial(n, counts / counts.sum(), size=n_resamples)
-    return {
-        "psi": dist.psi(counts, draws),
-        "jensenshannon": dist.js_distance(counts, draws),
-        "linf": dist.linf(counts, draws),
-    }
-
-
-def calibrate_thresholds(
-    reference: DatasetProfile,
-    window_size: int,
-    *,
-    n_resamples: int = 200,
-    quantile: float = 0.99,
-    min_effect: Mapping[str, float] | None = None,
-    seed: int = 0,
-) -> Thresholds:
-    """Thresholds that a no-drift window of ``window_size`` rows crosses with low probability.
-
-    For each column and method: draw ``n_resamples`` windows from the stored reference (a
-    multinomial on its fine histogram for numeric columns, on its level counts for categorical
-    ones), take the ``quantile`` of their distances to the reference, and never go
-    below the method's minimum effect. Uses the profile only, never the training rows.
-    """
-    if window_size < 1 or n_resamples < 10 or not 0.5 <= quantile < 1:
-        raise UsageError(
-            "calibrate_thresholds needs window_size >= 1, n_resamples >= 10 and 0.5 <= quantile < 1; "
-            f"got {window_size}, {n_resamples}, {quantile}",
-            field="window_size",
-        )
-    floors = {**MIN_EFFECT, **(min_effect or {})}
-    rng = np.random.default_rng(seed)
-    values: dict[str, dict[str, float]] = {}
-    for name, prof in reference.columns.items():
-        if prof.count == 0 or (isinstance(prof, NumericProfile) and prof.n_finite == 0):
-            continue
-        if isinstance(prof, NumericProfile):
-            null = _null_numeric(prof, window_size, n_resamples, rng)
-        else:
-            null = _null_categorical(prof, window_size, n_resamples, rng)
-        values[name] = {m: max(floors[m], float(np.quantile(v, quantile))) for m, v in null.items()}
-        if isinstance(prof, CategoricalProfile):
-            values[name]["chisquare"] = floors["chisquare"]
-    return Thresholds(window_size, quantile, n_resamples, values)

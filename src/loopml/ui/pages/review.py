@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start
-from loopml.serve.predlog import read_labels, read_log
+from loopml.serve.logreader import read_labels, read_log
 from loopml.serve.settings import Settings
 from loopml.store import Store
 from loopml.ui.pages.common import clean
