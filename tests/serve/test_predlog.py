@@ -223,3 +223,33 @@ def test_buffered_mode_and_segments_of_other_processes_are_left_alone(tmp_path):
     assert read_log(tmp_path).num_rows == 4
     assert wal.claim(live) is None  # gone
 
+
+def test_a_read_racing_the_compactor_neither_misses_nor_doubles(tmp_path):
+    """A reader (or a label lookup) that lists a segment just before the compactor turns it
+    into Parquet and deletes it still finds the segment's rows exactly once."""
+    import threading
+
+    from loopml.serve.logreader import lookup_request_ids
+
+    ids: list[str] = []
+    for _ in range(60):  # Parquet parts for the reader to wade through
+        with PredictionLog(tmp_path) as log:
+            ids += _log_some(log, 2)
+    compact(tmp_path)
+    for round_ in range(6):  # each round: fresh segments, so no reader has decoded them yet
+        new: list[str] = []
+        for _ in range(20):
+            with PredictionLog(tmp_path) as log:
+                new += _log_some(log, 2)
+        ids += new
+        compactor = threading.Thread(target=compact, args=(tmp_path,))
+        compactor.start()
+        if round_ % 2:
+            found = lookup_request_ids(tmp_path, set(new))
+        else:
+            got = read_log(tmp_path, "credit").column("_request_id").to_pylist()
+        compactor.join()
+        if round_ % 2:
+            assert found == dict.fromkeys(new, "credit")
+        else:
+            assert sorted(got) == sorted(ids)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -119,7 +121,26 @@ def test_hot_swap_under_load_has_no_failed_request(settings, keys, store, versio
     assert len(results) > 10  # the box is shared: count is low, but every one must be 200
 
 
+def _spawned_workers(pid: int) -> set[int]:
+    """Child processes of ``pid`` started by multiprocessing's spawn (the compaction worker)."""
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            kids.update(int(k) for k in (task / "children").read_text().split())
+    return {k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def test_kill_9_under_load_keeps_every_answered_request(project, keys, settings):
+    with open(project / "loopml.yaml", "a") as f:  # compact within a second: the worker starts
+        f.write("serve: {compact_every: 0.5s, log_segment: 0.5s}\n")
     port = h.free_port()
     proc = h.start_subprocess(project, port)
     acked: list[str] = []
@@ -147,14 +168,21 @@ def test_kill_9_under_load_keeps_every_answered_request(project, keys, settings)
     with cf.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(client, n) for n in range(8)]
         deadline = time.time() + 30  # load until answers flow (the box may be busy)
-        while len(acked) < 40 and time.time() < deadline:
+        while (len(acked) < 40 or not _spawned_workers(proc.pid)) and time.time() < deadline:
             time.sleep(0.05)
+        workers = _spawned_workers(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         stop.set()
         for f in futures:
             f.result()
     assert len(acked) > 20
+    # the compaction worker does not outlive its server
+    assert workers, "the compaction worker never started"
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), "the compaction worker outlived the server"
 
     # restart on the same log: the new server opens a new segment; the old one (maybe torn)
     # reads back. In-process: a second 'loopml serve' costs ~30 s of imports on a busy box.

@@ -12,13 +12,15 @@ files, so a crash at any step neither hides nor doubles a row. Write-ahead segme
 ``_`` and ``.``).
 
 The server runs :func:`compact` in a spawned worker process (``Runtime.compact``), which
-imports it by reference from this module.
+imports it (and :func:`exit_with_parent`) by reference from this module.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,22 @@ def check_endpoint(endpoint: str) -> None:
 def hour_of(ts_us: int) -> str:
     """The hour partition (``YYYYMMDDHH``, UTC) of a timestamp in microseconds."""
     return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y%m%d%H")
+
+
+def exit_with_parent(parent: int) -> None:
+    """Worker initializer: end the worker once ``parent`` (the server) is gone.
+
+    A pool worker holds both ends of its task pipe, so it never reads EOF when the server is
+    killed with SIGKILL, and would live on, idle, for good. Ending mid-compaction is safe:
+    a segment is deleted only after its part files and ``.done`` marker are on disk.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _write_part(table: pa.Table, path: Path) -> None:

@@ -1,8 +1,9 @@
 """Reading the prediction log and the label log: Parquet parts plus still-open segments.
 
-A read sees every durable record: the Parquet parts written by
-:mod:`loopml.serve.compaction`, and the frames of segments not yet marked ``.done``, whose
-part files (if a compaction crashed half way) it ignores, so no row is hidden or doubled.
+A read sees every durable record: the frames of segments not yet marked ``.done``, then the
+Parquet parts written by :mod:`loopml.serve.compaction`, except those of the segments it
+read (a compaction that crashed half way, or one that ran during the read), so no row is
+hidden or doubled.
 Live segments are decoded incrementally (see ``_decoded``).
 """
 
@@ -70,19 +71,26 @@ def _read(
 ) -> pa.Table:
     kind_dir = Path(root) / kind
     lo, hi = _us(start, 0), _us(end, 2**62)
-    live = _live_segments(kind_dir)
-    files = _parquet_files(
-        kind_dir, endpoint, _hours(lo, hi) if start and end else None, {p.stem for p in live}
-    )
-    tables = [pq.read_table(f) for f in files]
     build = prediction_table if kind == "predlog" else label_table
+    live = _live_segments(kind_dir)
     _forget_segments(kind_dir, live)
+    tables: list[pa.Table] = []
+    read: set[str] = set()
     for seg in live:
-        part = _segment_table(build, seg)
+        found, part = _segment_table(build, seg)
+        if not found:
+            continue  # compacted since it was listed: its part files are listed below
+        read.add(seg.stem)
         if part is not None and endpoint is not None:
             part = part.filter(pc.equal(part.column("_endpoint"), endpoint))
         if part is not None and part.num_rows:
             tables.append(part)
+    # Part files are listed only now. Compaction writes a segment's parts before it deletes
+    # the segment, so a segment that vanished above is found here; one that was read above
+    # is skipped here, even if it was compacted in between.
+    hours = _hours(lo, hi) if start and end else None
+    files = _parquet_files(kind_dir, endpoint, hours, read)
+    tables = [pq.read_table(f) for f in files] + tables
     if not tables:
         return build([])
     table = concat_tables(tables)
@@ -98,24 +106,27 @@ _decoded: dict[Path, tuple[int, pa.Table | None]] = {}
 _decoded_lock = threading.Lock()
 
 
-def _segment_table(build: Any, seg: Path) -> pa.Table | None:
-    """Every complete frame of a live segment as a table (incrementally, see ``_decoded``)."""
+def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None]:
+    """(whether the segment still exists, every complete frame of it as a table), decoded
+    incrementally (see ``_decoded``)."""
     with _decoded_lock:
         offset, table = _decoded.get(seg, (0, None))
     try:
         with open(seg, "rb") as f:
             f.seek(offset)
             data = f.read()
-    except FileNotFoundError:  # compacted meanwhile
-        return table
+    except FileNotFoundError:  # compacted meanwhile: the caller reads its part files
+        with _decoded_lock:
+            _decoded.pop(seg, None)
+        return False, None
     frames, end = wal.scan_frames(data)
     if not frames:
-        return table
+        return True, table
     new = build([_loads(p) for p in frames])
     table = new if table is None else concat_tables([table, new])
     with _decoded_lock:
         _decoded[seg] = (offset + end, table)
-    return table
+    return True, table
 
 
 def _forget_segments(kind_dir: Path, live: list[Path]) -> None:
@@ -150,9 +161,14 @@ def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str
     """Find request ids on disk: open segments, then the Parquet hours their ids encode."""
     kind_dir = Path(root) / "predlog"
     found: dict[str, str] = {}
-    live = _live_segments(kind_dir)
-    for seg in live:
-        for rec in map(_loads, wal.read_segment(seg)):
+    read: set[str] = set()
+    for seg in _live_segments(kind_dir):
+        try:
+            data = seg.read_bytes()
+        except FileNotFoundError:  # compacted since it was listed: look in its part files
+            continue
+        read.add(seg.stem)
+        for rec in map(_loads, wal.scan_frames(data)[0]):
             for rid in request_ids.intersection(rec["r"]):
                 found[rid] = rec["e"]
     rest = request_ids - found.keys()
@@ -162,7 +178,7 @@ def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str
         if ms is not None:  # the record's hour, or the next if it was logged after a turn
             hours.update({hour_of(ms * 1000), hour_of(ms * 1000 + _HOUR_US)})
     if hours:
-        for f in _parquet_files(kind_dir, None, hours, {p.stem for p in live}):
+        for f in _parquet_files(kind_dir, None, hours, read):  # listed after, as in _read
             t = pq.read_table(f, columns=["_request_id", "_endpoint"])
             hit = t.filter(
                 pc.is_in(t.column("_request_id"), value_set=pa.array(sorted(rest), pa.string()))

@@ -18,6 +18,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing as mp
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +32,7 @@ from loopml.data.signature import Signature
 from loopml.errors import DataError, LoopmlError
 from loopml.serve.auth import Authenticator
 from loopml.serve.batch import Batch
-from loopml.serve.compaction import compact
+from loopml.serve.compaction import compact, exit_with_parent
 from loopml.serve.ids import new_request_ids
 from loopml.serve.metrics import Metrics
 from loopml.serve.pool import Loaded, ModelFailure, ModelPool
@@ -145,7 +146,12 @@ class Runtime:
         that stall requests. The worker is started once (spawn) and replaced if it dies.
         """
         if self._compactor is None:
-            self._compactor = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+            self._compactor = ProcessPoolExecutor(
+                1,
+                mp_context=mp.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._compactor, compact, self.settings.log_root
