@@ -167,13 +167,15 @@ def test_kill_9_under_load_keeps_every_answered_request(project, keys, settings)
 
     with cf.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(client, n) for n in range(8)]
-        deadline = time.time() + 30  # load until answers flow (the box may be busy)
-        while (len(acked) < 40 or not _spawned_workers(proc.pid)) and time.time() < deadline:
-            time.sleep(0.05)
-        workers = _spawned_workers(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        stop.set()
+        try:
+            deadline = time.time() + 30  # load until answers flow (the box may be busy)
+            while (len(acked) < 40 or not _spawned_workers(proc.pid)) and time.time() < deadline:
+                time.sleep(0.05)
+            workers = _spawned_workers(proc.pid)
+        finally:  # whatever happens above, the server dies here and the clients stop
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            stop.set()
         for f in futures:
             f.result()
     assert len(acked) > 20
