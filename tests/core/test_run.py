@@ -181,3 +181,17 @@ def test_every_command_in_the_parser_has_a_handler():
 
     [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert set(sub.choices) == set(COMMANDS)
+
+
+def test_a_closed_stdout_pipe_ends_quietly(project):
+    """``loopml runs --json | head``: the reader leaves before the output is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopml.cli", "-c", str(project), "runs", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the interpreter has started
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err

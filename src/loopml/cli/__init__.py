@@ -12,6 +12,7 @@ themselves in ``common.COMMANDS`` when imported.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,10 +49,15 @@ def entry() -> None:
 
     After a training run the heap holds scikit-learn, SciPy and pandas; the interpreter's
     collection at shutdown walked it for 0.6-0.7 s (measured) with nothing left to free. Frozen
-    objects are skipped by it; output is flushed first and atexit handlers still run.
+    objects are skipped by it; output is flushed first and atexit handlers still run. A
+    closed pipe on stdout (``| head``) ends the command quietly, as in other Unix tools.
     """
-    code = main()
-    sys.stdout.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `loopml versions --json | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     sys.stderr.flush()
     gc.freeze()
     sys.exit(code)

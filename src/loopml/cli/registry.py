@@ -46,6 +46,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+HEADLINE_METRICS = ("accuracy", "roc_auc", "r2", "rmse")
+
+
 def version_summary(v: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": v["id"],
@@ -78,16 +81,18 @@ def cmd_versions(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
+    # the headline metrics of the tasks listed (a regression has no accuracy)
+    shown = [m for m in HEADLINE_METRICS if any(m in r["metrics"] for r in rows)]
+    shown = shown or list(HEADLINE_METRICS[:2])
     print_table(
         "Model versions",
-        ["version", "model", "status", "accuracy", "roc_auc", "gates", "created", "sha256"],
+        ["version", "model", "status", *shown, "gates", "created", "sha256"],
         [
             (
                 r["version"],
                 r["model"],
                 r["status"],
-                fmt(r["metrics"].get("accuracy")),
-                fmt(r["metrics"].get("roc_auc")),
+                *(fmt(r["metrics"].get(m)) for m in shown),
                 " ".join(f"{g['gate']}:{g['verdict']}" for g in r["gates"]) or "-",
                 r["created_at"],
                 r["artifact_sha256"][:12],

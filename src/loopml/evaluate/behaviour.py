@@ -283,8 +283,18 @@ class BehaviourGate(Gate):
     blocking: bool = True
 
     def validate(self, task: str = "classification") -> None:
-        for spec in self.tests:
-            behaviour_test(spec).validate()
+        for i, spec in enumerate(self.tests):
+            test = behaviour_test(spec)
+            test.validate()
+            # known before training: a regression's prediction moves by some amount every time
+            if task == "regression" and isinstance(test, INV) and test.score_tolerance is None:
+                raise ConfigError(
+                    f"gates.behaviour.tests[{i}] (INV {test.perturbation}) judges a regression "
+                    "model, so it needs score_tolerance: the largest change of the predicted "
+                    "value that still counts as unchanged, in units of the target (e.g. "
+                    "score_tolerance: 0.5).",
+                    field=f"gates.behaviour.tests.{i}.score_tolerance",
+                )
 
     def run(self, ctx: GateContext) -> GateResult:
         tests = [behaviour_test(s) for s in self.tests]

@@ -282,6 +282,14 @@ class FairnessGate(Gate):
                 f"gates.fairness.confidence must be in (0, 1); got {self.confidence!r}.",
                 field="gates.fairness.confidence",
             )
+        if task == "regression":  # known before training: it could never judge anything
+            raise ConfigError(
+                "gates.fairness compares rates of a predicted class between groups, so it "
+                "judges classifiers; this task is a regression. Remove gates.fairness and "
+                "bound the error in every group with gates.metrics instead, e.g. "
+                "{per_slice: true, thresholds: {rmse: '<= 50'}}.",
+                field="gates.fairness",
+            )
 
     def run(self, ctx: GateContext) -> GateResult:
         if not ctx.sensitive:

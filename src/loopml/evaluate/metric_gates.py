@@ -21,6 +21,8 @@ from loopml.evaluate.metrics import classification_metrics, metric_names, regres
 from loopml.evaluate.slices import metrics_by_slice
 
 _RULE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+#: metrics computed from predict_proba, undefined for a model without it
+PROBA_METRICS = frozenset({"roc_auc", "log_loss"})
 _OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
 
 
@@ -84,9 +86,22 @@ class MetricGate(Gate):
         if n < self.min_rows:
             return self.result(
                 "insufficient_data",
-                f"Only {n} held-out rows (< {self.min_rows}); metric thresholds were not judged.",
+                f"Only {n} held-out rows (< gates.metrics.min_rows = {self.min_rows}); metric "
+                "thresholds were not judged (this does not block). Hold out more rows "
+                "(data.test_size) or lower gates.metrics.min_rows.",
                 n=n,
             )
+        if ctx.task == "classification" and ctx.proba is None:
+            scored = [m for m in rules if m in PROBA_METRICS]
+            if scored:  # never computable for this model: not a matter of too little data
+                return self.result(
+                    "fail",
+                    f"{' and '.join(scored)} {'needs' if len(scored) == 1 else 'need'} predicted probabilities, but the model "
+                    f"({type(ctx.model).__name__}) has no predict_proba. Return a classifier "
+                    "with predict_proba (e.g. wrap it in CalibratedClassifierCV) or remove "
+                    f"{', '.join(scored)} from gates.metrics.",
+                    unavailable=scored,
+                )
         overall = _metrics(ctx)
         rows = [{"slice": "overall", "n": n, **overall}]
         if self.per_slice and (ctx.sensitive or ctx.segments):
@@ -170,8 +185,13 @@ class ChampionGate(Gate):
     seed: int = 0
     blocking: bool = True
 
-    def _metric(self, task: str, n_classes: int | None) -> str:
-        default = "rmse" if task == "regression" else "roc_auc" if n_classes == 2 else "accuracy"
+    def _metric(self, task: str, n_classes: int | None, scored: bool = True) -> str:
+        """The configured metric, or the task's default (``scored``: both models have
+        ``predict_proba``, without which ROC AUC cannot be computed)."""
+        binary_default = "roc_auc" if scored else "accuracy"
+        default = (
+            "rmse" if task == "regression" else binary_default if n_classes == 2 else "accuracy"
+        )
         metric = self.metric or default
         valid = comparable_metrics(task, n_classes)
         if metric not in valid:
@@ -240,12 +260,26 @@ class ChampionGate(Gate):
 
     def run(self, ctx: GateContext) -> GateResult:
         n_classes = None if ctx.classes is None else len(ctx.classes)
-        metric = self._metric(ctx.task, n_classes)
+        unscored = [
+            f"the {who} ({type(m).__name__})"
+            for who, m in (("challenger", ctx.model), ("champion", ctx.champion))
+            if m is not None and not hasattr(m, "predict_proba")
+        ]
+        metric = self._metric(ctx.task, n_classes, scored=not unscored)
         if ctx.champion is None:
             return self.result(
                 "insufficient_data",
                 "No champion yet, so there is nothing to compare against (this does not block).",
                 champion=None,
+            )
+        if metric in PROBA_METRICS and unscored:
+            return self.result(
+                "fail",
+                f"gates.champion.metric {metric} needs predicted probabilities, but "
+                f"{' and '.join(unscored)} {'has' if len(unscored) == 1 else 'have'} no predict_proba. Set gates.champion.metric to "
+                "accuracy (or another metric of the predictions), or return a classifier with "
+                "predict_proba.",
+                metric=metric,
             )
         datasets = [("held-out", ctx.X_test, ctx.y_test, ctx.predictions, ctx.proba)]
         if ctx.recent is not None and ctx.target in getattr(ctx.recent, "columns", ()):
@@ -262,7 +296,9 @@ class ChampionGate(Gate):
         comparisons, failures, small = {}, [], []
         for label, X, y, pred, proba in datasets:
             if len(y) < self.min_rows:
-                small.append(f"{label} data has {len(y)} rows (< {self.min_rows})")
+                small.append(
+                    f"{label} data has {len(y)} rows (< gates.champion.min_rows = {self.min_rows})"
+                )
                 continue
             res = self._compare(ctx, metric, X, y, pred, proba)
             comparisons[label] = res
@@ -289,7 +325,17 @@ class ChampionGate(Gate):
                 **evidence,
             )
         if not comparisons:
-            return self.result("insufficient_data", "; ".join(small) + ".", **evidence)
+            hint = (
+                " Hold out more rows (data.test_size) or lower gates.champion.min_rows."
+                if any("min_rows" in s for s in small)
+                else ""
+            )
+            return self.result(
+                "insufficient_data",
+                "; ".join(small) + ", so the champion comparison was not judged (this does not "
+                "block)." + hint,
+                **evidence,
+            )
         parts = [
             f"{label}: {metric} {r['challenger']:.4f} vs {r['champion']:.4f}, improvement "
             f"interval [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"

@@ -21,10 +21,21 @@ from loopml.config import Config
 from loopml.data.signature import infer_signature
 from loopml.data.snapshot import snapshot
 from loopml.data.sources import load_callable, load_frame
-from loopml.errors import DataError, LoopmlError, TrainingError
+from loopml.errors import ConfigError, LoopmlError, TrainingError
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 from loopml.train import environment
+from loopml.train.inputs import (
+    check_columns,
+    check_model_task,
+    check_positive_class,
+    feature_columns,
+    infer_task,
+    task_note,
+)
+
+# gate options whose validity depends on the task (their errors say how the task was chosen)
+TASK_FIELDS = ("gates.metrics", "gates.champion", "gates.fairness", "gates.behaviour")
 
 
 @dataclass
@@ -37,55 +48,6 @@ class RunResult:
     gates: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     split: str = ""
-
-
-def infer_task(cfg: Config, y: pd.Series) -> str:
-    if cfg.data.task != "auto":
-        return cfg.data.task
-    if pd.api.types.is_float_dtype(y) and y.nunique() > 20:
-        return "regression"
-    return "classification"
-
-
-def feature_columns(cfg: Config, frame: pd.DataFrame) -> list[str]:
-    d = cfg.data
-    if d.features:
-        missing = [c for c in d.features if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"data.features names columns that are not in the data: {missing}. "
-                f"Columns there: {list(frame.columns)[:30]}.",
-                field="data.features",
-            )
-        return list(d.features)
-    skip = {d.target, d.id, d.time, *d.drop}
-    return [c for c in frame.columns if c not in skip]
-
-
-def check_columns(cfg: Config, frame: pd.DataFrame) -> None:
-    d = cfg.data
-    wanted = {
-        "data.target": [d.target],
-        "data.sensitive": d.sensitive,
-        "data.segments": d.segments,
-        "data.time": [d.time] if d.time else [],
-        "data.id": [d.id] if d.id else [],
-    }
-    for key, cols in wanted.items():
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{key} names {missing}, which is not a column of {d.train}. Columns there: "
-                f"{', '.join(map(str, list(frame.columns)[:30]))}.",
-                field=key,
-            )
-    if frame[d.target].isna().any():
-        n = int(frame[d.target].isna().sum())
-        raise DataError(
-            f"The target column {d.target!r} has {n} missing values. Drop or label those "
-            f"rows before training.",
-            field="data.target",
-        )
 
 
 def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], seed: int) -> Any:
@@ -159,7 +121,14 @@ def run(
         timings["train_import"] = time.perf_counter() - t_import
         y_all = frame[cfg.data.target]
         task = infer_task(cfg, y_all)
-        gates = build_gates(cfg, task)
+        check_positive_class(cfg, y_all, task)
+        try:
+            gates = build_gates(cfg, task)
+        except ConfigError as e:  # a metric unknown for the task may mean a misread task
+            if not (e.field or "").startswith(TASK_FIELDS):
+                raise
+            note = task_note(cfg, y_all, task)
+            raise ConfigError(f"{e.message} {note[0].upper()}{note[1:]}.", field=e.field) from None
         timings["load"] = time.perf_counter() - t
         steps.note(f"{len(frame):,} rows, {len(features)} features, task: {task}")
 
@@ -205,10 +174,23 @@ def run(
             t = time.perf_counter()
             model = call_train(train_fn, X_train, y_train, cfg.model.params, cfg.model.seed)
             timings["train"] = time.perf_counter() - t
+            check_model_task(model, task, task_note(cfg, y_all, task))
 
         with steps.step("Evaluate overall and per slice"):
             t = time.perf_counter()
-            pred, proba = predict(model, X_test, task)
+            try:
+                pred, proba = predict(model, X_test, task)
+            except Exception as e:
+                why = (str(e).strip().splitlines() or [""])[0][:300]
+                raise TrainingError(
+                    f"The trained model cannot predict the held-out rows: {type(e).__name__}: "
+                    f"{why} It is given the same columns as in training "
+                    f"({len(features)}: {', '.join(map(str, features[:10]))}"
+                    f"{' ...' if len(features) > 10 else ''}) and must predict from them as they "
+                    "are: put any column selection or preprocessing (imputing NaNs, encoding "
+                    "strings) inside the returned model, e.g. a scikit-learn Pipeline, or list "
+                    "the columns it takes in data.features."
+                ) from e
             classes = list(getattr(model, "classes_", [])) or None
             if task == "classification":
                 metrics = classification_metrics(y_test, pred, proba, classes=classes)
