@@ -26,9 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--reason", default=None, help="why (recorded in the decisions log)")
         return sp
 
-    sp = add("init", "scaffold a working project (the employment example)")
+    sp = add("init", "scaffold a working project: the employment example, or on your --data")
     sp.add_argument("dir", nargs="?", default=".")
-    sp.add_argument("--force", action="store_true")
+    sp.add_argument("--force", action="store_true", help="overwrite loopml.yaml and train.py")
+    sp.add_argument("--data", help="your data: a Parquet or CSV file, or a folder of Parquet")
+    sp.add_argument("--target", help="the column to predict (with --data)")
+    sp.add_argument("--time", help="a time column: the latest rows become the test set")
+    sp.add_argument("--id", help="a row id column (not a feature)")
+    sp.add_argument("--sensitive", nargs="+", metavar="COLUMN", help="columns to audit")
     add("run", "train, run the gates and register a version", json=True)
     sp = add("versions", "list model versions", json=True)
     sp.add_argument("--model")

@@ -11,16 +11,34 @@ from loopml.cli.common import command, project_config
 
 @command
 def cmd_init(args: argparse.Namespace) -> int:
-    """Scaffold a working project (the employment example) in a folder."""
-    from loopml.examples.employment import write_project
+    """Scaffold a working project: the employment example, or one on the user's --data."""
+    from loopml.errors import UsageError
 
     dest = Path(args.dir)
-    if (dest / "loopml.yaml").exists() and not args.force:
-        from loopml.errors import UsageError
+    if args.data or args.target:
+        if not (args.data and args.target):
+            raise UsageError("loopml init --data FILE needs --target COLUMN too (and vice versa).")
+        from loopml.examples.scaffold import write_own_project
 
-        raise UsageError(f"{dest / 'loopml.yaml'} already exists; use --force to overwrite it.")
-    write_project(dest)
-    print(f"Created a loopml project in {dest}: loopml.yaml, train.py and data/.")
+        notes = write_own_project(
+            dest,
+            args.data,
+            args.target,
+            time=args.time,
+            id=args.id,
+            sensitive=args.sensitive,
+            force=args.force,
+        )
+        print(f"Created a loopml project in {dest} on {args.data}: loopml.yaml and train.py.")
+        for note in notes:
+            print(f"  {note}")
+    else:
+        if (dest / "loopml.yaml").exists() and not args.force:
+            raise UsageError(f"{dest / 'loopml.yaml'} already exists; use --force to overwrite it.")
+        from loopml.examples.employment import write_project
+
+        write_project(dest)
+        print(f"Created a loopml project in {dest}: loopml.yaml, train.py and data/.")
     print(f"Next: cd {dest} && loopml run")
     return 0
 

@@ -18,6 +18,11 @@ def infer_task(cfg: Config, y: pd.Series) -> str:
     or more than 20 distinct values (integer prices and counts too), else classification."""
     if cfg.data.task != "auto":
         return cfg.data.task
+    return guess_task(y)
+
+
+def guess_task(y: pd.Series) -> str:
+    """The task ``data.task: auto`` reads from a target column (see :func:`infer_task`)."""
     if pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
         return "classification"
     values = y.to_numpy(dtype=float)
