@@ -67,6 +67,7 @@ def register(
     classes: list[Any] = (0, 1),
     target: str = "y",
     calibration: dict[str, Any] | None = None,
+    task: str = "classification",
 ) -> dict[str, Any]:
     digest = ArtifactStore(cfg.artifacts_root).put_bytes(
         reference_doc(train, target, pred, score, calibration), suffix=".profile"
@@ -88,9 +89,9 @@ def register(
         reference_profile=digest,
         signature={
             "columns": cols,
-            "task": "classification",
+            "task": task,
             "target": target,
-            "classes": list(classes),
+            "classes": list(classes) if task == "classification" else None,
             "extra": {},
         },
         metrics=metrics,
@@ -142,14 +143,18 @@ def write_predictions(
 
 
 def write_labels(
-    root: str | Path, endpoint: str, ids: list[str], labels: np.ndarray, ts: float
+    root: str | Path, endpoint: str, ids: list[str], labels: np.ndarray | list[Any], ts: float
 ) -> None:
+    """Label parts; a list is written as Arrow infers its type (text, booleans), an array as
+    float64 (what the server logs for numbers)."""
     n = len(ids)
     table = pa.table(
         {
             "_request_id": pa.array(ids, pa.string()),
             "_endpoint": pa.array([endpoint] * n, pa.string()),
-            "_label": pa.array(np.asarray(labels, dtype=np.float64)),
+            "_label": pa.array(labels)
+            if isinstance(labels, list)
+            else pa.array(np.asarray(labels, dtype=np.float64)),
             "_ts": pa.array(np.full(n, int(ts * 1e6))).cast(pa.timestamp("us", tz="UTC")),
         }
     )

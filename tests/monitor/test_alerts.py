@@ -187,3 +187,17 @@ def test_k_greater_than_m_is_a_config_error(tmp_path):
         make_config(
             tmp_path, "sqlite:///x.db", alerts=[{"name": "a", "on": "drift", "k": 3, "m": 2}]
         )
+
+
+def test_a_loss_metric_decays_by_rising(tmp_path):
+    """Guards against judging rmse / log_loss as if higher were better (an improving model
+    breached, a decaying one never did)."""
+    cfg = make_config(tmp_path, "sqlite://", performance_metric="rmse", max_performance_drop=0.5)
+    rule = cfg.monitor.alerts or alerts.default_rules(cfg)
+    perf = next(r for r in rule if r.on == "performance")
+    row = {"metric": "rmse", "labels": 500, "rows": 500}
+    base = {"rmse": 10.0}
+    worse, ev = alerts.judge(perf, {**row, "performance": 10.6}, cfg, base)
+    assert worse is True and ev["op"] == ">" and ev["threshold"] == 10.5
+    better, _ = alerts.judge(perf, {**row, "performance": 8.0}, cfg, base)
+    assert better is False

@@ -141,3 +141,73 @@ def test_late_labels_update_performance_fairness_and_estimates(tmp_path, store_u
     )
     assert detail["label_drift"]["column"] == "y"
     assert run_monitor(cfg, store, now=T0 + 4 * 3600)["windows"] == 0
+
+
+def test_label_parts_of_different_types_are_compared_not_crashed_on(tmp_path, store_url):
+    """Guards against the monitor dying on label parts of different Arrow types (numbers in
+    one, text or booleans in another: 'double vs string' from pa.concat_tables)."""
+    rng = np.random.default_rng(2)
+    cfg, store, v = _setup(tmp_path, store_url, rng)
+    frame = _frame(rng, 600)
+    pred, score = _model(frame)
+    ids = write_predictions(
+        cfg.artifacts_root,
+        "ep",
+        frame,
+        version=v["id"],
+        prediction=pred,
+        score=score,
+        ts=T0 + rng.uniform(0, 3600, len(frame)),
+    )
+    y = (frame["x0"] > 0).astype(int).to_numpy()
+    write_labels(cfg.artifacts_root, "ep", ids[:300], y[:300], ts=T0 + 3700)
+    write_labels(cfg.artifacts_root, "ep", ids[300:400], [str(a) for a in y[300:400]], ts=T0 + 3701)
+    write_labels(
+        cfg.artifacts_root, "ep", ids[400:500], [bool(a) for a in y[400:500]], ts=T0 + 3702
+    )
+    run_monitor(cfg, store, now=T0 + 7200)
+    row = store.monitoring.series("ep")[0]
+    # booleans are their own classes ('True' is not the class 1): they count as misses
+    hits = (pred[:400] == y[:400]).sum()
+    assert row["labels"] == 500 and row["metric"] == "accuracy"
+    assert abs(row["accuracy"] - hits / 500) < 1e-12
+
+
+def test_regression_windows_track_r2_and_skip_labels_that_are_not_numbers(tmp_path, store_url):
+    """Guards against a regression's live performance staying empty (the monitor tracked
+    'accuracy' for every model) and against text labels crashing its float cast."""
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(3)
+    cfg = make_config(tmp_path, store_url)
+    store = Store(cfg.store_url)
+    train = _frame(rng, 2000)
+    y_train = 3 * train["x0"].to_numpy() + rng.normal(size=len(train))
+    v = register(
+        store,
+        cfg,
+        train.assign(y=y_train),
+        3 * train["x0"].to_numpy(),
+        np.full(len(train), np.nan),
+        metrics={"r2": 0.9, "rmse": 1.0, "mae": 0.8},
+        task="regression",
+    )
+    frame = _frame(rng, 400)
+    pred = 3 * frame["x0"].to_numpy()
+    y = pred + rng.normal(size=len(frame))
+    ids = write_predictions(
+        cfg.artifacts_root,
+        "ep",
+        frame,
+        version=v["id"],
+        prediction=pred,
+        ts=T0 + rng.uniform(0, 3600, len(frame)),
+    )
+    write_labels(cfg.artifacts_root, "ep", ids[:200], y[:200], ts=T0 + 3700)
+    write_labels(cfg.artifacts_root, "ep", ids[200:300], ["oops"] * 100, ts=T0 + 3701)
+    run_monitor(cfg, store, now=T0 + 7200)
+    row = store.monitoring.series("ep")[0]
+    assert row["metric"] == "r2" and row["labels"] == 200
+    assert abs(row["performance"] - r2_score(y[:200], pred[:200])) < 1e-12
+    results = store.monitoring.window(row["id"])["results"]
+    assert results["estimated"] is None and results["metric_note"] is None

@@ -257,3 +257,55 @@ async def test_load_failure_keeps_previous_table_and_is_recorded(settings, keys,
             assert r.json()["model_version"] == versions["champion"]
         decisions = store.decisions.list(action="load_failed")
         assert decisions and decisions[0]["subject"] == f"version:{versions['canary']}"
+
+
+async def test_labels_are_checked_against_the_served_model(settings, keys):
+    """Guards against labels the model cannot have (an unknown class, text for a number)
+    being logged, where their mixed types later broke the monitor's read of the label log."""
+    async with h.serving(settings) as (_, c):
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            json={"rows": [h.row(1), h.row(2), h.row(3)]},
+            headers=h.bearer(keys["predictor"]),
+        )
+        ids = r.json()["request_ids"]
+        for bad in ("yes", 2, True):
+            body = {
+                "labels": [
+                    {"request_id": ids[0], "label": 1},
+                    {"request_id": ids[1], "label": bad},
+                ]
+            }
+            r = await c.post("/v1/labels", json=body, headers=h.bearer(keys["labeller"]))
+            assert r.status_code == 422, r.text
+            doc = r.json()
+            assert doc["field"] == "labels[1].label" and doc["status"] == 422
+            assert "(0, 1)" in doc["error"]
+        # '1' and 1.0 name the class 1: logged as the class, so the log has one type
+        body = {
+            "labels": [
+                {"request_id": ids[0], "label": "1"},
+                {"request_id": ids[1], "label": 0.0},
+                {"request_id": ids[2], "label": 1},
+            ]
+        }
+        r = await c.post("/v1/labels", json=body, headers=h.bearer(keys["labeller"]))
+        assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    labels = read_labels(settings.log_root, "credit")
+    assert labels.column("_label").to_pylist() == [1, 0, 1]  # the 422s logged nothing
+
+
+def test_regression_labels_must_be_numbers():
+    """Guards against text or booleans logged as the ground truth of a regression."""
+    from loopml.data.signature import Column, Signature
+    from loopml.errors import ValidationError
+    from loopml.serve.labels import check_labels
+
+    sig = Signature(columns=(Column("x", "number", "float64"),), task="regression")
+    endpoints = {"a": "ep", "b": "ep", "c": "other"}
+    ok = check_labels({"a": 151, "b": 2.5, "c": "anything"}, endpoints, {"ep": [sig]})
+    assert ok == {"a": 151, "b": 2.5, "c": "anything"}  # 'other' has no model here: unchecked
+    for bad in ("151.0", True):
+        with pytest.raises(ValidationError) as err:
+            check_labels({"a": 1.0, "b": bad}, endpoints, {"ep": [sig]})
+        assert err.value.field == "labels[1].label" and "regression" in err.value.message

@@ -172,7 +172,10 @@ class MonitorConfig(Section):
     drift_share: float = Field(0.3, gt=0, le=1)
     false_alarm_rate: float = Field(0.01, gt=0, lt=0.5)
     min_window_rows: int = Field(200, ge=1)
-    performance_metric: str = "accuracy"
+    # the live / estimated metric judged against the version's test metric; None: accuracy
+    # for a classifier, r2 for a regression. For log_loss, mae and rmse (lower is better) a
+    # window breaches when the metric rises more than max_performance_drop above it.
+    performance_metric: str | None = None
     max_performance_drop: float = Field(0.03, ge=0, le=1)
     fairness_threshold: float = Field(0.8, gt=0, le=1)
     min_group_size: int = Field(30, ge=1)

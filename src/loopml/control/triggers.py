@@ -90,8 +90,8 @@ def _window_triggers(ctx: Context, endpoint: str, champion: dict[str, Any]) -> l
                     "decay",
                     f"decay:v{champion['id']}:w{newest}",
                     "performance of version "
-                    f"{champion['id']} dropped more than {cfg.monitor.max_performance_drop} "
-                    f"below its test metric in {len(ev['breached'])} of the last "
+                    f"{champion['id']} fell short of its test metric by more than "
+                    f"{cfg.monitor.max_performance_drop} in {len(ev['breached'])} of the last "
                     f"{len(ev['windows'])} windows",
                     ev,
                 )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loopml.config import AlertRule, Config
+from loopml.evaluate.metrics import LOWER_IS_BETTER
 from loopml.monitor.webhooks import Delivery, deliver
 from loopml.store import Store
 
@@ -64,15 +65,25 @@ def judge(
     if on in ("performance", "estimated_performance"):
         value = row[on]
         n = row["labels"] if on == "performance" else row["rows"]
-        base = baseline.get(row["metric"] or mon.performance_metric)
+        metric = row["metric"] or mon.performance_metric or "accuracy"
+        base = baseline.get(metric)
         if value is None or base is None or n < mon.min_window_rows:
             return None, {}
         drop = rule.threshold if rule.threshold is not None else mon.max_performance_drop
+        if metric in LOWER_IS_BETTER:  # a loss or an error decays by rising
+            return value > base + drop, {
+                "value": value,
+                "threshold": base + drop,
+                "baseline": base,
+                "metric": metric,
+                "op": ">",
+                "n": n,
+            }
         return value < base - drop, {
             "value": value,
             "threshold": base - drop,
             "baseline": base,
-            "metric": row["metric"],
+            "metric": metric,
             "op": "<",
             "n": n,
         }

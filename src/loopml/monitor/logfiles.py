@@ -24,6 +24,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from loopml.monitor.performance import canonical
+
 HOUR = 3600
 BATCH_ROWS = 64 * 1024
 
@@ -226,7 +228,14 @@ class LogFiles:
             return pa.table(
                 {"_request_id": pa.array([], pa.string()), "_label": pa.array([], pa.float64())}
             )
-        t = pa.concat_tables(tables, promote_options="permissive")
+        try:
+            t = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # parts whose labels differ in type (numbers in one, text or booleans in another,
+            # as clients sent them): compare them as the canonical text of each label
+            t = pa.concat_tables(
+                [t.set_column(1, "_label", canonical(t.column("_label"))) for t in tables]
+            )
         if t.num_rows == 0:
             return t.select(["_request_id", "_label"])
         # newest label wins: sort by id then time, keep the last row of each id

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopml.evaluate.fairness import group_fairness
-from loopml.evaluate.metrics import regression_metrics
+from loopml.evaluate.metrics import metric_names, regression_metrics
 from loopml.evaluate.slices import metrics_by_slice
 
 
@@ -43,6 +43,33 @@ def canonical(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_string(t):
         return arr
     return pc.cast(arr, pa.string())
+
+
+def monitor_metric(configured: str | None, task: str) -> tuple[str, str | None]:
+    """The metric a window of a ``task`` model tracks, and a note when the configured one
+    (``monitor.performance_metric``) is not computed for that task."""
+    default = "r2" if task == "regression" else "accuracy"
+    if configured is None or configured == default:
+        return default, None
+    if configured in metric_names(task):
+        return configured, None
+    return default, (
+        f"monitor.performance_metric {configured!r} is not computed for a {task} model "
+        f"(one of {', '.join(metric_names(task))}); this window tracks {default} instead"
+    )
+
+
+def _numbers(arr: pa.Array) -> pa.Array:
+    """Regression labels as float64; text that is not a number (and NaN) becomes null."""
+    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
+        out = pc.cast(arr, pa.float64())
+    else:
+        values = pd.to_numeric(
+            pd.Series(pc.cast(arr, pa.string()).to_numpy(zero_copy_only=False)),
+            errors="coerce",
+        )
+        out = pa.array(values.to_numpy(dtype=float), pa.float64())
+    return pc.if_else(pc.is_finite(out), out, pa.scalar(None, pa.float64()))
 
 
 def canonical_value(value: Any) -> str:
@@ -95,6 +122,8 @@ class Performance:
 
     def add_labelled(self, batch: pa.RecordBatch, labels: pa.Array) -> int:
         """Keep the rows of ``batch`` that have a label (``labels`` aligned, null = none)."""
+        if self.task == "regression":
+            labels = _numbers(labels)  # a label that is not a number cannot be scored
         has = pc.is_valid(labels)
         if not pc.any(has).as_py():
             return 0

@@ -19,6 +19,7 @@ SERIES = (
     "role",
     "rows",
     "labels",
+    "metric",
     "accuracy",
     "estimated_accuracy",
     "performance",

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from loopml.config import Config
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
 from loopml.monitor.logfiles import LogFiles
-from loopml.monitor.performance import Performance, canonical_value
+from loopml.monitor.performance import Performance, canonical_value, monitor_metric
 from loopml.monitor.reference import Reference
 from loopml.stats import DatasetProfile, check_quality, column_drift, dataset_drift
 from loopml.stats.calibration import calibrate
@@ -188,7 +188,7 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
     """Columns and results that depend on labels (recomputed when labels arrive)."""
     ref = g.ref
     mon = cfg.monitor
-    metric = mon.performance_metric
+    metric, metric_note = monitor_metric(mon.performance_metric, g.perf.task)
     classes = ref.classes if ref is not None else None
     perf = g.perf.metrics(classes, mon.min_group_size)
     est = g.estimate.get() if g.estimate is not None else None
@@ -225,6 +225,7 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
         "estimated": est,
         "fairness": fair,
         "label_drift": label_drift,
+        "metric_note": metric_note,
         "baseline": {
             k: v
             for k, v in (ref.baseline if ref else {}).items()

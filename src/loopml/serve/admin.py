@@ -145,6 +145,37 @@ async def list_decisions(request: Request, rt: Runtime, who: Principal) -> Respo
     return _json(rows)
 
 
+async def list_alerts(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``GET /v1/alerts``, newest first; ``?status=open|resolved``, ``endpoint``, ``rule``."""
+    q = request.query_params
+    status = q.get("status")
+    expect(status in (None, "open", "resolved"), "'status' must be open or resolved.", "status")
+    rows = await asyncio.to_thread(
+        rt.store.monitoring.alerts,
+        status=status,
+        endpoint=q.get("endpoint"),
+        rule=q.get("rule"),
+        limit=_query_int(request, "limit", 200),
+    )
+    return _json(rows)
+
+
+async def list_windows(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``GET /v1/monitors/{endpoint}``: the newest ``limit`` monitor windows' summary numbers,
+    oldest first (``/windows/{id}.json`` on the dashboard has one window's detail)."""
+    name = request.path_params["endpoint"]
+    rows = await asyncio.to_thread(
+        rt.store.monitoring.series, name, limit=_query_int(request, "limit", 500)
+    )
+    if not rows and name not in await asyncio.to_thread(rt.store.monitoring.endpoints):
+        raise NotFoundError(
+            f"No monitor window for endpoint {name[:64]!r} yet. Run 'loopml monitor' (or let "
+            "'loopml serve' run it) after the endpoint has served predictions.",
+            field="endpoint",
+        )
+    return _json(rows)
+
+
 async def list_keys(request: Request, rt: Runtime, who: Principal) -> Response:
     return _json(await asyncio.to_thread(rt.store.keys.list))
 

@@ -49,6 +49,8 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v1/versions/{version}", "viewer", admin.get_version),
     ("POST", "/v1/versions/{version}/disable", "deployer", admin.disable),
     ("GET", "/v1/decisions", "viewer", admin.list_decisions),
+    ("GET", "/v1/alerts", "viewer", admin.list_alerts),
+    ("GET", "/v1/monitors/{endpoint}", "viewer", admin.list_windows),
     ("GET", "/v1/keys", "admin", admin.list_keys),
 )
 

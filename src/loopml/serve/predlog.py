@@ -150,9 +150,16 @@ class PredictionLog:
             }
         )
 
-    async def log_labels(self, labels: Mapping[str, Any], ts_us: int | None = None) -> list[str]:
-        """Append ``request_id -> label``; returns the ids the log does not know (not logged)."""
-        known = self.known_request_ids(labels)
+    async def log_labels(
+        self,
+        labels: Mapping[str, Any],
+        ts_us: int | None = None,
+        known: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Append ``request_id -> label``; returns the ids the log does not know (not logged).
+        ``known``: :meth:`known_request_ids` of ``labels`` when the caller has it already."""
+        if known is None:
+            known = self.known_request_ids(labels)
         by_endpoint: dict[str, list[str]] = {}
         for rid, ep in known.items():
             by_endpoint.setdefault(ep, []).append(rid)

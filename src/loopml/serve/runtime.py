@@ -34,6 +34,7 @@ from loopml.serve.auth import Authenticator
 from loopml.serve.batch import Batch
 from loopml.serve.compaction import compact, exit_with_parent
 from loopml.serve.ids import new_request_ids
+from loopml.serve.labels import check_labels
 from loopml.serve.metrics import Metrics
 from loopml.serve.pool import Loaded, ModelFailure, ModelPool
 from loopml.serve.predlog import PredictionLog
@@ -283,5 +284,18 @@ class Runtime:
     # -- labels ---------------------------------------------------------------------------------
 
     async def label(self, labels: Mapping[str, Any]) -> list[str]:
-        """Log ground truth by request id (durably); returns the ids the log does not know."""
-        return await self.log.log_labels(labels)
+        """Log ground truth by request id (durably); returns the ids the log does not know.
+        Labels are checked against the endpoint's served models first (a 422 logs nothing)."""
+        known = self.log.known_request_ids(labels)
+        labels = check_labels(labels, known, self._signatures(set(known.values())))
+        return await self.log.log_labels(labels, known=known)
+
+    def _signatures(self, endpoints: set[str]) -> dict[str, list[Signature]]:
+        out: dict[str, list[Signature]] = {}
+        for name in endpoints:
+            st = self.watcher.endpoints.get(name)
+            if st is None or st.router is None:
+                continue
+            loaded = (self.pool.loaded.get(v) for v in st.router.table.versions())
+            out[name] = [x.signature for x in loaded if x is not None]
+        return out

@@ -284,10 +284,14 @@ def _routes() -> list[Any]:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
+    path = request.url.path
+    api = path.startswith(("/v1/", "/v2/")) or path.endswith("/invocations")
     msg = (
-        f"No dashboard page at {request.url.path!r}. Start at / (the overview)."
-        if status == 404
-        else f"Method {request.method} is not allowed on {request.url.path!r}."
+        f"Method {request.method} is not allowed on {path!r}."
+        if status != 404
+        else f"No API route {request.method} {path!r} on this server."
+        if api  # an API client's typo: not a dashboard page
+        else f"No dashboard page at {path!r}. Start at / (the overview)."
     )
     err = LoopmlError(msg, field="path")
     err.http_status = status

@@ -1,5 +1,5 @@
 """Page 2, Endpoint: traffic over time (which version served when), latency and errors, live
-and estimated accuracy, dataset drift, fairness worst-case ratio; each a time-series chart
+and estimated performance (the monitor's metric), dataset drift, fairness worst-case ratio; each a time-series chart
 with the endpoint's alerts as markers. Numbers come from ``monitor.queries.timeseries``
 (summary columns only), cut to chart size by :mod:`loopml.ui.series`."""
 
@@ -18,8 +18,8 @@ from loopml.ui.pages.overview import endpoint_summary
 from loopml.ui.series import split_by
 
 NUMBERS = (
-    "accuracy",
-    "estimated_accuracy",
+    "performance",
+    "estimated_performance",
     "drift_score",
     "prediction_drift",
     "fairness_ratio",
@@ -49,6 +49,12 @@ def _series(parts: dict[str, dict[str, Any]], number: str, label: str) -> list[d
         {"name": f"{label} · {key}", "x": p["x"], "y": p[number], "bucket": p["bucket"]}
         for key, p in parts.items()
     ]
+
+
+def metric_label(ts: dict[str, Any]) -> str:
+    """The metric (or metrics) the windows track, for titles: 'accuracy', 'r2'."""
+    names = sorted({m for m in ts.get("metric", ()) if m})
+    return " / ".join(names) if names else "accuracy"
 
 
 def charts(ts: dict[str, Any], alerts: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
@@ -90,11 +96,12 @@ def charts(ts: dict[str, Any], alerts: list[dict[str, Any]], cfg: Config) -> lis
             "series": _series(by_role, "errors", "errors"),
         },
         {
+            # the monitor's metric (accuracy for a classifier, r2 for a regression)
             "id": "accuracy",
-            "title": "Accuracy: live (labelled) and estimated (before labels)",
+            "title": f"{metric_label(ts)}: live (labelled) and estimated (before labels)",
             "unit": "",
-            "series": _series(by_role, "accuracy", "live")
-            + _series(by_role, "estimated_accuracy", "estimated"),
+            "series": _series(by_role, "performance", "live")
+            + _series(by_role, "estimated_performance", "estimated"),
         },
         {
             "id": "drift",
@@ -164,6 +171,9 @@ def endpoint(
             "role": ts["role"][i],
             "rows": ts["rows"][i],
             "labels": ts["labels"][i],
+            "metric": ts["metric"][i],
+            "performance": ts["performance"][i],
+            "estimated_performance": ts["estimated_performance"][i],
             "accuracy": ts["accuracy"][i],
             "estimated_accuracy": ts["estimated_accuracy"][i],
             "drift_score": ts["drift_score"][i],

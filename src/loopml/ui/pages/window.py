@@ -13,6 +13,7 @@ from itertools import pairwise
 from typing import Any
 
 from loopml.config import Config
+from loopml.evaluate.metrics import REGRESSION_METRICS
 from loopml.monitor.queries import window_detail
 from loopml.store import Store
 from loopml.ui.pages.common import clean
@@ -95,6 +96,8 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
     drift = res.get("drift") or {}
     perf = res.get("performance") or {}
     fair = res.get("fairness") or {}
+    metric = d.get("metric") or "accuracy"
+    regression = metric in REGRESSION_METRICS
     return clean(
         {
             "page": "window",
@@ -119,7 +122,16 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
             else (outputs[0]["column"] if outputs else None),
             "quality": res.get("quality", []),
             "performance": {"overall": perf.get("overall"), "slices": perf.get("slices", [])},
+            "metric": metric,
+            "metric_note": res.get("metric_note"),
             "estimated": res.get("estimated"),
+            "estimated_note": None
+            if res.get("estimated") is not None
+            else (
+                "not applicable: a regression model has no class probabilities to estimate from"
+                if regression
+                else "none: the version's predictions carry no probabilities"
+            ),
             "baseline": res.get("baseline", {}),
             "fairness": {
                 "ratio": (fair.get("selection") or {}).get("ratio"),
