@@ -13,8 +13,9 @@ of a few seconds):
    controller retrains on the fresh labelled months, the challenger passes its gates and goes
    shadow -> canary -> champion;
 5. an engineer then rolls out a stale experiment trained on 2015 only, which passed its gates
-   offline; in shadow, the rollout guards see it answer the same labelled requests less
-   accurately than the champion and roll it back before it takes any traffic;
+   offline; the rollout guards see it answer labelled requests less accurately than the
+   champion and roll it back: in shadow when the labels of its shadowed requests arrive in
+   time, else at its first canary step (labels come one window late, so timing decides);
 6. the decisions log tells the whole story;
 7. a crash drill: ``loopml serve`` is killed with SIGKILL under load, and every prediction it
    had answered is read back from the log; the server restarts and the dashboard stays up
