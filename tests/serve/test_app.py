@@ -33,6 +33,7 @@ async def test_loopml_json_answer_and_log(settings, keys, versions):
         model = app.state.runtime.pool.get(versions["champion"]).model
         expected = model.predict_proba(pd.DataFrame(rows))
         np.testing.assert_allclose(proba, expected, rtol=1e-12)
+        assert doc["classes"] == model.classes_.tolist()  # names the columns of probabilities
         # columns + data form gives the same answer
         split = {"columns": list(rows[0]), "data": [list(x.values()) for x in rows]}
         r2 = await c.post(
@@ -180,7 +181,7 @@ async def test_unseen_category_flagged_in_log_and_coarsening(settings, keys):
             headers=h.bearer(keys["predictor"]),
         )
         assert r.status_code == 200, r.text
-        assert "probabilities" not in r.json()
+        assert "probabilities" not in r.json() and "classes" not in r.json()
     log = read_log(settings.log_root, "credit")
     assert log.column("_flags").to_pylist() == ["unseen:cat"]
     assert log.column("_proba").to_pylist()[0] is not None  # the log keeps full scores

@@ -67,7 +67,8 @@ async def test_shadow_answers_logged_under_same_ids_never_returned(settings, key
         docs = [r.json() for r in rs]
         assert {d["model_version"] for d in docs} == {versions["champion"]}
         assert all(
-            set(d) == {"request_ids", "predictions", "probabilities", "model_version"} for d in docs
+            set(d) == {"request_ids", "predictions", "probabilities", "classes", "model_version"}
+            for d in docs
         )
         rt = app.state.runtime
         for _ in range(100):  # shadows run off the response path: wait for them

@@ -171,8 +171,9 @@ def _confirm(s: Session, label: str) -> str:
     s.page.fill("#confirm-reason", f"browser test: {label}")
     s.page.click("#confirm-ok")
     status = s.page.locator("#action-status")
-    sync_api.expect(status).not_to_have_text("Working…", timeout=10_000)
-    sync_api.expect(status).not_to_be_empty(timeout=10_000)
+    # a loaded CI box (xdist workers, the live server) can take seconds to finish the action
+    sync_api.expect(status).not_to_have_text("Working…", timeout=30_000)
+    sync_api.expect(status).not_to_be_empty(timeout=30_000)
     return status.inner_text()
 
 

@@ -71,7 +71,13 @@ async def predict(request: Request, rt: Runtime, who: Principal) -> Response:
         request.path_params["endpoint"], lambda sig: parse_loopml(body), _entity_key(request)
     )
     return Response(
-        encode_loopml(answer.request_ids, answer.predictions, answer.probabilities, answer.version),
+        encode_loopml(
+            answer.request_ids,
+            answer.predictions,
+            answer.probabilities,
+            answer.version,
+            answer.classes,
+        ),
         media_type=JSON,
         headers=_headers(answer),
     )

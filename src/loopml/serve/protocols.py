@@ -209,11 +209,14 @@ def encode_loopml(
     predictions: np.ndarray | Sequence[Any],
     probabilities: np.ndarray | None,
     model_version: int,
+    classes: Sequence[Any] | None = None,
 ) -> bytes:
-    """The loopml JSON answer."""
+    """The loopml JSON answer; ``classes`` names the columns of ``probabilities``."""
     out: dict[str, Any] = {"request_ids": request_ids, "predictions": predictions}
     if probabilities is not None:
         out["probabilities"] = probabilities
+        if classes is not None:
+            out["classes"] = list(classes)
     out["model_version"] = model_version
     return dumps(out)
 

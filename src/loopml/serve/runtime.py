@@ -56,6 +56,7 @@ class Answer:
     predictions: np.ndarray
     probabilities: np.ndarray | None
     request: Request
+    classes: tuple[Any, ...] | None = None  # the order of ``probabilities``' columns
 
 
 def coarsen(proba: np.ndarray | None, mode: str) -> np.ndarray | None:
@@ -203,9 +204,9 @@ class Runtime:
             self.metrics.error(endpoint, version, role, exc.http_status)
             raise
         self.metrics.observe(endpoint, version, role, batch.n, time.perf_counter() - t0)
-        return Answer(
-            endpoint, version, role, ids, pred, coarsen(proba, self.settings.coarsen), request
-        )
+        proba = coarsen(proba, self.settings.coarsen)
+        classes = loaded.signature.classes if proba is not None else None
+        return Answer(endpoint, version, role, ids, pred, proba, request, classes)
 
     def _record(
         self,
