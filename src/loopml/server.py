@@ -145,14 +145,19 @@ class Background:
         self.thread.join(timeout)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", timeout: float = 60.0) -> Background:
     """Run ``app`` under uvicorn (uvloop + httptools) on a free port of ``host`` in a daemon
     thread; returns once uvicorn has started (its lifespan startup has run)."""
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port = s.getsockname()[1]
+    port = free_port(host)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

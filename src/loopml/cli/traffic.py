@@ -89,26 +89,22 @@ def cmd_retire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_frozen(args: argparse.Namespace, frozen: bool) -> int:
+    reason = args.reason or f"{'frozen' if frozen else 'unfrozen'} by hand"
+    ep = open_store(args).endpoints.set_frozen(
+        args.endpoint, frozen, actor=cli_actor(args), reason=reason
+    )
+    return print_endpoint(args, ep)
+
+
 @command
 def cmd_freeze(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    return print_endpoint(
-        args,
-        store.endpoints.set_frozen(
-            args.endpoint, True, actor=cli_actor(args), reason=args.reason or "frozen by hand"
-        ),
-    )
+    return _set_frozen(args, True)
 
 
 @command
 def cmd_unfreeze(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    return print_endpoint(
-        args,
-        store.endpoints.set_frozen(
-            args.endpoint, False, actor=cli_actor(args), reason=args.reason or "unfrozen by hand"
-        ),
-    )
+    return _set_frozen(args, False)
 
 
 @command

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,12 +36,6 @@ def broken_requests(http: httpx.Client, row: dict[str, Any]) -> list[str]:
         error = r.json().get("error", r.text) if r.status_code >= 400 else "(accepted!)"
         lines.append(f"a client sends {what}: HTTP {r.status_code}: {error}")
     return lines
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(project: Path, port: int) -> subprocess.Popen[bytes]:
@@ -72,7 +65,9 @@ def kill_under_load(
     """Start ``loopml serve``, load it from ``clients`` threads, SIGKILL it once ``answered``
     predictions got a 200 (or after 20 s). Returns the answered request ids and how many
     requests were cut off by the kill."""
-    port = _free_port()
+    from loopml.server import free_port
+
+    port = free_port()
     proc = _start(project, port)
     acked: list[str] = []
     cut = [0]

@@ -13,8 +13,6 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from loopml.data.sources import load_frame
 from loopml.errors import DataError, UsageError
 
@@ -68,16 +66,6 @@ def _name(dest: Path) -> str:
     return name[:64]
 
 
-def _columns(frame: pd.DataFrame, names: list[str], option: str) -> None:
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{option} names {missing}, which the data does not have. Its columns: "
-            f"{', '.join(map(str, list(frame.columns)[:40]))}.",
-            field=option,
-        )
-
-
 def write_own_project(
     dest: Path,
     data: str,
@@ -89,42 +77,31 @@ def write_own_project(
     force: bool = False,
 ) -> list[str]:
     """Write loopml.yaml and train.py for ``data`` into ``dest``; returns notes to print."""
-    from loopml.train.inputs import guess_task
+    from loopml.train.inputs import guess_task, holds_dates, require_columns
 
     dest = Path(dest)
     source = Path(data).expanduser().resolve()
     frame = load_frame(str(source), Path.cwd())
     sensitive = list(sensitive or [])
-    _columns(frame, [target], "--target")
-    _columns(frame, [c for c in (time, id) if c], "--time/--id")
-    _columns(frame, sensitive, "--sensitive")
+    require_columns(frame, [target], "--target", source.name)
+    require_columns(frame, [c for c in (time, id) if c], "--time/--id", source.name)
+    require_columns(frame, sensitive, "--sensitive", source.name)
     y = frame[target].dropna()
     if y.empty:
         raise DataError(f"The target column {target!r} has no values.", field="--target")
     task = guess_task(y)
-    dates = [
-        c
-        for c in frame.columns
-        if c not in (target, time, id)
-        and (
-            pd.api.types.is_datetime64_any_dtype(frame[c])
-            or pd.api.types.is_timedelta64_dtype(frame[c])
-        )
-    ]
+    dates = [c for c in frame.columns if c not in (target, time, id) and holds_dates(frame[c])]
     if task == "classification":
-        share = float(y.value_counts(normalize=True).iloc[0])
-        gate = {"accuracy": f">= {share:.3f}"}
+        shares = y.value_counts(normalize=True)
+        metric, bound = "accuracy", f">= {shares.iloc[0]:.3f}"
         why = (
-            f"beat always answering the most common class, {y.value_counts().index[0]!r} "
-            f"({share:.1%} of the rows)"
+            f"beat always answering the most common class, {shares.index[0]!r} "
+            f"({shares.iloc[0]:.1%} of the rows)"
         )
         estimator = "HistGradientBoostingClassifier"
     else:
-        gate, why, estimator = (
-            {"r2": ">= 0"},
-            "beat predicting the mean",
-            ("HistGradientBoostingRegressor"),
-        )
+        metric, bound, why = "r2", ">= 0", "beat predicting the mean"
+        estimator = "HistGradientBoostingRegressor"
     try:
         path = str(source.relative_to(dest.resolve()))
     except ValueError:
@@ -163,8 +140,7 @@ def write_own_project(
             "",
             "gates:",
             "  metrics:",
-            f"    thresholds: {{{_q(next(iter(gate)))}: {_q(next(iter(gate.values())))}}}"
-            f"   # {why}",
+            f"    thresholds: {{{_q(metric)}: {_q(bound)}}}   # {why}",
             "  data: {}",
             "  champion: {}   # a new version must not be worse than the endpoint's champion",
             "",
@@ -182,7 +158,7 @@ def write_own_project(
     (dest / "train.py").write_text(TRAIN_PY.replace("{estimator}", estimator))
     notes = [
         f"{len(frame):,} rows, {frame.shape[1]} columns; task: {task}; first gate: "
-        f"{next(iter(gate))} {next(iter(gate.values()))} ({why})."
+        f"{metric} {bound} ({why})."
     ]
     if dates:
         notes.append(f"Date columns left out of the features: {', '.join(map(str, dates))}.")

@@ -13,6 +13,24 @@ from loopml.config import Config
 from loopml.errors import ConfigError, DataError, TrainingError
 
 
+def require_columns(frame: pd.DataFrame, names: Any, key: str, source: str) -> None:
+    """Refuse ``names`` (given by option ``key``) that are not columns of ``source``."""
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{key} names {missing}, which is not a column of {source}. Columns there: "
+            f"{', '.join(map(str, list(frame.columns)[:30]))}.",
+            field=key,
+        )
+
+
+def holds_dates(column: pd.Series) -> bool:
+    """Dates or durations: not a model input (requests carry numbers, booleans, strings)."""
+    return bool(
+        pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column)
+    )
+
+
 def infer_task(cfg: Config, y: pd.Series) -> str:
     """``data.task``, or with ``auto``: regression for a numeric target with fractional values
     or more than 20 distinct values (integer prices and counts too), else classification."""
@@ -45,13 +63,7 @@ def task_note(cfg: Config, y: pd.Series, task: str) -> str:
 def feature_columns(cfg: Config, frame: pd.DataFrame) -> list[str]:
     d = cfg.data
     if d.features:
-        missing = [c for c in d.features if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"data.features names columns that are not in the data: {missing}. "
-                f"Columns there: {list(frame.columns)[:30]}.",
-                field="data.features",
-            )
+        require_columns(frame, d.features, "data.features", d.train)
         features = list(d.features)
         twice = sorted({c for c in features if features.count(c) > 1}, key=str)
         if twice:
@@ -69,12 +81,7 @@ def feature_columns(cfg: Config, frame: pd.DataFrame) -> list[str]:
             field="data.features",
         )
     # the signature (and so serving) knows numbers, booleans and categories only
-    dates = [
-        c
-        for c in features
-        if pd.api.types.is_datetime64_any_dtype(frame[c])
-        or pd.api.types.is_timedelta64_dtype(frame[c])
-    ]
+    dates = [c for c in features if holds_dates(frame[c])]
     if dates:
         raise DataError(
             f"Feature column(s) {dates} hold dates or durations, which a served model cannot "
@@ -96,13 +103,7 @@ def check_columns(cfg: Config, frame: pd.DataFrame) -> None:
         "data.id": [d.id] if d.id else [],
     }
     for key, cols in wanted.items():
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{key} names {missing}, which is not a column of {d.train}. Columns there: "
-                f"{', '.join(map(str, list(frame.columns)[:30]))}.",
-                field=key,
-            )
+        require_columns(frame, cols, key, d.train)
     if frame[d.target].isna().any():
         n = int(frame[d.target].isna().sum())
         raise DataError(
