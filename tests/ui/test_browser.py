@@ -7,6 +7,7 @@ test-artifacts/ui/."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from dataclasses import replace
@@ -171,9 +172,10 @@ def _confirm(s: Session, label: str) -> str:
     s.page.fill("#confirm-reason", f"browser test: {label}")
     s.page.click("#confirm-ok")
     status = s.page.locator("#action-status")
-    # a loaded CI box (xdist workers, the live server) can take seconds to finish the action
-    sync_api.expect(status).not_to_have_text("Working…", timeout=30_000)
-    sync_api.expect(status).not_to_be_empty(timeout=30_000)
+    # wait for the final line in one condition: "Working…" is shown only after the dialog's
+    # promise resolves, so "not Working… and not empty" checked one after the other could
+    # pass before it appears; a loaded CI box can take seconds to finish the action
+    sync_api.expect(status).to_have_text(re.compile(r"^(?!Working…)\S"), timeout=30_000)
     return status.inner_text()
 
 
