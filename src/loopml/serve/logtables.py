@@ -16,6 +16,7 @@ import pyarrow as pa
 
 RESERVED = (
     "_request_id",
+    "_call",
     "_endpoint",
     "_version",
     "_role",
@@ -50,11 +51,14 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
     """One row per prediction; a Python loop over records (requests), not rows."""
     ids: list[str] = []
     cols: dict[str, list[Any]] = {k: [] for k in RESERVED if k != "_request_id"}
+    # ``_call``: the first request id of the call, the same for every row of one HTTP request
+    # (and for its shadow and paired answers): the cluster a rollout's test counts as one unit
     feats: dict[str, list[Any]] = {}
     total = 0
     for rec in records:
         n = len(rec["r"])
         ids.extend(rec["r"])
+        cols["_call"].extend(repeat(rec["r"][0] if n else None, n))
         for key, short in (
             ("_endpoint", "e"),
             ("_version", "v"),
@@ -80,6 +84,7 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
                 col.extend(repeat(None, total - len(col)))
     arrays = {
         "_request_id": pa.array(ids, pa.string()),
+        "_call": pa.array(cols["_call"], pa.string()),
         "_endpoint": pa.array(cols["_endpoint"], pa.string()),
         "_version": pa.array(cols["_version"], pa.int64()),
         "_role": pa.array(cols["_role"], pa.string()),

@@ -8,7 +8,9 @@ version's signature -> validate -> micro-batched predict -> request ids -> mirro
 waits for its fsync) -> count. Shadows predict with their own batcher, validating with
 their own signature unless it takes the same inputs as the routed version's (then the routed
 batch is reused); their answers are logged with role ``shadow`` under the caller's request
-ids, in the same log, without the caller waiting for them.
+ids, in the same log, without the caller waiting for them. A request routed to the canary is
+also scored by the serving champion the same way, logged with role ``paired``, so a rollout
+judges challenger and champion on the same rows.
 """
 
 from __future__ import annotations
@@ -198,6 +200,13 @@ class Runtime:
             shadows = table.shadow_versions()
             if shadows:
                 self._mirror(endpoint, shadows, loaded, request.columns, batch, ids, entity_key)
+            if role == "canary" and table.serving is not None:
+                # the champion scores the canary's rows too, off the response path, so the
+                # rollout judges both on the same rows (control.rollout: paired judgement)
+                self._mirror(
+                    endpoint, (table.serving,), loaded, request.columns, batch, ids, entity_key,
+                    role="paired",
+                )
             record = self._record(endpoint, version, role, ids, batch, result, t0, entity_key)
             await self.log.predictions.append_future(record)
         except LoopmlError as exc:
@@ -242,7 +251,11 @@ class Runtime:
         batch: Batch,
         ids: list[str],
         entity_key: str | None,
+        role: str = "shadow",
     ) -> None:
+        """Score ``versions`` on the routed request off the response path; their answers are
+        logged under the caller's request ids with ``role`` (``shadow``, or ``paired`` for the
+        champion's answer on canary rows)."""
         loop = asyncio.get_running_loop()
         for vid in versions:
             if len(self._shadow_tasks) >= self.settings.shadow_queue:
@@ -253,7 +266,9 @@ class Runtime:
                 continue
             # the same inputs as the routed version: its validated batch serves as is
             same = batch if loaded.inputs == routed.inputs else None
-            task = loop.create_task(self._shadow(endpoint, loaded, columns, same, ids, entity_key))
+            task = loop.create_task(
+                self._shadow(endpoint, loaded, columns, same, ids, entity_key, role)
+            )
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
 
@@ -265,8 +280,9 @@ class Runtime:
         batch: Batch | None,
         ids: list[str],
         entity_key: str | None,
+        role: str = "shadow",
     ) -> None:
-        """One shadow prediction; any failure is counted and otherwise swallowed. Its log
+        """One shadow (or paired) prediction; any failure is counted and otherwise swallowed. Its log
         record goes into the same durable log, but nobody waits for its fsync."""
         t0 = time.perf_counter()
         try:
@@ -276,7 +292,7 @@ class Runtime:
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(
-                self._record(endpoint, loaded.id, "shadow", ids, batch, result, t0, entity_key)
+                self._record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key)
             )
         except Exception as exc:
             self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()
