@@ -118,9 +118,18 @@ def test_decay_retrain_shadow_canary_promote(project: Path) -> None:
     assert [d["action"] for d in ctl.reconcile_once()] == ["canary"]
     for action in ("rollout-step", "promote"):
         t = clock()
-        write_rows(cfg.artifacts_root, "tiny", version=cand, role="canary", start=t, n=120)
-        write_rows(
-            cfg.artifacts_root, "tiny", version=champ, role="champion", start=t, n=120, seed=5
+        ids, y = write_rows(cfg.artifacts_root, "tiny", version=cand, role="canary", start=t, n=120)
+        write_rows(  # the champion's answers on the canary's rows (role "paired")
+            cfg.artifacts_root,
+            "tiny",
+            version=champ,
+            role="paired",
+            start=t,
+            n=120,
+            seed=5,
+            ids=ids,
+            y=y,
+            labels=False,
         )
         clock.advance(STEP)
         assert [d["action"] for d in ctl.reconcile_once()] == [action]

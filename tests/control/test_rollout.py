@@ -40,8 +40,9 @@ def _canary_period(
     latency_ms: float = 5.0,
     seed: int = 0,
 ) -> None:
+    """Canary rows, the champion's paired answers on the same rows, and the champion's own."""
     t = clock()
-    write_rows(
+    ids, y = write_rows(
         cfg.artifacts_root,
         "ep",
         version=cand,
@@ -51,6 +52,18 @@ def _canary_period(
         accuracy=accuracy,
         latency_ms=latency_ms,
         seed=seed,
+    )
+    write_rows(
+        cfg.artifacts_root,
+        "ep",
+        version=champ,
+        role="paired",
+        start=t,
+        n=n,
+        ids=ids,
+        y=y,
+        seed=seed + 3,
+        labels=False,
     )
     write_rows(
         cfg.artifacts_root, "ep", version=champ, role="champion", start=t, n=600, seed=seed + 7
@@ -70,8 +83,10 @@ def _through_shadow(setup) -> None:
     clock.advance(STEP)
     ds = ctl.reconcile_once()
     assert [d["action"] for d in ds] == ["canary"]
-    assert ds[0]["evidence"]["shadow"]["pairs"] == 150
-    assert ds[0]["evidence"]["shadow"]["disagreement"] == pytest.approx(0.2, abs=0.1)
+    q = ds[0]["evidence"]["quality"]
+    assert q["paired_rows"] == 150 and q["rows"] == 150 and q["score"] == "error_rate"
+    assert q["metric"] == "roc_auc" and "confidence sequence" in q["test"]
+    assert "no probabilities" in q["note"]  # the logs carry none: the error rate stands in
 
 
 def test_shadow_canary_steps_then_promote(setup) -> None:
@@ -121,12 +136,14 @@ def test_step_waits_for_a_judged_batch(setup) -> None:
 def test_bad_canary_rolled_back_in_the_pass_that_sees_it(setup) -> None:
     cfg, store, ctl, clock, champ, cand = setup
     _through_shadow(setup)
-    # 40 points less accurate: two full batches (k = 2) in one interval
+    # 40 points less accurate on the same rows: the paired test shows it at once
     _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
     clock.advance(61)  # the rows span 60 s; the next pass after they are logged acts
     ds = ctl.reconcile_once()
-    assert [d["action"] for d in ds] == ["guard-breach", "guard-breach", "rollback"]
-    assert ds[0]["evidence"]["verdict"]["checks"]["accuracy_drop"]["breached"]
+    assert [d["action"] for d in ds] == ["rollback"]
+    q = ds[0]["evidence"]["quality"]
+    assert q["interval"][0] > q["margin"] and q["rows"] == 360
+    assert store.versions.get(cand)["status"] == "rolled_back"
     ep = store.endpoints.get("ep")
     assert (ep["champion_id"], ep["canary_id"], ep["shadows"]) == (champ, None, [])
     assert store.rollouts.list(endpoint="ep")[0]["state"] == "rolled_back"
@@ -165,7 +182,6 @@ def test_slow_canary_without_labels_rolled_back(setup) -> None:
     ds = ctl.reconcile_once()
     assert ds[-1]["action"] == "rollback"
     assert set(ds[0]["evidence"]["verdict"]["checks"]) >= {"p99_ms", "error_rate"}
-    assert "accuracy_drop" not in ds[0]["evidence"]["verdict"]["checks"]
 
 
 def test_bad_shadow_rolled_back(setup) -> None:
@@ -185,6 +201,7 @@ def test_bad_shadow_rolled_back(setup) -> None:
     assert ds[-1]["action"] == "rollback"
     ep = store.endpoints.get("ep")
     assert ep["shadows"] == [] and ep["champion_id"] == champ
+    assert store.versions.get(cand)["status"] == "rolled_back"
 
 
 def test_traffic_changed_by_hand_aborts(setup) -> None:

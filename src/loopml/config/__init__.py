@@ -26,6 +26,7 @@ from loopml.config.sections import (
     Section,
     SecurityConfig,
     ServeConfig,
+    decision_metric,
     parse_duration,
     resolve_store_url,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Section",
     "SecurityConfig",
     "ServeConfig",
+    "decision_metric",
     "find_config",
     "load_config",
     "parse_config",

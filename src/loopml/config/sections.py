@@ -93,16 +93,47 @@ class GatesConfig(Section):
 
 # --------------------------------------------------------------------------- deploy
 class GuardsConfig(Section):
+    """How a rollout judges its challenger (``control.rollout``).
+
+    Decision quality is judged on *paired* rows (challenger and champion score the same
+    requests) by an anytime-valid confidence sequence (``stats.sequential``) on the mean
+    per-row ``score`` difference, counted in requests (clusters), not rows: rolled back when
+    the sequence shows the challenger worse by more than ``margin``, promoted at the end of
+    the steps only when it shows it non-inferior (worse by less than ``margin``), and
+    ``inconclusive`` when ``rollout.max_duration`` runs out first. ``alpha`` bounds the false
+    rollback rate over the whole rollout, every look included. The operational guards (error
+    rate, p99 latency, prediction drift) judge batches of ``min_samples`` challenger rows and
+    roll back after ``consecutive`` breached batches in a row."""
+
     max_error_rate: float | None = Field(0.01, ge=0, le=1)
     max_p99_ms: float | None = Field(250.0, gt=0)
     max_prediction_drift: float | None = Field(0.2, ge=0)
-    max_accuracy_drop: float | None = Field(0.03, ge=0, le=1)
-    # A guard judges batches of at least ``min_samples`` challenger rows (labelled rows for the
-    # accuracy guard) and rolls back after ``consecutive`` breached batches in a row. These
-    # defaults keep an A/A rollout's false rollback rate at about 1-2% over 20 judged batches and
-    # catch a challenger 5 points less accurate in >99% (tests/control/test_guard_statistics.py).
     consecutive: int = Field(3, ge=1)  # k consecutive breaches before a rollback
     min_samples: int = Field(500, ge=1)
+    # the per-row score judged online; None: the one that stands for deploy.metric
+    # (evaluate.rowloss: error_rate, brier, log_loss, squared_error, absolute_error)
+    score: Literal["error_rate", "brier", "log_loss", "squared_error", "absolute_error"] | None = (
+        None
+    )
+    # non-inferiority margin in the score's units; None: 0.01 for error_rate, 0.005 brier,
+    # 0.02 log_loss, 2% of the champion's mean loss for the regression scores
+    margin: float | None = Field(None, ge=0)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    min_requests: int = Field(30, ge=2)  # requests with labelled pairs before any verdict
+    # promote on the operational guards alone when no labels ever arrive (default: the
+    # rollout ends inconclusive, since quality was never shown)
+    promote_without_labels: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        # ``max_accuracy_drop`` (before the paired test) is the margin of the error-rate score
+        if isinstance(data, dict) and "max_accuracy_drop" in data:
+            data = dict(data)
+            drop = data.pop("max_accuracy_drop")
+            if drop is not None and data.get("margin") is None:
+                data["margin"] = drop
+        return data
 
 
 class RolloutConfig(Section):
@@ -110,6 +141,9 @@ class RolloutConfig(Section):
     shadow_min_samples: int = Field(500, ge=0)
     steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
     step_duration: Duration = 600.0
+    # a rollout still undecided after this long ends "inconclusive" (the champion stays);
+    # None: twice the configured rollout time (shadow + steps x step_duration)
+    max_duration: Duration | None = None
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
 
     @model_validator(mode="after")
@@ -118,20 +152,25 @@ class RolloutConfig(Section):
             raise ValueError("steps must be canary weights in (0, 100], e.g. [5, 25, 50, 100]")
         if self.steps != sorted(self.steps):
             raise ValueError("steps must increase, e.g. [5, 25, 50, 100]")
-        g = self.guards
-        if all(
-            v is None
-            for v in (g.max_error_rate, g.max_p99_ms, g.max_prediction_drift, g.max_accuracy_drop)
-        ):
-            raise ValueError(
-                "a rollout needs at least one guard (max_error_rate, max_p99_ms, "
-                "max_prediction_drift or max_accuracy_drop): automatic rollback must never be off"
-            )
         return self
+
+    @property
+    def planned(self) -> float:
+        """The configured rollout time: shadow plus every step."""
+        return self.shadow + len(self.steps) * self.step_duration
+
+    @property
+    def deadline(self) -> float:
+        return self.max_duration if self.max_duration is not None else 2.0 * self.planned
 
 
 class DeployConfig(Section):
     endpoint: str
+    # the endpoint's one decision metric: the champion gate, the rollout's paired judgement
+    # (through its per-row score), the guards and the decay trigger all judge it. None: the
+    # champion gate's metric (or monitor.performance_metric) when named, else the task's
+    # default (roc_auc for a binary classifier with probabilities, accuracy, rmse)
+    metric: str | None = None
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     expire_after: Duration | None = 90 * 86400.0
     idle_after: Duration | None = 30 * 86400.0
@@ -202,6 +241,14 @@ class RetrainConfig(Section):
     # the newest share of the recent labelled rows is held out of training, so the champion
     # gate compares challenger and champion on recent data neither was trained on
     holdout: float = Field(0.3, ge=0, lt=1)
+    # decay is judged against the champion's own live metric over its first labelled rows
+    # after it took traffic (at least this many labels), or against ``decay_floor`` when set
+    # (an absolute level of the decision metric), with a one-sided 95% interval
+    decay_baseline_rows: int = Field(1000, ge=1)
+    decay_floor: float | None = None
+    # after a retraining that did not help (its candidate was not better than the champion,
+    # rolled back or inconclusive), the cooldown doubles, up to this many times the cooldown
+    max_backoff: float = Field(16.0, ge=1)
     # decay / drift / quality fire when k of the last m judged monitor windows breach
     k: int = Field(2, ge=1)
     m: int = Field(3, ge=1)
@@ -262,6 +309,26 @@ class Config(Section):
     _source: str = PrivateAttr(default=CONFIG_NAME)
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _one_decision_metric(self) -> Config:
+        """The metric named in any one place (deploy.metric first, then the champion gate's,
+        then the monitor's) is the one the others judge where they name none."""
+        champ = self.gates.champion if isinstance(self.gates.champion, dict) else None
+        named = (
+            (self.deploy.metric if self.deploy else None)
+            or (champ or {}).get("metric")
+            or self.monitor.performance_metric
+        )
+        if named is None:
+            return self
+        if self.deploy is not None and self.deploy.metric is None:
+            self.deploy.metric = named
+        if champ is not None and not champ.get("metric"):
+            self.gates.champion = {**champ, "metric": named}
+        if self.monitor.performance_metric is None:
+            self.monitor.performance_metric = named
+        return self
+
     def where(self, key: list[str] | tuple[str, ...]) -> str:
         """'loopml.yaml, line 12' for a key path (the nearest line known), for error messages."""
         path = tuple(key)
@@ -284,6 +351,18 @@ class Config(Section):
         if "://" in self.artifacts:
             return self.artifacts
         return str(self.path(self.artifacts).resolve())
+
+
+def decision_metric(cfg: Config, task: str, n_classes: int | None = 2) -> str:
+    """The endpoint's one decision metric (see ``DeployConfig.metric``)."""
+    champ = cfg.gates.champion if isinstance(cfg.gates.champion, dict) else {}
+    named = (cfg.deploy.metric if cfg.deploy else None) or champ.get("metric")
+    named = named or cfg.monitor.performance_metric
+    if named:
+        return str(named)
+    if task == "regression":
+        return "rmse"
+    return "roc_auc" if n_classes == 2 else "accuracy"
 
 
 def resolve_store_url(url: str, root: Path) -> str:

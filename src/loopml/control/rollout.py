@@ -2,44 +2,42 @@
 
 ::
 
-    start ──► shadow ──(rollout.shadow elapsed, shadow_min_samples pairs, no breach,
-                 │      shadow accuracy not worse than max_accuracy_drop)──► canary step 0
-                 │                                                             │ (each step held
-                 │                                                             ▼  step_duration,
-                 │                                               canary step i+1 ... ≥ 1 judged
-                 │                                                             │  batch, no breach)
-                 ▼                                                             ▼
-            rolled_back ◄──(guards.consecutive breached batches)──────── promoted (champion)
-    aborted: traffic changed outside the controller (someone rolled back, disabled, promoted).
+    start ──► shadow ──(rollout.shadow elapsed, shadow_min_samples pairs, not shown worse)──►
+              canary step 0 ──(step_duration held, >= 1 judged batch, not shown worse)──► ...
+              last step ──(paired test shows the challenger non-inferior)──► promoted
+    at any look:  paired test shows it worse by more than the margin ──► rolled_back
+                  guards.consecutive breached operational batches   ──► rolled_back
+    rollout.max_duration passed, still undecided                     ──► inconclusive
+    traffic changed outside the controller                            ──► aborted
 
-Each pass judges every full guard batch of new challenger rows since the rollout's cursor
-(``control.guards``), so a breach streak that reaches ``guards.consecutive`` is rolled back in
-the same pass that sees the batch, i.e. within one controller interval of the rows reaching
-the log. The controller acts only through the store (``store.endpoints``); the servers pick
-the change up at their next poll. Every step, breach, rollback and promotion is a decision
-with its evidence.
+Quality is judged on *paired* rows (``control.judgement``): in shadow the champion answers and
+the shadow is mirrored; on a canary step the champion scores the canary's rows off the
+response path (role ``paired``). One confidence sequence runs over the whole rollout, shadow
+and every step, and is read at every pass: anytime-valid, so these looks cost no error rate.
+Operational guards (errors, latency, prediction drift; ``control.guards``) judge batches of
+challenger rows with k-consecutive persistence. A rolled-back or inconclusive candidate gets
+that status (never ``candidate`` again: it was tried). Every decision carries the metric, the
+per-row score, the test, the interval and the rows and requests it used.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
+from loopml.config import decision_metric
 from loopml.control import guards as G
+from loopml.control import judgement as J
 from loopml.control.context import Context
-from loopml.control.samples import (
-    batch_bounds,
-    compare_shadow,
-    read_label_map,
-    read_rows,
-    role_rows,
-    sample_of,
-)
+from loopml.control.samples import batch_bounds, read_label_map, read_rows, role_rows, sample_of
 from loopml.errors import ConflictError
+from loopml.evaluate.rowloss import NEEDS_PROBA, score_for
 
 CHALLENGER_ROLE = {"shadow": ("shadow",), "canary": ("canary",)}
-# A step whose accuracy cannot be judged yet (too few labelled rows) waits up to this many
-# step durations for labels before moving on on the other guards alone.
-LABEL_PATIENCE = 3.0
+# whose answers pair with the challenger's, per state: the champion's own (shadow mirrors the
+# champion's requests) or its off-path answers on the canary's rows
+CHAMPION_ROLE = {"shadow": ("champion",), "canary": ("paired",)}
 
 
 def start(
@@ -85,8 +83,67 @@ def _finish(ctx: Context, ro: dict[str, Any], state: str, reason: str, now: floa
         ctx.store.rollouts.set_retrain(ro["retrain_id"], outcome=state, finished_at=now)
 
 
+def _metric_and_score(ctx: Context, ro: dict[str, Any], rows: Any) -> tuple[str, str, list | None]:
+    """The endpoint's decision metric and the per-row score that judges it online."""
+    sig = ctx.store.versions.get(ro["candidate_id"]).get("signature") or {}
+    task, classes = sig.get("task", "classification"), sig.get("classes")
+    metric = decision_metric(ctx.cfg, task, len(classes) if classes else None)
+    score = score_for(metric, task, ctx.guards.score)
+    if score in NEEDS_PROBA and (
+        not classes or "_proba" not in rows or not rows["_proba"].notna().any()
+    ):
+        score = "error_rate"  # the model logs no probabilities: judge its decisions instead
+    return metric, score, classes
+
+
+def _quality(ctx: Context, ro: dict[str, Any], rows: Any, labels: Any) -> J.Quality:
+    """The paired test at this look, over every labelled pair since the rollout started."""
+    metric, score, classes = _metric_and_score(ctx, ro, rows)
+    pairs = [
+        J.pairs_of(
+            rows,
+            labels,
+            candidate=ro["candidate_id"],
+            champion=ro["champion_id"],
+            roles=CHALLENGER_ROLE[state],
+            score=score,
+            classes=classes,
+        )
+        for state in ("shadow", "canary")
+    ]
+    q = J.judge(ctx.guards, J.concat(pairs), metric=metric, score=score)
+    q.evidence["rollout"] = ro["id"]
+    if score != score_for(metric, "classification", ctx.guards.score) and score == "error_rate":
+        q.evidence["note"] = "no probabilities are logged: the error rate stands for " + metric
+    return q
+
+
+def _end(
+    ctx: Context,
+    ro: dict[str, Any],
+    outcome: str,
+    reason: str,
+    evidence: dict[str, Any],
+    now: float,
+) -> list[dict[str, Any]]:
+    """Take the candidate out of traffic with ``outcome`` as its status (rolled_back,
+    inconclusive), and close the rollout."""
+    endpoint = ro["endpoint"]
+    action = "rollback" if outcome == "rolled_back" else "rollout-inconclusive"
+    ctx.store.endpoints.rollback(
+        endpoint,
+        actor=ctx.actor,
+        evidence={"rollout": ro["id"], "state": ro["state"], "step": ro["step"], **evidence},
+        reason=reason,
+        left={ro["candidate_id"]: outcome},
+        action=action,
+    )
+    _finish(ctx, ro, outcome, reason, now)
+    return [{**ctx.traffic_decision(endpoint, action), "rollout": ro["id"]}]
+
+
 def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
-    """One pass over one active rollout: judge new guard batches, then move it on if it may."""
+    """One pass over one active rollout; see the module docstring."""
     store, now, endpoint = ctx.store, ctx.clock(), ro["endpoint"]
     ep = store.endpoints.get(endpoint)
     if ep["frozen"]:
@@ -97,45 +154,70 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
             "(traffic was changed outside the controller): rollout stopped"
         )
         _finish(ctx, ro, "aborted", reason, now)
+        traffic = {k: ep[k] for k in ("champion_id", "canary_id", "canary_weight", "shadows")}
         return [
             ctx.decide(
                 action="rollout-aborted",
                 subject=f"version:{ro['candidate_id']}",
                 endpoint=endpoint,
                 reason=reason,
-                evidence={
-                    "rollout": ro["id"],
-                    "traffic": {
-                        k: ep[k] for k in ("champion_id", "canary_id", "canary_weight", "shadows")
-                    },
-                },
+                evidence={"rollout": ro["id"], "traffic": traffic},
             )
         ]
-    out: list[dict[str, Any]] = []
-    rows = read_rows(ctx.root, endpoint, min(ro["started_at"], ro["cursor"]), now)
+    rows = read_rows(ctx.root, endpoint, ro["started_at"], now)
     labels = read_label_map(ctx.root, endpoint, ro["started_at"], now)
+    quality = _quality(ctx, ro, rows, labels)
+    cand = ro["candidate_id"]
+    if quality.outcome == "worse":
+        return _end(
+            ctx,
+            ro,
+            "rolled_back",
+            f"{ro['state']}: version {cand} is worse than the champion on the same rows by more "
+            f"than the margin ({J.describe(quality)}): rolled back",
+            {"quality": quality.evidence},
+            now,
+        )
+    out, ro = _operational(ctx, ro, rows, quality, now)
+    if ro["state"] not in ("shadow", "canary"):
+        return out
+    if now - ro["started_at"] >= ctx.rollout.deadline:
+        return out + _end(
+            ctx,
+            ro,
+            "inconclusive",
+            f"no verdict within {ctx.rollout.deadline:g} s ({J.describe(quality)}): "
+            f"version {cand} leaves traffic as inconclusive and the champion stays",
+            {"quality": quality.evidence},
+            now,
+        )
+    if ro["state"] == "shadow":
+        return out + _after_shadow(ctx, ro, quality, now)
+    return out + _after_step(ctx, ro, quality, now)
+
+
+def _operational(
+    ctx: Context, ro: dict[str, Any], rows: Any, quality: J.Quality, now: float
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Judge every full batch of new challenger rows on the operational guards; roll back
+    after ``guards.consecutive`` breached batches. Returns the decisions and the rollout."""
+    g, endpoint, store = ctx.guards, ro["endpoint"], ctx.store
     chal_all = role_rows(rows, ro["candidate_id"], CHALLENGER_ROLE[ro["state"]])
-    champ_all = role_rows(rows, ro["champion_id"], ("champion",))
-    g = ctx.guards
+    champ_all = role_rows(rows, ro["champion_id"], CHAMPION_ROLE[ro["state"]])
     streak, judged, cursor = ro["breaches"], ro["judged"], ro["cursor"]
     total = int(ro["evidence"].get("rows", 0))
     last: dict[str, Any] | None = None
+    out: list[dict[str, Any]] = []
+    shown = quality.outcome == "non_inferior"
+    no_labels = pd.Series(dtype=object)  # quality is the paired test's; batches need none
     for lo, hi in batch_bounds(chal_all["_ts"].to_numpy(), ro["cursor"], g.min_samples):
-        chal = sample_of(chal_all[(chal_all["_ts"] >= lo) & (chal_all["_ts"] < hi)], labels)
-        in_batch = champ_all[(champ_all["_ts"] >= lo) & (champ_all["_ts"] < hi)]
-        if len(in_batch) < g.min_samples:  # e.g. at 100%: the champion's rows since the start
-            in_batch = champ_all[champ_all["_ts"] < hi]
-        champ = sample_of(in_batch, labels)
-        verdict = G.judge(g, chal, champ)
+        batch = chal_all[(chal_all["_ts"] >= lo) & (chal_all["_ts"] < hi)]
+        chal = sample_of(batch, no_labels)
+        same = champ_all[champ_all["_request_id"].isin(batch["_request_id"])]
+        verdict = G.judge(g, chal, sample_of(same, no_labels), quality_shown=shown)
         streak, cursor, total = G.next_streak(streak, verdict), hi, total + chal.n
         judged += verdict.breached is not None
-        last = {
-            "batch": [lo, hi],
-            "verdict": verdict.to_dict(),
-            "challenger": chal.summary(),
-            "champion": champ.summary(),
-            "streak": streak,
-        }
+        last = {"batch": [lo, hi], "verdict": verdict.to_dict(), "streak": streak}
         if verdict.breached:
             failing = [k for k, c in verdict.checks.items() if c["breached"]]
             out.append(
@@ -143,26 +225,13 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
                     action="guard-breach",
                     subject=f"version:{ro['candidate_id']}",
                     endpoint=endpoint,
-                    reason=f"{', '.join(failing)} breached ({streak} of {g.consecutive} consecutive "
-                    f"batches) in {ro['state']}",
+                    reason=f"{', '.join(failing)} breached ({streak} of {g.consecutive} "
+                    f"consecutive batches) in {ro['state']}",
                     evidence={"rollout": ro["id"], **last},
                 )
             )
         if G.should_roll_back(g, streak):
-            ev = {
-                "rollout": ro["id"],
-                "state": ro["state"],
-                "step": ro["step"],
-                "last": last,
-                "consecutive": streak,
-            }
-            store.endpoints.rollback(
-                endpoint,
-                actor=ctx.actor,
-                evidence=ev,
-                reason=f"guards breached in {streak} consecutive batches: "
-                f"version {ro['candidate_id']} rolled back",
-            )
+            failing = [k for k, c in verdict.checks.items() if c["breached"]]
             ro = store.rollouts.update(
                 ro,
                 at=now,
@@ -171,8 +240,16 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
                 cursor=cursor,
                 evidence={**ro["evidence"], "rows": total, "last": last},
             )
-            _finish(ctx, ro, "rolled_back", "guards breached", now)
-            return [*out, {**ctx.traffic_decision(endpoint, "rollback"), "rollout": ro["id"]}]
+            ended = _end(
+                ctx,
+                ro,
+                "rolled_back",
+                f"{', '.join(failing)} breached in {streak} consecutive batches: "
+                f"version {ro['candidate_id']} rolled back",
+                {"last": last, "consecutive": streak, "quality": quality.evidence},
+                now,
+            )
+            return out + ended, {**ro, "state": "rolled_back"}
     if last is not None:
         ro = store.rollouts.update(
             ro,
@@ -182,42 +259,16 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
             cursor=cursor,
             evidence={**ro["evidence"], "rows": total, "last": last},
         )
-    if ro["state"] == "shadow":
-        return out + _after_shadow(ctx, ro, rows, labels, now)
-    return out + _after_step(ctx, ro, rows, labels, now)
+    return out, ro
 
 
 def _after_shadow(
-    ctx: Context, ro: dict[str, Any], rows: Any, labels: Any, now: float
+    ctx: Context, ro: dict[str, Any], quality: J.Quality, now: float
 ) -> list[dict[str, Any]]:
-    cfg, g, endpoint = ctx.rollout, ctx.guards, ro["endpoint"]
-    if (
-        now - ro["started_at"] < cfg.shadow
-        or ro["evidence"].get("rows", 0) < cfg.shadow_min_samples
-        or ro["breaches"] > 0
-    ):
+    cfg, endpoint = ctx.rollout, ro["endpoint"]
+    paired = quality.evidence.get("paired_rows", 0)
+    if now - ro["started_at"] < cfg.shadow or paired < cfg.shadow_min_samples or ro["breaches"]:
         return []
-    # the bar is on pairs: a shadow row whose champion answer is not logged yet compares nothing
-    cmp = compare_shadow(rows, labels, ro["candidate_id"], ro["champion_id"])
-    if cmp["pairs"] < cfg.shadow_min_samples:
-        return []
-    acc = cmp.get("accuracy")
-    if (
-        g.max_accuracy_drop is not None
-        and acc is not None
-        and cmp["labelled"] >= g.min_samples
-        and acc["improvement"] < -g.max_accuracy_drop
-    ):
-        ctx.store.endpoints.rollback(
-            endpoint,
-            actor=ctx.actor,
-            evidence={"rollout": ro["id"], **cmp},
-            reason=f"shadow: version {ro['candidate_id']} is "
-            f"{-acc['improvement']:.3f} less accurate than the "
-            f"champion on the same {cmp['labelled']} labelled requests",
-        )
-        _finish(ctx, ro, "rolled_back", "shadow accuracy below the champion's", now)
-        return [{**ctx.traffic_decision(endpoint, "rollback"), "rollout": ro["id"]}]
     ep = ctx.store.endpoints.get(endpoint)
     weight = cfg.steps[0]
     ctx.store.endpoints.change_traffic(
@@ -227,10 +278,10 @@ def _after_shadow(
         canary=ro["candidate_id"],
         canary_weight=weight,
         shadows=[s for s in ep["shadows"] if s["version_id"] != ro["candidate_id"]],
-        evidence={"rollout": ro["id"], "shadow": cmp},
+        evidence={"rollout": ro["id"], "quality": quality.evidence},
         expected_lock=ep["lock"],
-        reason=f"shadow passed ({cmp['pairs']} paired requests, disagreement "
-        f"{cmp.get('disagreement', 0):.3f}): version {ro['candidate_id']} takes {weight:g}% as canary",
+        reason=f"shadow held ({paired} paired rows; {J.describe(quality)}): "
+        f"version {ro['candidate_id']} takes {weight:g}% as canary",
     )
     ctx.store.rollouts.update(
         ro,
@@ -238,95 +289,61 @@ def _after_shadow(
         state="canary",
         step=0,
         step_started_at=now,
+        cursor=now,
         judged=0,
         breaches=0,
-        evidence={**ro["evidence"], "shadow": cmp},
+        evidence={**ro["evidence"], "shadow": quality.evidence},
     )
     return [{**ctx.traffic_decision(endpoint, "canary"), "rollout": ro["id"]}]
 
 
-def _step_accuracy(ctx: Context, ro: dict[str, Any], rows: Any, labels: Any) -> G.Verdict:
-    """The accuracy guard once more, on every labelled challenger row of the step.
-
-    A guard batch is judged as soon as its rows are in, which is usually before their labels
-    arrive, so with late labels no batch ever holds enough labelled rows and the accuracy
-    guard alone would never judge anything. This one look per step, when the step would move
-    on, counts the labels that arrived since (one look per step, like the shadow's check)."""
-    g = ctx.guards.model_copy(
-        update={"max_error_rate": None, "max_p99_ms": None, "max_prediction_drift": None}
-    )
-    step_rows = rows[rows["_ts"] >= ro["step_started_at"]] if len(rows) else rows
-    chal = sample_of(role_rows(step_rows, ro["candidate_id"], ("canary",)), labels)
-    champ = sample_of(role_rows(step_rows, ro["champion_id"], ("champion",)), labels)
-    if champ.labelled < g.min_samples:  # e.g. at 100%: the champion's rows since the start
-        champ = sample_of(role_rows(rows, ro["champion_id"], ("champion",)), labels)
-    return G.judge(g, chal, champ)
-
-
 def _after_step(
-    ctx: Context, ro: dict[str, Any], rows: Any, labels: Any, now: float
+    ctx: Context, ro: dict[str, Any], quality: J.Quality, now: float
 ) -> list[dict[str, Any]]:
     cfg, endpoint, step = ctx.rollout, ro["endpoint"], ro["step"]
-    if now - ro["step_started_at"] < cfg.step_duration or ro["judged"] < 1 or ro["breaches"] > 0:
+    if now - ro["step_started_at"] < cfg.step_duration or ro["judged"] < 1 or ro["breaches"]:
         return []
-    acc = _step_accuracy(ctx, ro, rows, labels)
-    waited = now - ro["step_started_at"]
-    if (
-        ctx.guards.max_accuracy_drop is not None
-        and "accuracy_drop" not in acc.checks
-        and waited < LABEL_PATIENCE * cfg.step_duration
-    ):
-        return []  # labels are late: hold the step until accuracy can be judged (bounded)
-    if acc.breached:
-        ev = {
-            "rollout": ro["id"],
-            "state": ro["state"],
-            "step": step,
-            "step_accuracy": acc.to_dict(),
-        }
-        c = acc.checks["accuracy_drop"]
-        ctx.store.endpoints.rollback(
-            endpoint,
-            actor=ctx.actor,
-            evidence=ev,
-            reason=f"step {step + 1}: version {ro['candidate_id']} is "
-            f"{c['value']:.3f} less accurate than the champion on "
-            f"{c['n']} labelled requests of the step: rolled back",
-        )
-        _finish(ctx, ro, "rolled_back", "accuracy over the step below the champion's", now)
-        return [{**ctx.traffic_decision(endpoint, "rollback"), "rollout": ro["id"]}]
     ev = {
         "rollout": ro["id"],
         "step": step,
         "weight": cfg.steps[min(step, len(cfg.steps) - 1)],
         "judged_batches": ro["judged"],
         "last": ro["evidence"].get("last"),
+        "quality": quality.evidence,
     }
-    if step + 1 >= len(cfg.steps):
-        try:
-            ctx.store.endpoints.promote(
-                endpoint,
-                ro["candidate_id"],
-                actor=ctx.actor,
-                evidence=ev,
-                reason=f"all {len(cfg.steps)} canary steps held their guards: "
-                f"version {ro['candidate_id']} promoted to champion",
-            )
-        except ConflictError:
-            return []  # traffic changed under us; the next pass sees it and stops the rollout
-        _finish(ctx, ro, "promoted", "all canary steps held", now)
-        return [{**ctx.traffic_decision(endpoint, "promote"), "rollout": ro["id"]}]
-    weight = cfg.steps[step + 1]
-    ep = ctx.store.endpoints.get(endpoint)
-    ctx.store.endpoints.change_traffic(
-        endpoint,
-        actor=ctx.actor,
-        action="rollout-step",
-        canary_weight=weight,
-        evidence=ev,
-        expected_lock=ep["lock"],
-        reason=f"step {step + 1} held its guards for {cfg.step_duration:g} s over {ro['judged']} "
-        f"batches: version {ro['candidate_id']} takes {weight:g}%",
+    if step + 1 < len(cfg.steps):
+        weight = cfg.steps[step + 1]
+        ep = ctx.store.endpoints.get(endpoint)
+        ctx.store.endpoints.change_traffic(
+            endpoint,
+            actor=ctx.actor,
+            action="rollout-step",
+            canary_weight=weight,
+            evidence=ev,
+            expected_lock=ep["lock"],
+            reason=f"step {step + 1} held its guards for {cfg.step_duration:g} s "
+            f"({J.describe(quality)}): version {ro['candidate_id']} takes {weight:g}%",
+        )
+        ctx.store.rollouts.update(ro, at=now, step=step + 1, step_started_at=now, judged=0)
+        return [{**ctx.traffic_decision(endpoint, "rollout-step"), "rollout": ro["id"]}]
+    no_labels = quality.evidence.get("rows", 0) == 0
+    if quality.outcome != "non_inferior" and not (no_labels and ctx.guards.promote_without_labels):
+        return []  # the last step waits for the test (or the deadline)
+    why = (
+        f"the paired test shows it non-inferior ({J.describe(quality)})"
+        if quality.outcome == "non_inferior"
+        else "no labels arrived and guards.promote_without_labels is on"
     )
-    ctx.store.rollouts.update(ro, at=now, step=step + 1, step_started_at=now, judged=0)
-    return [{**ctx.traffic_decision(endpoint, "rollout-step"), "rollout": ro["id"]}]
+    try:
+        ctx.store.endpoints.promote(
+            endpoint,
+            ro["candidate_id"],
+            actor=ctx.actor,
+            evidence=ev,
+            reason=f"all {len(cfg.steps)} canary steps held and {why}: "
+            f"version {ro['candidate_id']} promoted to champion",
+        )
+    except ConflictError:
+        return []  # traffic changed under us; the next pass sees it and stops the rollout
+    _finish(ctx, ro, "promoted", why, now)
+    return [{**ctx.traffic_decision(endpoint, "promote"), "rollout": ro["id"]}]

@@ -21,6 +21,9 @@ from loopml.serve.logreader import read_labels, read_log
 
 COLUMNS = (
     "_request_id",
+    "_call",
+    "_entity_key",
+    "_proba",
     "_version",
     "_role",
     "_ts",

@@ -23,7 +23,8 @@ from loopml.store.schema import endpoints, traffic_history, versions
 from loopml.store.util import row_dict
 
 _KEEP: Any = object()
-OFF_TRAFFIC = ("candidate", "retired", "disabled", "rejected")
+# statuses a version keeps when it leaves traffic (any other becomes "candidate")
+OFF_TRAFFIC = ("candidate", "retired", "disabled", "rejected", "rolled_back", "inconclusive")
 
 
 def traffic_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +89,10 @@ class Endpoints:
         evidence: dict[str, Any] | None = None,
         expected_lock: int | None = None,
         allow_frozen: bool = False,
+        left: dict[int, str] | None = None,
     ) -> dict[str, Any]:
+        """Change ``name``'s traffic if its revision is still ``expected_lock``; versions that
+        leave traffic become ``candidate``, or the status ``left`` names for them."""
         now = time.time()
         with self.engine.begin() as conn:
             r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
@@ -147,7 +151,7 @@ class Endpoints:
                     f"'loopml versions' and try again.",
                     field="endpoint",
                 )
-            self._sync_statuses(conn, row, new, actor=actor, reason=reason, endpoint=name)
+            self._sync_statuses(conn, row, new, left, actor=actor, reason=reason, endpoint=name)
             before, after = traffic_of(row), traffic_of(new)
             conn.execute(insert(traffic_history).values(endpoint=name, at=now, traffic=after))
             audit.record(
@@ -165,7 +169,13 @@ class Endpoints:
         return self.get(name)
 
     @staticmethod
-    def _sync_statuses(conn: Any, old: dict[str, Any], new: dict[str, Any], **kw: Any) -> None:
+    def _sync_statuses(
+        conn: Any,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        left: dict[int, str] | None = None,
+        **kw: Any,
+    ) -> None:
         roles: dict[int, str] = {}
         for s in new["shadows"]:
             roles[s["version_id"]] = "shadow"
@@ -179,7 +189,7 @@ class Endpoints:
         for vid in before - set(roles) - {None}:
             cur = conn.execute(select(versions.c.status).where(versions.c.id == vid)).scalar()
             if cur not in OFF_TRAFFIC:
-                set_status(conn, vid, "candidate", **kw)
+                set_status(conn, vid, (left or {}).get(vid, "candidate"), **kw)
 
     def set_frozen(self, name: str, frozen: bool, *, actor: str, reason: str) -> dict[str, Any]:
         with self.engine.begin() as conn:
@@ -312,15 +322,25 @@ class Endpoints:
         )
 
     def rollback(
-        self, name: str, *, actor: str, reason: str = "", evidence: dict[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+        left: dict[int, str] | None = None,
+        action: str = "rollback",
     ) -> dict[str, Any]:
-        """Drop the canary and shadows; with none, return to the previous champion."""
+        """Drop the canary and shadows; with none, return to the previous champion. Versions
+        named in ``left`` get that status as they leave (a rollout's verdict: rolled_back,
+        inconclusive); the decision is recorded as ``action``."""
         cur = self.get(name)
         if cur["canary_id"] is not None or cur["shadows"]:
             return self.change_traffic(
                 name,
                 actor=actor,
-                action="rollback",
+                action=action,
+                left=left,
                 canary=None,
                 shadows=[],
                 evidence=evidence,

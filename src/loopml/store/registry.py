@@ -20,7 +20,17 @@ from loopml.store import audit
 from loopml.store.schema import aliases, runs, snapshots, versions
 from loopml.store.util import row_dict
 
-STATUSES = ("candidate", "rejected", "shadow", "canary", "champion", "retired", "disabled")
+STATUSES = (
+    "candidate",
+    "rejected",
+    "shadow",
+    "canary",
+    "champion",
+    "retired",
+    "disabled",
+    "rolled_back",  # a rollout showed it worse than the champion: it was tried, never reused
+    "inconclusive",  # a rollout ran out of time before showing it better or worse
+)
 
 
 class Snapshots:
