@@ -56,10 +56,12 @@ def project(trained: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def _decayed(store: Store, champion: int, clock: Clock, n: int = 2) -> None:
-    """Monitor windows (the monitor's own store API) with live accuracy far below the test metric."""
+def _windows(
+    store: Store, champion: int, clock: Clock, n: int = 2, accuracy: float = 0.55, back: int = 0
+) -> None:
+    """Monitor windows (the monitor's own store API) with the given live accuracy."""
     for i in range(n):
-        start = clock() - (n - i) * 3600.0
+        start = clock() - (n - i + back) * 3600.0
         store.monitoring.save_window(
             endpoint="tiny",
             version=champion,
@@ -69,8 +71,8 @@ def _decayed(store: Store, champion: int, clock: Clock, n: int = 2) -> None:
             rows=500,
             labels=500,
             metric="accuracy",
-            performance=0.55,
-            accuracy=0.55,
+            performance=accuracy,
+            accuracy=accuracy,
             log_files="f",
             label_files="l",
         )
@@ -97,7 +99,10 @@ def test_decay_retrain_shadow_canary_promote(project: Path) -> None:
     )
     ctl = Controller(cfg, store, clock=clock)
     assert ctl.reconcile_once() == []  # no decay yet: nothing to do
-    _decayed(store, champ, clock)
+    # its own level as champion: 0.8 over its first 1000 labelled rows
+    _windows(store, champ, clock, n=2, accuracy=0.8, back=2)
+    assert ctl.reconcile_once() == []  # the baseline windows themselves are not judged
+    _windows(store, champ, clock, n=2, accuracy=0.55)
     ds = ctl.reconcile_once()
     assert [d["action"] for d in ds] == ["retrain", "retrain-passed", "shadow"]
     assert ds[0]["evidence"]["trigger"] == "decay" and len(ds[0]["evidence"]["breached"]) == 2
@@ -209,4 +214,48 @@ def test_serve_service_runs_and_hands_over(project: Path) -> None:
     holder = asyncio.run(main_())
     assert store.rollouts.active("tiny")  # the manual request was trained and rolled out
     assert store.locks.holder("controller") is None and holder
+    store.close()
+
+
+WEAK = '''
+
+def weak(X, y, params, seed=0):
+    """A recipe that learns from one uninformative column: never better than the champion."""
+    one = ColumnTransformer([("x5", "passthrough", ["x5"])])
+    return Pipeline([("one", one), ("clf", LogisticRegression())]).fit(X, y)
+'''
+
+
+def test_decayed_champion_with_no_better_candidate_backs_off(project: Path) -> None:
+    """Regression (issue 11): retrainings that do not beat the champion are no failures. They
+    back the cooldown off (doubling) and never open the breaker."""
+    (project / "train.py").write_text((project / "train.py").read_text() + WEAK)
+    text = (project / "loopml.yaml").read_text().replace("train.py:train", "train.py:weak")
+    (project / "loopml.yaml").write_text(text + "  breaker: 2\ngates:\n  champion: {}\n")
+    cfg = load_config(project)
+    store = Store(cfg.store_url)
+    clock = Clock()
+    champ = store.endpoints.get("tiny")["champion_id"]
+    ctl = Controller(cfg, store, clock=clock)
+    _windows(store, champ, clock, n=2, accuracy=0.8, back=2)
+    _windows(store, champ, clock, n=2, accuracy=0.55)
+    ds = ctl.reconcile_once()
+    assert [d["action"] for d in ds] == ["retrain", "retrain-not-better", "retrain-backoff"], ds[1][
+        "reason"
+    ]
+    assert "a fresh model does not help on recent data" in ds[1]["reason"]
+    assert ds[2]["evidence"]["cooldown"] == 7200.0  # 1 h doubled
+    for wait, expect in ((3700, "trigger-suppressed"), (3700, "retrain"), (14500, "retrain")):
+        clock.advance(wait)
+        _windows(store, champ, clock, n=1, accuracy=0.55)
+        ds = ctl.reconcile_once()
+        assert ds[0]["action"] == expect, ds[0]["reason"]
+        if expect == "trigger-suppressed":
+            assert "backed off" in ds[0]["reason"], ds[0]["reason"]
+        else:
+            assert [d["action"] for d in ds][1:] == ["retrain-not-better", "retrain-backoff"]
+    assert ds[-1]["evidence"]["cooldown"] == 3600.0 * 8  # three in a row
+    assert not store.monitoring.alerts(rule="retrain-breaker")
+    assert not [d for d in store.decisions.list(endpoint="tiny") if d["action"] == "breaker-open"]
+    ctl.close()
     store.close()

@@ -36,6 +36,7 @@ from loopml.control.retire import retire_pass
 from loopml.control.retrain import retrain
 from loopml.errors import ConflictError, NotFoundError
 from loopml.store import Store
+from loopml.store.rollouts import NO_HELP
 
 log = logging.getLogger("loopml.control")
 
@@ -95,8 +96,8 @@ class Controller:
                 log.warning("rollout %s of %s: %s", ro["id"], ro["endpoint"], e.message)
                 continue
             state = self.store.rollouts.get(ro["id"])["state"]
-            if ro["retrain_id"] is not None and state in ("rolled_back", "aborted"):
-                out += self._check_breaker(ro["endpoint"], state)
+            if ro["retrain_id"] is not None and state in NO_HELP:
+                out += self._back_off(ro["endpoint"], state, {"rollout": ro["id"]})
         out += retire_pass(self.ctx)
         if self.cfg.deploy is not None:
             self.leadership.acquire()  # renew the lease before a possibly long retraining
@@ -198,16 +199,27 @@ class Controller:
                 run_id=res.get("run"),
                 version_id=vid,
             )
+            if res["outcome"] == "not_better":
+                champ = next((g for g in res["gates"] if g["gate"] == "champion"), {})
+                reason = (
+                    f"retraining ({trig.name}): a fresh model does not help on recent data: "
+                    f"version {vid} is not better than the champion ({champ.get('message', '')})"
+                )
+            else:
+                reason = f"retraining ({trig.name}) produced no candidate: " + (
+                    res.get("error") or f"version {vid} failed its gates"
+                )
             out.append(
                 ctx.decide(
-                    action=f"retrain-{res['outcome']}",
+                    action=f"retrain-{res['outcome'].replace('_', '-')}",
                     subject=f"endpoint:{endpoint}",
                     endpoint=endpoint,
                     evidence={"request": req["id"], **res},
-                    reason=f"retraining ({trig.name}) produced no candidate: "
-                    + (res.get("error") or f"version {vid} failed its gates"),
+                    reason=reason,
                 )
             )
+            if res["outcome"] in NO_HELP:
+                return out + self._back_off(endpoint, res["outcome"], {"request": req["id"]})
             return out + self._check_breaker(endpoint, res["outcome"])
         store.rollouts.set_retrain(
             req["id"], status="done", outcome="rollout", run_id=res["run"], version_id=vid
@@ -230,14 +242,32 @@ class Controller:
             evidence={"trigger": trig.name, "run": res["run"]},
         )
 
+    def _back_off(
+        self, endpoint: str, outcome: str, evidence: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """A retraining that did not help: no failure (the breaker is for those), but the next
+        automatic one waits longer."""
+        wait, tries = triggers.cooldown(self.ctx, endpoint)
+        return [
+            self.ctx.decide(
+                action="retrain-backoff",
+                subject=f"endpoint:{endpoint}",
+                endpoint=endpoint,
+                reason=f"a fresh model did not help ({outcome.replace('_', ' ')}; {tries} in a "
+                f"row): the next automatic retraining waits {wait:g} s after this one started",
+                evidence={**evidence, "outcome": outcome, "in_a_row": tries, "cooldown": wait},
+            )
+        ]
+
     def _check_breaker(self, endpoint: str, outcome: str) -> list[dict[str, Any]]:
         if not triggers.breaker_tripped_now(self.ctx, endpoint, outcome):
             return []
         n = self.cfg.retrain.breaker
         fails = self.store.rollouts.failures_in_a_row(endpoint)
         reason = (
-            f"breaker open: {n} retrained candidates in a row failed to beat the champion; "
-            "automatic retraining of this endpoint stops until a manual retrain is promoted"
+            f"breaker open: {n} retrainings in a row failed (errors, or gates other than the "
+            "champion comparison); automatic retraining of this endpoint stops until a manual "
+            "retrain is promoted"
         )
         ev = {
             "failures": [

@@ -31,7 +31,9 @@ def labelled_recent(ctx: Context, endpoint: str, now: float) -> pd.DataFrame:
         return pd.DataFrame()
     labels = read_label_map(ctx.root, endpoint, start, now)
     df = log.to_pandas()
-    df = df[df["_role"] == "champion"]
+    # the champion's answers once per request: its own traffic, and its paired answers on the
+    # canary's rows (the same requests, scored off the response path)
+    df = df[df["_role"].isin(("champion", "paired"))].drop_duplicates("_request_id")
     # never learn from windows whose inputs failed data-quality checks (a broken feed)
     bad = [
         (w["start"], w["end"])
@@ -87,9 +89,13 @@ def retrain(ctx: Context, endpoint: str, trigger: str, *, now: float) -> dict[st
         {k: g.get(k) for k in ("gate", "verdict", "blocking", "message")} for g in result.gates
     ]
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
+    failed = [g["gate"] for g in gates if g["verdict"] == "fail" and g["blocking"]]
+    # a candidate stopped only by the champion comparison is no failure: on recent data a
+    # fresh model is simply not better (back off); any other gate failing is a problem
+    outcome = "passed" if result.passed else "not_better" if failed == ["champion"] else "rejected"
     return {
         **info,
-        "outcome": "passed" if result.passed else "rejected",
+        "outcome": outcome,
         "run": result.run_id,
         "version": result.version,
         "metrics": metrics,

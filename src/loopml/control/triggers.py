@@ -3,9 +3,9 @@
 Triggers (``retrain.on``), each read from what is already stored:
 
 - ``decay``: the champion's live performance (``monitor_windows.performance``, once labels
-  arrived) or, before labels, its estimated performance, is more than
-  ``monitor.max_performance_drop`` below the version's test metric in ``retrain.k`` of the last
-  ``retrain.m`` judged monitor windows;
+  arrived) or, before labels, its estimated performance, fell more than
+  ``monitor.max_performance_drop`` below its own level as champion, beyond an interval
+  (``control.decay``), in ``retrain.k`` of the last ``retrain.m`` judged monitor windows;
 - ``drift``: the dataset drift share (``drift_score``) is at least ``monitor.drift_share`` in
   k of the last m windows;
 - ``quality``: data-quality errors in k of the last m windows;
@@ -18,8 +18,10 @@ Each window is judged with the monitor's own rule (``loopml.monitor.alerts.judge
 alert and a trigger never disagree about a window. Persistence (k of m) is the research
 note's advice against one-window noise (section 4); then, for automatic triggers, in order:
 dedupe (the same evidence fires once: a trigger carries a key, e.g. the newest window it
-judged), the breaker (``retrain.breaker`` candidates in a row failed to beat the champion),
-cooldown (``retrain.cooldown`` since the last retraining started) and the daily budget
+judged), the breaker (``retrain.breaker`` retrainings in a row *failed*: errors, or gates that
+failed on something other than the champion comparison), cooldown (``retrain.cooldown`` since
+the last retraining started, doubled for every retraining in a row that did not help: a
+candidate no better than the champion, rolled back or inconclusive) and the daily budget
 (``retrain.budget_per_day`` starts in 24 h). A manual request is an explicit human decision
 and passes these three; it still waits for a rollout in progress.
 """
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopml.config import AlertRule
+from loopml.control import decay as D
 from loopml.control.context import Context
 from loopml.monitor.alerts import judge
 from loopml.store.rollouts import FAILED_OUTCOMES
@@ -75,24 +78,31 @@ def _window_triggers(ctx: Context, endpoint: str, champion: dict[str, Any]) -> l
         return AlertRule(name=f"retrain-{name}", on=name, k=1, m=1)
 
     if "decay" in on:
+        history = ctx.store.monitoring.series(endpoint, version=champion["id"], role="champion")
+        bases = {c: D.baseline(cfg, history, c, n) for c, n, _ in D.SOURCES}
 
         def decay(row: dict[str, Any]) -> tuple[bool | None, dict[str, Any]]:
-            live = judge(rule("performance"), row, cfg, baseline)
-            if live[0] is not None:
-                return live[0], {**live[1], "source": "live"}
-            est = judge(rule("estimated_performance"), row, cfg, baseline)
-            return est[0], {**est[1], "source": "estimated"}
+            metric = row["metric"] or cfg.monitor.performance_metric or "accuracy"
+            for column, count, source in D.SOURCES:
+                base = bases[column]
+                if base is not None:
+                    v = D.judge(cfg, row, base, column, count, metric)
+                    if v[0] is not None:
+                        return v[0], {**v[1], "source": source}
+            return None, {}
 
         fire, ev = _k_of_m(ctx, rows, decay)
         if fire:
+            first = ev["breached"][0]
             out.append(
                 Trigger(
                     "decay",
                     f"decay:v{champion['id']}:w{newest}",
-                    "performance of version "
-                    f"{champion['id']} fell short of its test metric by more than "
-                    f"{cfg.monitor.max_performance_drop} in {len(ev['breached'])} of the last "
-                    f"{len(ev['windows'])} windows",
+                    f"{first['metric']} of version {champion['id']} fell more than "
+                    f"{cfg.monitor.max_performance_drop} below its own level as champion "
+                    f"({first['baseline']:.4f}, {first['baseline_source']}) in "
+                    f"{len(ev['breached'])} of the last {len(ev['windows'])} windows, "
+                    "beyond a one-sided 95% interval",
                     ev,
                 )
             )
@@ -175,20 +185,34 @@ def suppressed(ctx: Context, endpoint: str, trig: Trigger) -> tuple[str, str] | 
     fails = store.rollouts.failures_in_a_row(endpoint)
     if len(fails) >= r.breaker:
         return "breaker", (
-            f"breaker open: the last {len(fails)} candidates failed to beat the "
-            f"champion ({', '.join(f['outcome'] for f in fails[: r.breaker])}); a "
+            f"breaker open: the last {len(fails)} retrainings failed "
+            f"({', '.join(f['outcome'] for f in fails[: r.breaker])}); a "
             f"manual retrain that is promoted closes it"
         )
     last = store.rollouts.last_started(endpoint)
-    if last is not None and now - last["started_at"] < r.cooldown:
+    wait, tries = cooldown(ctx, endpoint)
+    if last is not None and now - last["started_at"] < wait:
+        why = (
+            f" (backed off: the last {tries} retraining(s) did not help on recent data)"
+            if tries
+            else ""
+        )
         return "cooldown", (
             f"cooldown: the last retraining started {now - last['started_at']:.0f} s "
-            f"ago (cooldown {r.cooldown:g} s)"
+            f"ago (cooldown {wait:g} s{why})"
         )
     started = store.rollouts.started_since(endpoint, now - DAY)
     if started >= r.budget_per_day:
         return "budget", f"daily budget used: {started} of {r.budget_per_day} retrainings in 24 h"
     return None
+
+
+def cooldown(ctx: Context, endpoint: str) -> tuple[float, int]:
+    """The cooldown now, and how many retrainings in a row did not help: each one that did
+    not (candidate not better, rolled back, inconclusive) doubles it, up to max_backoff."""
+    r = ctx.cfg.retrain
+    tries = len(ctx.store.rollouts.no_help_in_a_row(endpoint))
+    return r.cooldown * min(2.0**tries, r.max_backoff), tries
 
 
 def breaker_tripped_now(ctx: Context, endpoint: str, outcome: str) -> bool:

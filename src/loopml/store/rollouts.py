@@ -19,9 +19,11 @@ from loopml.store.schema import retrains, rollouts
 from loopml.store.util import row_dict
 
 ACTIVE = ("shadow", "canary")
-FINISHED = ("promoted", "rolled_back", "aborted")
-# outcomes that count as "this candidate did not beat the champion" for the breaker
-FAILED_OUTCOMES = ("rejected", "rolled_back", "aborted", "error")
+# outcomes that count towards the breaker: the retraining itself failed (it crashed, or gates
+# other than the champion comparison rejected its candidate: a data or code problem)
+FAILED_OUTCOMES = ("rejected", "error")
+# outcomes that mean "a fresh model does not help on recent data": they back the cooldown off
+NO_HELP = ("not_better", "rolled_back", "inconclusive")
 
 RO = rollouts.c
 RT = retrains.c
@@ -186,12 +188,26 @@ class Rollouts:
         return None if r is None else row_dict(r)
 
     def failures_in_a_row(self, endpoint: str) -> list[dict[str, Any]]:
-        """The newest finished retrains that failed to beat the champion, up to the last success."""
+        """The newest finished retrains that failed (``FAILED_OUTCOMES``), up to the last
+        promotion."""
+        return self._since_promotion(endpoint, FAILED_OUTCOMES)
+
+    def no_help_in_a_row(self, endpoint: str) -> list[dict[str, Any]]:
+        """The newest finished retrains whose candidate did not help (``NO_HELP``), up to the
+        last promotion or failure."""
+        out = []
+        for r in self.retrains(endpoint, status="done", limit=100):
+            if r["outcome"] not in NO_HELP:
+                break
+            out.append(r)
+        return out
+
+    def _since_promotion(self, endpoint: str, outcomes: tuple[str, ...]) -> list[dict[str, Any]]:
         out = []
         for r in self.retrains(endpoint, status="done", limit=100):
             if r["outcome"] == "promoted":
                 break
-            if r["outcome"] in FAILED_OUTCOMES:
+            if r["outcome"] in outcomes:
                 out.append(r)
         return out
 
