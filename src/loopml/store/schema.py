@@ -252,7 +252,7 @@ rollouts = Table(
     Column("retrain_id", Integer, nullable=True),
     Column(
         "state", String(20), nullable=False
-    ),  # shadow | canary | promoted | rolled_back | aborted
+    ),  # shadow | canary | promoted | rolled_back | inconclusive | aborted
     Column("step", Integer, nullable=False, server_default="-1"),  # index into rollout.steps
     Column("started_at", Float, nullable=False),
     Column("step_started_at", Float, nullable=False),
@@ -278,7 +278,7 @@ retrains = Table(
     Column("trigger", String(40), nullable=False),
     Column("key", String(200), nullable=False),  # dedupe key: the same evidence fires once
     Column("status", String(20), nullable=False),  # pending | running | done | suppressed
-    # rejected | rollout | promoted | rolled_back | aborted | error (null while undecided)
+    # rejected | not_better | rollout | promoted | rolled_back | inconclusive | aborted | error
     Column("outcome", String(20), nullable=True),
     Column("reason", Text, nullable=False),
     Column("evidence", JSON, nullable=False),
