@@ -181,6 +181,10 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
     out, ro = _operational(ctx, ro, rows, quality, now)
     if ro["state"] not in ("shadow", "canary"):
         return out
+    if ro["evidence"].get("quality") != quality.evidence:  # what the dashboard shows meanwhile
+        ro = ctx.store.rollouts.update(
+            ro, at=now, evidence={**ro["evidence"], "quality": quality.evidence}
+        )
     if now - ro["started_at"] >= ctx.rollout.deadline:
         return out + _end(
             ctx,

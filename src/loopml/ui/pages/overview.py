@@ -46,9 +46,19 @@ def rollout_summary(store: Store, cfg: Config, name: str) -> dict[str, Any] | No
             else f"canary step {step + 1}"
         )
     )
+    q = r["evidence"].get("quality") or {}
+    if "interval" in q:
+        lo, hi = q["interval"]
+        label += (
+            f"; {q['score']} challenger - champion {q['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+            f"on {q['rows']} labelled rows in {q['requests']} requests (margin {q['margin']:.3g})"
+        )
+    elif q:
+        label += f"; paired test waiting: {q.get('why', 'no labelled pairs yet')}"
     return {
         "id": r["id"],
         "state": r["state"],
+        "quality": q or None,
         "step": step,
         "steps": steps,
         "weight": weight,
