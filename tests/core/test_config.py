@@ -57,13 +57,26 @@ def test_bad_value_names_key_value_and_allowed():
     assert "line 11" in msg and "'monitor.window'" in msg and "'1h'" in msg and "-3" in msg
 
 
-def test_rollout_without_guards_is_an_error():
+def test_rollout_without_operational_guards_still_judges_quality():
+    """Automatic rollback is never off: with every operational guard off, the paired test
+    still judges (max_accuracy_drop, its old name, sets its margin)."""
     text = GOOD + (
         "  rollout:\n    guards: {max_error_rate: null, max_p99_ms: null, "
-        "max_prediction_drift: null, max_accuracy_drop: null}\n"
+        "max_prediction_drift: null, max_accuracy_drop: 0.02}\n"
     )
-    with pytest.raises(ConfigError, match="automatic rollback must never be off"):
-        parse_config(text)
+    g = parse_config(text).deploy.rollout.guards
+    assert g.margin == 0.02 and g.alpha == 0.05 and g.min_requests >= 2
+    with pytest.raises(ConfigError, match="alpha"):
+        parse_config(GOOD + "  rollout:\n    guards: {alpha: 0.9}\n")
+
+
+def test_one_decision_metric_is_shared():
+    """deploy.metric reaches the champion gate and the monitor where they name none."""
+    cfg = parse_config(GOOD + "  metric: log_loss\ngates:\n  champion: {delta: 0.02}\n")
+    assert cfg.gates.champion == {"delta": 0.02, "metric": "log_loss"}
+    assert cfg.monitor.performance_metric == "log_loss"
+    cfg = parse_config(GOOD + "gates:\n  champion: {metric: accuracy}\n")
+    assert cfg.deploy.metric == "accuracy" == cfg.monitor.performance_metric
 
 
 def test_not_yaml_and_not_mapping():
