@@ -31,6 +31,9 @@ from loopml.serve.protocols import (
     parse_mlflow,
 )
 from loopml.serve.runtime import Answer, Runtime
+from loopml.serve.tensors import HEADER as BINARY_HEADER
+
+OCTET = "application/octet-stream"
 
 _MAX_ID_HEADER = 100  # request ids echoed in X-Request-Ids for requests up to this many rows
 _MAX_ENTITY_KEY = 256
@@ -109,7 +112,7 @@ async def invocations(request: Request, rt: Runtime, who: Principal) -> Response
 async def v2_server(request: Request, rt: Runtime, who: Principal | None) -> Response:
     from loopml import __version__ as version
 
-    return _json({"name": "loopml", "version": version, "extensions": []})
+    return _json({"name": "loopml", "version": version, "extensions": ["binary_tensor_data"]})
 
 
 async def v2_live(request: Request, rt: Runtime, who: Principal | None) -> Response:
@@ -147,25 +150,39 @@ async def v2_model_ready(request: Request, rt: Runtime, who: Principal) -> Respo
     return _json({"name": name, "ready": True})
 
 
+def _require_v2_type(request: Request) -> str | None:
+    """The binary extension's header length (``None`` for a JSON body); a binary body may
+    come as ``application/octet-stream``, a JSON one only as JSON."""
+    header_length = request.headers.get(BINARY_HEADER)
+    ctype = request.headers.get("content-type", "")
+    if header_length is None or ctype.partition(";")[0].strip().lower() != OCTET:
+        require_json(request)
+    return header_length
+
+
 async def v2_infer(request: Request, rt: Runtime, who: Principal) -> Response:
-    """``POST /v2/models/{endpoint}/infer``."""
-    require_json(request)
+    """``POST /v2/models/{endpoint}/infer``, JSON or with the binary tensor extension."""
+    header_length = _require_v2_type(request)
     name = request.path_params["endpoint"]
     body = await _body(request, rt)
-    answer = await rt.predict(name, lambda sig: parse_v2(body, sig), _entity_key(request))
-    req: Parsed = answer.request
-    return Response(
-        encode_v2(
-            name,
-            answer.version,
-            req.id or answer.request_ids[0],
-            answer.predictions,
-            answer.probabilities,
-            req.outputs,
-        ),
-        media_type=JSON,
-        headers=_headers(answer),
+    answer = await rt.predict(
+        name, lambda sig: parse_v2(body, sig, header_length), _entity_key(request)
     )
+    req: Parsed = answer.request
+    content, head = encode_v2(
+        name,
+        answer.version,
+        req.id or answer.request_ids[0],
+        answer.predictions,
+        answer.probabilities,
+        req.outputs,
+        req.binary_outputs,
+    )
+    headers = _headers(answer)
+    if head is None:
+        return Response(content, media_type=JSON, headers=headers)
+    headers["Inference-Header-Content-Length"] = str(head)
+    return Response(content, media_type=OCTET, headers=headers)
 
 
 # -- labels and metrics -----------------------------------------------------------------------

@@ -67,6 +67,7 @@ class Request:
     params: dict[str, Any] | None = None
     id: str | None = None
     outputs: tuple[str, ...] | None = None
+    binary_outputs: frozenset[str] = frozenset()  # V2 outputs to send as binary data
 
 
 def loads(body: bytes | str) -> Any:
