@@ -48,6 +48,7 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v1/versions", "viewer", admin.list_versions),
     ("GET", "/v1/versions/{version}", "viewer", admin.get_version),
     ("POST", "/v1/versions/{version}/disable", "deployer", admin.disable),
+    ("POST", "/v1/versions/{version}/enable", "admin", admin.enable),
     ("GET", "/v1/decisions", "viewer", admin.list_decisions),
     ("GET", "/v1/alerts", "viewer", admin.list_alerts),
     ("GET", "/v1/monitors/{endpoint}", "viewer", admin.list_windows),

@@ -204,7 +204,13 @@ class Runtime:
                 # the champion scores the canary's rows too, off the response path, so the
                 # rollout judges both on the same rows (control.rollout: paired judgement)
                 self._mirror(
-                    endpoint, (table.serving,), loaded, request.columns, batch, ids, entity_key,
+                    endpoint,
+                    (table.serving,),
+                    loaded,
+                    request.columns,
+                    batch,
+                    ids,
+                    entity_key,
                     role="paired",
                 )
             record = self._record(endpoint, version, role, ids, batch, result, t0, entity_key)
