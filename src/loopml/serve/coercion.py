@@ -155,8 +155,9 @@ def _flat_array(col: Column, values: Sequence[Any] | np.ndarray, what: str) -> n
 
 def _null_error(col: Column, row: int) -> ValidationError:
     return ValidationError(
-        f"Column {quoted(col.name)} is null at row {row}, and the model's signature does "
-        "not allow nulls there. Send a value (or allow nulls for this endpoint).",
+        f"Column {quoted(col.name)} is null at row {row}, and this model version does not "
+        "take a missing value there (the column had none in training, and the model failed "
+        "on one when it was loaded, or deploy.nulls is 'reject'). Send a value.",
         field=col.name,
         row=row,
     )

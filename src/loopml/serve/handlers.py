@@ -8,12 +8,14 @@ encode: the shared path (routing, validation, batching, shadows, log) is
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loopml.errors import DataError, UnavailableError, UsageError
+from loopml.data.signature import Signature
+from loopml.errors import DataError, NotFoundError, UnavailableError, UsageError
 from loopml.serve.auth import Principal
 from loopml.serve.metrics import CONTENT_TYPE
 from loopml.serve.middleware import JSON, read_body, require_json
@@ -32,6 +34,7 @@ from loopml.serve.protocols import (
 )
 from loopml.serve.runtime import Answer, Runtime
 from loopml.serve.tensors import HEADER as BINARY_HEADER
+from loopml.store.registry import check_id
 
 OCTET = "application/octet-stream"
 
@@ -50,6 +53,21 @@ def _entity_key(request: Request) -> str | None:
             f"X-Entity-Key is longer than {_MAX_ENTITY_KEY} characters.", field="x-entity-key"
         )
     return key
+
+
+def _event_time(request: Request) -> str | None:
+    value = request.headers.get("x-event-time")
+    if value is not None and len(value) > 64:
+        raise DataError(
+            "X-Event-Time is longer than 64 characters; send an ISO 8601 time or Unix seconds.",
+            field="x-event-time",
+        )
+    return value
+
+
+def _pinned_version(request: Request) -> int | None:
+    raw = request.path_params.get("version")
+    return None if raw is None else check_id(raw)
 
 
 def _headers(answer: Answer) -> dict[str, str]:
@@ -71,7 +89,10 @@ async def predict(request: Request, rt: Runtime, who: Principal) -> Response:
     require_json(request)
     body = await _body(request, rt)
     answer = await rt.predict(
-        request.path_params["endpoint"], lambda sig: parse_loopml(body), _entity_key(request)
+        request.path_params["endpoint"],
+        lambda sig: parse_loopml(body),
+        _entity_key(request),
+        event_time=_event_time(request),
     )
     return Response(
         encode_loopml(
@@ -101,7 +122,10 @@ async def invocations(request: Request, rt: Runtime, who: Principal) -> Response
     ctype = request.headers.get("content-type")
     body = await _body(request, rt)
     answer = await rt.predict(
-        endpoint, lambda sig: parse_mlflow(body, ctype, sig), _entity_key(request)
+        endpoint,
+        lambda sig: parse_mlflow(body, ctype, sig),
+        _entity_key(request),
+        event_time=_event_time(request),
     )
     return Response(encode_mlflow(answer.predictions), media_type=JSON, headers=_headers(answer))
 
@@ -134,9 +158,20 @@ async def healthz(request: Request, rt: Runtime, who: Principal | None) -> Respo
 
 
 async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
-    """``GET /v2/models/{endpoint}``: the serving version's signature as V2 metadata."""
+    """``GET /v2/models/{endpoint}[/versions/{v}]``: the serving (or given) version's
+    signature as V2 metadata."""
     name = request.path_params["endpoint"]
-    table = rt.watcher.state(name).table()
+    st = rt.watcher.state(name)
+    pinned = _pinned_version(request)
+    if pinned is not None:
+        row = await asyncio.to_thread(rt.store.versions.get, pinned)
+        if st.row is None or row["model"] != st.row["model"]:
+            raise NotFoundError(
+                f"Version {pinned} is not a version of endpoint {name[:64]!r}'s model.",
+                field="version",
+            )
+        return _json(v2_metadata(name, [pinned], Signature.from_dict(row["signature"])))
+    table = st.table()
     version, _ = table.route()
     loaded = rt.pool.get(version)
     return _json(v2_metadata(name, sorted(table.versions()), loaded.signature))
@@ -161,12 +196,18 @@ def _require_v2_type(request: Request) -> str | None:
 
 
 async def v2_infer(request: Request, rt: Runtime, who: Principal) -> Response:
-    """``POST /v2/models/{endpoint}/infer``, JSON or with the binary tensor extension."""
+    """``POST /v2/models/{endpoint}[/versions/{v}]/infer``, JSON or with the binary tensor
+    extension; with a version, that version answers (see ``Runtime._pinned``)."""
     header_length = _require_v2_type(request)
     name = request.path_params["endpoint"]
+    version = _pinned_version(request)
     body = await _body(request, rt)
     answer = await rt.predict(
-        name, lambda sig: parse_v2(body, sig, header_length), _entity_key(request)
+        name,
+        lambda sig: parse_v2(body, sig, header_length),
+        _entity_key(request),
+        event_time=_event_time(request),
+        version=version,
     )
     req: Parsed = answer.request
     content, head = encode_v2(

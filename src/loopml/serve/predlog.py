@@ -79,8 +79,10 @@ class PredictionLog:
         entity_key: str | None = None,
         flags: Any = None,
         ts_us: int | None = None,
+        event_times: Sequence[int | None] | None = None,
     ) -> bytes:
-        """One request's record as a frame payload (also remembers its request ids)."""
+        """One request's record as a frame payload (also remembers its request ids).
+        ``event_times``: per row, UTC microseconds (``None``: the request time)."""
         check_endpoint(endpoint)
         if not self._recent or len(self._recent) >= self.recent_ids:
             self._evict()
@@ -98,6 +100,7 @@ class PredictionLog:
                 "p": predictions,
                 "q": probabilities,
                 "g": flags,
+                "w": event_times,
             }
         )
 

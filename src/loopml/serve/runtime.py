@@ -31,16 +31,18 @@ from typing import Any
 import numpy as np
 
 from loopml.data.signature import Signature
-from loopml.errors import DataError, LoopmlError
+from loopml.errors import LoopmlError, NotFoundError, UnavailableError
 from loopml.serve.auth import Authenticator
 from loopml.serve.batch import Batch
 from loopml.serve.compaction import compact, exit_with_parent
+from loopml.serve.context import RowContext, check_context, event_times, split_context
 from loopml.serve.ids import new_request_ids
 from loopml.serve.labels import check_labels
 from loopml.serve.metrics import Metrics
-from loopml.serve.pool import Loaded, ModelFailure, ModelPool
+from loopml.serve.pool import Loaded, ModelFailure, ModelPool, describe, model_failed
 from loopml.serve.predlog import PredictionLog
 from loopml.serve.protocols import Request
+from loopml.serve.routing import TrafficTable
 from loopml.serve.settings import Settings
 from loopml.serve.watcher import TrafficWatcher
 
@@ -178,50 +180,86 @@ class Runtime:
         endpoint: str,
         parse: Callable[[Signature], Request],
         entity_key: str | None = None,
+        *,
+        event_time: str | None = None,
+        version: int | None = None,
     ) -> Answer:
-        """Route, validate, predict, mirror to shadows, log durably; see the module docstring."""
+        """Route (or use the pinned ``version``), validate, predict, mirror to shadows, log
+        durably; see the module docstring. ``event_time``: the ``X-Event-Time`` header."""
         t0 = time.perf_counter()
         table = self.watcher.state(endpoint).table()
-        version, role = table.route(entity_key)
+        if version is None:
+            vid, role = table.route(entity_key)
+        else:
+            vid, role = await self._pinned(endpoint, table, version)
         try:
-            loaded = self.pool.get(version)
+            loaded = self.pool.get(vid)
             request = parse(loaded.signature)
-            batch = loaded.validator.validate(request.columns)
+            s = self.settings
+            features, ctx_cols = split_context(request.columns, loaded.names, s.context_columns)
+            batch = loaded.validator.validate(features)
+            ctx = None
+            tcol = s.time_column
+            tvalues = request.columns.get(tcol) if tcol else None
+            if ctx_cols or tvalues is not None or event_time is not None:
+                ctx = RowContext(
+                    check_context(ctx_cols, batch.n),
+                    event_times(tvalues, event_time, batch.n, tcol),
+                )
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
-                raise DataError(
-                    f"The model (version {version}) could not predict on these rows "
-                    f"({type(result.error).__name__}). Check the values against the model's "
-                    f"signature (GET /v2/models/{endpoint}).",
-                    field="rows",
-                )
+                raise model_failed(vid, endpoint, result.error)
             pred, proba = result
             ids = new_request_ids(batch.n)
-            shadows = table.shadow_versions()
+            shadows = table.shadow_versions() if role != "pinned" else ()
+            mirror = (endpoint, loaded, request.columns, batch, ids, entity_key, ctx)
             if shadows:
-                self._mirror(endpoint, shadows, loaded, request.columns, batch, ids, entity_key)
+                self._mirror(shadows, *mirror)
             if role == "canary" and table.serving is not None:
                 # the champion scores the canary's rows too, off the response path, so the
                 # rollout judges both on the same rows (control.rollout: paired judgement)
-                self._mirror(
-                    endpoint,
-                    (table.serving,),
-                    loaded,
-                    request.columns,
-                    batch,
-                    ids,
-                    entity_key,
-                    role="paired",
-                )
-            record = self._record(endpoint, version, role, ids, batch, result, t0, entity_key)
+                self._mirror((table.serving,), *mirror, role="paired")
+            record = self._record(endpoint, vid, role, ids, batch, result, t0, entity_key, ctx)
             await self.log.predictions.append_future(record)
         except LoopmlError as exc:
-            self.metrics.error(endpoint, version, role, exc.http_status)
+            self.metrics.error(endpoint, vid, role, exc.http_status)
             raise
-        self.metrics.observe(endpoint, version, role, batch.n, time.perf_counter() - t0)
+        self.metrics.observe(endpoint, vid, role, batch.n, time.perf_counter() - t0)
         proba = coarsen(proba, self.settings.coarsen)
         classes = loaded.signature.classes if proba is not None else None
-        return Answer(endpoint, version, role, ids, pred, proba, request, classes)
+        return Answer(endpoint, vid, role, ids, pred, proba, request, classes)
+
+    async def _pinned(self, endpoint: str, table: TrafficTable, version: int) -> tuple[int, str]:
+        """A version a client pinned (``/v2/models/{e}/versions/{v}``): the serving champion
+        answers as usual; another version of the endpoint's model (a candidate, say) is
+        loaded on first use and answers with role ``pinned``, mirrored to nobody."""
+        if version == table.serving:
+            return version, "champion"
+        if version in table.disabled:
+            raise UnavailableError(
+                await asyncio.to_thread(self.store.versions.disabled_note, version),
+                field="version",
+            )
+        if version not in self.pool.loaded:
+            row = await asyncio.to_thread(self.store.versions.get, version)
+            st = self.watcher.state(endpoint)
+            if st.row is not None and row["model"] != st.row["model"]:
+                raise NotFoundError(
+                    f"Version {version} belongs to model {row['model']!r}, not to endpoint "
+                    f"{endpoint!r} (model {st.row['model']!r}).",
+                    field="version",
+                )
+            if row["status"] == "disabled":
+                note = await asyncio.to_thread(self.store.versions.disabled_note, version)
+                raise UnavailableError(f"{note[:1].upper()}{note[1:]}.", field="version")
+            failures = await self.pool.ensure([version])
+            if version in failures:
+                raise UnavailableError(
+                    f"Version {version} could not be loaded: {describe(failures[version])}",
+                    field="version",
+                )
+        self.pool.pin(version)
+        return version, "pinned"
 
     def _record(
         self,
@@ -233,30 +271,36 @@ class Runtime:
         result: tuple[np.ndarray, np.ndarray | None],
         t0: float,
         entity_key: str | None,
+        ctx: RowContext | None = None,
     ) -> bytes:
-        """One answered request's prediction-log record."""
+        """One answered request's prediction-log record (context columns beside the inputs)."""
+        features: Mapping[str, Any] = batch.columns
+        if ctx is not None and ctx.columns:
+            features = {**features, **ctx.columns}
         return self.log.encode_predictions(
             endpoint=endpoint,
             version=version,
             role=role,
             request_ids=ids,
-            features=batch.columns,
+            features=features,
             predictions=result[0],
             probabilities=result[1],
             latency_ms=(time.perf_counter() - t0) * 1000,
             entity_key=entity_key,
             flags=batch.flags,
+            event_times=ctx.times if ctx is not None else None,
         )
 
     def _mirror(
         self,
-        endpoint: str,
         versions: tuple[int, ...],
+        endpoint: str,
         routed: Loaded,
         columns: Mapping[str, Any],
         batch: Batch,
         ids: list[str],
         entity_key: str | None,
+        ctx: RowContext | None,
         role: str = "shadow",
     ) -> None:
         """Score ``versions`` on the routed request off the response path; their answers are
@@ -273,7 +317,7 @@ class Runtime:
             # the same inputs as the routed version: its validated batch serves as is
             same = batch if loaded.inputs == routed.inputs else None
             task = loop.create_task(
-                self._shadow(endpoint, loaded, columns, same, ids, entity_key, role)
+                self._shadow(endpoint, loaded, columns, same, ids, entity_key, ctx, role)
             )
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
@@ -286,19 +330,21 @@ class Runtime:
         batch: Batch | None,
         ids: list[str],
         entity_key: str | None,
+        ctx: RowContext | None,
         role: str = "shadow",
     ) -> None:
-        """One shadow (or paired) prediction; any failure is counted and otherwise swallowed. Its log
-        record goes into the same durable log, but nobody waits for its fsync."""
+        """One shadow (or paired) prediction; any failure is counted and otherwise swallowed.
+        Its log record goes into the same durable log, but nobody waits for its fsync."""
         t0 = time.perf_counter()
         try:
             if batch is None:
-                batch = loaded.validator.validate(columns)
+                features, _ = split_context(columns, loaded.names, self.settings.context_columns)
+                batch = loaded.validator.validate(features)
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(
-                self._record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key)
+                self._record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx)
             )
         except Exception as exc:
             self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()

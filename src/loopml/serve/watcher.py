@@ -126,7 +126,7 @@ class TrafficWatcher:
 
     def referenced(self) -> set[int]:
         """Versions some endpoint routes to or keeps warm."""
-        out: set[int] = set()
+        out: set[int] = set(self.pool.pinned)
         for st in self.endpoints.values():
             if st.router is not None:
                 out |= st.versions | st.router.table.versions()
