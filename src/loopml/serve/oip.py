@@ -163,7 +163,7 @@ def _v2_data(inp: dict[str, Any], field: str, dtype: str, size: int, reader: Bin
             f"{field}.data",
         )
         return decode(reader.take(bsize, field), dtype, size, field)
-    data = inp.get("data")
+    data: list[Any] = inp.get("data")  # type: ignore[assignment]
     expect(isinstance(data, list), f"'{field}.data' must be a list.", f"{field}.data")
     for _ in range(4):  # nested lists in row-major order, as deep as the shape allows
         nested = [isinstance(v, list) for v in data]

@@ -188,6 +188,7 @@ class Runtime:
         durably; see the module docstring. ``event_time``: the ``X-Event-Time`` header."""
         t0 = time.perf_counter()
         table = self.watcher.state(endpoint).table()
+        role: str
         if version is None:
             vid, role = table.route(entity_key)
         else:
