@@ -14,16 +14,18 @@ one is UTC), Unix seconds, or a whole year such as 2016 (the employment data's `
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from loopml.errors import DataError, ValidationError
+from loopml.errors import DataError, LoopmlError, ValidationError
 from loopml.serve.coercion import quoted
+from loopml.serve.refusals import tag
 
 
 @dataclass(slots=True)
@@ -33,6 +35,22 @@ class RowContext:
 
     columns: dict[str, list[Any]]
     times: list[int | None] | None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _refused_as_context(fn: F) -> F:
+    """Errors of ``fn`` count as refusals for reason ``context`` (loopml.serve.refusals)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LoopmlError as exc:
+            raise tag(exc, "context") from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 _MAX_TEXT = 256  # characters of one context value (they are logged, not modelled)
@@ -53,6 +71,7 @@ def split_context(
     return {k: v for k, v in columns.items() if k not in context}, context
 
 
+@_refused_as_context
 def check_context(context: Mapping[str, Any], n: int) -> dict[str, list[Any]]:
     """Each context column as a list of ``n`` scalars (null, boolean, number or text)."""
     out: dict[str, list[Any]] = {}
@@ -84,6 +103,7 @@ def check_context(context: Mapping[str, Any], n: int) -> dict[str, list[Any]]:
     return out
 
 
+@_refused_as_context
 def event_times(
     values: Sequence[Any] | np.ndarray | None, header: str | None, n: int, column: str | None
 ) -> list[int | None] | None:

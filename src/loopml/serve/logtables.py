@@ -110,6 +110,27 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.table(arrays)
 
 
+def refused_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Refusal counts (:mod:`loopml.serve.refusals`): one row per record."""
+
+    def col(key: str) -> list[Any]:
+        return [rec.get(key) for rec in records]
+
+    return pa.table(
+        {
+            "_ts": pa.array(col("t"), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "_endpoint": pa.array(col("e"), pa.string()),
+            "_version": pa.array(col("v"), pa.int64()),
+            "_role": pa.array(col("o"), pa.string()),
+            "_reason": pa.array(col("reason"), pa.string()),
+            "_column": pa.array(col("c"), pa.string()),
+            "_status": pa.array(col("s"), pa.int64()),
+            "_requests": pa.array(col("n"), pa.int64()),
+            "_rows": pa.array(col("rows"), pa.int64()),
+        }
+    )
+
+
 def label_table(records: list[dict[str, Any]]) -> pa.Table:
     ids: list[str] = []
     labels: list[Any] = []
@@ -149,3 +170,7 @@ def concat_tables(tables: list[pa.Table]) -> pa.Table:
                 t = t.set_column(i, name, t.column(name).cast(pa.string()))
             fixed.append(t)
         return pa.concat_tables(fixed, promote_options="permissive")
+
+
+# the table builder of each log kind (the folder under the log root)
+BUILDERS = {"predlog": prediction_table, "labels": label_table, "refused": refused_table}

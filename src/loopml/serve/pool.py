@@ -34,6 +34,7 @@ from loopml.serve.batching import (
     accepts_array,
     batch_predictor,
 )
+from loopml.serve.refusals import tag
 from loopml.serve.settings import Settings
 from loopml.serve.validation import Validator
 
@@ -270,11 +271,14 @@ def describe(exc: BaseException) -> str:
 
 def model_failed(version: int, endpoint: str, error: BaseException) -> DataError:
     """The 422 when the model raised on a request's rows: what it said, sanitised and capped."""
-    return DataError(
-        f"The model (version {version}) could not predict on these rows: "
-        f"{type(error).__name__}: {said_by_model(error)} Check the values against the "
-        f"model's signature (GET /v2/models/{endpoint[:64]}).",
-        field="rows",
+    return tag(
+        DataError(
+            f"The model (version {version}) could not predict on these rows: "
+            f"{type(error).__name__}: {said_by_model(error)} Check the values against the "
+            f"model's signature (GET /v2/models/{endpoint[:64]}).",
+            field="rows",
+        ),
+        "model_error",
     )
 
 

@@ -32,6 +32,7 @@ from loopml.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from loopml.serve.refusals import tag
 
 try:
     import orjson
@@ -93,7 +94,7 @@ def error_body(exc: LoopmlError) -> bytes:
 def expect(cond: bool, message: str, field: str) -> None:
     """Raise a :class:`DataError` naming ``field`` unless ``cond``."""
     if not cond:
-        raise DataError(message, field=field)
+        raise tag(DataError(message, field=field), "malformed")
 
 
 def rows_to_columns(rows: Any, field: str) -> dict[str, Any]:

@@ -42,11 +42,14 @@ from loopml.serve.metrics import Metrics
 from loopml.serve.pool import Loaded, ModelFailure, ModelPool, describe, model_failed
 from loopml.serve.predlog import PredictionLog
 from loopml.serve.protocols import Request
+from loopml.serve.refusals import Refusals, classify, request_rows
 from loopml.serve.routing import TrafficTable
 from loopml.serve.settings import Settings
 from loopml.serve.watcher import TrafficWatcher
 
 log = logging.getLogger("loopml.serve")
+
+REFUSALS_EVERY = 5.0  # seconds between writes of the refusal counts to the log
 
 
 @dataclass(slots=True)
@@ -95,6 +98,7 @@ class Runtime:
             rate_per_s=settings.serve.rate_limit_per_s,
             burst=settings.serve.rate_burst,
         )
+        self.refusals = Refusals()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._compactor: ProcessPoolExecutor | None = None
@@ -109,6 +113,7 @@ class Runtime:
         self.watcher.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._compact_forever()))
+        self._tasks.append(loop.create_task(self._flush_refusals_forever()))
         # Everything loaded so far (libraries, models) lives as long as the server: keep it
         # out of the cyclic collector, whose full passes over it would stall requests.
         gc.collect()
@@ -126,6 +131,7 @@ class Runtime:
         self._tasks.clear()
         if self._shadow_tasks:
             await asyncio.wait(set(self._shadow_tasks), timeout=2.0)
+        self.flush_refusals()
         self.log.close()
         self.pool.close()
         if self._compactor is not None:
@@ -143,6 +149,35 @@ class Runtime:
                 await self.compact()
             except Exception:
                 log.exception("compacting the prediction log failed; will retry")
+
+    async def _flush_refusals_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFUSALS_EVERY)
+            try:
+                self.flush_refusals()
+            except Exception:
+                log.exception("writing refusal counts to the log failed; will retry")
+
+    def flush_refusals(self) -> None:
+        """Write the refusal counts gathered since the last flush to the log."""
+        self.log.log_refused(self.refusals.drain())
+
+    def _refused(
+        self,
+        endpoint: str,
+        version: int,
+        role: str,
+        exc: LoopmlError,
+        loaded: Loaded | None,
+        request: Request | None,
+    ) -> None:
+        """Count a request refused with a 4xx (loopml.serve.refusals)."""
+        reason, column = classify(exc, loaded.names if loaded is not None else ())
+        rows = request_rows(request.columns) if request is not None else None
+        self.refusals.add(endpoint, version, role, reason, column, exc.http_status, rows)
+        self.metrics.refused_requests.labels(endpoint, reason, column).inc()
+        if rows:
+            self.metrics.refused_rows.labels(endpoint, reason, column).inc(rows)
 
     async def compact(self) -> dict[str, int]:
         """Move closed log segments into Parquet, in a worker process.
@@ -193,6 +228,8 @@ class Runtime:
             vid, role = table.route(entity_key)
         else:
             vid, role = await self._pinned(endpoint, table, version)
+        loaded: Loaded | None = None
+        request: Request | None = None
         try:
             loaded = self.pool.get(vid)
             request = parse(loaded.signature)
@@ -224,6 +261,8 @@ class Runtime:
             await self.log.predictions.append_future(record)
         except LoopmlError as exc:
             self.metrics.error(endpoint, vid, role, exc.http_status)
+            if 400 <= exc.http_status < 500:
+                self._refused(endpoint, vid, role, exc, loaded, request)
             raise
         self.metrics.observe(endpoint, vid, role, batch.n, time.perf_counter() - t0)
         proba = coarsen(proba, self.settings.coarsen)

@@ -34,6 +34,7 @@ from loopml.serve.coercion import (
     number_column,
     quoted,
 )
+from loopml.serve.refusals import tag
 
 ExtraPolicy = Literal["reject", "drop"]
 
@@ -133,14 +134,20 @@ class Validator:
             if n < 0:
                 n = len(values)
                 if n == 0:
-                    raise ValidationError(
-                        "The request has no rows. Send at least one row.", field=name
+                    raise tag(
+                        ValidationError(
+                            "The request has no rows. Send at least one row.", field=name
+                        ),
+                        "length",
                     )
             elif len(values) != n:
-                raise ValidationError(
-                    f"Column {quoted(name)} has {len(values)} values but the first column "
-                    f"has {n}. Send the same number of values for every column.",
-                    field=name,
+                raise tag(
+                    ValidationError(
+                        f"Column {quoted(name)} has {len(values)} values but the first column "
+                        f"has {n}. Send the same number of values for every column.",
+                        field=name,
+                    ),
+                    "length",
                 )
             if col.kind == "number":
                 out[name] = number_column(col, values, self._int[name], self._nullable[name])
@@ -199,19 +206,25 @@ class Validator:
         given = columns.keys()
         missing = [n for n in self._names if n not in given]
         if missing:
-            raise ValidationError(
-                f"Missing column(s) {_names(missing)}: the model needs every column of its "
-                f"signature ({len(self._names)} columns). Add them to the request.",
-                field=missing[0],
+            raise tag(
+                ValidationError(
+                    f"Missing column(s) {_names(missing)}: the model needs every column of its "
+                    f"signature ({len(self._names)} columns). Add them to the request.",
+                    field=missing[0],
+                ),
+                "missing_column",
             )
         extra = [n for n in given if n not in self._name_set]
         if extra and self.extra == "reject":
-            raise ValidationError(
-                f"Unknown column(s) {_names(extra)}: neither the model's signature nor the "
-                "project's declared data.id, data.time, data.sensitive or data.segments has "
-                "them. Remove them from the request, or set 'deploy.extra_columns: drop' in "
-                "loopml.yaml to drop unknown columns.",
-                field=str(extra[0])[:64],
+            raise tag(
+                ValidationError(
+                    f"Unknown column(s) {_names(extra)}: neither the model's signature nor the "
+                    "project's declared data.id, data.time, data.sensitive or data.segments has "
+                    "them. Remove them from the request, or set 'deploy.extra_columns: drop' in "
+                    "loopml.yaml to drop unknown columns.",
+                    field=str(extra[0])[:64],
+                ),
+                "unknown_column",
             )
 
 
