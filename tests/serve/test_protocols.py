@@ -245,10 +245,11 @@ def _triton_body(inputs, outputs=None, binary=True):
     """A request body as tritonclient builds it: (body, header length or None)."""
     httpclient = pytest.importorskip("tritonclient.http")
     from tritonclient.http._utils import _get_inference_request
+    from tritonclient.utils import np_to_triton_dtype
 
     tensors = []
     for name, arr in inputs:
-        dtype = {"i": "INT64", "f": "FP64", "b": "BOOL", "O": "BYTES"}[arr.dtype.kind]
+        dtype = "BYTES" if arr.dtype.kind == "O" else np_to_triton_dtype(arr.dtype)
         inp = httpclient.InferInput(name, list(arr.shape), dtype)
         inp.set_data_from_numpy(arr, binary_data=binary)
         tensors.append(inp)
@@ -348,3 +349,12 @@ def test_v2_errors_cap_what_they_echo(numeric_sig):
     with pytest.raises(DataError) as e:
         oip.parse_v2(json.dumps({"inputs": [inp, inp]}).encode(), numeric_sig)
     assert len(e.value.message) < 200 and len(e.value.field) <= 64
+
+
+def test_v2_binary_feature_tensor(numeric_sig):
+    """One [n, features] FP32 tensor in binary (what a numpy-minded client sends)."""
+    block = np.arange(8, dtype=np.float32).reshape(2, 4)
+    body, n = _triton_body([("x", block)])
+    req = oip.parse_v2(body, numeric_sig, n)
+    v = Validator(numeric_sig)
+    assert v.frame(v.validate(req.columns)).to_numpy().tolist() == block.tolist()

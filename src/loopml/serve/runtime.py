@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from loopml.data.signature import Signature
-from loopml.errors import LoopmlError, NotFoundError, UnavailableError
+from loopml.errors import LoopmlError
 from loopml.serve.auth import Authenticator
 from loopml.serve.batch import Batch
 from loopml.serve.compaction import compact, exit_with_parent
@@ -39,11 +39,11 @@ from loopml.serve.context import RowContext, check_context, event_times, split_c
 from loopml.serve.ids import new_request_ids
 from loopml.serve.labels import check_labels
 from loopml.serve.metrics import Metrics
-from loopml.serve.pool import Loaded, ModelFailure, ModelPool, describe, model_failed
+from loopml.serve.pinning import pinned
+from loopml.serve.pool import Loaded, ModelFailure, ModelPool, model_failed
 from loopml.serve.predlog import PredictionLog
 from loopml.serve.protocols import Request
 from loopml.serve.refusals import Refusals, classify, request_rows
-from loopml.serve.routing import TrafficTable
 from loopml.serve.settings import Settings
 from loopml.serve.watcher import TrafficWatcher
 
@@ -227,7 +227,7 @@ class Runtime:
         if version is None:
             vid, role = table.route(entity_key)
         else:
-            vid, role = await self._pinned(endpoint, table, version)
+            vid, role = await pinned(self.store, self.pool, self.watcher, endpoint, table, version)
         loaded: Loaded | None = None
         request: Request | None = None
         try:
@@ -268,38 +268,6 @@ class Runtime:
         proba = coarsen(proba, self.settings.coarsen)
         classes = loaded.signature.classes if proba is not None else None
         return Answer(endpoint, vid, role, ids, pred, proba, request, classes)
-
-    async def _pinned(self, endpoint: str, table: TrafficTable, version: int) -> tuple[int, str]:
-        """A version a client pinned (``/v2/models/{e}/versions/{v}``): the serving champion
-        answers as usual; another version of the endpoint's model (a candidate, say) is
-        loaded on first use and answers with role ``pinned``, mirrored to nobody."""
-        if version == table.serving:
-            return version, "champion"
-        if version in table.disabled:
-            raise UnavailableError(
-                await asyncio.to_thread(self.store.versions.disabled_note, version),
-                field="version",
-            )
-        if version not in self.pool.loaded:
-            row = await asyncio.to_thread(self.store.versions.get, version)
-            st = self.watcher.state(endpoint)
-            if st.row is not None and row["model"] != st.row["model"]:
-                raise NotFoundError(
-                    f"Version {version} belongs to model {row['model']!r}, not to endpoint "
-                    f"{endpoint!r} (model {st.row['model']!r}).",
-                    field="version",
-                )
-            if row["status"] == "disabled":
-                note = await asyncio.to_thread(self.store.versions.disabled_note, version)
-                raise UnavailableError(f"{note[:1].upper()}{note[1:]}.", field="version")
-            failures = await self.pool.ensure([version])
-            if version in failures:
-                raise UnavailableError(
-                    f"Version {version} could not be loaded: {describe(failures[version])}",
-                    field="version",
-                )
-        self.pool.pin(version)
-        return version, "pinned"
 
     def _record(
         self,
