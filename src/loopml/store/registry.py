@@ -57,7 +57,10 @@ def disabled_note(conn: Any, version_id: int) -> str:
     if row is None:
         return f"version {version_id} is disabled"
     at = datetime.fromtimestamp(row.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"version {version_id} was disabled at {at} by {row.actor}: {row.reason or 'no reason'}"
+    reason = " ".join((row.reason or "no reason").split())
+    if len(reason) > 200:  # shown to every caller of the endpoint
+        reason = reason[:197] + "..."
+    return f"version {version_id} was disabled at {at} by {row.actor}: {reason}"
 
 
 class Snapshots:
