@@ -181,6 +181,8 @@ async def test_pinned_version_over_v2(settings, keys, versions, store):
         assert r.json()["model_version"] == str(champ)
         meta = await c.get(f"/v2/models/credit/versions/{spare}", headers=auth)
         assert meta.status_code == 200 and meta.json()["versions"] == [str(spare)]
+        ready = await c.get(f"/v2/models/credit/versions/{spare}/ready", headers=auth)
+        assert ready.status_code == 200 and ready.json()["ready"] is True
         r = await c.post("/v2/models/credit/versions/999/infer", json=body, headers=auth)
         assert r.status_code == 404 and r.json()["field"] == "version"
         r = await c.post(f"/v2/models/credit/versions/{'9' * 40}/infer", json=body, headers=auth)
@@ -190,6 +192,8 @@ async def test_pinned_version_over_v2(settings, keys, versions, store):
         app.state.runtime.pool.retain(())  # as the watcher's cleanup would, later
         r = await c.post(f"/v2/models/credit/versions/{spare}/infer", json=body, headers=auth)
         assert r.status_code == 503 and "disabled at" in r.json()["error"]
+        ready = await c.get(f"/v2/models/credit/versions/{spare}/ready", headers=auth)
+        assert ready.status_code == 503
     log = read_log(settings.log_root, "credit")
     roles = dict(
         zip(log.column("_version").to_pylist(), log.column("_role").to_pylist(), strict=True)

@@ -71,6 +71,17 @@ def test_triton_client_v2(settings, keys, versions):
         json_inputs = _triton_inputs(triton, rows, binary_data=False)
         result = client.infer("credit", json_inputs, outputs=outputs, headers={**auth})
         np.testing.assert_array_equal(result.as_numpy("predict"), want)
+        # a pinned version (a candidate, in no traffic) through the client's model_version
+        spare = str(versions["spare"])
+        assert client.is_model_ready("credit", model_version=spare, headers=auth)
+        result = client.infer("credit", inputs, model_version=spare, headers={**auth})
+        assert result.get_response()["model_version"] == spare
+        spare_model = app.state.runtime.pool.get(versions["spare"]).model
+        np.testing.assert_allclose(
+            result.as_numpy("predict_proba"),
+            spare_model.predict_proba(pd.DataFrame(rows)),
+            rtol=1e-12,
+        )
         with pytest.raises(triton.InferenceServerException):
             client.infer("credit", inputs, headers={})  # no key: a clean 401
 

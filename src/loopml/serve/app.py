@@ -37,6 +37,7 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v2/models/{endpoint}/ready", "viewer", handlers.v2_model_ready),
     ("POST", "/v2/models/{endpoint}/infer", "predictor", handlers.v2_infer),
     ("GET", "/v2/models/{endpoint}/versions/{version}", "viewer", handlers.v2_model),
+    ("GET", "/v2/models/{endpoint}/versions/{version}/ready", "viewer", handlers.v2_model_ready),
     ("POST", "/v2/models/{endpoint}/versions/{version}/infer", "predictor", handlers.v2_infer),
     ("POST", "/v1/endpoints/{endpoint}/predict", "predictor", handlers.predict),
     ("POST", "/endpoints/{endpoint}/invocations", "predictor", handlers.invocations),

@@ -164,12 +164,7 @@ async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
     st = rt.watcher.state(name)
     pinned = _pinned_version(request)
     if pinned is not None:
-        row = await asyncio.to_thread(rt.store.versions.get, pinned)
-        if st.row is None or row["model"] != st.row["model"]:
-            raise NotFoundError(
-                f"Version {pinned} is not a version of endpoint {name[:64]!r}'s model.",
-                field="version",
-            )
+        row = await _version_of(rt, name, pinned)
         return _json(v2_metadata(name, [pinned], Signature.from_dict(row["signature"])))
     table = st.table()
     version, _ = table.route()
@@ -178,11 +173,32 @@ async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
 
 
 async def v2_model_ready(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``GET /v2/models/{endpoint}[/versions/{v}]/ready``: the endpoint can answer (or the
+    version is one of its model's, not disabled: it loads on its first pinned request)."""
     name = request.path_params["endpoint"]
-    err = rt.watcher.unavailable(name)
-    if err is not None:
-        raise err
-    return _json({"name": name, "ready": True})
+    version = _pinned_version(request)
+    if version is None:
+        err = rt.watcher.unavailable(name)
+        if err is not None:
+            raise err
+        return _json({"name": name, "ready": True})
+    row = await _version_of(rt, name, version)
+    if row["status"] == "disabled":
+        note = await asyncio.to_thread(rt.store.versions.disabled_note, version)
+        raise UnavailableError(f"Not ready: {note}.", field="version")
+    return _json({"name": name, "version": str(version), "ready": True})
+
+
+async def _version_of(rt: Runtime, name: str, version: int) -> dict[str, Any]:
+    """The registry row of ``version``, a version of endpoint ``name``'s model (else 404)."""
+    st = rt.watcher.state(name)
+    row = await asyncio.to_thread(rt.store.versions.get, version)
+    if st.row is None or row["model"] != st.row["model"]:
+        raise NotFoundError(
+            f"Version {version} is not a version of endpoint {name[:64]!r}'s model.",
+            field="version",
+        )
+    return row
 
 
 def _require_v2_type(request: Request) -> str | None:
