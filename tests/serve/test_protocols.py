@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loopml.errors import DataError, ValidationError
 from loopml.serve import oip
@@ -358,3 +360,46 @@ def test_v2_binary_feature_tensor(numeric_sig):
     req = oip.parse_v2(body, numeric_sig, n)
     v = Validator(numeric_sig)
     assert v.frame(v.validate(req.columns)).to_numpy().tolist() == block.tolist()
+
+
+_json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_v2_input = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["f0", "f1", "x"]) | _json,
+        "shape": st.lists(st.integers(-1, 3), max_size=3) | _json,
+        "datatype": st.sampled_from(["FP64", "INT64", "BYTES", "BOOL"]) | _json,
+    },
+    optional={
+        "data": _json,
+        "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-2, 20)}) | _json,
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    inputs=st.lists(_v2_input, max_size=3) | _json,
+    outputs=st.none() | _json,
+    tail=st.binary(max_size=24),
+    header=st.booleans(),
+)
+def test_v2_parser_raises_only_loopml_errors(numeric_sig, inputs, outputs, tail, header):
+    """issue 14 item 6: any body is a parsed request or a LoopmlError (a 4xx), never a 500."""
+    doc: dict = {"inputs": inputs}
+    if outputs is not None:
+        doc["outputs"] = outputs
+    head = json.dumps(doc).encode()
+    try:
+        req = oip.parse_v2(head + tail, numeric_sig, str(len(head)) if header else None)
+        Validator(numeric_sig, allow_nulls=True).validate(req.columns)
+    except p.LoopmlError as exc:
+        assert 400 <= exc.http_status < 500
