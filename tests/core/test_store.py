@@ -139,7 +139,7 @@ def test_kill_switch_falls_back_to_previous_champion_or_empties(store_url):
     assert store.versions.get(v2["id"])["status"] == "disabled"
     store.disable(v1["id"], actor="ops", reason="also bad")
     assert store.endpoints.get("ep")["champion_id"] is None
-    with pytest.raises(UsageError, match="disabled and cannot be deployed"):
+    with pytest.raises(ConflictError, match=r"cannot be deployed: version .* by ops: also bad"):
         store.endpoints.deploy("ep", store.versions.get(v1["id"]), actor="t")
 
 

@@ -58,7 +58,7 @@ def test_records_round_trip_before_and_after_compaction(tmp_path):
     assert [r["x"] for r in row] == [1.0, 2.5] and [r["city"] for r in row] == ["rome", None]
     assert before.schema.field("_ts").type == pa.timestamp("us", tz="UTC")
     stats = compact(tmp_path)
-    assert stats == {"segments": 2, "rows": 8}  # predictions + (empty) labels segment
+    assert stats == {"segments": 3, "rows": 8}  # predictions + (empty) labels, refused segments
     assert not list((tmp_path / "predlog" / "_wal").glob("*.wal"))
     after = read_log(tmp_path, "credit")
     assert after.equals(before)
@@ -215,11 +215,11 @@ def test_buffered_mode_and_segments_of_other_processes_are_left_alone(tmp_path):
     log = PredictionLog(tmp_path, durable=False).open()
     _log_some(log, 2)
     live = log.predictions.current
-    assert compact(tmp_path)["segments"] == 0  # both live segments are locked
+    assert compact(tmp_path)["segments"] == 0  # every live segment is locked
     assert live.exists()
     log.close()
     assert log.predictions.fsyncs == 0
-    assert compact(tmp_path) == {"segments": 2, "rows": 4}
+    assert compact(tmp_path) == {"segments": 3, "rows": 4}  # predictions, labels, refused
     assert read_log(tmp_path).num_rows == 4
     assert wal.claim(live) is None  # gone
 

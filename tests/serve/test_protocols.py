@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loopml.errors import DataError, ValidationError
 from loopml.serve import oip
@@ -226,15 +228,178 @@ def test_v2_with_the_triton_client(numeric_sig, mixed_sig):
     req = oip.parse_v2(body, mixed_sig)
     batch = Validator(mixed_sig).validate(req.columns)
     assert batch.columns["city"].tolist() == ["rome", "paris"]
-    answer = oip.encode_v2(
+    answer, head = oip.encode_v2(
         "credit", 3, req.id, np.array([0, 1]), np.array([[0.7, 0.3], [0.4, 0.6]]), req.outputs
     )
+    assert head is None
     result = httpclient.InferResult.from_response_body(answer)
     assert result.get_response()["id"] == "rq-7"
     assert result.as_numpy("predict").tolist() == [0, 1]
     assert result.as_numpy("predict_proba").tolist() == [[0.7, 0.3], [0.4, 0.6]]
-    labels = oip.encode_v2("credit", 3, "x", np.array(["no", "yes"], dtype=object), None)
+    labels, _ = oip.encode_v2("credit", 3, "x", np.array(["no", "yes"], dtype=object), None)
     assert httpclient.InferResult.from_response_body(labels).as_numpy("predict").tolist() == [
         "no",
         "yes",
     ]
+
+
+def _triton_body(inputs, outputs=None, binary=True):
+    """A request body as tritonclient builds it: (body, header length or None)."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    from tritonclient.http._utils import _get_inference_request
+    from tritonclient.utils import np_to_triton_dtype
+
+    tensors = []
+    for name, arr in inputs:
+        dtype = "BYTES" if arr.dtype.kind == "O" else np_to_triton_dtype(arr.dtype)
+        inp = httpclient.InferInput(name, list(arr.shape), dtype)
+        inp.set_data_from_numpy(arr, binary_data=binary)
+        tensors.append(inp)
+    body, n = _get_inference_request(tensors, "", outputs, 0, False, False, 0, None, None)
+    return body, None if n is None else str(n)
+
+
+def test_v2_binary_tensors_in_and_out(mixed_sig):
+    """The binary tensor extension, every datatype of the signature, both directions."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    body, n = _triton_body(
+        [
+            ("age", np.array([30, 40], dtype=np.int64)),
+            ("income", np.array([1.5, np.nan])),
+            ("member", np.array([True, False])),
+            ("city", np.array(["rome", "münchen"], dtype=object)),
+        ]
+    )
+    req = oip.parse_v2(body, mixed_sig, n)
+    batch = Validator(mixed_sig, unseen="accept").validate(req.columns)
+    assert batch.columns["age"].tolist() == [30, 40]
+    assert batch.columns["member"].tolist() == [True, False]
+    assert batch.columns["city"].tolist() == ["rome", "münchen"]
+    assert np.isnan(batch.columns["income"][1])
+    assert req.binary_outputs == {"predict", "predict_proba"}  # no outputs named: all binary
+    answer, head = oip.encode_v2(
+        "credit",
+        3,
+        "x",
+        np.array(["no", "yes"], dtype=object),
+        np.array([[0.7, 0.3]] * 2),
+        None,
+        req.binary_outputs,
+    )
+    result = httpclient.InferResult.from_response_body(answer, header_length=head)
+    assert result.as_numpy("predict").tolist() == [b"no", b"yes"]
+    assert result.as_numpy("predict_proba").tolist() == [[0.7, 0.3]] * 2
+
+
+@pytest.mark.parametrize(
+    ("cut", "field"),
+    [
+        (lambda body, n: (body, "abc"), "inference-header-content-length"),
+        (lambda body, n: (body, str(len(body) + 1)), "inference-header-content-length"),
+        (lambda body, n: (body[:-3], n), "inputs[1].parameters.binary_data_size"),
+        (lambda body, n: (body + b"xx", n), "body"),
+        (lambda body, n: (body, None), "body"),  # binary bytes read as JSON: 400
+    ],
+)
+def test_v2_binary_bad_bodies(numeric_sig, cut, field):
+    """A header length or binary part that does not add up is a 4xx naming the field."""
+    body, n = _triton_body([("f0", np.array([1.0])), ("f1", np.array([2.0]))])
+    body, n = cut(body, n)
+    with pytest.raises(p.LoopmlError) as e:
+        oip.parse_v2(body, numeric_sig, n)
+    assert e.value.field == field and e.value.http_status in (400, 422)
+
+
+def test_v2_binary_bytes_that_are_not_length_prefixed(mixed_sig):
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "city",
+                    "shape": [2],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 7},
+                }
+            ]
+        }
+    ).encode()
+    with pytest.raises(DataError) as e:
+        oip.parse_v2(head + b"\x03\x00\x00\x00abc", mixed_sig, str(len(head)))
+    assert e.value.field == "inputs[0].parameters.binary_data_size"
+
+
+@pytest.mark.parametrize(
+    ("inp", "field"),
+    [
+        # issue 14 item 6: these answered 500
+        ({"name": "f0", "shape": [2], "datatype": "FP64", "data": [[62.0], 5.0]}, "inputs[0].data"),
+        ({"name": "f0", "shape": [1], "datatype": ["FP64"], "data": [1.0]}, "inputs[0].datatype"),
+        ({"name": "f0", "shape": [1], "datatype": {"a": 1}, "data": [1.0]}, "inputs[0].datatype"),
+        ({"name": "f0", "shape": [True], "datatype": "FP64", "data": [1.0]}, "inputs[0].shape"),
+    ],
+)
+def test_v2_malformed_inputs_are_4xx(numeric_sig, inp, field):
+    with pytest.raises(DataError) as e:
+        oip.parse_v2(json.dumps({"inputs": [inp]}).encode(), numeric_sig)
+    assert e.value.field == field
+
+
+def test_v2_errors_cap_what_they_echo(numeric_sig):
+    """issue 14 item 7: two inputs named with 1,000,000 characters gave a 2 MB error."""
+    name = "n" * 1_000_000
+    inp = {"name": name, "shape": [1], "datatype": "FP64", "data": [1.0]}
+    with pytest.raises(DataError) as e:
+        oip.parse_v2(json.dumps({"inputs": [inp, inp]}).encode(), numeric_sig)
+    assert len(e.value.message) < 200 and len(e.value.field) <= 64
+
+
+def test_v2_binary_feature_tensor(numeric_sig):
+    """One [n, features] FP32 tensor in binary (what a numpy-minded client sends)."""
+    block = np.arange(8, dtype=np.float32).reshape(2, 4)
+    body, n = _triton_body([("x", block)])
+    req = oip.parse_v2(body, numeric_sig, n)
+    v = Validator(numeric_sig)
+    assert v.frame(v.validate(req.columns)).to_numpy().tolist() == block.tolist()
+
+
+_json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_v2_input = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["f0", "f1", "x"]) | _json,
+        "shape": st.lists(st.integers(-1, 3), max_size=3) | _json,
+        "datatype": st.sampled_from(["FP64", "INT64", "BYTES", "BOOL"]) | _json,
+    },
+    optional={
+        "data": _json,
+        "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-2, 20)}) | _json,
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    inputs=st.lists(_v2_input, max_size=3) | _json,
+    outputs=st.none() | _json,
+    tail=st.binary(max_size=24),
+    header=st.booleans(),
+)
+def test_v2_parser_raises_only_loopml_errors(numeric_sig, inputs, outputs, tail, header):
+    """issue 14 item 6: any body is a parsed request or a LoopmlError (a 4xx), never a 500."""
+    doc: dict = {"inputs": inputs}
+    if outputs is not None:
+        doc["outputs"] = outputs
+    head = json.dumps(doc).encode()
+    try:
+        req = oip.parse_v2(head + tail, numeric_sig, str(len(head)) if header else None)
+        Validator(numeric_sig, allow_nulls=True).validate(req.columns)
+    except p.LoopmlError as exc:
+        assert 400 <= exc.http_status < 500

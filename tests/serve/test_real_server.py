@@ -21,7 +21,20 @@ import serve_helpers as h
 from loopml.serve.logreader import read_log
 
 
+def _triton_inputs(triton, rows, **kw):
+    inputs = []
+    for name in h.NAMES:
+        inp = triton.InferInput(name, [len(rows)], "FP64")
+        inp.set_data_from_numpy(np.array([r[name] for r in rows]), **kw)
+        inputs.append(inp)
+    cat = triton.InferInput("cat", [len(rows)], "BYTES")
+    cat.set_data_from_numpy(np.array([r["cat"] for r in rows], dtype=object), **kw)
+    inputs.append(cat)
+    return inputs
+
+
 def test_triton_client_v2(settings, keys, versions):
+    """Triton's HTTP client in its default settings: binary tensors in, binary outputs back."""
     import tritonclient.http as triton
 
     rows = [h.row(i) for i in range(5)]
@@ -32,24 +45,43 @@ def test_triton_client_v2(settings, keys, versions):
         assert client.is_model_ready("credit", headers=auth)
         meta = client.get_model_metadata("credit", headers=auth)
         assert [i["name"] for i in meta["inputs"]] == [*h.NAMES, "cat"]
-        inputs = []
-        for name in h.NAMES:
-            inp = triton.InferInput(name, [len(rows)], "FP64")
-            inp.set_data_from_numpy(np.array([r[name] for r in rows]), binary_data=False)
-            inputs.append(inp)
-        cat = triton.InferInput("cat", [len(rows)], "BYTES")
-        cat.set_data_from_numpy(np.array([r["cat"] for r in rows], dtype=object), binary_data=False)
-        inputs.append(cat)
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        model = app.state.runtime.pool.get(versions["champion"]).model
+        want_proba = model.predict_proba(pd.DataFrame(rows))
+        want = model.predict(pd.DataFrame(rows))
+        inputs = _triton_inputs(triton, rows)  # binary_data=True: the client's default
+        # a fresh headers dict per call: the client writes its header length into it
+        result = client.infer("credit", inputs, request_id="r-1", headers={**auth})
+        assert result.get_output("predict_proba")["parameters"]["binary_data_size"] == 80
+        proba = result.as_numpy("predict_proba").reshape(len(rows), 2)
+        np.testing.assert_allclose(proba, want_proba, rtol=1e-12)
+        np.testing.assert_array_equal(result.as_numpy("predict"), want)
+        assert result.get_response()["id"] == "r-1"
+        # outputs asked for by name: binary by default too; JSON when asked
         outputs = [
-            triton.InferRequestedOutput("predict", binary_data=False),
+            triton.InferRequestedOutput("predict"),
             triton.InferRequestedOutput("predict_proba", binary_data=False),
         ]
-        result = client.infer("credit", inputs, outputs=outputs, request_id="r-1", headers=auth)
-        proba = result.as_numpy("predict_proba").reshape(len(rows), 2)
-        model = app.state.runtime.pool.get(versions["champion"]).model
-        np.testing.assert_allclose(proba, model.predict_proba(pd.DataFrame(rows)), rtol=1e-12)
-        np.testing.assert_array_equal(result.as_numpy("predict"), model.predict(pd.DataFrame(rows)))
-        assert result.get_response()["id"] == "r-1"
+        result = client.infer("credit", inputs, outputs=outputs, headers={**auth})
+        assert "data" in result.get_output("predict_proba")
+        assert "data" not in result.get_output("predict")
+        np.testing.assert_array_equal(result.as_numpy("predict"), want)
+        np.testing.assert_allclose(result.as_numpy("predict_proba"), want_proba, rtol=1e-12)
+        # JSON tensors still work
+        json_inputs = _triton_inputs(triton, rows, binary_data=False)
+        result = client.infer("credit", json_inputs, outputs=outputs, headers={**auth})
+        np.testing.assert_array_equal(result.as_numpy("predict"), want)
+        # a pinned version (a candidate, in no traffic) through the client's model_version
+        spare = str(versions["spare"])
+        assert client.is_model_ready("credit", model_version=spare, headers=auth)
+        result = client.infer("credit", inputs, model_version=spare, headers={**auth})
+        assert result.get_response()["model_version"] == spare
+        spare_model = app.state.runtime.pool.get(versions["spare"]).model
+        np.testing.assert_allclose(
+            result.as_numpy("predict_proba"),
+            spare_model.predict_proba(pd.DataFrame(rows)),
+            rtol=1e-12,
+        )
         with pytest.raises(triton.InferenceServerException):
             client.infer("credit", inputs, headers={})  # no key: a clean 401
 

@@ -157,3 +157,38 @@ def test_frame_feeds_a_real_pipeline_with_categories():
         model.predict(frame).tolist()
         == model.predict(df.iloc[:0].reindex(range(2)).assign(x=[0.5, -2.0], c=["a", "b"])).tolist()
     )
+
+
+def test_nulls_are_named_before_a_model_that_cannot_take_them():
+    """issue 13 item 3: a null where the model fails on one was a 422 naming neither column
+    nor row; the load-time probe finds the columns that take nulls, the others are refused."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    from loopml.data.signature import Column, Signature
+    from loopml.serve.pool import isolating_predictor, null_takers
+
+    sig = Signature(
+        columns=(
+            Column("a", "number", "float64"),
+            Column("b", "number", "float64"),
+            Column("c", "number", "float64", nullable=True),
+        ),
+        classes=(0, 1),
+    )
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(100, 3)), columns=["a", "b", "c"])
+    pre = ColumnTransformer(
+        [("a", SimpleImputer(), ["a"]), ("c", SimpleImputer(), ["c"])], remainder="passthrough"
+    )
+    model = Pipeline([("pre", pre), ("clf", LogisticRegression())]).fit(X, X["a"] > 0)
+    loose = Validator(sig, allow_nulls=True)
+    takes = null_takers(isolating_predictor(model, loose), loose, sig)
+    assert takes == {"a"}  # 'c' is nullable in the signature already; 'b' fails in the model
+    v = Validator(sig, allow_nulls=True, null_columns=takes)
+    assert v.validate({"a": [None, 1.0], "b": [1.0, 2.0], "c": [None, None]}).n == 2
+    with pytest.raises(ValidationError) as e:
+        v.validate({"a": [1.0, 1.0], "b": [1.0, None], "c": [1.0, 1.0]})
+    assert e.value.field == "b" and e.value.details["row"] == 1
+    assert "does not take a missing value" in e.value.message

@@ -119,6 +119,7 @@ async def test_errors_have_one_shape_and_html_for_people(ctx):
     async with client(ctx, auth=False) as c:
         for path in (
             "/versions/999.json",
+            "/versions/99999999999999999999999.json",  # beyond 64 bits: was a 500
             "/windows/999.json",
             "/endpoints/nope.json",
             "/decisions.json?since=yesterday",

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("endpoint")
     sp = add("disable", "kill switch: take a version out of all traffic now", reason=True)
     sp.add_argument("version", type=int)
+    sp = add(
+        "enable", "undo the kill switch: a disabled version may serve again (admin)", reason=True
+    )
+    sp.add_argument("version", type=int)
     sp = add("retire", "retire a version (kept in the registry with its history)", reason=True)
     sp.add_argument("version", type=int)
     sp = add("freeze", "stop all automation on an endpoint", json=True, reason=True)

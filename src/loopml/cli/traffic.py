@@ -1,5 +1,5 @@
 """Commands that change or show who serves an endpoint: deploy, promote, rollback, the kill
-switch (disable), retire, freeze and unfreeze, the traffic history and guarded rollouts."""
+switch (disable) and its undo (enable), retire, freeze and unfreeze, the traffic history and guarded rollouts."""
 
 from __future__ import annotations
 
@@ -76,6 +76,21 @@ def cmd_disable(args: argparse.Namespace) -> int:
         reason=args.reason or "kill switch from the command line",
     )
     print(f"Version {args.version} disabled; removed from: {', '.join(touched) or 'no endpoint'}.")
+    return 0
+
+
+@command
+def cmd_enable(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    row = store.enable(
+        int(args.version),
+        actor=cli_actor(args),
+        reason=args.reason or "re-enabled from the command line",
+    )
+    print(
+        f"Version {args.version} enabled; it is a {row['status']} in no traffic. Deploy or "
+        f"promote it to serve it again."
+    )
     return 0
 
 

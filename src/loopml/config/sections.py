@@ -177,6 +177,9 @@ class DeployConfig(Section):
     unseen_categories: Literal["accept", "flag", "reject"] = "flag"
     nulls: Literal["accept", "reject"] = "accept"
     coarsen: Literal["none", "top_class", "rounded"] = "none"
+    # request columns that are neither model inputs nor the declared data.id / data.time /
+    # data.sensitive / data.segments (which are always accepted and logged as context)
+    extra_columns: Literal["reject", "drop"] = "reject"
 
 
 # --------------------------------------------------------------------------- monitor

@@ -1,6 +1,6 @@
 """JSON admin routes: the same store functions the CLI calls, with the key as the actor.
 
-Mutations (deploy, promote, rollback, disable) go through ``loopml.store`` with
+Mutations (deploy, promote, rollback, disable, enable) go through ``loopml.store`` with
 ``actor="key:<prefix>"``, so the decisions log records who did it. After a mutation the
 handler runs one traffic sync before answering, so the answer reflects what the server now
 serves (the poller would apply it within ~200 ms anyway). Store calls are blocking SQL and
@@ -250,3 +250,12 @@ async def disable(request: Request, rt: Runtime, who: Principal) -> Response:
     touched = await asyncio.to_thread(rt.store.disable, vid, actor=who.actor, reason=reason)
     await rt.watcher.sync()
     return _json({"version": vid, "status": "disabled", "removed_from": touched})
+
+
+async def enable(request: Request, rt: Runtime, who: Principal) -> Response:
+    """Undo the kill switch (admin only): the version returns as a candidate, in no traffic."""
+    vid = _int(request.path_params["version"], "version")
+    doc = await _object(request, rt)
+    reason = _reason(doc) or f"re-enabled over the API by {who.actor}"
+    row = await asyncio.to_thread(rt.store.enable, vid, actor=who.actor, reason=reason)
+    return _json({"version": vid, "status": row["status"]})

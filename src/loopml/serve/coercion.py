@@ -27,6 +27,7 @@ import pandas as pd
 
 from loopml.data.signature import Column
 from loopml.errors import ValidationError
+from loopml.serve.refusals import tag
 
 UnseenPolicy = Literal["accept", "flag", "reject"]
 
@@ -126,12 +127,15 @@ def category_column(
     if has_null:
         mask &= out != None  # noqa: E711 - elementwise comparison
     if unseen == "reject":
-        raise ValidationError(
-            f"Column {quoted(col.name)} has a category at row {int(mask.argmax())} that the "
-            f"model never saw in training ({len(categories)} known categories). Send a known "
-            "category (or set the endpoint's unseen-category policy to 'flag' or 'accept').",
-            field=col.name,
-            row=int(mask.argmax()),
+        raise tag(
+            ValidationError(
+                f"Column {quoted(col.name)} has a category at row {int(mask.argmax())} that the "
+                f"model never saw in training ({len(categories)} known categories). Send a known "
+                "category (or set the endpoint's unseen-category policy to 'flag' or 'accept').",
+                field=col.name,
+                row=int(mask.argmax()),
+            ),
+            "unseen_category",
         )
     return out, mask
 
@@ -145,29 +149,39 @@ def _flat_array(col: Column, values: Sequence[Any] | np.ndarray, what: str) -> n
         except (ValueError, TypeError):  # ragged nested lists
             arr = np.empty((0, 0))
     if arr.ndim != 1:
-        raise ValidationError(
-            f"Column {quoted(col.name)} must hold one {what} per row, not nested lists. "
-            "Send a flat list of values.",
-            field=col.name,
+        raise tag(
+            ValidationError(
+                f"Column {quoted(col.name)} must hold one {what} per row, not nested lists. "
+                "Send a flat list of values.",
+                field=col.name,
+            ),
+            "type",
         )
     return arr
 
 
 def _null_error(col: Column, row: int) -> ValidationError:
-    return ValidationError(
-        f"Column {quoted(col.name)} is null at row {row}, and the model's signature does "
-        "not allow nulls there. Send a value (or allow nulls for this endpoint).",
-        field=col.name,
-        row=row,
+    return tag(
+        ValidationError(
+            f"Column {quoted(col.name)} is null at row {row}, and this model version does not "
+            "take a missing value there (the column had none in training, and the model failed "
+            "on one when it was loaded, or deploy.nulls is 'reject'). Send a value.",
+            field=col.name,
+            row=row,
+        ),
+        "null",
     )
 
 
 def _type_error(col: Column, row: int, expected: str) -> ValidationError:
-    return ValidationError(
-        f"Column {quoted(col.name)} must hold {expected}; row {row} does not. "
-        "Fix the value's type in the request.",
-        field=col.name,
-        row=row,
+    return tag(
+        ValidationError(
+            f"Column {quoted(col.name)} must hold {expected}; row {row} does not. "
+            "Fix the value's type in the request.",
+            field=col.name,
+            row=row,
+        ),
+        "type",
     )
 
 

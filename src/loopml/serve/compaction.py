@@ -2,6 +2,7 @@
 
     {root}/predlog/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
     {root}/labels/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
+    {root}/refused/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet  (refusal counts)
 
 Compaction never loses or duplicates a record: part files are named after their segment (a
 rerun overwrites them), each is written to a dot-file, fsynced and renamed; a ``.done``
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 
 from loopml.errors import UsageError
 from loopml.serve import wal
-from loopml.serve.logtables import label_table, prediction_table
+from loopml.serve.logtables import BUILDERS
 
 try:
     from orjson import loads as _loads
@@ -88,7 +89,7 @@ def _compact_segment(kind_dir: Path, seg: Path) -> int:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
         groups.setdefault((rec["e"], hour_of(rec["t"])), []).append(rec)
-    build = prediction_table if kind_dir.name == "predlog" else label_table
+    build = BUILDERS[kind_dir.name]
     rows = 0
     for (endpoint, hour), recs in groups.items():
         check_endpoint(endpoint)
@@ -106,7 +107,7 @@ def compact(root: str | Path) -> dict[str, int]:
     Segments held by a live writer (or by another compactor) are skipped.
     """
     done = {"segments": 0, "rows": 0}
-    for kind in ("predlog", "labels"):
+    for kind in BUILDERS:
         kind_dir = Path(root) / kind
         wal_dir = kind_dir / "_wal"
         for seg in sorted(wal_dir.glob("*" + wal.SUFFIX)):

@@ -8,12 +8,14 @@ encode: the shared path (routing, validation, batching, shadows, log) is
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from loopml.errors import DataError, UnavailableError, UsageError
+from loopml.data.signature import Signature
+from loopml.errors import DataError, NotFoundError, UnavailableError, UsageError
 from loopml.serve.auth import Principal
 from loopml.serve.metrics import CONTENT_TYPE
 from loopml.serve.middleware import JSON, read_body, require_json
@@ -31,6 +33,10 @@ from loopml.serve.protocols import (
     parse_mlflow,
 )
 from loopml.serve.runtime import Answer, Runtime
+from loopml.serve.tensors import HEADER as BINARY_HEADER
+from loopml.store.registry import check_id
+
+OCTET = "application/octet-stream"
 
 _MAX_ID_HEADER = 100  # request ids echoed in X-Request-Ids for requests up to this many rows
 _MAX_ENTITY_KEY = 256
@@ -47,6 +53,21 @@ def _entity_key(request: Request) -> str | None:
             f"X-Entity-Key is longer than {_MAX_ENTITY_KEY} characters.", field="x-entity-key"
         )
     return key
+
+
+def _event_time(request: Request) -> str | None:
+    value = request.headers.get("x-event-time")
+    if value is not None and len(value) > 64:
+        raise DataError(
+            "X-Event-Time is longer than 64 characters; send an ISO 8601 time or Unix seconds.",
+            field="x-event-time",
+        )
+    return value
+
+
+def _pinned_version(request: Request) -> int | None:
+    raw = request.path_params.get("version")
+    return None if raw is None else check_id(raw)
 
 
 def _headers(answer: Answer) -> dict[str, str]:
@@ -68,7 +89,10 @@ async def predict(request: Request, rt: Runtime, who: Principal) -> Response:
     require_json(request)
     body = await _body(request, rt)
     answer = await rt.predict(
-        request.path_params["endpoint"], lambda sig: parse_loopml(body), _entity_key(request)
+        request.path_params["endpoint"],
+        lambda sig: parse_loopml(body),
+        _entity_key(request),
+        event_time=_event_time(request),
     )
     return Response(
         encode_loopml(
@@ -98,7 +122,10 @@ async def invocations(request: Request, rt: Runtime, who: Principal) -> Response
     ctype = request.headers.get("content-type")
     body = await _body(request, rt)
     answer = await rt.predict(
-        endpoint, lambda sig: parse_mlflow(body, ctype, sig), _entity_key(request)
+        endpoint,
+        lambda sig: parse_mlflow(body, ctype, sig),
+        _entity_key(request),
+        event_time=_event_time(request),
     )
     return Response(encode_mlflow(answer.predictions), media_type=JSON, headers=_headers(answer))
 
@@ -109,7 +136,7 @@ async def invocations(request: Request, rt: Runtime, who: Principal) -> Response
 async def v2_server(request: Request, rt: Runtime, who: Principal | None) -> Response:
     from loopml import __version__ as version
 
-    return _json({"name": "loopml", "version": version, "extensions": []})
+    return _json({"name": "loopml", "version": version, "extensions": ["binary_tensor_data"]})
 
 
 async def v2_live(request: Request, rt: Runtime, who: Principal | None) -> Response:
@@ -131,41 +158,88 @@ async def healthz(request: Request, rt: Runtime, who: Principal | None) -> Respo
 
 
 async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
-    """``GET /v2/models/{endpoint}``: the serving version's signature as V2 metadata."""
+    """``GET /v2/models/{endpoint}[/versions/{v}]``: the serving (or given) version's
+    signature as V2 metadata."""
     name = request.path_params["endpoint"]
-    table = rt.watcher.state(name).table()
+    st = rt.watcher.state(name)
+    pinned = _pinned_version(request)
+    if pinned is not None:
+        row = await _version_of(rt, name, pinned)
+        return _json(v2_metadata(name, [pinned], Signature.from_dict(row["signature"])))
+    table = st.table()
     version, _ = table.route()
     loaded = rt.pool.get(version)
     return _json(v2_metadata(name, sorted(table.versions()), loaded.signature))
 
 
 async def v2_model_ready(request: Request, rt: Runtime, who: Principal) -> Response:
+    """``GET /v2/models/{endpoint}[/versions/{v}]/ready``: the endpoint can answer (or the
+    version is one of its model's, not disabled: it loads on its first pinned request)."""
     name = request.path_params["endpoint"]
-    err = rt.watcher.unavailable(name)
-    if err is not None:
-        raise err
-    return _json({"name": name, "ready": True})
+    version = _pinned_version(request)
+    if version is None:
+        err = rt.watcher.unavailable(name)
+        if err is not None:
+            raise err
+        return _json({"name": name, "ready": True})
+    row = await _version_of(rt, name, version)
+    if row["status"] == "disabled":
+        note = await asyncio.to_thread(rt.store.versions.disabled_note, version)
+        raise UnavailableError(f"Not ready: {note}.", field="version")
+    return _json({"name": name, "version": str(version), "ready": True})
+
+
+async def _version_of(rt: Runtime, name: str, version: int) -> dict[str, Any]:
+    """The registry row of ``version``, a version of endpoint ``name``'s model (else 404)."""
+    st = rt.watcher.state(name)
+    row = await asyncio.to_thread(rt.store.versions.get, version)
+    if st.row is None or row["model"] != st.row["model"]:
+        raise NotFoundError(
+            f"Version {version} is not a version of endpoint {name[:64]!r}'s model.",
+            field="version",
+        )
+    return row
+
+
+def _require_v2_type(request: Request) -> str | None:
+    """The binary extension's header length (``None`` for a JSON body); a binary body may
+    come as ``application/octet-stream``, a JSON one only as JSON."""
+    header_length = request.headers.get(BINARY_HEADER)
+    ctype = request.headers.get("content-type", "")
+    if header_length is None or ctype.partition(";")[0].strip().lower() != OCTET:
+        require_json(request)
+    return header_length
 
 
 async def v2_infer(request: Request, rt: Runtime, who: Principal) -> Response:
-    """``POST /v2/models/{endpoint}/infer``."""
-    require_json(request)
+    """``POST /v2/models/{endpoint}[/versions/{v}]/infer``, JSON or with the binary tensor
+    extension; with a version, that version answers (see ``Runtime._pinned``)."""
+    header_length = _require_v2_type(request)
     name = request.path_params["endpoint"]
+    version = _pinned_version(request)
     body = await _body(request, rt)
-    answer = await rt.predict(name, lambda sig: parse_v2(body, sig), _entity_key(request))
-    req: Parsed = answer.request
-    return Response(
-        encode_v2(
-            name,
-            answer.version,
-            req.id or answer.request_ids[0],
-            answer.predictions,
-            answer.probabilities,
-            req.outputs,
-        ),
-        media_type=JSON,
-        headers=_headers(answer),
+    answer = await rt.predict(
+        name,
+        lambda sig: parse_v2(body, sig, header_length),
+        _entity_key(request),
+        event_time=_event_time(request),
+        version=version,
     )
+    req: Parsed = answer.request
+    content, head = encode_v2(
+        name,
+        answer.version,
+        req.id or answer.request_ids[0],
+        answer.predictions,
+        answer.probabilities,
+        req.outputs,
+        req.binary_outputs,
+    )
+    headers = _headers(answer)
+    if head is None:
+        return Response(content, media_type=JSON, headers=headers)
+    headers["Inference-Header-Content-Length"] = str(head)
+    return Response(content, media_type=OCTET, headers=headers)
 
 
 # -- labels and metrics -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from loopml.serve import wal
 from loopml.serve.compaction import hour_of
 from loopml.serve.ids import request_id_millis
-from loopml.serve.logtables import concat_tables, label_table, prediction_table
+from loopml.serve.logtables import BUILDERS, concat_tables
 
 try:
     from orjson import loads as _loads
@@ -71,7 +71,7 @@ def _read(
 ) -> pa.Table:
     kind_dir = Path(root) / kind
     lo, hi = _us(start, 0), _us(end, 2**62)
-    build = prediction_table if kind == "predlog" else label_table
+    build = BUILDERS[kind]
     live = _live_segments(kind_dir)
     _forget_segments(kind_dir, live)
     tables: list[pa.Table] = []
@@ -145,6 +145,16 @@ def read_log(
 ) -> pa.Table:
     """Predictions with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
     return _read("predlog", Path(root), endpoint, start, end)
+
+
+def read_refused(
+    root: str | Path,
+    endpoint: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pa.Table:
+    """Refusal counts with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
+    return _read("refused", Path(root), endpoint, start, end)
 
 
 def read_labels(

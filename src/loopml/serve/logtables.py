@@ -21,6 +21,7 @@ RESERVED = (
     "_version",
     "_role",
     "_ts",
+    "_event_time",
     "_entity_key",
     "_latency_ms",
     "_prediction",
@@ -73,6 +74,13 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
         cols["_proba"].extend(q if q is not None else repeat(None, n))
         cols["_score"].extend(_score(q, n))
         cols["_flags"].extend(rec["g"] if rec["g"] is not None else repeat(None, n))
+        # ``_event_time``: when the row's event happened (data.time or X-Event-Time), else
+        # the request time; records written before it existed have no "w"
+        w = rec.get("w")
+        if w is None:
+            cols["_event_time"].extend(repeat(rec["t"], n))
+        else:
+            cols["_event_time"].extend(rec["t"] if x is None else x for x in w)
         for name, values in rec["f"].items():
             col = feats.get(name)
             if col is None:
@@ -89,6 +97,7 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
         "_version": pa.array(cols["_version"], pa.int64()),
         "_role": pa.array(cols["_role"], pa.string()),
         "_ts": pa.array(cols["_ts"], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "_event_time": pa.array(cols["_event_time"], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "_entity_key": pa.array(cols["_entity_key"], pa.string()),
         "_latency_ms": pa.array(cols["_latency_ms"], pa.float64()),
         "_prediction": _column(cols["_prediction"]),
@@ -99,6 +108,27 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
     for name, values in feats.items():
         arrays[name if name not in arrays else f"feature{name}"] = _column(values)
     return pa.table(arrays)
+
+
+def refused_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Refusal counts (:mod:`loopml.serve.refusals`): one row per record."""
+
+    def col(key: str) -> list[Any]:
+        return [rec.get(key) for rec in records]
+
+    return pa.table(
+        {
+            "_ts": pa.array(col("t"), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "_endpoint": pa.array(col("e"), pa.string()),
+            "_version": pa.array(col("v"), pa.int64()),
+            "_role": pa.array(col("o"), pa.string()),
+            "_reason": pa.array(col("reason"), pa.string()),
+            "_column": pa.array(col("c"), pa.string()),
+            "_status": pa.array(col("s"), pa.int64()),
+            "_requests": pa.array(col("n"), pa.int64()),
+            "_rows": pa.array(col("rows"), pa.int64()),
+        }
+    )
 
 
 def label_table(records: list[dict[str, Any]]) -> pa.Table:
@@ -140,3 +170,7 @@ def concat_tables(tables: list[pa.Table]) -> pa.Table:
                 t = t.set_column(i, name, t.column(name).cast(pa.string()))
             fixed.append(t)
         return pa.concat_tables(fixed, promote_options="permissive")
+
+
+# the table builder of each log kind (the folder under the log root)
+BUILDERS = {"predlog": prediction_table, "labels": label_table, "refused": refused_table}

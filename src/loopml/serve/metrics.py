@@ -131,6 +131,18 @@ class Metrics:
             ["version"],
             registry=r,
         )
+        self.refused_requests = Counter(
+            "loopml_refused_requests",
+            "Prediction requests refused with a 4xx, by reason and column (loopml.serve.refusals).",
+            ["endpoint", "reason", "column"],
+            registry=r,
+        )
+        self.refused_rows = Counter(
+            "loopml_refused_rows",
+            "Rows of the refused prediction requests whose rows could be counted.",
+            ["endpoint", "reason", "column"],
+            registry=r,
+        )
         self._children: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
         if read_state is not None:
             r.register(_Scraped(read_state))

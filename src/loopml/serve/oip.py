@@ -2,12 +2,15 @@
 
 Tabular inputs as DESIGN.md fixes them: one input per column, named as the column (BYTES
 for categories, INT64/FP64 for numbers, BOOL for booleans, shape ``[n]``); an all-numeric
-signature also accepts one ``[n, features]`` tensor. JSON only (no binary-data extension):
-Triton's client works with ``binary_data=False``.
+signature also accepts one ``[n, features]`` tensor. Tensors come as JSON ``data`` or, with
+the binary tensor extension (:mod:`loopml.serve.tensors`, what Triton's client sends by
+default), as raw bytes after the JSON header; outputs are sent as binary data when the
+request asks for it (``parameters.binary_data`` of an output, or ``binary_data_output``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
@@ -16,7 +19,9 @@ import numpy as np
 
 from loopml.data.signature import Column, Signature
 from loopml.errors import DataError, ValidationError
+from loopml.serve.coercion import quoted
 from loopml.serve.protocols import Request, dumps, expect, loads
+from loopml.serve.tensors import BinaryReader, decode, encode, split_body
 
 _V2_NUMBER = {
     "INT8",
@@ -33,6 +38,7 @@ _V2_NUMBER = {
     "BOOL",
 }
 _V2_OUTPUTS = ("predict", "predict_proba")
+_MAX_ID = 256  # characters of a client's request id (echoed in the answer)
 
 
 def v2_datatype(column: Column) -> str:
@@ -74,57 +80,55 @@ def v2_metadata(
     }
 
 
-def parse_v2(body: bytes, signature: Signature) -> Request:
+def parse_v2(body: bytes, signature: Signature, header_length: str | None = None) -> Request:
     """``POST /v2/models/{name}/infer``: one input per column (shape ``[n]``), or one
-    ``[n, features]`` tensor for an all-numeric signature."""
-    doc = loads(body)
+    ``[n, features]`` tensor for an all-numeric signature. ``header_length``: the
+    ``Inference-Header-Content-Length`` header of the binary tensor extension
+    (:mod:`loopml.serve.tensors`), when the client sent one."""
+    head, binary = split_body(body, header_length)
+    doc = loads(head)
     expect(isinstance(doc, dict), "The body must be a JSON object with 'inputs'.", "body")
     inputs = doc.get("inputs")
     expect(
         isinstance(inputs, list) and len(inputs) > 0, "'inputs' must be a non-empty list.", "inputs"
     )
     req_id = doc.get("id")
-    expect(req_id is None or isinstance(req_id, str), "'id' must be a string.", "id")
+    expect(
+        req_id is None or (isinstance(req_id, str) and len(req_id) <= _MAX_ID),
+        f"'id' must be a string of at most {_MAX_ID} characters.",
+        "id",
+    )
     params = doc.get("parameters")
     expect(
         params is None or isinstance(params, dict), "'parameters' must be an object.", "parameters"
     )
-    outputs = _v2_requested_outputs(doc.get("outputs"))
+    outputs, binary_out = _v2_requested_outputs(doc.get("outputs"), params)
     kinds = {c.name: c for c in signature.columns}
     columns: dict[str, Any] = {}
+    reader = BinaryReader(binary)
+    tensor: dict[str, Any] | None = None
     for i, inp in enumerate(inputs):
         field = f"inputs[{i}]"
         expect(isinstance(inp, dict), f"'{field}' must be an object.", field)
-        name, shape, dtype, data = (
-            inp.get("name"),
-            inp.get("shape"),
-            inp.get("datatype"),
-            inp.get("data"),
-        )
+        name, shape, dtype = inp.get("name"), inp.get("shape"), inp.get("datatype")
         expect(isinstance(name, str), f"'{field}.name' must be a string.", f"{field}.name")
         expect(
             isinstance(shape, list)
-            and len(shape) > 0
-            and all(isinstance(d, int) and d >= 0 for d in shape),
+            and 0 < len(shape) <= 4
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape),
             f"'{field}.shape' must be a list of non-negative integers.",
             f"{field}.shape",
         )
         expect(
-            dtype in _V2_NUMBER or dtype == "BYTES",
+            isinstance(dtype, str) and (dtype in _V2_NUMBER or dtype == "BYTES"),
             f"'{field}.datatype' must be a V2 datatype such as FP64 or BYTES.",
             f"{field}.datatype",
         )
-        expect(isinstance(data, list), f"'{field}.data' must be a list.", f"{field}.data")
-        if data and isinstance(data[0], list):
-            data = list(chain.from_iterable(data))
-        size = int(np.prod(shape))
-        if len(data) != size:
-            raise DataError(
-                f"'{field}.data' has {len(data)} values but its shape {shape} needs {size}.",
-                field=f"{field}.data",
-            )
+        size = math.prod(shape)
+        data = _v2_data(inp, field, dtype, size, reader)
         if name not in kinds and len(inputs) == 1 and len(shape) == 2:
-            return Request(_v2_tensor(data, shape, signature, field), params, req_id, outputs)
+            tensor = _v2_tensor(data, shape, signature, field)
+            continue
         if (len(shape) == 2 and shape[1] != 1) or len(shape) > 2:
             raise DataError(
                 f"'{field}.shape' must be [n] (one input per column).", field=f"{field}.shape"
@@ -132,31 +136,85 @@ def parse_v2(body: bytes, signature: Signature) -> Request:
         col = kinds.get(name)
         if col is not None and (col.kind == "category") != (dtype == "BYTES"):
             raise ValidationError(
-                f"Input {name!r} has datatype {dtype}, but its column needs {v2_datatype(col)}.",
-                field=name,
+                f"Input {quoted(name)} has datatype {dtype}, but its column needs "
+                f"{v2_datatype(col)}.",
+                field=name[:64],
             )
         if name in columns:
-            raise DataError(f"Input {name!r} is sent twice.", field=name)
+            raise DataError(f"Input {quoted(name)} is sent twice.", field=name[:64])
         columns[name] = data
-    return Request(columns, params, req_id, outputs)
+    reader.finish()
+    return Request(tensor if tensor is not None else columns, params, req_id, outputs, binary_out)
 
 
-def _v2_requested_outputs(outputs: Any) -> tuple[str, ...] | None:
+def _v2_data(inp: dict[str, Any], field: str, dtype: str, size: int, reader: BinaryReader) -> Any:
+    """An input's values, flat: from its JSON ``data`` or from the binary part."""
+    iparams = inp.get("parameters")
+    expect(
+        iparams is None or isinstance(iparams, dict),
+        f"'{field}.parameters' must be an object.",
+        f"{field}.parameters",
+    )
+    bsize = iparams.get("binary_data_size") if iparams else None
+    if bsize is not None:
+        expect(
+            inp.get("data") is None,
+            f"'{field}' has both 'data' and binary_data_size; send one of them.",
+            f"{field}.data",
+        )
+        return decode(reader.take(bsize, field), dtype, size, field)
+    data: list[Any] = inp.get("data")  # type: ignore[assignment]
+    expect(isinstance(data, list), f"'{field}.data' must be a list.", f"{field}.data")
+    for _ in range(4):  # nested lists in row-major order, as deep as the shape allows
+        nested = [isinstance(v, list) for v in data]
+        if not any(nested):
+            break
+        if not all(nested):
+            raise DataError(
+                f"'{field}.data' mixes lists and values; send a flat list, or lists of "
+                "equal length.",
+                field=f"{field}.data",
+            )
+        data = list(chain.from_iterable(data))
+    if len(data) != size:
+        raise DataError(
+            f"'{field}.data' has {len(data)} values but its shape needs {size}.",
+            field=f"{field}.data",
+        )
+    return data
+
+
+def _v2_requested_outputs(
+    outputs: Any, params: dict[str, Any] | None
+) -> tuple[tuple[str, ...] | None, frozenset[str]]:
+    """The outputs asked for (``None``: all) and those to send as binary data: an output's
+    ``parameters.binary_data``, else the request's ``parameters.binary_data_output``."""
+    default = bool(params.get("binary_data_output", False)) if params else False
     if outputs is None:
-        return None
+        return None, frozenset(_V2_OUTPUTS) if default else frozenset()
     expect(
         isinstance(outputs, list) and all(isinstance(o, dict) for o in outputs),
         "'outputs' must be a list of objects with a 'name'.",
         "outputs",
     )
-    names = tuple(o.get("name") for o in outputs)
-    for n in names:
-        if n not in _V2_OUTPUTS:
+    names: list[str] = []
+    binary: set[str] = set()
+    for i, o in enumerate(outputs):
+        name, oparams = o.get("name"), o.get("parameters")
+        if name not in _V2_OUTPUTS:
             raise DataError(
                 f"Unknown output requested; this model has {', '.join(_V2_OUTPUTS)}.",
-                field="outputs",
+                field=f"outputs[{i}].name",
             )
-    return names
+        expect(
+            oparams is None or isinstance(oparams, dict),
+            f"'outputs[{i}].parameters' must be an object.",
+            f"outputs[{i}].parameters",
+        )
+        if (oparams or {}).get("binary_data", default):
+            binary.add(name)
+        names.append(name)
+    return tuple(names), frozenset(binary)
 
 
 def _v2_tensor(
@@ -191,31 +249,29 @@ def encode_v2(
     predictions: np.ndarray,
     probabilities: np.ndarray | None,
     outputs: Sequence[str] | None = None,
-) -> bytes:
-    """The V2 infer answer with ``predict`` (and ``predict_proba`` when available)."""
+    binary: frozenset[str] = frozenset(),
+) -> tuple[bytes, int | None]:
+    """The V2 infer answer with ``predict`` (and ``predict_proba`` when available), and the
+    length of its JSON header when some outputs are sent as binary data (else ``None``)."""
     wanted = outputs or _V2_OUTPUTS
-    out = []
+    tensors: list[tuple[str, str, list[int], np.ndarray]] = []
     if "predict" in wanted:
         pred = np.asarray(predictions)
-        out.append(
-            {
-                "name": "predict",
-                "datatype": _v2_array_type(pred),
-                "shape": [len(pred)],
-                "data": pred,
-            }
-        )
+        tensors.append(("predict", _v2_array_type(pred), [len(pred)], pred))
     if probabilities is not None and "predict_proba" in wanted:
         proba = np.ascontiguousarray(probabilities, dtype=np.float64)
-        out.append(
-            {
-                "name": "predict_proba",
-                "datatype": "FP64",
-                "shape": list(proba.shape),
-                "data": proba.ravel(),
-            }
-        )
-    return dumps(
+        tensors.append(("predict_proba", "FP64", list(proba.shape), proba.ravel()))
+    out: list[dict[str, Any]] = []
+    raw: list[bytes] = []
+    for name, dtype, shape, values in tensors:
+        if name in binary:
+            data = encode(values, dtype)
+            raw.append(data)
+            params = {"binary_data_size": len(data)}
+            out.append({"name": name, "datatype": dtype, "shape": shape, "parameters": params})
+        else:
+            out.append({"name": name, "datatype": dtype, "shape": shape, "data": values})
+    head = dumps(
         {
             "model_name": model_name,
             "model_version": str(model_version),
@@ -223,3 +279,6 @@ def encode_v2(
             "outputs": out,
         }
     )
+    if not raw:
+        return head, None
+    return head + b"".join(raw), len(head)

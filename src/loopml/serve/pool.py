@@ -14,6 +14,7 @@ one request's bad values never fail the requests it happened to be batched with.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 from loopml.artifacts.loading import load_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.data.signature import Signature
-from loopml.errors import LoopmlError, UnavailableError
+from loopml.errors import DataError, LoopmlError, UnavailableError
 from loopml.evaluate.predictions import predicts_argmax
 from loopml.serve.batch import Batch
 from loopml.serve.batching import (
@@ -33,8 +34,11 @@ from loopml.serve.batching import (
     accepts_array,
     batch_predictor,
 )
+from loopml.serve.refusals import tag
 from loopml.serve.settings import Settings
 from loopml.serve.validation import Validator
+
+MAX_PINNED = 4
 
 
 class ModelFailure:
@@ -135,6 +139,11 @@ class Loaded:
     def has_proba(self) -> bool:
         return hasattr(self.model, "predict_proba")
 
+    @property
+    def names(self) -> frozenset[str]:
+        """The signature's column names (the model's inputs)."""
+        return self.validator.name_set
+
 
 class ModelPool:
     """Loaded versions by id. ``ensure`` loads what is missing; ``retain`` drops the rest."""
@@ -145,6 +154,16 @@ class ModelPool:
         self.artifacts = ArtifactStore(settings.artifacts_root)
         self.loaded: dict[int, Loaded] = {}
         self._loading: dict[int, asyncio.Future[Loaded]] = {}
+        # versions clients pinned outside the traffic table, newest last (kept loaded)
+        self.pinned: dict[int, None] = {}
+
+    def pin(self, version_id: int) -> None:
+        """Keep ``version_id`` loaded for pinned requests (the oldest of more than
+        ``MAX_PINNED`` is let go and unloaded at the next cleanup)."""
+        self.pinned.pop(version_id, None)
+        self.pinned[version_id] = None
+        while len(self.pinned) > MAX_PINNED:
+            self.pinned.pop(next(iter(self.pinned)))
 
     def get(self, version_id: int) -> Loaded:
         loaded = self.loaded.get(version_id)
@@ -174,11 +193,23 @@ class ModelPool:
         signature = Signature.from_dict(row["signature"])
         validator = Validator(
             signature,
-            extra="reject",
+            extra=s.extra_columns,  # type: ignore[arg-type]
             unseen=s.unseen_policy,  # type: ignore[arg-type]
             allow_nulls=s.allow_nulls,
         )
         predict = isolating_predictor(model, validator)
+        if s.allow_nulls:
+            # nulls only where the model takes them: refused before predicting, by column
+            # and row, instead of failing in the model
+            takes = null_takers(predict, validator, signature)
+            validator = Validator(
+                signature,
+                extra=s.extra_columns,  # type: ignore[arg-type]
+                unseen=s.unseen_policy,  # type: ignore[arg-type]
+                allow_nulls=True,
+                null_columns=takes,
+            )
+            predict = isolating_predictor(model, validator)
         warm = predict([validator.validate(warm_row(signature))])[0]
         if isinstance(warm, ModelFailure):
             err = warm.error
@@ -191,7 +222,7 @@ class ModelPool:
         batcher: MicroBatcher[Batch, Any] = MicroBatcher(
             predict, max_batch_size=s.serve.max_batch_size, max_wait_ms=s.serve.max_batch_wait_ms
         )
-        inputs = repr((signature.columns, validator.extra, validator.unseen, s.allow_nulls))
+        inputs = repr((signature.columns, validator.extra, validator.unseen, validator.nullable))
         return Loaded(
             version_id, row, model, signature, validator, batcher, time.perf_counter() - t0, inputs
         )
@@ -236,3 +267,50 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, LoopmlError):
         return exc.message
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def model_failed(version: int, endpoint: str, error: BaseException) -> DataError:
+    """The 422 when the model raised on a request's rows: what it said, sanitised and capped."""
+    return tag(
+        DataError(
+            f"The model (version {version}) could not predict on these rows: "
+            f"{type(error).__name__}: {said_by_model(error)} Check the values against the "
+            f"model's signature (GET /v2/models/{endpoint[:64]}).",
+            field="rows",
+        ),
+        "model_error",
+    )
+
+
+def said_by_model(exc: BaseException, cap: int = 200) -> str:
+    """A model's error message fit for a client: one line, printable, long quoted values
+    and paths cut (they may echo the request or the server's files), at most ``cap``."""
+    text = "".join(ch for ch in " ".join(str(exc).split()) if ch.isprintable())
+    text = re.sub(r"(?:/[\w.@-]+){2,}/?", "<path>", text)
+    text = re.sub(r"(['\"])([^'\"]{33,}?)\1", lambda m: f"{m[1]}{m[2][:30]}...{m[1]}", text)
+    text = re.sub(r"\S{49,}", lambda m: m[0][:45] + "...", text)
+    if len(text) > cap:
+        text = text[: cap - 3] + "..."
+    return text if text.endswith((".", "...")) else text + "."
+
+
+def null_takers(predict: Any, validator: Validator, signature: Signature) -> frozenset[str]:
+    """The columns (of those without nulls in training) in which the model takes a missing
+    value: one probe with every such column null, then, if that fails, one per column."""
+    candidates = [c.name for c in signature.columns if not c.nullable]
+    if not candidates:
+        return frozenset()
+
+    def takes(names: list[str]) -> bool:
+        row = warm_row(signature)
+        for name in names:
+            row[name] = [None]
+        try:
+            batch = validator.validate(row)
+        except LoopmlError:
+            return False
+        return not isinstance(predict([batch])[0], ModelFailure)
+
+    if takes(candidates):
+        return frozenset(candidates)
+    return frozenset(n for n in candidates if takes([n]))

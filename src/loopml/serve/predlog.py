@@ -45,17 +45,21 @@ class PredictionLog:
         }
         self.predictions = wal.SegmentLog(self.root / "predlog" / "_wal", **opts)
         self.labels = wal.SegmentLog(self.root / "labels" / "_wal", **opts)
+        # refusal counts (loopml.serve.refusals): appended without waiting for fsync
+        self.refused = wal.SegmentLog(self.root / "refused" / "_wal", **opts)
         self._recent: dict[str, str] = {}
 
     def open(self) -> PredictionLog:
         """Start both logs (segments left by an earlier process wait for compaction)."""
         self.predictions.open()
         self.labels.open()
+        self.refused.open()
         return self
 
     def close(self) -> None:
         self.predictions.close()
         self.labels.close()
+        self.refused.close()
 
     def __enter__(self) -> PredictionLog:
         return self.open()
@@ -79,8 +83,10 @@ class PredictionLog:
         entity_key: str | None = None,
         flags: Any = None,
         ts_us: int | None = None,
+        event_times: Sequence[int | None] | None = None,
     ) -> bytes:
-        """One request's record as a frame payload (also remembers its request ids)."""
+        """One request's record as a frame payload (also remembers its request ids).
+        ``event_times``: per row, UTC microseconds (``None``: the request time)."""
         check_endpoint(endpoint)
         if not self._recent or len(self._recent) >= self.recent_ids:
             self._evict()
@@ -98,6 +104,7 @@ class PredictionLog:
                 "p": predictions,
                 "q": probabilities,
                 "g": flags,
+                "w": event_times,
             }
         )
 
@@ -113,6 +120,12 @@ class PredictionLog:
             drop = max(1, self.recent_ids // 10)
             for key in list(self._recent)[:drop]:
                 del self._recent[key]
+
+    def log_refused(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append refusal counts (not waiting for their fsync)."""
+        for rec in records:
+            check_endpoint(rec["e"])
+            self.refused.append_nowait(dumps(rec))
 
     # -- labels ---------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from loopml.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from loopml.serve.refusals import tag
 
 try:
     import orjson
@@ -67,6 +68,7 @@ class Request:
     params: dict[str, Any] | None = None
     id: str | None = None
     outputs: tuple[str, ...] | None = None
+    binary_outputs: frozenset[str] = frozenset()  # V2 outputs to send as binary data
 
 
 def loads(body: bytes | str) -> Any:
@@ -92,7 +94,7 @@ def error_body(exc: LoopmlError) -> bytes:
 def expect(cond: bool, message: str, field: str) -> None:
     """Raise a :class:`DataError` naming ``field`` unless ``cond``."""
     if not cond:
-        raise DataError(message, field=field)
+        raise tag(DataError(message, field=field), "malformed")
 
 
 def rows_to_columns(rows: Any, field: str) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class TrafficTable:
     shadows: tuple[tuple[int, float], ...] = ()
     previous: tuple[int, ...] = ()
     disabled: frozenset[int] = frozenset()
+    # why versions are off (the kill switch's who, when and why), for the 503 when none is left
+    notes: tuple[str, ...] = field(default=(), compare=False)
     _serving: int | None = field(init=False, repr=False, compare=False, default=None)
     _threshold: int = field(init=False, repr=False, compare=False, default=0)
     _salt: bytes = field(init=False, repr=False, compare=False, default=b"")
@@ -115,14 +117,21 @@ class TrafficTable:
             out.add(self.canary)  # type: ignore[arg-type]
         return frozenset(out)
 
-    def disable(self, version: int) -> TrafficTable:
-        """A copy with ``version`` switched off (the kill switch)."""
-        return replace(self, disabled=self.disabled | {version})
+    def disable(self, version: int, note: str | None = None) -> TrafficTable:
+        """A copy with ``version`` switched off (the kill switch); ``note`` says why."""
+        notes = self.notes + ((note,) if note else ())
+        return replace(self, disabled=self.disabled | {version}, notes=notes)
 
     def enable(self, version: int) -> TrafficTable:
         return replace(self, disabled=self.disabled - {version})
 
     def _unavailable_message(self) -> str:
+        if self.notes:
+            return (
+                f"Endpoint {self.endpoint!r} has no version to answer with: "
+                f"{'; '.join(self.notes)}. Deploy another version, or an admin can re-enable "
+                "it with 'loopml enable VERSION'."
+            )
         if self.champion is None:
             return (
                 f"Endpoint {self.endpoint!r} has no champion version yet. Deploy one with "
@@ -148,10 +157,10 @@ class Router:
             old, self.table = self.table, table
         return old
 
-    def disable(self, version: int) -> TrafficTable:
+    def disable(self, version: int, note: str | None = None) -> TrafficTable:
         """Stop sending traffic to ``version`` from the next request on."""
         with self._write_lock:
-            self.table = self.table.disable(version)
+            self.table = self.table.disable(version, note)
             return self.table
 
     def enable(self, version: int) -> TrafficTable:

@@ -31,20 +31,25 @@ from typing import Any
 import numpy as np
 
 from loopml.data.signature import Signature
-from loopml.errors import DataError, LoopmlError
+from loopml.errors import LoopmlError
 from loopml.serve.auth import Authenticator
 from loopml.serve.batch import Batch
 from loopml.serve.compaction import compact, exit_with_parent
+from loopml.serve.context import RowContext, check_context, event_times, split_context
 from loopml.serve.ids import new_request_ids
 from loopml.serve.labels import check_labels
 from loopml.serve.metrics import Metrics
-from loopml.serve.pool import Loaded, ModelFailure, ModelPool
+from loopml.serve.pinning import pinned
+from loopml.serve.pool import Loaded, ModelFailure, ModelPool, model_failed
 from loopml.serve.predlog import PredictionLog
 from loopml.serve.protocols import Request
+from loopml.serve.refusals import Refusals, classify, request_rows
 from loopml.serve.settings import Settings
 from loopml.serve.watcher import TrafficWatcher
 
 log = logging.getLogger("loopml.serve")
+
+REFUSALS_EVERY = 5.0  # seconds between writes of the refusal counts to the log
 
 
 @dataclass(slots=True)
@@ -93,6 +98,7 @@ class Runtime:
             rate_per_s=settings.serve.rate_limit_per_s,
             burst=settings.serve.rate_burst,
         )
+        self.refusals = Refusals()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._compactor: ProcessPoolExecutor | None = None
@@ -107,6 +113,7 @@ class Runtime:
         self.watcher.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._compact_forever()))
+        self._tasks.append(loop.create_task(self._flush_refusals_forever()))
         # Everything loaded so far (libraries, models) lives as long as the server: keep it
         # out of the cyclic collector, whose full passes over it would stall requests.
         gc.collect()
@@ -124,6 +131,7 @@ class Runtime:
         self._tasks.clear()
         if self._shadow_tasks:
             await asyncio.wait(set(self._shadow_tasks), timeout=2.0)
+        self.flush_refusals()
         self.log.close()
         self.pool.close()
         if self._compactor is not None:
@@ -141,6 +149,35 @@ class Runtime:
                 await self.compact()
             except Exception:
                 log.exception("compacting the prediction log failed; will retry")
+
+    async def _flush_refusals_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFUSALS_EVERY)
+            try:
+                self.flush_refusals()
+            except Exception:
+                log.exception("writing refusal counts to the log failed; will retry")
+
+    def flush_refusals(self) -> None:
+        """Write the refusal counts gathered since the last flush to the log."""
+        self.log.log_refused(self.refusals.drain())
+
+    def _refused(
+        self,
+        endpoint: str,
+        version: int,
+        role: str,
+        exc: LoopmlError,
+        loaded: Loaded | None,
+        request: Request | None,
+    ) -> None:
+        """Count a request refused with a 4xx (loopml.serve.refusals)."""
+        reason, column = classify(exc, loaded.names if loaded is not None else ())
+        rows = request_rows(request.columns) if request is not None else None
+        self.refusals.add(endpoint, version, role, reason, column, exc.http_status, rows)
+        self.metrics.refused_requests.labels(endpoint, reason, column).inc()
+        if rows:
+            self.metrics.refused_rows.labels(endpoint, reason, column).inc(rows)
 
     async def compact(self) -> dict[str, int]:
         """Move closed log segments into Parquet, in a worker process.
@@ -178,50 +215,59 @@ class Runtime:
         endpoint: str,
         parse: Callable[[Signature], Request],
         entity_key: str | None = None,
+        *,
+        event_time: str | None = None,
+        version: int | None = None,
     ) -> Answer:
-        """Route, validate, predict, mirror to shadows, log durably; see the module docstring."""
+        """Route (or use the pinned ``version``), validate, predict, mirror to shadows, log
+        durably; see the module docstring. ``event_time``: the ``X-Event-Time`` header."""
         t0 = time.perf_counter()
         table = self.watcher.state(endpoint).table()
-        version, role = table.route(entity_key)
+        role: str
+        if version is None:
+            vid, role = table.route(entity_key)
+        else:
+            vid, role = await pinned(self.store, self.pool, self.watcher, endpoint, table, version)
+        loaded: Loaded | None = None
+        request: Request | None = None
         try:
-            loaded = self.pool.get(version)
+            loaded = self.pool.get(vid)
             request = parse(loaded.signature)
-            batch = loaded.validator.validate(request.columns)
+            s = self.settings
+            features, ctx_cols = split_context(request.columns, loaded.names, s.context_columns)
+            batch = loaded.validator.validate(features)
+            ctx = None
+            tcol = s.time_column
+            tvalues = request.columns.get(tcol) if tcol else None
+            if ctx_cols or tvalues is not None or event_time is not None:
+                ctx = RowContext(
+                    check_context(ctx_cols, batch.n),
+                    event_times(tvalues, event_time, batch.n, tcol),
+                )
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
-                raise DataError(
-                    f"The model (version {version}) could not predict on these rows "
-                    f"({type(result.error).__name__}). Check the values against the model's "
-                    f"signature (GET /v2/models/{endpoint}).",
-                    field="rows",
-                )
+                raise model_failed(vid, endpoint, result.error)
             pred, proba = result
             ids = new_request_ids(batch.n)
-            shadows = table.shadow_versions()
+            shadows = table.shadow_versions() if role != "pinned" else ()
+            mirror = (endpoint, loaded, request.columns, batch, ids, entity_key, ctx)
             if shadows:
-                self._mirror(endpoint, shadows, loaded, request.columns, batch, ids, entity_key)
+                self._mirror(shadows, *mirror)
             if role == "canary" and table.serving is not None:
                 # the champion scores the canary's rows too, off the response path, so the
                 # rollout judges both on the same rows (control.rollout: paired judgement)
-                self._mirror(
-                    endpoint,
-                    (table.serving,),
-                    loaded,
-                    request.columns,
-                    batch,
-                    ids,
-                    entity_key,
-                    role="paired",
-                )
-            record = self._record(endpoint, version, role, ids, batch, result, t0, entity_key)
+                self._mirror((table.serving,), *mirror, role="paired")
+            record = self._record(endpoint, vid, role, ids, batch, result, t0, entity_key, ctx)
             await self.log.predictions.append_future(record)
         except LoopmlError as exc:
-            self.metrics.error(endpoint, version, role, exc.http_status)
+            self.metrics.error(endpoint, vid, role, exc.http_status)
+            if 400 <= exc.http_status < 500:
+                self._refused(endpoint, vid, role, exc, loaded, request)
             raise
-        self.metrics.observe(endpoint, version, role, batch.n, time.perf_counter() - t0)
+        self.metrics.observe(endpoint, vid, role, batch.n, time.perf_counter() - t0)
         proba = coarsen(proba, self.settings.coarsen)
         classes = loaded.signature.classes if proba is not None else None
-        return Answer(endpoint, version, role, ids, pred, proba, request, classes)
+        return Answer(endpoint, vid, role, ids, pred, proba, request, classes)
 
     def _record(
         self,
@@ -233,30 +279,36 @@ class Runtime:
         result: tuple[np.ndarray, np.ndarray | None],
         t0: float,
         entity_key: str | None,
+        ctx: RowContext | None = None,
     ) -> bytes:
-        """One answered request's prediction-log record."""
+        """One answered request's prediction-log record (context columns beside the inputs)."""
+        features: Mapping[str, Any] = batch.columns
+        if ctx is not None and ctx.columns:
+            features = {**features, **ctx.columns}
         return self.log.encode_predictions(
             endpoint=endpoint,
             version=version,
             role=role,
             request_ids=ids,
-            features=batch.columns,
+            features=features,
             predictions=result[0],
             probabilities=result[1],
             latency_ms=(time.perf_counter() - t0) * 1000,
             entity_key=entity_key,
             flags=batch.flags,
+            event_times=ctx.times if ctx is not None else None,
         )
 
     def _mirror(
         self,
-        endpoint: str,
         versions: tuple[int, ...],
+        endpoint: str,
         routed: Loaded,
         columns: Mapping[str, Any],
         batch: Batch,
         ids: list[str],
         entity_key: str | None,
+        ctx: RowContext | None,
         role: str = "shadow",
     ) -> None:
         """Score ``versions`` on the routed request off the response path; their answers are
@@ -273,7 +325,7 @@ class Runtime:
             # the same inputs as the routed version: its validated batch serves as is
             same = batch if loaded.inputs == routed.inputs else None
             task = loop.create_task(
-                self._shadow(endpoint, loaded, columns, same, ids, entity_key, role)
+                self._shadow(endpoint, loaded, columns, same, ids, entity_key, ctx, role)
             )
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
@@ -286,19 +338,21 @@ class Runtime:
         batch: Batch | None,
         ids: list[str],
         entity_key: str | None,
+        ctx: RowContext | None,
         role: str = "shadow",
     ) -> None:
-        """One shadow (or paired) prediction; any failure is counted and otherwise swallowed. Its log
-        record goes into the same durable log, but nobody waits for its fsync."""
+        """One shadow (or paired) prediction; any failure is counted and otherwise swallowed.
+        Its log record goes into the same durable log, but nobody waits for its fsync."""
         t0 = time.perf_counter()
         try:
             if batch is None:
-                batch = loaded.validator.validate(columns)
+                features, _ = split_context(columns, loaded.names, self.settings.context_columns)
+                batch = loaded.validator.validate(features)
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(
-                self._record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key)
+                self._record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx)
             )
         except Exception as exc:
             self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()

@@ -42,6 +42,10 @@ class Settings:
     key_cache_seconds: float = 5.0
     access_log: bool = True
     debug: bool = False
+    # the project's declared data.id, data.time, data.sensitive and data.segments: accepted in
+    # requests, logged beside the prediction, never passed to the model
+    context_columns: tuple[str, ...] = ()
+    time_column: str | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, **overrides: Any) -> Settings:
@@ -63,6 +67,8 @@ class Settings:
             "auth": cfg.serve.auth,
             "compact_seconds": cfg.serve.compact_every,
             "segment_seconds": cfg.serve.log_segment,
+            "context_columns": context_columns(cfg),
+            "time_column": cfg.data.time,
         }
         values.update(overrides)
         return cls(**values)
@@ -76,8 +82,19 @@ class Settings:
         return self.deploy.nulls == "accept" if self.deploy else True
 
     @property
+    def extra_columns(self) -> str:
+        return self.deploy.extra_columns if self.deploy else "reject"
+
+    @property
     def coarsen(self) -> str:
         return self.deploy.coarsen if self.deploy else "none"
+
+
+def context_columns(cfg: Config) -> tuple[str, ...]:
+    """The declared columns a request may carry beside the model's inputs."""
+    d = cfg.data
+    names = [d.id, d.time, *d.sensitive, *d.segments]
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def _public_key(cfg: Config) -> str | None:

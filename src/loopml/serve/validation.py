@@ -34,6 +34,7 @@ from loopml.serve.coercion import (
     number_column,
     quoted,
 )
+from loopml.serve.refusals import tag
 
 ExtraPolicy = Literal["reject", "drop"]
 
@@ -45,7 +46,8 @@ class Validator:
 
     ``extra``: what to do with columns the signature lacks (``reject`` or ``drop``).
     ``unseen``: what to do with categories not seen in training (``accept|flag|reject``).
-    ``allow_nulls``: accept nulls in every column, not only in nullable ones.
+    ``allow_nulls``: accept nulls in every column, not only in nullable ones; with
+    ``null_columns``, only in those (the columns the model was found to take nulls in).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Validator:
         extra: ExtraPolicy = "reject",
         unseen: UnseenPolicy = "reject",
         allow_nulls: bool = False,
+        null_columns: frozenset[str] | None = None,
     ) -> None:
         if extra not in ("reject", "drop"):
             raise ValueError(f"extra must be 'reject' or 'drop', got {extra!r}")
@@ -70,7 +73,10 @@ class Validator:
         # object dtype: pandas 3 would make an Arrow-backed string index, whose ``tolist``
         # (scikit-learn reads the feature names on every call) costs ~50 µs a call
         self._index = pd.Index(self._names, dtype=object)
-        self._nullable = {c.name: allow_nulls or c.nullable for c in self._cols}
+        self._nullable = {
+            c.name: c.nullable or (allow_nulls and (null_columns is None or c.name in null_columns))
+            for c in self._cols
+        }
         self._int = {
             c.name: np.dtype(c.dtype).kind in "iu" for c in self._cols if c.kind == "number"
         }
@@ -96,6 +102,15 @@ class Validator:
         return self._names
 
     @property
+    def nullable(self) -> tuple[str, ...]:
+        """The columns that accept nulls."""
+        return tuple(n for n in self._names if self._nullable[n])
+
+    @property
+    def name_set(self) -> frozenset[str]:
+        return self._name_set
+
+    @property
     def float_block(self) -> bool:
         """Every column is a float: batches carry one (columns, rows) block."""
         return self._float_block
@@ -119,14 +134,20 @@ class Validator:
             if n < 0:
                 n = len(values)
                 if n == 0:
-                    raise ValidationError(
-                        "The request has no rows. Send at least one row.", field=name
+                    raise tag(
+                        ValidationError(
+                            "The request has no rows. Send at least one row.", field=name
+                        ),
+                        "length",
                     )
             elif len(values) != n:
-                raise ValidationError(
-                    f"Column {quoted(name)} has {len(values)} values but the first column "
-                    f"has {n}. Send the same number of values for every column.",
-                    field=name,
+                raise tag(
+                    ValidationError(
+                        f"Column {quoted(name)} has {len(values)} values but the first column "
+                        f"has {n}. Send the same number of values for every column.",
+                        field=name,
+                    ),
+                    "length",
                 )
             if col.kind == "number":
                 out[name] = number_column(col, values, self._int[name], self._nullable[name])
@@ -185,17 +206,25 @@ class Validator:
         given = columns.keys()
         missing = [n for n in self._names if n not in given]
         if missing:
-            raise ValidationError(
-                f"Missing column(s) {_names(missing)}: the model needs every column of its "
-                f"signature ({len(self._names)} columns). Add them to the request.",
-                field=missing[0],
+            raise tag(
+                ValidationError(
+                    f"Missing column(s) {_names(missing)}: the model needs every column of its "
+                    f"signature ({len(self._names)} columns). Add them to the request.",
+                    field=missing[0],
+                ),
+                "missing_column",
             )
         extra = [n for n in given if n not in self._name_set]
         if extra and self.extra == "reject":
-            raise ValidationError(
-                f"Unknown column(s) {_names(extra)}: the model's signature does not have them. "
-                "Remove them from the request (or configure the endpoint to drop extra columns).",
-                field=str(extra[0])[:64],
+            raise tag(
+                ValidationError(
+                    f"Unknown column(s) {_names(extra)}: neither the model's signature nor the "
+                    "project's declared data.id, data.time, data.sensitive or data.segments has "
+                    "them. Remove them from the request, or set 'deploy.extra_columns: drop' in "
+                    "loopml.yaml to drop unknown columns.",
+                    field=str(extra[0])[:64],
+                ),
+                "unknown_column",
             )
 
 

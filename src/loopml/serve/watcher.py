@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loopml.errors import NotFoundError, UnavailableError
@@ -109,17 +109,24 @@ class TrafficWatcher:
         return st
 
     def ready(self) -> bool:
-        """True once every endpoint that has a champion has its models loaded."""
+        """True once every endpoint that has a champion has its models loaded, and no
+        endpoint the store knows is left with nothing to serve (the kill switch took its
+        last version)."""
         if not self.synced:
             return False
         for st in self.endpoints.values():
-            if st.row is not None and st.row["champion_id"] is not None and st.router is None:
+            if st.row is None:
+                continue
+            if st.router is None:
+                if st.row["champion_id"] is not None:
+                    return False
+            elif st.router.table.serving is None:
                 return False
         return True
 
     def referenced(self) -> set[int]:
         """Versions some endpoint routes to or keeps warm."""
-        out: set[int] = set()
+        out: set[int] = set(self.pool.pinned)
         for st in self.endpoints.values():
             if st.router is not None:
                 out |= st.versions | st.router.table.versions()
@@ -147,6 +154,9 @@ class TrafficWatcher:
         } - {None}
         statuses = await asyncio.to_thread(self._statuses, ids)
         table = table_from_row(row, statuses)
+        if table.serving is None:
+            notes = await asyncio.to_thread(self._off_notes, row, statuses)
+            table = replace(table, notes=notes)
         st.row, st.lock = row, row["lock"]
         need = table.versions()
         # earlier champions are kept warm too: the kill switch falls back to them at once
@@ -196,6 +206,21 @@ class TrafficWatcher:
                     evidence={"error": describe(e), "error_type": type(e).__name__},
                 )
 
+    def _off_notes(self, row: dict[str, Any], statuses: dict[int, str]) -> tuple[str, ...]:
+        """Why an endpoint with nothing to serve has nothing: who disabled what, when, why."""
+        off = [row["champion_id"], row.get("previous_champion_id")]
+        if row["champion_id"] is None:  # the kill switch took the champion out of the row
+            last = self.store.decisions.list(endpoint=row["name"], action="disable", limit=1)
+            if last and isinstance(last[0].get("before"), dict):
+                off.insert(0, last[0]["before"].get("champion"))
+                with contextlib.suppress(NotFoundError, TypeError, ValueError):
+                    statuses = {**statuses, **self._statuses({int(off[0])})}
+        notes = []
+        for vid in dict.fromkeys(v for v in off if v is not None):
+            if statuses.get(vid) == "disabled":
+                notes.append(self.store.versions.disabled_note(vid))
+        return tuple(notes)
+
     def _statuses(self, ids: set[int]) -> dict[int, str]:
         out = {}
         for vid in ids:
@@ -213,13 +238,16 @@ class TrafficWatcher:
         statuses = await asyncio.to_thread(self._statuses, live)
         for vid, status in statuses.items():
             if status in OFF:
-                self.disable(vid)
+                note = None
+                if status == "disabled":
+                    note = await asyncio.to_thread(self.store.versions.disabled_note, vid)
+                self.disable(vid, note)
 
-    def disable(self, version_id: int) -> None:
+    def disable(self, version_id: int, note: str | None = None) -> None:
         """Stop routing to ``version_id`` on every endpoint from the next request on."""
         for st in self.endpoints.values():
             if st.router is not None and version_id in st.router.table.versions():
-                st.router.disable(version_id)
+                st.router.disable(version_id, note)
                 log.warning("version %s left the traffic of %s (disabled)", version_id, st.name)
 
     def _schedule_unload(self) -> None:

@@ -42,6 +42,10 @@ class Store:
             version_id, actor=actor, reason=reason, action="disable"
         )
 
+    def enable(self, version_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        """Undo the kill switch (admin): the version returns as a candidate, in no traffic."""
+        return self.versions.enable(version_id, actor=actor, reason=reason)
+
     def retire(
         self, version_id: int, *, actor: str, reason: str, evidence: dict[str, Any] | None = None
     ) -> list[str]:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
-from loopml.store.registry import set_status
+from loopml.store.registry import disabled_note, set_status
 from loopml.store.schema import endpoints, traffic_history, versions
 from loopml.store.util import row_dict
 
@@ -36,6 +36,30 @@ def traffic_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _roles(row: dict[str, Any]) -> set[int]:
+    return {row["champion_id"], row["canary_id"], *(s["version_id"] for s in row["shadows"])} - {
+        None
+    }
+
+
+def _refuse_unservable(conn: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Every version a traffic change puts in a role must exist and not be disabled: the
+    kill switch is undone only by 'loopml enable', never by a promote, deploy or rollback."""
+    for vid in sorted(_roles(new) - _roles(old)):
+        status = conn.execute(select(versions.c.status).where(versions.c.id == vid)).scalar()
+        if status is None:
+            raise NotFoundError(
+                f"No model version {vid}. List versions with 'loopml versions'.", field="version"
+            )
+        if status == "disabled":
+            raise ConflictError(
+                f"Version {vid} cannot serve endpoint {new['name']!r}: "
+                f"{disabled_note(conn, vid)}. An admin can re-enable it with "
+                f"'loopml enable {vid}' (recorded in the decisions log).",
+                field="version",
+            )
+
+
 class Endpoints:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -46,7 +70,8 @@ class Endpoints:
             r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
         if r is None:
             raise NotFoundError(
-                f"No endpoint {name!r}. Deploy a version to it with 'loopml deploy {name} VERSION'.",
+                f"No endpoint {name[:64]!r}. Deploy a version to it with "
+                f"'loopml deploy {name[:64]} VERSION'.",
                 field="endpoint",
             )
         return row_dict(r)
@@ -131,6 +156,7 @@ class Endpoints:
                     new[key] = val
             if new["canary_id"] is None:
                 new["canary_weight"] = 0.0
+            _refuse_unservable(conn, row, new)
             res = conn.execute(
                 update(endpoints)
                 .where(endpoints.c.name == name, endpoints.c.lock == lock)
@@ -226,7 +252,15 @@ class Endpoints:
         shadow_fraction: float = 1.0,
     ) -> dict[str, Any]:
         """Put ``version`` on ``name``: as champion, as a canary at ``canary`` %, or as a shadow."""
-        if version["status"] in ("rejected", "disabled", "retired"):
+        if version["status"] == "disabled":
+            with self.engine.connect() as conn:
+                note = disabled_note(conn, version["id"])
+            raise ConflictError(
+                f"Version {version['id']} cannot be deployed: {note}. An admin can re-enable "
+                f"it with 'loopml enable {version['id']}' (recorded in the decisions log).",
+                field="version",
+            )
+        if version["status"] in ("rejected", "retired"):
             raise UsageError(
                 f"Version {version['id']} is {version['status']} and cannot be deployed. "
                 f"Train a new version with 'loopml run'.",

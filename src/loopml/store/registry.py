@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
-from loopml.store.schema import aliases, runs, snapshots, versions
+from loopml.store.schema import aliases, decisions, runs, snapshots, versions
 from loopml.store.util import row_dict
 
 STATUSES = (
@@ -31,6 +31,46 @@ STATUSES = (
     "rolled_back",  # a rollout showed it worse than the champion: it was tried, never reused
     "inconclusive",  # a rollout ran out of time before showing it better or worse
 )
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every supported database
+
+
+def check_id(version_id: Any) -> int:
+    """``version_id`` as an int, or a :class:`NotFoundError` when no version can have it
+    (beyond 64 bits SQLite raises OverflowError instead of finding nothing)."""
+    try:
+        vid = int(version_id)
+    except (TypeError, ValueError):
+        vid = -1
+    if isinstance(version_id, bool) or not 0 < vid <= MAX_ID:
+        shown = str(version_id)[:64]
+        raise NotFoundError(
+            f"No model version {shown}: version ids are whole numbers from 1 to {MAX_ID}. "
+            "List versions with 'loopml versions'.",
+            field="version",
+        )
+    return vid
+
+
+def disabled_note(conn: Any, version_id: int) -> str:
+    """'version N was disabled at T by ACTOR: REASON', from the decisions log."""
+    from datetime import UTC, datetime
+
+    row = conn.execute(
+        select(decisions.c.at, decisions.c.actor, decisions.c.reason)
+        .where(
+            decisions.c.subject == f"version:{version_id}",
+            decisions.c.action == "status:disabled",
+        )
+        .order_by(decisions.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return f"version {version_id} is disabled"
+    at = datetime.fromtimestamp(row.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    reason = " ".join((row.reason or "no reason").split())
+    if len(reason) > 200:  # shown to every caller of the endpoint
+        reason = reason[:197] + "..."
+    return f"version {version_id} was disabled at {at} by {row.actor}: {reason}"
 
 
 class Snapshots:
@@ -141,8 +181,9 @@ class Versions:
         raise AssertionError("unreachable")
 
     def get(self, version_id: int) -> dict[str, Any]:
+        vid = check_id(version_id)
         with self.engine.connect() as conn:
-            r = conn.execute(select(versions).where(versions.c.id == int(version_id))).first()
+            r = conn.execute(select(versions).where(versions.c.id == vid)).first()
         if r is None:
             raise NotFoundError(
                 f"No model version {version_id}. List versions with 'loopml versions'.",
@@ -189,6 +230,41 @@ class Versions:
                 endpoint=endpoint,
             )
         return self.get(version_id)
+
+    def disabled_note(self, version_id: int) -> str:
+        """Who disabled ``version_id``, when and why (for 503s and refusals)."""
+        with self.engine.connect() as conn:
+            return disabled_note(conn, version_id)
+
+    def enable(self, version_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        """Undo the kill switch: the only way back for a disabled version. It returns as a
+        candidate (in no traffic); deploy or promote it again to serve it."""
+        vid = check_id(version_id)
+        with self.engine.begin() as conn:
+            cur = conn.execute(select(versions.c.status).where(versions.c.id == vid)).scalar()
+            if cur is None:
+                raise NotFoundError(
+                    f"No model version {vid}. List versions with 'loopml versions'.",
+                    field="version",
+                )
+            if cur != "disabled":
+                raise UsageError(
+                    f"Version {vid} is {cur}, not disabled; there is nothing to enable.",
+                    field="version",
+                )
+            note = disabled_note(conn, vid)
+            set_status(conn, vid, "candidate", actor=actor, reason=reason)
+            audit.record(
+                conn,
+                actor=actor,
+                action="enable",
+                subject=f"version:{vid}",
+                reason=reason,
+                evidence={"was": note},
+                before={"status": "disabled"},
+                after={"status": "candidate"},
+            )
+        return self.get(vid)
 
     def update_extra(self, version_id: int, **extra: Any) -> None:
         with self.engine.begin() as conn:
