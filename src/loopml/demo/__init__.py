@@ -312,7 +312,7 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
     console.print(f"Took {time.perf_counter() - t_start:.0f} s.")
     cmd = loopml_command()
     console.print(
-        f"\nLook around: {cmd} -c {dest} versions | decisions | describe employment"
+        f"\nLook around: {cmd} -c {dest} versions (or decisions, or describe employment)"
         + (
             "\n(loopml is not on your PATH: run it by that full path, or activate the "
             f"virtualenv first: source {Path(sys.executable).parent / 'activate'})"
