@@ -115,3 +115,15 @@ def test_a_missing_version_is_not_found_not_a_traceback(busy, capsys, argv):
     assert main([*argv, "-c", str(busy)]) == NOT_FOUND
     err = capsys.readouterr().err
     assert err.startswith("not found: ") and "99" in err and "Traceback" not in err
+
+
+def test_a_monitor_pass_with_nothing_to_do_says_what_it_waits_for(busy, capsys):
+    """Guards against `loopml monitor` printing nothing while it waits for a window to close."""
+    from loopml.cli.monitoring import waiting_for
+    from loopml.config import load_config
+
+    assert main(["monitor", "-c", str(busy)]) == 0
+    out = capsys.readouterr().out
+    assert "Nothing new to compute" in out and "closes at" in out
+    text = waiting_for(load_config(busy), now=3600 * 1000 + 600)  # 10 min into an hour window
+    assert "in 3300 s" in text and "(monitor.window 3600 s + monitor.grace 300 s)" in text

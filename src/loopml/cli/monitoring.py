@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from loopml.cli.common import cli_actor, command, print_json, project_config
 
@@ -22,6 +23,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if "skipped" in summary:
         print(f"Skipped: {summary['skipped']}")
         return 0
+    if not summary["endpoints"]:
+        print("No endpoint has a prediction log yet: deploy a version and send it rows.")
     for name, s in summary["endpoints"].items():
         print(
             f"{name}: {s.get('computed', 0)} new window(s), {s.get('relabelled', 0)} relabelled, "
@@ -29,7 +32,34 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         )
     for a in summary.get("alerts", []):
         print(f"  alert {a.get('event', '')}: {a.get('rule', '')} {a.get('message', '')}")
+    if not summary.get("windows"):
+        print(waiting_for(cfg))
     return 0
+
+
+def waiting_for(cfg: Any, now: float | None = None) -> str:
+    """Why a pass computed nothing yet: the window that closes next, and when rows get there."""
+    import math
+    import textwrap
+    import time
+
+    from loopml.cli.common import when
+
+    now = time.time() if now is None else now
+    mon, serve = cfg.monitor, cfg.serve
+    start = math.floor(now / mon.window) * mon.window
+    closes = start + mon.window + mon.grace
+    return textwrap.fill(
+        f"Nothing new to compute. A window is judged once it is closed: the current one "
+        f"({when(start)} to {when(start + mon.window)} UTC) closes at {when(closes)} UTC, in "
+        f"{closes - now:.0f} s (monitor.window {mon.window:g} s + monitor.grace {mon.grace:g} s). "
+        f"Answered rows reach the monitor when their log segment closes (serve.log_segment, "
+        f"{serve.log_segment:g} s) and is compacted (serve.compact_every, "
+        f"{serve.compact_every:g} s); windows under monitor.min_window_rows "
+        f"({mon.min_window_rows}) rows are stored but not judged. 'loopml serve' runs this "
+        f"pass every {mon.schedule:g} s by itself.",
+        width=80,
+    )
 
 
 @command

@@ -189,7 +189,9 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
         v1["signature"]["columns"][i]["name"] for i in range(len(v1["signature"]["columns"]))
     )
     replay = Replay(base, key, features)
-    narrator = Narrator(console, store)
+    from loopml.ui.describe import training_ranges
+
+    narrator = Narrator(console, store, training_ranges(cfg, v1))
     rng = np.random.default_rng(7)
     console.print(
         f"Server on {base}; each survey month ({PER_MONTH:,} interviews) is one "

@@ -24,7 +24,7 @@ def _py(v: Any) -> Any:
     return v
 
 
-def _ranges(cfg: Any, version: dict[str, Any]) -> dict[str, tuple[float, float]]:
+def training_ranges(cfg: Any, version: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """Each numeric input's [min, max] in the training data (from the stored profile)."""
     from loopml.artifacts.store import ArtifactStore
     from loopml.errors import LoopmlError
@@ -163,7 +163,7 @@ def describe(cfg: Any, store: Any, target: str, *, base: str | None = None) -> d
     """Everything a caller needs to send rows to an endpoint (or a version's endpoint)."""
     version, ep = resolve(store, target)
     sig = version.get("signature") or {"columns": []}
-    ranges = _ranges(cfg, version)
+    ranges = training_ranges(cfg, version)
     columns = [
         {
             "name": c["name"],
