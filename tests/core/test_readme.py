@@ -76,3 +76,42 @@ def test_after_the_demo_block_answers_one_curl_per_protocol(tmp_path):
     assert out.count('"request_ids"') == 1  # loopml JSON
     assert out.count('{"predictions"') == 1  # MLflow
     assert '"outputs"' in out and '"model_name"' in out  # V2
+
+
+def _sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_every_shell_block_of_the_readme_is_run_by_a_test():
+    """Guards against a README block added without a test (make demo/make test aside)."""
+    tested = {block("Quickstart"), block("After the demo"), block("A tour"), own_data_block()}
+    assert set(_sh_blocks()) == tested
+
+
+def own_data_block() -> str:
+    return next(b for b in _sh_blocks() if "--data customers.csv" in b)
+
+
+@pytest.mark.slow
+def test_init_on_your_own_data_runs_as_written(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    frame = pd.DataFrame(
+        {
+            "customer": np.arange(n),
+            # months as numbers: a time column of date *strings* breaks the time split
+            # (train/inputs.py takes a quantile of text; reported to the lead, not fixed here)
+            "month": 202401 + (np.arange(n) // 50) % 12,
+            "gender": rng.choice(["f", "m"], n),
+            "plan": rng.choice(["basic", "pro"], n),
+            "tenure_months": rng.integers(1, 60, n),
+        }
+    )
+    # short tenure on the basic plan churns: a signal a model learns well past the baseline
+    frame["churned"] = ((frame["tenure_months"] < 20) & (frame["plan"] == "basic")).astype(int)
+    frame.to_csv(tmp_path / "customers.csv", index=False)
+    res = _bash(own_data_block() + "\nloopml -c churn run\n", tmp_path)
+    assert res.returncode == 0, f"failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
