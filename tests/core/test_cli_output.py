@@ -127,3 +127,10 @@ def test_a_monitor_pass_with_nothing_to_do_says_what_it_waits_for(busy, capsys):
     assert "Nothing new to compute" in out and "closes at" in out
     text = waiting_for(load_config(busy), now=3600 * 1000 + 600)  # 10 min into an hour window
     assert "in 3300 s" in text and "(monitor.window 3600 s + monitor.grace 300 s)" in text
+
+
+def test_versions_json_names_the_inputs(busy, capsys):
+    assert main(["versions", "--json", "-c", str(busy)]) == 0
+    v = json.loads(capsys.readouterr().out)[0]
+    assert {"name": "cat", "type": "category"} in v["inputs"]
+    assert {"name": "x0", "type": "number"} in v["inputs"]

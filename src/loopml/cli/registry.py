@@ -71,6 +71,11 @@ def version_summary(v: dict[str, Any]) -> dict[str, Any]:
             {k: g[k] for k in ("gate", "verdict", "blocking", "message")} for g in v["gates"]
         ],
         "signed": v["manifest_signature"] is not None,
+        # what a request must carry ('loopml describe VERSION' adds categories, ranges, curl)
+        "inputs": [
+            {"name": c["name"], "type": c["kind"]}
+            for c in (v.get("signature") or {}).get("columns", [])
+        ],
     }
 
 

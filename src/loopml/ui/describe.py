@@ -108,7 +108,7 @@ def examples(
     for c in columns:
         v = row[c["name"]]
         v2_inputs.append({"name": c["name"], "datatype": _v2_type(c), "shape": [1], "data": [v]})
-    specs = [
+    specs: list[tuple[str, str, dict[str, Any]]] = [
         ("loopml", f"{base}/v1/endpoints/{endpoint}/predict", {"rows": [row]}),
         (
             "mlflow",

@@ -138,7 +138,8 @@ def serving_alerts(
     if row is None:
         return alerts, []
     serving = {row["champion_id"], row["canary_id"], *(s["version_id"] for s in row["shadows"])}
-    now, old = [], []
+    now: list[dict[str, Any]] = []
+    old: list[dict[str, Any]] = []
     for a in alerts:
         v = _alert_version(a.get("subject") or "")
         (now if v is None or v in serving else old).append(a)
