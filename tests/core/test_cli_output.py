@@ -134,3 +134,18 @@ def test_versions_json_names_the_inputs(busy, capsys):
     v = json.loads(capsys.readouterr().out)[0]
     assert {"name": "cat", "type": "category"} in v["inputs"]
     assert {"name": "x0", "type": "number"} in v["inputs"]
+
+
+def test_an_unexpected_failure_is_one_message_and_a_traceback_only_on_request(
+    tmp_path, capsys, monkeypatch
+):
+    """Guards against raw library tracebacks (here the database driver's) reaching the user."""
+    root = make_project(tmp_path / "p", store="sqlite:///notadb.db")
+    (root / "notadb.db").write_text("this is not a database file, " * 100)
+    code = main(["versions", "-c", str(root)])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and "Traceback" not in err and err.startswith("error: "), err
+    monkeypatch.setenv("LOOPML_DEBUG", "1")
+    if code == 1:  # not a LoopmlError: in debug mode the exception itself surfaces
+        with pytest.raises(Exception):  # noqa: B017 (whatever the driver raises)
+            main(["versions", "-c", str(root)])

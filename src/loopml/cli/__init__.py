@@ -47,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # not a failure loopml explains: one message; traceback on request
+        if os.environ.get("LOOPML_DEBUG"):
+            raise
+        print(
+            f"error: loopml {args.command} failed unexpectedly: {type(e).__name__}: {e}\n"
+            "loopml has no explanation for this failure. Run again with LOOPML_DEBUG=1 for the "
+            "traceback; if your project and input look right, please report it.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def entry() -> None:
