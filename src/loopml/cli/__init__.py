@@ -48,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # not a failure loopml explains: one message; traceback on request
-        if os.environ.get("LOOPML_DEBUG"):
-            raise
+        if os.environ.get("LOOPML_DEBUG") or isinstance(e, BrokenPipeError):
+            raise  # a closed stdout pipe is entry()'s to end quietly
         print(
             f"error: loopml {args.command} failed unexpectedly: {type(e).__name__}: {e}\n"
             "loopml has no explanation for this failure. Run again with LOOPML_DEBUG=1 for the "
