@@ -55,11 +55,13 @@ def _example_row(cfg: Any, columns: list[dict[str, Any]]) -> tuple[dict[str, Any
     training range and the first category, said so in the source."""
     names = [c["name"] for c in columns]
     try:
-        from loopml.data.sources import load_frame
         from loopml.errors import LoopmlError
 
-        frame = load_frame(cfg.data.train, cfg.root, what="data.train")
-        sub = frame[names].dropna()
+        sub = _head(cfg, names).dropna()
+        if not len(sub):  # no complete row near the top: look through the whole data
+            from loopml.data.sources import load_frame
+
+            sub = load_frame(cfg.data.train, cfg.root, what="data.train")[names].dropna()
         if len(sub):
             row = {k: _py(v) for k, v in sub.iloc[0].items()}
             for c in columns:  # send categories as the type the signature holds
@@ -80,6 +82,25 @@ def _example_row(cfg: Any, columns: list[dict[str, Any]]) -> tuple[dict[str, Any
             mid = (lo + hi) / 2
             row[c["name"]] = round(mid) if c["dtype"].startswith(("int", "uint")) else mid
     return row, "a typical row (the training data could not be read)"
+
+
+def _head(cfg: Any, names: list[str], n: int = 1000) -> Any:
+    """The first ``n`` rows of the training data's ``names`` columns, read without loading a
+    large file whole (one Parquet batch, or the first CSV lines)."""
+    import pandas as pd
+
+    from loopml.data.sources import load_frame
+
+    path = cfg.path(cfg.data.train)
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=n, columns=names), None)
+        return batch.to_pandas() if batch is not None else pd.DataFrame(columns=names)
+    if path.is_file() and suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", usecols=names, nrows=n)
+    return load_frame(cfg.data.train, cfg.root, what="data.train")[names].head(n)
 
 
 def _v2_type(c: dict[str, Any]) -> str:
