@@ -34,7 +34,35 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         print(f"  alert {a.get('event', '')}: {a.get('rule', '')} {a.get('message', '')}")
     if not summary.get("windows"):
         print(waiting_for(cfg))
+        for name, (rows, open_segments) in window_rows(cfg).items():
+            print(
+                f"  {name}: {rows:,} row(s) of the current window already in the log"
+                + (f", more in {open_segments} open segment(s)" if open_segments else "")
+                + f" (monitor.min_window_rows {cfg.monitor.min_window_rows})"
+            )
     return 0
+
+
+def window_rows(cfg: Any, now: float | None = None) -> dict[str, tuple[int, int]]:
+    """Per endpoint: rows of the current window in closed log parts (about: a part may reach
+    over the window's edge), and how many log segments are still open."""
+    import math
+    import time
+
+    import pyarrow.parquet as pq
+
+    from loopml.monitor.logfiles import HOUR, LogFiles, hour_name
+
+    now = time.time() if now is None else now
+    start = math.floor(now / cfg.monitor.window) * cfg.monitor.window
+    logs = LogFiles(cfg.artifacts_root)
+    hours = [hour_name(t) for t in range(int(start // HOUR * HOUR), int(now) + 1, HOUR)]
+    out = {}
+    for endpoint in logs.endpoints():
+        parts = logs.overlapping(logs.parts("predlog", endpoint, hours), "_ts", start, now + 1)
+        rows = sum(pq.read_metadata(p, filesystem=logs.arrow_fs).num_rows for p, _ in parts)
+        out[endpoint] = (rows, len(logs.live_segments("predlog")))
+    return out
 
 
 def waiting_for(cfg: Any, now: float | None = None) -> str:
