@@ -10,7 +10,9 @@ import argparse
 
 # The statuses a version can have, for help texts (the parser stays free of loopml imports so
 # that ``loopml --help`` starts fast; a test checks this against the registry's list).
-STATUSES_HELP = "candidate, rejected, shadow, canary, champion, retired, disabled"
+STATUSES_HELP = (
+    "candidate, rejected, shadow, canary, champion, retired, disabled, rolled_back, inconclusive"
+)
 VERSION_HELP = "the version id: the first column of 'loopml versions' (not the per-model number)"
 WIDE_HELP = "show every column, however wide (by default tables fit the terminal)"
 ROLES = ["viewer", "predictor", "labeller", "deployer", "admin"]

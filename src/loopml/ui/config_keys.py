@@ -151,6 +151,8 @@ DESCRIPTIONS: dict[str, str] = {
     "gates.stability.min_slice_size": "Smallest slice considered.",
     # ---------------------------------------------------------------- deploy
     "deploy.endpoint": "The endpoint's name, in the URLs (`/v1/endpoints/NAME/predict`).",
+    "deploy.metric": "The endpoint's one decision metric: what the champion gate, the rollout "
+    "guards and the decay trigger compare.",
     "deploy.rollout": "How a challenger goes from shadow to champion.",
     "deploy.rollout.shadow": "How long a challenger runs in shadow (copies of the requests, "
     "answers logged, never returned) before its first canary step.",
