@@ -324,7 +324,9 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
     )
     if not serve:
         bg.stop()
-        console.print(f"Dashboard and API: {cmd} -c {dest} serve (add --serve to the demo).")
+        console.print(
+            f"Dashboard and API: run {cmd} -c {dest} serve, or the demo again with --serve."
+        )
         return 1 if lost else 0
     console.print(
         f"\nStill serving (--serve): dashboard at [bold]{bg.url}/[/]; sign in with the admin "
