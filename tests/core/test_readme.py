@@ -1,30 +1,28 @@
-"""Every command of the README's tour runs as written (on the example project)."""
+"""The README's shell blocks run as written: the tour in a scratch folder, and the block
+after the demo (one curl per protocol) against a real ``loopml serve``."""
 
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def tour() -> list[str]:
+def block(heading: str) -> str:
+    """The first ```sh block under ``## heading``."""
     text = README.read_text()
-    block = text.split("## A tour", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
-    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    return text.split(f"## {heading}\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
 
 
 def test_quickstart_is_two_make_commands():
-    text = README.read_text()
-    quick = text.split("## Quickstart", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    quick = block("Quickstart")
     assert [ln.split("#")[0].strip() for ln in quick.strip().splitlines()] == [
         "make demo",
         "make test",
@@ -37,47 +35,83 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _bash(script: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` as a reader would paste it, with the virtualenv's ``loopml`` on PATH;
+    any failing line fails it, and a server left in the background is stopped."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    wrapped = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script
+    return subprocess.run(
+        ["bash", "-c", wrapped], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 @pytest.mark.slow
-def test_tour_commands_run(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    loopml = [sys.executable, "-m", "loopml.cli"]
-    cwd = tmp_path
-    for line in tour():
-        argv = shlex.split(line)
-        if argv[0] == "cd":
-            cwd = cwd / argv[1]
-            continue
-        assert argv[0] == "loopml", line
-        if argv[1] == "serve":
-            port = _free_port()
-            proc = subprocess.Popen(
-                [*loopml, "serve", "--port", str(port)],
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                for _ in range(300):
-                    try:
-                        if (
-                            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
-                            == 200
-                        ):
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.2)
-                else:
-                    pytest.fail("loopml serve did not come up")
-            finally:
-                proc.terminate()
-                proc.wait(30)
-            continue
-        if argv[1] == "disable":  # the README disables version 3; the tour has made one
-            argv[2] = "1"
-        res = subprocess.run(
-            [*loopml, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-        )
-        assert res.returncode == 0, f"{line!r} failed:\n{res.stdout}\n{res.stderr}"
-        if argv[1:3] == ["keys", "create"]:
-            assert res.stdout.strip().splitlines()[-1].startswith("lml_")
+def test_tour_runs_as_written(tmp_path):
+    tour = block("A tour")
+    res = _bash(tour, tmp_path)
+    assert res.returncode == 0, f"the tour failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+    assert "lml_" in res.stdout and "disabled" in res.stdout
+    assert "curl -s" in res.stdout  # describe printed its requests
+
+
+@pytest.mark.slow
+def test_after_the_demo_block_answers_one_curl_per_protocol(tmp_path):
+    after = block("After the demo")
+    assert after.count("curl -s http") == 3
+    # a stand-in for the project `make demo` leaves: the same endpoint and columns
+    setup = "loopml init loopml-demo && loopml -c loopml-demo run && loopml -c loopml-demo deploy employment 1"
+    port = _free_port()
+    script = after.replace("source .venv/bin/activate", ": activated")  # PATH holds loopml
+    script = script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    script = script.replace("loopml serve &", f"loopml serve --port {port} &")
+    script = script.replace("curl -s http", "curl -s --fail-with-body http")
+    script = re.sub(r"(curl -s --fail-with-body [^\n]*)", r"echo; \1", script)
+    res = _bash(f"{setup} > /dev/null\n{script}", tmp_path)
+    assert res.returncode == 0, f"failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+    out = res.stdout
+    assert out.count('"request_ids"') == 1  # loopml JSON
+    assert out.count('{"predictions"') == 1  # MLflow
+    assert '"outputs"' in out and '"model_name"' in out  # V2
+
+
+def _sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_every_shell_block_of_the_readme_is_run_by_a_test():
+    """Guards against a README block added without a test (make demo/make test aside)."""
+    tested = {block("Quickstart"), block("After the demo"), block("A tour"), own_data_block()}
+    assert set(_sh_blocks()) == tested
+
+
+def own_data_block() -> str:
+    return next(b for b in _sh_blocks() if "--data customers.csv" in b)
+
+
+@pytest.mark.slow
+def test_init_on_your_own_data_runs_as_written(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 1200
+    frame = pd.DataFrame(
+        {
+            "customer": np.arange(n),
+            # months as numbers: a time column of date *strings* breaks the time split
+            # (train/inputs.py takes a quantile of text; reported to the lead, not fixed here)
+            "month": 202401 + (np.arange(n) // 50) % 12,
+            "gender": rng.choice(["f", "m"], n),
+            "plan": rng.choice(["basic", "pro"], n),
+            "tenure_months": rng.integers(1, 60, n),
+        }
+    )
+    # short tenure on the basic plan churns: a signal a model learns well past the baseline
+    frame["churned"] = ((frame["tenure_months"] < 20) & (frame["plan"] == "basic")).astype(int)
+    frame.to_csv(tmp_path / "customers.csv", index=False)
+    res = _bash(own_data_block() + "\nloopml -c churn run\n", tmp_path)
+    assert res.returncode == 0, f"failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"

@@ -2,10 +2,11 @@
 
 No logic lives here. Imports are lazy so that ``loopml --help`` starts fast. A
 ``LoopmlError`` becomes a one-paragraph message on stderr and its exit code
-(0 ok, 1 gates/checks failed or conflict, 2 usage or config error).
+(0 ok, 1 gates/checks failed or conflict, 2 usage or config error, 3 not found: a version,
+endpoint, run or key that does not exist).
 
 ``parser`` holds every command's arguments; the handlers live in modules by what they
-act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``) and register
+act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``describe``) and register
 themselves in ``common.COMMANDS`` when imported.
 """
 
@@ -16,14 +17,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loopml.cli import keys, monitoring, project, registry, traffic
+from loopml.cli import describe, keys, monitoring, project, registry, traffic
 from loopml.cli.common import COMMANDS
 from loopml.cli.parser import build_parser
 
-__all__ = ["COMMANDS", "build_parser", "entry", "main"]
+__all__ = ["COMMANDS", "NOT_FOUND", "build_parser", "entry", "main"]
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
-_COMMAND_MODULES = (keys, monitoring, project, registry, traffic)
+_COMMAND_MODULES = (describe, keys, monitoring, project, registry, traffic)
+NOT_FOUND = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,16 +34,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    from loopml.errors import LoopmlError
+    from loopml.errors import LoopmlError, NotFoundError
 
     try:
         return COMMANDS[args.command](args)
+    except NotFoundError as e:  # its own exit code: the command was right, the thing is not there
+        print(f"not found: {e.message}", file=sys.stderr)
+        return NOT_FOUND
     except LoopmlError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # not a failure loopml explains: one message; traceback on request
+        if os.environ.get("LOOPML_DEBUG") or isinstance(e, BrokenPipeError):
+            raise  # a closed stdout pipe is entry()'s to end quietly
+        print(
+            f"error: loopml {args.command} failed unexpectedly: {type(e).__name__}: {e}\n"
+            "loopml has no explanation for this failure. Run again with LOOPML_DEBUG=1 for the "
+            "traceback; if your project and input look right, please report it.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def entry() -> None:

@@ -27,7 +27,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 0
     print_table(
         "API keys",
-        ["id", "prefix", "role", "name", "created", "revoked"],
+        ["id", "prefix", "role", "name", "created (UTC)", "revoked (UTC)"],
         [
             (
                 r["id"],
@@ -39,5 +39,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
             )
             for r in rows
         ],
+        wrap=["name"],
+        drop=["revoked (UTC)", "created (UTC)"],
+        wide=args.wide,
     )
     return 0

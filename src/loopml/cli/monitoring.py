@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from loopml.cli.common import cli_actor, command, print_json, project_config
 
@@ -22,6 +23,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if "skipped" in summary:
         print(f"Skipped: {summary['skipped']}")
         return 0
+    if not summary["endpoints"]:
+        print("No endpoint has a prediction log yet: deploy a version and send it rows.")
     for name, s in summary["endpoints"].items():
         print(
             f"{name}: {s.get('computed', 0)} new window(s), {s.get('relabelled', 0)} relabelled, "
@@ -29,7 +32,62 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         )
     for a in summary.get("alerts", []):
         print(f"  alert {a.get('event', '')}: {a.get('rule', '')} {a.get('message', '')}")
+    if not summary.get("windows"):
+        print(waiting_for(cfg))
+        for name, (rows, open_segments) in window_rows(cfg).items():
+            print(
+                f"  {name}: {rows:,} row(s) of the current window already in the log"
+                + (f", more in {open_segments} open segment(s)" if open_segments else "")
+                + f" (monitor.min_window_rows {cfg.monitor.min_window_rows})"
+            )
     return 0
+
+
+def window_rows(cfg: Any, now: float | None = None) -> dict[str, tuple[int, int]]:
+    """Per endpoint: rows of the current window in closed log parts (about: a part may reach
+    over the window's edge), and how many log segments are still open."""
+    import math
+    import time
+
+    import pyarrow.parquet as pq
+
+    from loopml.monitor.logfiles import HOUR, LogFiles, hour_name
+
+    now = time.time() if now is None else now
+    start = math.floor(now / cfg.monitor.window) * cfg.monitor.window
+    logs = LogFiles(cfg.artifacts_root)
+    hours = [hour_name(t) for t in range(int(start // HOUR * HOUR), int(now) + 1, HOUR)]
+    out = {}
+    for endpoint in logs.endpoints():
+        parts = logs.overlapping(logs.parts("predlog", endpoint, hours), "_ts", start, now + 1)
+        rows = sum(pq.read_metadata(p, filesystem=logs.arrow_fs).num_rows for p, _ in parts)
+        out[endpoint] = (rows, len(logs.live_segments("predlog")))
+    return out
+
+
+def waiting_for(cfg: Any, now: float | None = None) -> str:
+    """Why a pass computed nothing yet: the window that closes next, and when rows get there."""
+    import math
+    import textwrap
+    import time
+
+    from loopml.cli.common import when
+
+    now = time.time() if now is None else now
+    mon, serve = cfg.monitor, cfg.serve
+    start = math.floor(now / mon.window) * mon.window
+    closes = start + mon.window + mon.grace
+    return textwrap.fill(
+        f"Nothing new to compute. A window is judged once it is closed: the current one "
+        f"({when(start)} to {when(start + mon.window)} UTC) closes at {when(closes)} UTC, in "
+        f"{closes - now:.0f} s (monitor.window {mon.window:g} s + monitor.grace {mon.grace:g} s). "
+        f"Answered rows reach the monitor when their log segment closes (serve.log_segment, "
+        f"{serve.log_segment:g} s) and is compacted (serve.compact_every, "
+        f"{serve.compact_every:g} s); windows under monitor.min_window_rows "
+        f"({mon.min_window_rows}) rows are stored but not judged. 'loopml serve' runs this "
+        f"pass every {mon.schedule:g} s by itself.",
+        width=80,
+    )
 
 
 @command

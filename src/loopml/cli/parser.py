@@ -1,33 +1,72 @@
 """The argument parser of every ``loopml`` command, in one place so that ``loopml --help``
-lists the commands in the order written here."""
+lists the commands in the order written here.
+
+Every option has a help line (a test checks it), and ``-c/--config/--project`` is accepted
+before or after the command name."""
 
 from __future__ import annotations
 
 import argparse
+
+# The statuses a version can have, for help texts (the parser stays free of loopml imports so
+# that ``loopml --help`` starts fast; a test checks this against the registry's list).
+STATUSES_HELP = (
+    "candidate, rejected, shadow, canary, champion, retired, disabled, rolled_back, inconclusive"
+)
+VERSION_HELP = "the version id: the first column of 'loopml versions' (not the per-model number)"
+WIDE_HELP = "show every column, however wide (by default tables fit the terminal)"
+ROLES = ["viewer", "predictor", "labeller", "deployer", "admin"]
+
+
+def _config_option(p: argparse.ArgumentParser, *, top: bool) -> None:
+    p.add_argument(
+        "-c",
+        "--config",
+        "--project",
+        dest="config",
+        metavar="PATH",
+        # on a command, only set it when given, so that `loopml -c X versions` still holds
+        default=None if top else argparse.SUPPRESS,
+        help="the project: its loopml.yaml or the folder holding it (default: .)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="loopml",
         description="Closed-loop MLOps: train, gate, "
-        "serve, monitor and retrain models from one loopml.yaml.",
+        "serve, monitor and retrain models from one loopml.yaml. Times are UTC.",
     )
     p.add_argument("--version", action="version", version="loopml 0.1.0")
-    p.add_argument("--config", "-c", default=None, help="loopml.yaml or its folder (default: .)")
+    _config_option(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(
-        name: str, help: str, *, json: bool = False, reason: bool = False
+        name: str,
+        help: str,
+        *,
+        json: bool = False,
+        reason: bool = False,
+        wide: bool = False,
     ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
+        _config_option(sp, top=False)
         if json:
-            sp.add_argument("--json", action="store_true", help="print JSON")
+            sp.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+        if wide:
+            sp.add_argument("--wide", action="store_true", help=WIDE_HELP)
         if reason:
             sp.add_argument("--reason", default=None, help="why (recorded in the decisions log)")
         return sp
 
+    def version_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("version", type=int, metavar="VERSION", help=VERSION_HELP)
+
+    def endpoint_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("endpoint", metavar="ENDPOINT", help="the endpoint's name")
+
     sp = add("init", "scaffold a working project: the employment example, or on your --data")
-    sp.add_argument("dir", nargs="?", default=".")
+    sp.add_argument("dir", nargs="?", default=".", help="where to write it (default: .)")
     sp.add_argument("--force", action="store_true", help="overwrite loopml.yaml and train.py")
     sp.add_argument("--data", help="your data: a Parquet or CSV file, or a folder of Parquet")
     sp.add_argument("--target", help="the column to predict (with --data)")
@@ -35,61 +74,91 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--id", help="a row id column (not a feature)")
     sp.add_argument("--sensitive", nargs="+", metavar="COLUMN", help="columns to audit")
     add("run", "train, run the gates and register a version", json=True)
-    sp = add("versions", "list model versions", json=True)
-    sp.add_argument("--model")
-    sp.add_argument("--status")
-    sp = add("runs", "list training runs", json=True)
-    sp.add_argument("--model")
-    sp = add("decisions", "list the decisions/audit log", json=True)
-    sp.add_argument("--endpoint")
-    sp.add_argument("--actor")
-    sp.add_argument("--action")
-    sp.add_argument("--limit", type=int, default=100)
+    sp = add("versions", "list model versions", json=True, wide=True)
+    sp.add_argument("--model", help="only the versions of this model (model.name)")
+    sp.add_argument("--status", help=f"only versions with this status: {STATUSES_HELP}")
+    sp = add(
+        "describe",
+        "what an endpoint (or version) takes and answers, with requests to copy",
+        json=True,
+    )
+    sp.add_argument(
+        "target",
+        metavar="ENDPOINT|VERSION",
+        help="an endpoint's name (its champion is described) or a version id",
+    )
+    sp.add_argument(
+        "--url",
+        help="the server's base URL in the examples (default: http://serve.host:serve.port)",
+    )
+    sp = add("runs", "list training runs", json=True, wide=True)
+    sp.add_argument("--model", help="only the runs of this model (model.name)")
+    sp = add("decisions", "list the decisions/audit log, newest first", json=True, wide=True)
+    sp.add_argument("--endpoint", help="only decisions about this endpoint")
+    sp.add_argument("--actor", help="only decisions by this actor, e.g. controller or cli:alice")
+    sp.add_argument("--action", help="only this action, e.g. promote, rollback, retrain")
+    sp.add_argument(
+        "--limit", type=int, default=100, help="at most this many decisions (default: 100)"
+    )
     sp = add(
         "deploy",
         "put a version on an endpoint (champion, --canary PCT or --shadow)",
         json=True,
         reason=True,
     )
-    sp.add_argument("endpoint")
-    sp.add_argument("version", type=int)
+    endpoint_arg(sp)
+    version_arg(sp)
     g = sp.add_mutually_exclusive_group()
-    g.add_argument("--canary", type=float, metavar="PCT")
-    g.add_argument("--shadow", action="store_true")
+    g.add_argument(
+        "--canary",
+        type=float,
+        metavar="PCT",
+        help="as a canary taking PCT percent of the requests (0-100), beside the champion",
+    )
+    g.add_argument(
+        "--shadow",
+        action="store_true",
+        help="as a shadow: sees copies of the requests, its answers are logged, never returned",
+    )
     sp = add("promote", "make a version the champion of an endpoint", json=True, reason=True)
-    sp.add_argument("endpoint")
-    sp.add_argument("version", type=int)
+    endpoint_arg(sp)
+    version_arg(sp)
     sp = add(
         "rollback",
         "drop the canary/shadows, or return to the previous champion",
         json=True,
         reason=True,
     )
-    sp.add_argument("endpoint")
+    endpoint_arg(sp)
     sp = add("disable", "kill switch: take a version out of all traffic now", reason=True)
-    sp.add_argument("version", type=int)
+    version_arg(sp)
     sp = add(
         "enable", "undo the kill switch: a disabled version may serve again (admin)", reason=True
     )
-    sp.add_argument("version", type=int)
+    version_arg(sp)
     sp = add("retire", "retire a version (kept in the registry with its history)", reason=True)
-    sp.add_argument("version", type=int)
+    version_arg(sp)
     sp = add("freeze", "stop all automation on an endpoint", json=True, reason=True)
-    sp.add_argument("endpoint")
+    endpoint_arg(sp)
     sp = add("unfreeze", "resume automation on an endpoint", json=True, reason=True)
-    sp.add_argument("endpoint")
-    sp = add("history", "which version(s) served an endpoint, and when", json=True)
-    sp.add_argument("endpoint")
-    sp.add_argument("--at", help="ISO time or UNIX seconds: only the traffic in force then")
-    sp = add("keys", "create, list or revoke API keys", json=True)
-    sp.add_argument("action", choices=["create", "list", "revoke"])
-    sp.add_argument("id", nargs="?", help="key id (revoke)")
+    endpoint_arg(sp)
+    sp = add("history", "which version(s) served an endpoint, and when", json=True, wide=True)
+    endpoint_arg(sp)
+    sp.add_argument(
+        "--at", help="ISO time (UTC unless it says otherwise) or UNIX seconds: the traffic then"
+    )
+    sp = add("keys", "create, list or revoke API keys", json=True, wide=True)
+    sp.add_argument("action", choices=["create", "list", "revoke"], help="what to do")
+    sp.add_argument("id", nargs="?", help="the key's id, from 'loopml keys list' (revoke)")
     sp.add_argument(
         "--role",
         default="predictor",
-        choices=["viewer", "predictor", "labeller", "deployer", "admin"],
+        choices=ROLES,
+        help="the new key's role, each allowing what the ones before it do: "
+        + " < ".join(ROLES)
+        + " (default: predictor)",
     )
-    sp.add_argument("--name")
+    sp.add_argument("--name", help="a label for the new key, e.g. who or what uses it")
     sp = add(
         "control",
         "run the controller: one pass with --once (cron), else a loop",
@@ -108,18 +177,38 @@ def build_parser() -> argparse.ArgumentParser:
         "start a guarded rollout of a candidate (shadow -> canary -> champion)",
         reason=True,
     )
-    sp.add_argument("endpoint")
-    sp.add_argument("version", type=int)
+    endpoint_arg(sp)
+    version_arg(sp)
     sp = add("report", "write a version's model card and gate report, or an endpoint report")
-    sp.add_argument("version", nargs="?", type=int)
+    sp.add_argument("version", nargs="?", type=int, metavar="VERSION", help=VERSION_HELP)
     sp.add_argument("--endpoint", help="an endpoint report instead of a version's")
-    sp.add_argument("--since", help="ISO time or UNIX seconds (endpoint report)")
-    sp.add_argument("--until", help="ISO time or UNIX seconds (endpoint report)")
-    sp.add_argument("--format", choices=["html", "md", "json"], default="html")
+    sp.add_argument("--since", help="ISO time (UTC) or UNIX seconds (endpoint report)")
+    sp.add_argument("--until", help="ISO time (UTC) or UNIX seconds (endpoint report)")
+    sp.add_argument(
+        "--format", choices=["html", "md", "json"], default="html", help="(default: html)"
+    )
     sp.add_argument("--out", help="output file (default version-N.html or report-ENDPOINT.html)")
     sp = add("inventory", "export every version in production with its card summary")
-    sp.add_argument("--format", choices=["json", "csv"], default="json")
-    sp = add("demo", "run the closed-loop demo on the ACS employment data")
-    sp.add_argument("--dir", default="loopml-demo")
-    sp.add_argument("--no-serve", action="store_true", help="stop before starting the server")
+    sp.add_argument("--format", choices=["json", "csv"], default="json", help="(default: json)")
+    sp = add(
+        "demo",
+        "the closed-loop demo on the ACS employment data: tells its story (about 4 minutes) "
+        "in a fresh project, then exits (--serve keeps the dashboard up)",
+    )
+    sp.add_argument(
+        "--dir",
+        default="loopml-demo",
+        help="the demo's project folder, emptied of an earlier demo first (default: loopml-demo)",
+    )
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument(
+        "--serve",
+        action="store_true",
+        help="after the story, keep the server and dashboard running until Ctrl-C",
+    )
+    g.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="exit after the story (the default; kept for older scripts)",
+    )
     return p

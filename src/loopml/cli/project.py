@@ -57,4 +57,4 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from loopml.demo import run_demo
 
-    return run_demo(Path(args.dir), serve=not args.no_serve)
+    return run_demo(Path(args.dir), serve=args.serve)

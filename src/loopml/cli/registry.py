@@ -71,6 +71,11 @@ def version_summary(v: dict[str, Any]) -> dict[str, Any]:
             {k: g[k] for k in ("gate", "verdict", "blocking", "message")} for g in v["gates"]
         ],
         "signed": v["manifest_signature"] is not None,
+        # what a request must carry ('loopml describe VERSION' adds categories, ranges, curl)
+        "inputs": [
+            {"name": c["name"], "type": c["kind"]}
+            for c in (v.get("signature") or {}).get("columns", [])
+        ],
     }
 
 
@@ -85,22 +90,37 @@ def cmd_versions(args: argparse.Namespace) -> int:
     shown = [m for m in HEADLINE_METRICS if any(m in r["metrics"] for r in rows)]
     shown = shown or list(HEADLINE_METRICS[:2])
     print_table(
-        "Model versions",
-        ["version", "model", "status", *shown, "gates", "created", "sha256"],
+        "Model versions (version = the id the other commands take; # = per model)",
+        ["version", "model", "#", "status", *shown, "gates", "created (UTC)", "sha256"],
         [
             (
                 r["version"],
                 r["model"],
+                r["number"],
                 r["status"],
                 *(fmt(r["metrics"].get(m)) for m in shown),
-                " ".join(f"{g['gate']}:{g['verdict']}" for g in r["gates"]) or "-",
+                gate_summary(r["gates"]),
                 r["created_at"],
                 r["artifact_sha256"][:12],
             )
             for r in rows
         ],
+        wrap=["gates"],
+        drop=["sha256", "created (UTC)", "#", *shown[1:], "gates"],
+        wide=args.wide,
     )
     return 0
+
+
+def gate_summary(gates: list[dict[str, Any]]) -> str:
+    """'5/5 pass', or the gates that failed (the full verdicts are in --json and the card)."""
+    if not gates:
+        return "-"
+    failed = [g["gate"] for g in gates if g["verdict"] == "fail"]
+    if failed:
+        return "failed: " + ", ".join(failed)
+    passed = sum(g["verdict"] == "pass" for g in gates)
+    return f"{passed}/{len(gates)} pass"
 
 
 @command
@@ -117,7 +137,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "model",
             "status",
             "trigger",
-            "started",
+            "started (UTC)",
             "wall s",
             "train s",
             "peak MB",
@@ -139,6 +159,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             )
             for r in rows
         ],
+        wrap=["error"],
+        drop=["git", "peak MB", "train s", "trigger", "wall s", "started (UTC)"],
+        wide=args.wide,
     )
     return 0
 
@@ -154,11 +177,21 @@ def cmd_decisions(args: argparse.Namespace) -> int:
         return 0
     print_table(
         "Decisions (newest first)",
-        ["id", "time", "actor", "action", "subject", "reason"],
+        ["id", "time (UTC)", "actor", "action", "subject", "reason"],
         [
-            (r["id"], when(r["at"]), r["actor"], r["action"], r["subject"], r["reason"][:90])
+            (
+                r["id"],
+                when(r["at"], seconds=False),
+                r["actor"],
+                r["action"],
+                r["subject"],
+                r["reason"] if args.wide else r["reason"][:200],
+            )
             for r in rows
         ],
+        wrap=["reason"],
+        drop=["actor", "subject", "time (UTC)"],
+        wide=args.wide,
     )
     return 0
 

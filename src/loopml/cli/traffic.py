@@ -9,7 +9,6 @@ from typing import Any
 from loopml.cli.common import (
     cli_actor,
     command,
-    fmt,
     open_store,
     parse_time,
     print_json,
@@ -52,6 +51,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 @command
 def cmd_promote(args: argparse.Namespace) -> int:
     store = open_store(args)
+    store.versions.get(args.version)  # a missing version is "not found", not a database error
     ep = store.endpoints.promote(
         args.endpoint, int(args.version), actor=cli_actor(args), reason=args.reason or ""
     )
@@ -134,17 +134,19 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     print_table(
         f"Traffic of {args.endpoint}",
-        ["from", "champion", "canary", "weight %", "shadows"],
+        ["from (UTC)", "champion", "canary", "canary %", "shadows"],
         [
             (
                 when(r["at"]),
                 r["traffic"]["champion"],
                 r["traffic"]["canary"],
-                fmt(r["traffic"]["canary_weight"]),
+                f"{r['traffic']['canary_weight'] or 0:g}",
                 ",".join(str(s["version_id"]) for s in r["traffic"]["shadows"]) or "-",
             )
             for r in rows
         ],
+        wrap=["shadows"],
+        wide=args.wide,
     )
     return 0
 

@@ -18,8 +18,13 @@ of a few seconds):
    time, else at its first canary step (labels come one window late, so timing decides);
 6. the decisions log tells the whole story;
 7. a crash drill: ``loopml serve`` is killed with SIGKILL under load, and every prediction it
-   had answered is read back from the log; the server restarts and the dashboard stays up
-   (unless --no-serve).
+   had answered is read back from the log;
+8. the payoff in numbers: the live accuracy of what the loop served against the first model
+   left alone, on the same rows and labels. The demo then exits, or with ``--serve`` keeps
+   the server and dashboard up until Ctrl-C (said at the start and at the end).
+
+Each run starts from a fresh project (an earlier demo's store in the same folder is removed
+first), so two runs tell the same story.
 
 Only step 4's labels and step 3's one month of inputs are altered; everything else is the
 survey as published.
@@ -28,12 +33,15 @@ survey as published.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from loopml.demo.drills import broken_requests, kill_under_load, missing_from_log
+from loopml.demo.folder import MARKER, fresh_project, loopml_command
 from loopml.demo.narrator import Narrator
+from loopml.demo.payoff import tell_payoff
 from loopml.demo.replay import PER_MONTH, Replay, months, policy_change
 
 WINDOW = 5.0  # seconds per survey month
@@ -75,7 +83,12 @@ deploy:
 """
 FAULT_MONTH = (2017, 3)
 SHIFT_FROM = 2018
-EXPERIMENT_AT = (2018, 7)  # earliest month for the stale experiment's rollout (after a promotion)
+EXPERIMENT_AT = (2018, 7)
+EXPERIMENT_PARAMS = {
+    "max_iter": 100,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 15,
+}  # earliest month for the stale experiment's rollout (after a promotion)
 
 
 def _write_config(dest: Path) -> None:
@@ -106,7 +119,7 @@ def _start_server(cfg: Any) -> Any:
     return bg
 
 
-def run_demo(dest: Path, *, serve: bool = True) -> int:
+def run_demo(dest: Path, *, serve: bool = False) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # the server, monitor and trainer share 2 cores
     import numpy as np
     from rich.console import Console
@@ -122,9 +135,23 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
     t_start = time.perf_counter()
     console.rule("[bold]loopml demo · ACS employment, Massachusetts 2015-2018")
     with console.status("Writing the example project and its data ..."):
+        removed = fresh_project(dest)
         write_project(dest)
         _write_config(dest)
-    console.print(f"Project in [bold]{dest.resolve()}[/] (loopml.yaml, train.py, data/)")
+        (dest / MARKER).write_text("written by 'loopml demo'; emptied by its next run\n")
+    console.print(
+        f"Project in [bold]{dest.resolve()}[/] (loopml.yaml, train.py, data/), with a fresh store "
+        f"in {dest.resolve() / '.loopml'}"
+        + (" (the earlier demo's project there was removed first)." if removed else ".")
+    )
+    console.print(
+        "The story takes about 4 minutes, then the demo exits"
+        + (
+            "; [bold]--serve[/]: it then keeps the server and dashboard running until Ctrl-C."
+            if serve
+            else " (add --serve to keep the dashboard up after it)."
+        )
+    )
     cfg = load_config(dest)
     store = Store(cfg.store_url)
 
@@ -141,10 +168,10 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
 
     console.print(
         "Meanwhile an engineer trains an experiment on the same 2015 extract "
-        "(fewer boosting iterations) ..."
+        f"(smaller trees: {EXPERIMENT_PARAMS['max_leaf_nodes']} leaves instead of 31) ..."
     )
     exp_cfg = cfg.model_copy(deep=True)
-    exp_cfg.model.params = {"max_iter": 120, "learning_rate": 0.1}
+    exp_cfg.model.params = dict(EXPERIMENT_PARAMS)
     exp_cfg._source, exp_cfg._lines = cfg._source, cfg._lines
     experiment = run(exp_cfg, store=store, trigger="manual", actor="engineer").version
     assert experiment is not None
@@ -162,13 +189,16 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
         v1["signature"]["columns"][i]["name"] for i in range(len(v1["signature"]["columns"]))
     )
     replay = Replay(base, key, features)
-    narrator = Narrator(console, store)
+    from loopml.ui.describe import training_ranges
+
+    narrator = Narrator(console, store, training_ranges(cfg, v1))
     rng = np.random.default_rng(7)
     console.print(
         f"Server on {base}; each survey month ({PER_MONTH:,} interviews) is one "
-        f"{WINDOW:g}-second window; labels arrive one window late. Columns: traffic "
-        "split; then the champion's latest monitored month: live accuracy (labels), "
-        "estimated accuracy (CBPE, without labels), dataset drift share.\n"
+        f"{WINDOW:g}-second window, sent as HTTP requests of 200 rows; labels arrive one "
+        "window late. Columns: traffic split; then the champion's latest monitored month: "
+        "live accuracy (labels), estimated accuracy (CBPE, without labels), dataset drift "
+        "share.\n"
     )
     experiment_started = False
     next_tick = (time.time() // WINDOW + 1) * WINDOW
@@ -226,7 +256,7 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
                 "(trained on 2015 only; passed its gates offline)[/]"
             )
         narrator.sent_at.append((time.time(), ym))
-        replay.send(send, labels)
+        replay.send(send, labels, ym=ym)
         narrator.month(ym, len(month), note)
         if ym == FAULT_MONTH:  # another client's requests are malformed, not just odd
             for line in broken_requests(replay.http, month[features].iloc[0].to_dict()):
@@ -242,8 +272,8 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
     console.rule("3 · What happened")
     ep = store.endpoints.get("employment")
     console.print(
-        f"Requests: {replay.sent:,} answered, {replay.failed} failed. Champion now: "
-        f"version {ep['champion_id']}."
+        f"HTTP requests: {replay.sent:,} answered ({replay.rows:,} rows predicted), "
+        f"{replay.failed} refused. Champion now: version {ep['champion_id']}."
     )
     interesting = (
         "deploy",
@@ -259,7 +289,9 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
     for d in reversed(store.decisions.list(limit=500)):
         if d["action"] in interesting or d["action"].startswith(("rollout", "guard")):
             console.print(f"  #{d['id']:<4} {d['actor']:<12} {d['action']:<16} {d['reason'][:110]}")
-    console.print(f"\nEvery decision with its evidence: loopml -c {dest} decisions --json")
+    console.print(
+        f"\nEvery decision with its evidence: {loopml_command()} -c {dest} decisions --json"
+    )
 
     console.rule("4 · Crash drill: kill -9 the server under load")
     bg.stop()
@@ -276,12 +308,29 @@ def run_demo(dest: Path, *, serve: bool = True) -> int:
     t = time.perf_counter()
     bg = _start_server(cfg)
     console.print(f"Restarted on the same log in {time.perf_counter() - t:.1f} s.")
+
+    console.rule("5 · The payoff")
+    tell_payoff(console, cfg, v1, replay.answered, since=(SHIFT_FROM, 1))
     console.print(f"Took {time.perf_counter() - t_start:.0f} s.")
+    cmd = loopml_command()
+    console.print(
+        f"\nLook around: {cmd} -c {dest} versions (or decisions, or describe employment)"
+        + (
+            "\n(loopml is not on your PATH: run it by that full path, or activate the "
+            f"virtualenv first: source {Path(sys.executable).parent / 'activate'})"
+            if cmd != "loopml"
+            else ""
+        )
+    )
     if not serve:
         bg.stop()
+        console.print(
+            f"Dashboard and API: run {cmd} -c {dest} serve, or the demo again with --serve."
+        )
         return 1 if lost else 0
     console.print(
-        f"\nDashboard: [bold]{bg.url}/[/]  (sign in with the admin key below; Ctrl-C stops)"
+        f"\nStill serving (--serve): dashboard at [bold]{bg.url}/[/]; sign in with the admin "
+        "key below. [bold]Ctrl-C stops.[/]"
     )
     console.print(key)
     try:

@@ -9,8 +9,11 @@ from typing import Any
 class Narrator:
     """Prints each month's numbers and every new controller/monitor event as it happens."""
 
-    def __init__(self, console: Any, store: Any) -> None:
+    def __init__(
+        self, console: Any, store: Any, ranges: dict[str, tuple[float, float]] | None = None
+    ) -> None:
         self.console, self.store = console, store
+        self.ranges = ranges or {}  # each numeric input's [min, max] in the training data
         self.seen_decision = max((d["id"] for d in store.decisions.list(limit=1)), default=0)
         self.seen_alerts: set[int] = set()
         self.seen_reasons: set[str] = set()
@@ -62,8 +65,14 @@ class Narrator:
         found = found.get("findings", []) if isinstance(found, dict) else (found or [])
         for f in found:
             if f.get("severity") == "error":
+                seen = self.ranges.get(f.get("column") or "")
+                note = (
+                    f" (the range check allows a margin; training saw {seen[0]:g} to {seen[1]:g})"
+                    if f["check"] == "out_of_range" and seen
+                    else ""
+                )
                 self.console.print(
-                    f"        [magenta]{f['check']} {f.get('column') or ''}:[/] {f['message']}"
+                    f"        [magenta]{f['check']} {f.get('column') or ''}:[/] {f['message']}{note}"
                 )
 
     def month(self, ym: tuple[int, int], sent: int, note: str = "") -> None:

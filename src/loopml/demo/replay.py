@@ -29,7 +29,9 @@ def policy_change(month: Any, rng: Any) -> Any:
 
 
 class Replay:
-    """Sends survey months through the HTTP API and posts their labels one window later."""
+    """Sends survey months through the HTTP API and posts their labels one window later.
+
+    Words: a *request* is one HTTP call (here of 200 rows); a *row* is one prediction."""
 
     def __init__(self, base: str, key: str, features: list[str]) -> None:
         import httpx
@@ -39,10 +41,16 @@ class Replay:
         )
         self.features = features
         self.pending: list[dict[str, Any]] = []
-        self.sent = self.failed = 0
+        self.sent = self.failed = self.rows = 0  # HTTP requests answered/refused; rows answered
+        # per month: the rows sent, their true labels and what the server answered for each
+        self.answered: list[tuple[tuple[int, int], Any, Any, Any]] = []
 
-    def send(self, month: Any, labels: Any, *, batch: int = 200) -> None:
+    def send(self, month: Any, labels: Any, *, ym: Any = None, batch: int = 200) -> None:
+        import numpy as np
+
         rows = month[self.features].to_dict("records")
+        answers = np.full(len(rows), -1)
+        keep = np.zeros(len(rows), dtype=bool)
         ids = month["id"].astype(str).tolist()
         for i in range(0, len(rows), batch):
             r = self.http.post(
@@ -54,11 +62,16 @@ class Replay:
                 self.failed += 1
                 continue
             self.sent += 1
+            self.rows += len(rows[i : i + batch])
+            answers[i : i + batch] = r.json()["predictions"]
+            keep[i : i + batch] = True
             got = r.json()["request_ids"]
             self.pending += [
                 {"request_id": q, "label": int(v)}
                 for q, v in zip(got, labels[i : i + batch], strict=True)
             ]
+        if ym is not None:
+            self.answered.append((ym, month[self.features][keep], labels[keep], answers[keep]))
 
     def post_labels(self) -> None:
         if self.pending:

@@ -119,6 +119,8 @@ def charts(ts: dict[str, Any], alerts: list[dict[str, Any]], cfg: Config) -> lis
         },
     ]
     for spec in specs:
+        for line in spec["series"]:  # consecutive windows are this far apart; more is a gap
+            line["step"] = cfg.monitor.window * line["bucket"]
         spec["markers"] = [
             {
                 "x": a["first_seen"],

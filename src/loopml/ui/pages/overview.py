@@ -78,6 +78,7 @@ def endpoint_summary(
     last = latest(store, name, role="champion", n=1)
     w = last[0] if last else None
     span = (w["end"] - w["start"]) if w else None
+    alerts, stale = serving_alerts(row, alerts)
     state, why = health(row, alerts)
     return {
         "name": name,
@@ -105,7 +106,8 @@ def endpoint_summary(
             "rows": w["rows"],
             "href": f"/windows/{w['id']}",
         },
-        "request_rate": (w["rows"] / span) if w and span else None,
+        # rows (predictions) per second in the last window; a request may carry many rows
+        "rows_per_s": (w["rows"] / span) if w and span else None,
         "latency_p50": w["latency_p50"] if w else None,
         "latency_p99": w["latency_p99"] if w else None,
         "metric": w["metric"] if w else None,
@@ -126,7 +128,32 @@ def endpoint_summary(
             }
             for a in alerts
         ],
+        "stale_alerts": len(stale),
     }
+
+
+def _alert_version(subject: str) -> int | None:
+    """The version an alert's subject names ('version:3/champion'), if any."""
+    head = subject.split("/", 1)[0]
+    if head.startswith("version:") and head[8:].isdigit():
+        return int(head[8:])
+    return None
+
+
+def serving_alerts(
+    row: dict[str, Any] | None, alerts: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(alerts about what serves now, alerts of versions no longer serving): the overview
+    judges an endpoint's health by the first; the endpoint page lists both."""
+    if row is None:
+        return alerts, []
+    serving = {row["champion_id"], row["canary_id"], *(s["version_id"] for s in row["shadows"])}
+    now: list[dict[str, Any]] = []
+    old: list[dict[str, Any]] = []
+    for a in alerts:
+        v = _alert_version(a.get("subject") or "")
+        (now if v is None or v in serving else old).append(a)
+    return now, old
 
 
 def overview(store: Store, cfg: Config) -> dict[str, Any]:

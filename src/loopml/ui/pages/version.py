@@ -108,15 +108,19 @@ def importance(extra: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r.get("importance") or 0.0))
 
 
-def model_card(store: Store, v: dict[str, Any]) -> dict[str, Any] | None:
-    """The version's model card (``loopml.evaluate.card``) and its Markdown rendering."""
+def model_card(store: Store, cfg: Config, v: dict[str, Any]) -> dict[str, Any] | None:
+    """The version's model card (``loopml.evaluate.card``), rendered as HTML by the same
+    renderer as ``loopml report`` (``loopml.evaluate.report.card_html``), from the same
+    inputs: the version, its run, the project's config and the data snapshots."""
     from loopml.evaluate.card import card_markdown
     from loopml.evaluate.card import model_card as build
+    from loopml.evaluate.report import card_html
 
     try:
         run = store.runs.get(v["run_id"])
-        doc = build(v, run)
-        return {"fields": doc, "markdown": card_markdown(doc), "html": None}
+        snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
+        doc = build(v, run, cfg.model_dump(mode="json"), snapshots=snaps)
+        return {"fields": doc, "markdown": card_markdown(doc), "html": card_html(doc)}
     except (LoopmlError, TypeError, KeyError, ValueError):
         return None
 
@@ -246,7 +250,7 @@ def version(store: Store, cfg: Config, version_id: int) -> dict[str, Any]:
             "fairness": fairness_table(gates),
             "importance": importance(v.get("extra") or {}),
             "quarantine": quarantine,
-            "card": model_card(store, v),
+            "card": model_card(store, cfg, v),
             "deployed": placed,
             "actions": acts,
             "decisions": [

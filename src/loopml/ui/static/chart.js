@@ -32,16 +32,50 @@
     if (span > 3 * 86400) return day;
     return pad2(d.getUTCMonth() + 1) + "-" + pad2(d.getUTCDate()) + " " + pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes());
   }
-  function legend(box, names) {
+  /* A legend entry of a series is a toggle button: a reader hides and shows series (eight
+   * lines in one small chart are unreadable otherwise); other entries are plain keys. */
+  function legend(box, names, svg) {
     if (!box) return;
     box.textContent = "";
     names.forEach(function (n, i) {
+      var item = document.createElement(n.toggle && svg ? "button" : "span");
+      item.className = "legend-item";
       var k = document.createElement("span");
-      k.className = "key";
+      k.className = "key" + (n.dash ? " dashed" : "");
       k.style.background = n.color || COLORS[i % COLORS.length];
-      box.appendChild(k);
-      box.appendChild(document.createTextNode(n.name));
+      item.appendChild(k);
+      item.appendChild(document.createTextNode(n.name));
+      if (n.toggle && svg) {
+        item.type = "button";
+        item.setAttribute("aria-pressed", "true");
+        item.title = "Hide or show " + n.name;
+        item.addEventListener("click", function () {
+          var shown = item.getAttribute("aria-pressed") === "true";
+          item.setAttribute("aria-pressed", shown ? "false" : "true");
+          svg.querySelectorAll('[data-series="' + CSS.escape(n.name) + '"]').forEach(function (e) {
+            e.classList.toggle("hidden-series", shown);
+          });
+        });
+      }
+      box.appendChild(item);
     });
+  }
+
+  /* Champion solid and thick, canary dashed, shadow dotted: roles stay apart in any colour. */
+  function roleStyle(name) {
+    if (/\bcanary\b/.test(name)) return { width: 1.6, dash: "7 4" };
+    if (/\bshadow\b/.test(name)) return { width: 1.6, dash: "2 3" };
+    if (/\bchampion\b/.test(name)) return { width: 2.4, dash: null };
+    return { width: 1.6, dash: null };
+  }
+
+  /* The distance between two consecutive points of a series with no window missing: the
+   * server's step (window length x bucket) or else the smallest gap seen. */
+  function stepOf(s) {
+    if (s.step) return s.step;
+    var best = Infinity;
+    for (var i = 1; i < s.x.length; i++) { var d = s.x[i] - s.x[i - 1]; if (d > 0 && d < best) best = d; }
+    return best;
   }
 
   /* spec: {series: [{name, x: [...], y: [...]}], markers: [{x, label, severity, href}], threshold} */
@@ -90,20 +124,25 @@
     }
     var names = [];
     spec.series.forEach(function (s, si) {
-      var color = COLORS[si % COLORS.length], d = "", open = false, n = 0;
+      var color = COLORS[si % COLORS.length], d = "", open = false, n = 0, last = null;
+      var step = stepOf(s), style = roleStyle(s.name);
       for (i = 0; i < s.x.length; i++) {
         var v = s.y[i];
         if (v === null || v === undefined || !isFinite(v)) { open = false; continue; }
+        // a window missing (no rows, server down): the line breaks instead of bridging it
+        if (open && last !== null && s.x[i] - last > 1.5 * step) open = false;
         d += (open ? "L" : "M") + sx(s.x[i]).toFixed(1) + "," + sy(v).toFixed(1);
-        open = true; n++;
+        open = true; n++; last = s.x[i];
       }
-      names.push({ name: s.name, color: color });
+      names.push({ name: s.name, color: color, toggle: true, dash: style.dash });
       if (!n) return;
-      el("path", { d: d, fill: "none", stroke: color, "stroke-width": 1.6, "class": "series", "data-series": s.name }, svg);
+      el("path", { d: d, fill: "none", stroke: color, "stroke-width": style.width, "stroke-dasharray": style.dash,
+        "class": "series", "data-series": s.name }, svg);
       if (s.x.length <= 80) {
         for (i = 0; i < s.x.length; i++) {
           if (s.y[i] === null || s.y[i] === undefined) continue;
-          var c = el("circle", { cx: sx(s.x[i]).toFixed(1), cy: sy(s.y[i]).toFixed(1), r: 2.6, fill: color, "class": "point" }, svg);
+          var c = el("circle", { cx: sx(s.x[i]).toFixed(1), cy: sy(s.y[i]).toFixed(1), r: 2.6, fill: color, "class": "point",
+            "data-series": s.name }, svg);
           el("title", {}, c).textContent = s.name + ": " + fmt(s.y[i]) + " at " + timeLabel(s.x[i], 0) + " UTC";
         }
       }
@@ -117,7 +156,7 @@
       el("title", {}, holder).textContent = m.label;
     });
     if ((spec.markers || []).length) names.push({ name: "alert", color: "#b91c1c" });
-    legend(legendBox, names);
+    legend(legendBox, names, svg);
     return svg;
   }
 
