@@ -2,8 +2,8 @@
 
 No logic lives here. Imports are lazy so that ``loopml --help`` starts fast. A
 ``LoopmlError`` becomes a one-paragraph message on stderr and its exit code
-(0 ok, 1 gates/checks failed or conflict, 2 usage or config error, 3 not found: a version,
-endpoint, run or key that does not exist).
+(0 ok, 1 gates/checks failed or conflict, 2 usage or config error, including a version,
+endpoint, run or key that does not exist, 3 a failure in the user's code or in loopml).
 
 ``parser`` holds every command's arguments; the handlers live in modules by what they
 act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``describe``) and register
@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "NOT_FOUND", "build_parser", "entry", "main"]
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
 _COMMAND_MODULES = (describe, keys, monitoring, project, registry, traffic)
-NOT_FOUND = 3
+NOT_FOUND = 2  # a usage error: the command was right, the thing is not there
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except NotFoundError as e:  # its own exit code: the command was right, the thing is not there
+    except NotFoundError as e:  # its own words: the command was right, the thing is not there
         print(f"not found: {e.message}", file=sys.stderr)
         return NOT_FOUND
     except LoopmlError as e:
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "traceback; if your project and input look right, please report it.",
             file=sys.stderr,
         )
-        return 1
+        return 3
 
 
 def entry() -> None:

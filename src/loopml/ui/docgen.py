@@ -214,7 +214,7 @@ def cli_reference() -> str:
         "",
         "Generated from `loopml`'s parser. Every command takes `-c PATH` (the project's "
         "`loopml.yaml` or its folder) before or after the command name. Exit codes: 0 ok, "
-        "1 gates failed or a conflict, 2 bad usage or configuration, 3 not found. Times are "
+        "1 gates failed or a conflict, 2 bad usage or configuration (or not found), 3 a failure in your code or in loopml. Times are "
         "UTC. Tables fit the terminal; `--wide` shows every column.",
         "",
     ]
