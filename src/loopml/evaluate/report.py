@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from loopml.evaluate.card import iso, key_evidence, model_card, slice_columns
+from loopml.evaluate.gates import blocks
 
 BAR_WIDTH = 380  # pixels of the longest importance bar
 
@@ -72,7 +73,7 @@ def card_html(card: Mapping[str, Any]) -> str:
 def gate_report_json(version: Mapping[str, Any]) -> dict[str, Any]:
     """Every stored verdict of a version with its evidence, and whether it passed."""
     gates = list(version.get("gates") or [])
-    failures = [g["gate"] for g in gates if g["verdict"] == "fail" and g.get("blocking", True)]
+    failures = [g["gate"] for g in gates if blocks(g)]
     return {
         "model": version.get("model"),
         "version": version.get("number"),

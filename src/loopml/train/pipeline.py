@@ -22,6 +22,7 @@ from loopml.data.signature import infer_signature
 from loopml.data.snapshot import snapshot
 from loopml.data.sources import load_callable, load_frame
 from loopml.errors import ConfigError, LoopmlError, TrainingError
+from loopml.evaluate.gates import blocks
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 from loopml.train import environment
@@ -226,7 +227,7 @@ def run(
                 train_fn=train_fn,
                 recent=recent_frame,
             )
-            passed = not any(v["verdict"] == "fail" and v["blocking"] for v in verdicts)
+            passed = not any(blocks(v) for v in verdicts)
             timings["gates"] = time.perf_counter() - t
             for v in verdicts:
                 steps.note(

@@ -16,6 +16,7 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.data.signature import Signature
 from loopml.errors import NotFoundError, TrainingError
+from loopml.evaluate.gates import blocks
 from loopml.store import Store
 from loopml.train import environment
 
@@ -156,11 +157,11 @@ def register(
         else None
     )
     status = "candidate" if passed else "rejected"
-    failed = [v["gate"] for v in verdicts if v["verdict"] == "fail" and v["blocking"]]
+    failed = [v["gate"] for v in verdicts if blocks(v)]
     reason = (
         "all blocking gates passed"
         if passed
-        else f"rejected: blocking gate(s) failed: {', '.join(failed)}"
+        else f"rejected: blocking gate(s) failed or could not judge: {', '.join(failed)}"
     )
     now = time.time()
     expire = cfg.deploy.expire_after if cfg.deploy else None
