@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from loopml.data.dates import parse_date_columns
 from loopml.errors import ConfigError, DataError
 
 _FILE_SUFFIXES = {".parquet", ".pq", ".csv", ".tsv"}
@@ -76,6 +77,8 @@ def load_frame(spec: str, root: Path, *, what: str = "data.train") -> pd.DataFra
                 frame = pd.read_parquet(path)
             else:
                 frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+                # text has no types: date-like columns become dates, as in Parquet
+                frame, _ = parse_date_columns(frame)
         except Exception as e:
             raise DataError(
                 f"{what}: cannot read {path}: {type(e).__name__}: {e}. Is it a valid "
