@@ -247,6 +247,19 @@ def blocks(verdict: GateResult | dict[str, Any]) -> bool:
     return bool(verdict.get("blocking", True)) and verdict.get("verdict") != "pass"
 
 
+def verdict_word(verdict: GateResult | dict[str, Any]) -> str:
+    """One word per verdict, the same in every listing: 'pass', 'FAIL', 'not judged' (with
+    '(advisory)' for a fail that does not block and '(blocks)' for a blocking not-judged)."""
+    if isinstance(verdict, GateResult):
+        verdict = verdict.to_dict()
+    v = verdict.get("verdict")
+    if v == "pass":
+        return "pass"
+    if v == "fail":
+        return "FAIL" if blocks(verdict) else "FAIL (advisory)"
+    return "not judged (blocks)" if blocks(verdict) else "not judged"
+
+
 def overall_verdict(results: Sequence[GateResult]) -> bool:
     """True when no verdict blocks (see :func:`blocks`)."""
     return not any(blocks(r) for r in results)

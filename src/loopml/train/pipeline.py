@@ -51,6 +51,17 @@ class RunResult:
     split: str = ""
 
 
+def verdict_counts(verdicts: list[dict[str, Any]]) -> str:
+    """'5 gates: 3 passed, 1 not judged, 1 failed (blocking)' for the progress line."""
+    from collections import Counter
+
+    words = {"pass": "passed", "fail": "failed", "insufficient_data": "not judged"}
+    counts = Counter(words.get(v["verdict"], v["verdict"]) for v in verdicts)
+    blocked = sum(blocks(v) for v in verdicts)
+    parts = ", ".join(f"{n} {w}" for w, n in counts.items())
+    return f"{len(verdicts)} gates: {parts}" + (f"; {blocked} blocking" if blocked else "")
+
+
 def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], seed: int) -> Any:
     """Call the user's ``train(X, y, params)`` (passing ``seed=`` when it accepts one)."""
     kwargs = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
@@ -229,11 +240,7 @@ def run(
             )
             passed = not any(blocks(v) for v in verdicts)
             timings["gates"] = time.perf_counter() - t
-            for v in verdicts:
-                steps.note(
-                    f"{'✓' if v['verdict'] == 'pass' else '✗' if v['verdict'] == 'fail' else '?'} "
-                    f"{v['gate']}: {v['message']}"
-                )
+            steps.note(verdict_counts(verdicts))  # each verdict is printed once, by the report
 
         with steps.step("Profile, save and register"):
             t = time.perf_counter()
@@ -266,6 +273,8 @@ def run(
                 y_test=y_test,
             )
             timings["register"] = time.perf_counter() - t
+            # registration may add a verdict (a refused artifact) and so reject the version
+            verdicts, passed = list(version["gates"]), version["status"] == "candidate"
     except BaseException as e:
         store.runs.finish(
             run_id,
