@@ -23,6 +23,7 @@ from loopml.data.snapshot import snapshot
 from loopml.data.sources import load_callable, load_frame
 from loopml.errors import ConfigError, LoopmlError, TrainingError
 from loopml.evaluate.gates import blocks
+from loopml.evaluate.holdout import judge_split
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 from loopml.train import environment
@@ -238,6 +239,7 @@ def run(
                 train_fn=train_fn,
                 recent=recent_frame,
             )
+            verdicts.insert(0, judge_split(y_train, y_test, task, how))
             passed = not any(blocks(v) for v in verdicts)
             timings["gates"] = time.perf_counter() - t
             steps.note(verdict_counts(verdicts))  # each verdict is printed once, by the report
