@@ -16,16 +16,50 @@ from loopml.errors import ConfigError, LoopmlError, NotFoundError
 from loopml.store import Store
 
 
+def _key_path(field: str | None) -> list[Any]:
+    """'gates.behaviour.tests.0.column' -> ['gates', 'behaviour', 'tests', 0, 'column']."""
+    return [int(p) if p.isdigit() else p for p in (field or "gates").split(".")]
+
+
+def _with_project_paths(cfg: Config, section: dict[str, Any]) -> dict[str, Any]:
+    """MFT ``cases`` files are relative to the project folder, not the current directory."""
+    behaviour = section.get("behaviour")
+    tests = behaviour.get("tests") if isinstance(behaviour, dict) else None
+    if not isinstance(tests, list):
+        return section
+    fixed = []
+    for t in tests:
+        if isinstance(t, dict) and isinstance(t.get("cases"), str):
+            t = {**t, "cases": str(cfg.path(t["cases"]))}
+        fixed.append(t)
+    return {**section, "behaviour": {**behaviour, "tests": fixed}}
+
+
 def build_gates(cfg: Config, task: str) -> list[Any]:
     """Gate objects for this project, validated before any training starts."""
     from loopml.evaluate.registry import build_gates as build
 
-    section = cfg.gates.model_dump(exclude_none=True)
+    section = _with_project_paths(cfg, cfg.gates.model_dump(exclude_none=True))
     try:
         return build(section, sensitive=cfg.data.sensitive, task=task)
     except ConfigError as e:
-        where = cfg.where(e.field.split(".") if e.field else ["gates"])
+        where = cfg.where(_key_path(e.field))
         raise ConfigError(f"{where}: {e.message}", field=e.field) from None
+
+
+def check_gates_on_data(gates: list[Any], cfg: Config, X: pd.DataFrame) -> None:
+    """Before training: gate options that name columns or files are checked against the
+    model's input columns (``X``), so a typo costs no training run and no rejected version."""
+    for gate in gates:
+        check = getattr(gate, "check_data", None)
+        if check is None:
+            continue
+        try:
+            check(X)
+        except ConfigError as e:
+            raise ConfigError(
+                f"{cfg.where(_key_path(e.field))}: {e.message}", field=e.field
+            ) from None
 
 
 def champion_model(

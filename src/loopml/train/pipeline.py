@@ -110,7 +110,7 @@ def run(
     from loopml.evaluate.metrics import classification_metrics, regression_metrics
     from loopml.evaluate.slices import metrics_by_slice
     from loopml.train import registration
-    from loopml.train.gating import build_gates, run_all_gates
+    from loopml.train.gating import build_gates, check_gates_on_data, run_all_gates
 
     steps = steps or NullSteps()
     timings: dict[str, float] = {}
@@ -142,6 +142,7 @@ def run(
                 raise
             note = task_note(cfg, y_all, task)
             raise ConfigError(f"{e.message} {note[0].upper()}{note[1:]}.", field=e.field) from None
+        check_gates_on_data(gates, cfg, frame[features].head(0))
         timings["load"] = time.perf_counter() - t
         steps.note(f"{len(frame):,} rows, {len(features)} features, task: {task}")
 
