@@ -66,6 +66,9 @@ def version_summary(v: dict[str, Any]) -> dict[str, Any]:
             "run": v["run_id"],
             "parent": v["parent_id"],
             "snapshots": {k: h for k, h in v["snapshots"].items() if k != "ids"},
+            # the training entry point and sha256 of the project's Python files (no git needed)
+            "code": (v.get("extra") or {}).get("code"),
+            "threads": ((v.get("extra") or {}).get("threads") or {}).get("limit"),
         },
         "gates": [
             {k: g[k] for k in ("gate", "verdict", "blocking", "message")} for g in v["gates"]

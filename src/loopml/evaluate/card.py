@@ -255,6 +255,10 @@ def model_card(
             "wall_seconds": run.get("wall_seconds"),
             "train_seconds": run.get("train_seconds"),
             "peak_memory_mb": run.get("peak_memory_mb"),
+            "code": extra.get("code") or (run.get("details") or {}).get("code"),
+            "threads": (
+                extra.get("threads") or (run.get("details") or {}).get("threads") or {}
+            ).get("limit"),
         },
     }
 
@@ -371,6 +375,12 @@ def card_markdown(card: Mapping[str, Any]) -> str:
         f"{_md(ln['parent_id'])}, git commit `{_md(ln.get('git_commit'))}`"
         + (" (dirty)" if ln.get("git_dirty") else ""),
         f"- params: `{_md(ln.get('params'))}`",
-        "",
     ]
+    code = ln.get("code") or {}
+    if code:
+        lines.append(f"- entry point `{_md(code.get('entry_point'))}`; Python files (sha256):")
+        lines += [f"  - `{_md(p)}` `{_md(h)}`" for p, h in (code.get("files") or {}).items()]
+    if ln.get("threads") is not None:
+        lines.append(f"- trained with BLAS/OpenMP threads capped at {ln['threads']}")
+    lines.append("")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ recorded as a failed run (with its error) and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from loopml.train.inputs import (
     infer_task,
     task_note,
 )
+from loopml.train.threads import thread_limits
 
 # gate options whose validity depends on the task (their errors say how the task was chosen)
 TASK_FIELDS = ("gates.metrics", "gates.champion", "gates.fairness", "gates.behaviour")
@@ -170,7 +172,11 @@ def run(
         steps.note(f"split {how}: {len(tr):,} train / {len(te):,} test rows")
 
     commit, dirty = environment.git_state(cfg.root)
+    code = environment.code_lineage(cfg.root, cfg.model.train)
+    limits = contextlib.ExitStack()  # thread caps for the whole run's compute (train/threads.py)
+    threads = limits.enter_context(thread_limits(cfg.model.threads))
     run_id = store.runs.start(
+        details={"code": code, "threads": threads},
         project=cfg.project,
         model=cfg.model.name,
         trigger=trigger,
@@ -274,11 +280,13 @@ def run(
                 proba=proba,
                 X_test=X_test,
                 y_test=y_test,
+                extra={"code": code, "threads": threads},
             )
             timings["register"] = time.perf_counter() - t
             # registration may add a verdict (a refused artifact) and so reject the version
             verdicts, passed = list(version["gates"]), version["status"] == "candidate"
     except BaseException as e:
+        limits.close()
         store.runs.finish(
             run_id,
             status="failed",
@@ -288,6 +296,7 @@ def run(
             peak_memory_mb=environment.peak_memory_mb(),
         )
         raise
+    limits.close()
     timings["total"] = time.perf_counter() - t_all
     store.runs.finish(
         run_id,
