@@ -49,3 +49,69 @@ def test_thread_limit_is_applied_and_recorded(project, capsys):
     for run, n in ((first, 1), (second, 2)):
         libs = run["details"]["threads"]["libraries"]
         assert libs and all(lib["num_threads"] == n for lib in libs)
+
+
+FAIR = CONFIG + "gates:\n  fairness: {min_positives: 600}\n"
+
+
+def test_card_fairness_section_says_how_it_was_judged(project, capsys):
+    """Regression: the card had no intervals, thresholds or use_intervals setting, a rate on
+    too few positives looked normal, and the positive class was not named."""
+    (project / "loopml.yaml").write_text(FAIR)
+    main(["-c", str(project), "run"])
+    store = Store(load_config(project).store_url)
+    version = store.versions.get(1)
+    cfg = load_config(project).model_dump(mode="json")
+    card = model_card(version, store.runs.get(version["run_id"]), cfg)
+    fair = card["fairness"]
+    assert fair["use_intervals"] is True and fair["thresholds"] == {"demographic_parity_ratio": 0.8}
+    assert fair["positive_class"] == 1 and card["data"]["positive_class"] == 1
+    check = fair["checks"]["demographic_parity_ratio"]
+    assert len(check["interval"]) == 2
+    md = card_markdown(card)
+    assert "use_intervals: yes" in md and "positive class 1" in md
+    assert "| demographic_parity_ratio | 0.8 |" in md
+    assert "(n/s: positives=" in md  # every group's TPR rests on < 600 positives
+
+
+def test_dashboard_version_page_card_has_target_rows_and_source(project, capsys):
+    """Regression: the version page built the card without the config and snapshots, so
+    target, rows and source showed '-'."""
+    from loopml.ui import pages
+
+    assert main(["-c", str(project), "run"]) == 0
+    cfg = load_config(project)
+    card = pages.version(Store(cfg.store_url), cfg, 1)["card"]["fields"]
+    assert card["data"]["target"] == "label"
+    train = next(s for s in card["data"]["snapshots"] if s["role"] == "train")
+    assert train["rows"] == 3200 and train["source"] == "data/train.parquet"
+
+
+def test_endpoint_report_writes_the_format_asked(project, capsys, tmp_path):
+    """Regression: `loopml report --endpoint E --format md|json` wrote HTML."""
+    assert main(["-c", str(project), "run"]) == 0
+    assert main(["-c", str(project), "deploy", "tiny", "1"]) == 0
+    for fmt in ("json", "md"):
+        out = tmp_path / f"r.{fmt}"
+        assert (
+            main(
+                [
+                    "-c",
+                    str(project),
+                    "report",
+                    "--endpoint",
+                    "tiny",
+                    "--format",
+                    fmt,
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        text = out.read_text()
+        assert "<html" not in text.lower()
+        if fmt == "json":
+            assert json.loads(text)["title"].startswith("Endpoint tiny")
+        else:
+            assert text.startswith("# Endpoint tiny") and "## Feature drift" in text

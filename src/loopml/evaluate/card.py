@@ -121,6 +121,9 @@ def limitations(version: Mapping[str, Any]) -> list[str]:
                 f"{len(ev['quarantine'])} training rows are quarantined for label or "
                 "outlier review (they were kept in training)."
             )
+        if g["gate"] == "split":
+            for w in ev.get("warnings", []):
+                out.append(f"Test split: {w}.")
         if g["gate"] == "data":
             for i in ev.get("issues", []):
                 if i.get("severity") == "warn":
@@ -165,6 +168,28 @@ def _snapshots(
     return rows
 
 
+def positive_class(version: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> Any:
+    """The class scored as positive: ``data.positive_class``, else the larger of two classes
+    (``classes_[1]``, as every metric and gate takes it); None for regression or multiclass."""
+    classes = (version.get("signature") or {}).get("classes") or []
+    if data_cfg.get("positive_class") is not None:
+        return data_cfg["positive_class"]
+    return classes[1] if len(classes) == 2 else None
+
+
+def rate_cell(group: Mapping[str, Any], rate: str) -> str:
+    """A group's rate for a table: the value, or the value marked '(n/s)' (not sufficient:
+    too few rows, positives, negatives or predicted positives to judge it) with the reason."""
+    info = group.get(rate) or {}
+    value = info.get("value")
+    if value is None:
+        return "-"
+    shown = f"{value:.3f}"
+    if not info.get("sufficient", True):
+        return f"{shown} (n/s: {info.get('reason', 'too little data')})"
+    return shown
+
+
 def model_card(
     version: Mapping[str, Any],
     run: Mapping[str, Any] | None = None,
@@ -184,15 +209,33 @@ def model_card(
     fair_section = None
     if fairness is not None:
         report = (fairness.get("evidence") or {}).get("report") or {}
+        ev = fairness.get("evidence") or {}
+        settings = report.get("settings") or {}
         fair_section = {
             "verdict": fairness["verdict"],
             "message": fairness["message"],
             "sensitive": report.get("sensitive", []),
             "groups": report.get("groups", []),
             "criteria": report.get("criteria", {}),
-            "checks": (fairness.get("evidence") or {}).get("checks", {}),
-            "small_groups": (fairness.get("evidence") or {}).get("small_groups", []),
-            "min_group_size": (report.get("settings") or {}).get("min_group_size", 30),
+            "checks": ev.get("checks", {}),
+            "small_groups": ev.get("small_groups", []),
+            "min_group_size": settings.get("min_group_size", 30),
+            # how it was judged: the thresholds, intervals or point estimates, the positive class
+            "use_intervals": ev.get("use_intervals"),
+            "confidence": ev.get("confidence", settings.get("confidence")),
+            "thresholds": ev.get("thresholds")
+            or {k: c.get("threshold") for k, c in (ev.get("checks") or {}).items()},
+            "block_insufficient": ev.get("block_insufficient"),
+            "positive_class": settings.get("pos_label"),
+            "minimums": {
+                k: settings.get(k)
+                for k in (
+                    "min_group_size",
+                    "min_positives",
+                    "min_negatives",
+                    "min_predicted_positives",
+                )
+            },
         }
     data_cfg = dict((cfg or {}).get("data") or {})
     run = dict(run or {})
@@ -215,6 +258,7 @@ def model_card(
             "sensitive": data_cfg.get("sensitive", []),
             "segments": data_cfg.get("segments", []),
             "features": (version.get("signature") or {}).get("inputs"),
+            "positive_class": positive_class(version, data_cfg),
         },
         "metrics": {
             "overall": _headline(version.get("metrics") or {}),
@@ -312,7 +356,13 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines += _table(card["data"]["snapshots"], ["role", "hash", "rows", "source"])
     d = card["data"]
     lines += [
-        f"Target `{_md(d.get('target'))}`; sensitive attributes: "
+        f"Target `{_md(d.get('target'))}`"
+        + (
+            f" (positive class {_md(d.get('positive_class'))})"
+            if d.get("positive_class") is not None
+            else ""
+        )
+        + "; sensitive attributes: "
         f"{', '.join(d.get('sensitive') or []) or 'none declared'}.",
         "",
         "## Metrics",
@@ -326,20 +376,45 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     lines += ["## Fairness", ""]
     if fair:
         lines += [f"**{fair['verdict']}**: {_md(fair['message'])}", ""]
+        how = (
+            f"intervals (Wilson, {fair.get('confidence') or 0.95:.0%}): pass when the whole "
+            "interval clears the threshold, insufficient evidence when it straddles it"
+            if fair.get("use_intervals")
+            else "point estimates (use_intervals: false)"
+        )
+        lines += [
+            f"Judged on {how}; use_intervals: {_fmt(fair.get('use_intervals'))}; positive class "
+            f"{_md(fair.get('positive_class'))}; minimums {_md(fair.get('minimums'))}.",
+            "",
+        ]
+        lines += _table(
+            [
+                {
+                    "threshold": key,
+                    "limit": c.get("threshold"),
+                    "value": c.get("value"),
+                    "interval": (
+                        "[{:.3f}, {:.3f}]".format(*c["interval"]) if c.get("interval") else "-"
+                    ),
+                    "verdict": c.get("verdict"),
+                    "worst group": c.get("worst_group"),
+                }
+                for key, c in (fair.get("checks") or {}).items()
+            ],
+            ["threshold", "limit", "value", "interval", "verdict", "worst group"],
+        )
         lines += _table(
             [
                 {
                     "group": g["group"],
                     "n": g["n"],
-                    **{
-                        r: (g.get(r) or {}).get("value")
-                        for r in ("selection_rate", "tpr", "fpr", "precision")
-                    },
+                    **{r: rate_cell(g, r) for r in ("selection_rate", "tpr", "fpr", "precision")},
                 }
                 for g in fair["groups"]
             ],
             ["group", "n", "selection_rate", "tpr", "fpr", "precision"],
         )
+        lines += ["(n/s): not sufficient data to judge that rate in that group.", ""]
     else:
         lines += ["No fairness gate ran (declare data.sensitive).", ""]
     lines += ["## Gate verdicts", ""]

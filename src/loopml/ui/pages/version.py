@@ -108,14 +108,24 @@ def importance(extra: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r.get("importance") or 0.0))
 
 
-def model_card(store: Store, v: dict[str, Any]) -> dict[str, Any] | None:
-    """The version's model card (``loopml.evaluate.card``) and its Markdown rendering."""
+def model_card(store: Store, v: dict[str, Any], cfg: Config | None = None) -> dict[str, Any] | None:
+    """The version's model card (``loopml.evaluate.card``) and its Markdown rendering, built
+    as ``loopml report`` builds it: with the project's config (target, sensitive attributes,
+    intended use) and the snapshot rows (row counts, sources)."""
     from loopml.evaluate.card import card_markdown
     from loopml.evaluate.card import model_card as build
 
     try:
         run = store.runs.get(v["run_id"])
-        doc = build(v, run)
+        snaps = {}
+        for role, digest in (v.get("snapshots") or {}).items():
+            if role != "ids" and isinstance(digest, str):
+                try:
+                    snaps[role] = store.snapshots.get(digest)
+                except NotFoundError:
+                    continue
+        config = cfg.model_dump(mode="json") if cfg is not None else None
+        doc = build(v, run, config, snapshots=snaps)
         return {"fields": doc, "markdown": card_markdown(doc), "html": None}
     except (LoopmlError, TypeError, KeyError, ValueError):
         return None
@@ -246,7 +256,7 @@ def version(store: Store, cfg: Config, version_id: int) -> dict[str, Any]:
             "fairness": fairness_table(gates),
             "importance": importance(v.get("extra") or {}),
             "quarantine": quarantine,
-            "card": model_card(store, v),
+            "card": model_card(store, v, cfg),
             "deployed": placed,
             "actions": acts,
             "decisions": [
