@@ -218,3 +218,13 @@ def test_thirty_percent_missing_is_a_warning():
     issue = next(i for i in res.evidence["issues"] if i["check"] == "null_rate")
     assert issue["severity"] == "warn" and issue["column"] == "mean area"
     assert "'mean area' is 30.1% missing (warning above 10%)" in res.message
+
+
+def test_a_code_with_three_values_is_not_far_values():
+    """Regression (Titanic): Pclass 1/2/3 was flagged as 79% far values of the span [2, 2]."""
+    from loopml.evaluate.data_gate import far_values
+
+    pclass = pd.Series(np.repeat([1, 2, 3], [216, 184, 491]))
+    assert far_values(pclass, 10.0) is None
+    with_sentinel = pd.Series(np.r_[np.random.default_rng(0).normal(50, 5, 500), [999999.0] * 3])
+    assert far_values(with_sentinel, 10.0)["examples"] == [999999.0]

@@ -70,7 +70,9 @@ def far_values(column: pd.Series, factor: float) -> dict[str, Any] | None:
         return None
     lo_v, hi_v = x.min(), x.max()
     middle = x[(x > lo_v) & (x < hi_v)]
-    if len(middle) < 10:
+    # a code with a handful of values (Pclass 1/2/3) has no spread to judge against: its
+    # middle is one value and everything else would look "far" (found on the Titanic table)
+    if len(middle) < 10 or len(np.unique(middle)) < 3:
         return None
     lo, hi = np.quantile(middle, [0.01, 0.99])
     span = max(hi - lo, 1e-12 * max(abs(hi), 1.0))
