@@ -75,7 +75,11 @@ def test_untrusted_own_class_is_rejected_with_its_verdicts_kept(tmp_path, capsys
     assert gates["artifact"]["verdict"] == "fail" and "train.Shrunk" in gates["artifact"]["message"]
     assert main(["-c", str(root), "versions", "--json"]) == 0
     [v] = json.loads(capsys.readouterr().out)
-    assert v["status"] == "rejected" and {g["gate"] for g in v["gates"]} == {"split", "metrics", "artifact"}
+    assert v["status"] == "rejected" and {g["gate"] for g in v["gates"]} == {
+        "split",
+        "metrics",
+        "artifact",
+    }
 
 
 def test_trusted_own_class_registers_and_is_served_by_a_fresh_process(tmp_path, capsys):

@@ -177,6 +177,7 @@ def _findings(name: str, result: dict, init_out: str) -> list[str]:
         return ["r2 gate"]
     if name == "cancer":
         assert issues[("leakage", "worst_perimeter")]["severity"] == "warn"
+        assert "'worst_perimeter' 0.975" in data["message"]  # shown by `loopml run`
         return ["strong feature warned"]
     assert "first gate: recall >= 0.433" in init_out
     return ["balanced accuracy gate"]

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from loopml.evaluate.card import iso, key_evidence, model_card, slice_columns
+from loopml.evaluate.card import iso, key_evidence, model_card
+from loopml.evaluate.card_text import slice_columns
 from loopml.evaluate.gates import blocks
 
 BAR_WIDTH = 380  # pixels of the longest importance bar
@@ -113,7 +114,7 @@ def render(
     if fmt == "html":
         return card_html(card)
     if fmt == "md":
-        from loopml.evaluate.card import card_markdown
+        from loopml.evaluate.card_text import card_markdown
 
         return card_markdown(card)
     if fmt == "json":

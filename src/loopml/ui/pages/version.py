@@ -112,8 +112,8 @@ def model_card(store: Store, v: dict[str, Any], cfg: Config | None = None) -> di
     """The version's model card (``loopml.evaluate.card``) and its Markdown rendering, built
     as ``loopml report`` builds it: with the project's config (target, sensitive attributes,
     intended use) and the snapshot rows (row counts, sources)."""
-    from loopml.evaluate.card import card_markdown
     from loopml.evaluate.card import model_card as build
+    from loopml.evaluate.card_text import card_markdown
 
     try:
         run = store.runs.get(v["run_id"])
