@@ -24,9 +24,9 @@ def _key_path(field: str | None) -> list[Any]:
 def _with_project_paths(cfg: Config, section: dict[str, Any]) -> dict[str, Any]:
     """MFT ``cases`` files are relative to the project folder, not the current directory."""
     behaviour = section.get("behaviour")
-    tests = behaviour.get("tests") if isinstance(behaviour, dict) else None
-    if not isinstance(tests, list):
+    if not isinstance(behaviour, dict) or not isinstance(behaviour.get("tests"), list):
         return section
+    tests = behaviour["tests"]
     fixed = []
     for t in tests:
         if isinstance(t, dict) and isinstance(t.get("cases"), str):
