@@ -101,3 +101,29 @@ def test_trusted_own_class_registers_and_is_served_by_a_fresh_process(tmp_path, 
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_missing_module_is_reported_as_such(tmp_path, monkeypatch):
+    """Regression: a class whose module could not be imported was reported as "not a skops
+    model, or written by an incompatible version"."""
+    import sys
+
+    import pytest
+
+    from loopml.artifacts.formats import load_model, save_model
+    from loopml.errors import DataError
+
+    (tmp_path / "gone_models.py").write_text(TRAIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import gone_models  # type: ignore[import-not-found]
+
+    frame = synthetic_frame(300)
+    model = gone_models.Shrunk().fit(frame[["x0", "x1"]], frame["label"])
+    data = save_model(model, "skops")
+    monkeypatch.delitem(sys.modules, "gone_models")
+    sys.path.remove(str(tmp_path))
+    with pytest.raises(DataError, match="No module named 'gone_models'") as err:
+        load_model(data, "skops", trusted_types=["gone_models.Shrunk"])
+    assert (
+        "cannot be imported" in err.value.message and "not a skops model" not in err.value.message
+    )
