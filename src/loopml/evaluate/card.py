@@ -292,3 +292,11 @@ def model_card(
             ).get("limit"),
         },
     }
+
+
+def card_markdown(card: Mapping[str, Any]) -> str:
+    """The card as Markdown (the renderer lives in :mod:`loopml.evaluate.card_text`; kept here
+    for the callers that import it from this module)."""
+    from loopml.evaluate.card_text import card_markdown as render
+
+    return render(card)
