@@ -80,8 +80,6 @@ def version_summary(v: dict[str, Any]) -> dict[str, Any]:
 
 @command
 def cmd_versions(args: argparse.Namespace) -> int:
-    from loopml.evaluate.gates import verdict_word
-
     store = open_store(args)
     rows = [version_summary(v) for v in store.versions.list(model=args.model, status=args.status)]
     if args.json:
@@ -99,7 +97,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 r["model"],
                 r["status"],
                 *(fmt(r["metrics"].get(m)) for m in shown),
-                " ".join(f"{g['gate']}:{verdict_word(g)}" for g in r["gates"]) or "-",
+                " ".join(f"{g['gate']}:{g['verdict']}" for g in r["gates"]) or "-",
                 r["created_at"],
                 r["artifact_sha256"][:12],
             )
