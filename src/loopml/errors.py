@@ -83,9 +83,10 @@ class SignatureError(IntegrityError):
 
 
 class TrainingError(LoopmlError, RuntimeError):
-    """The user's training function raised or returned something unusable."""
+    """The user's code (training function, data function, a project module) raised or returned
+    something unusable (exit 3: a failure in code, not a verdict of the gates)."""
 
-    exit_code = 1
+    exit_code = 3
     http_status = 500
 
 

@@ -71,3 +71,26 @@ def test_init_errors_name_the_option(tmp_path, capsys, args, expect):
     assert main(["init", str(tmp_path / "p"), "--data", str(data), *args]) == 2
     assert expect in capsys.readouterr().err
     assert not (tmp_path / "p" / "loopml.yaml").exists()
+
+
+def test_first_gate_is_measured_on_the_test_split_with_a_metric_for_imbalance(tmp_path, capsys):
+    """Regression: the first gate was the majority-class accuracy of the whole file (0.772, the
+    test split's was 0.759), the wrong bar on imbalanced data; and labels printed as
+    np.int64(0)."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:, [0, 1, 2, 30]]
+    frame.columns = ["radius", "texture", "perimeter", "target"]
+    frame = frame.sort_values("radius").reset_index(drop=True)
+    frame["day"] = np.arange(len(frame))  # the latest rows are the largest tumours
+    data = tmp_path / "cancer.csv"
+    frame.to_csv(data, index=False)
+    project = tmp_path / "p"
+    args = ["init", str(project), "--data", str(data), "--target", "target", "--time", "day"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "first gate: roc_auc >= 0.60" in out and "np.int64" not in out
+    test_share = (frame["target"].iloc[455:] == 0).mean()  # the newest 20% (by day)
+    assert f"always answering 0 is right {test_share:.1%}" in out
+    text = (project / "loopml.yaml").read_text()
+    assert "roc_auc" in text and "np.int64" not in text

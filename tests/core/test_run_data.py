@@ -184,7 +184,7 @@ def test_probability_metric_gate_fails_for_a_model_without_predict_proba(tmp_pat
         "gates: {metrics: {roc_auc: '>= 0.8'}}\n",
     )
     result = run(load_config(root))
-    (gate,) = result.gates
+    (_split, gate) = result.gates
     assert not result.passed and gate["verdict"] == "fail"
     assert "no predict_proba" in gate["message"] and "CalibratedClassifierCV" in gate["message"]
 
@@ -202,7 +202,7 @@ def test_default_champion_gate_works_for_a_model_without_predict_proba(tmp_path)
     assert main(["-c", str(root), "run"]) == 0
     assert main(["-c", str(root), "deploy", "robust", "1"]) == 0
     result = run(load_config(root))
-    (gate,) = result.gates
+    (_split, gate) = result.gates
     assert result.passed and gate["verdict"] == "pass"
     assert gate["evidence"]["metric"] == "accuracy"
 

@@ -14,7 +14,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from loopml.evaluate.behaviour import BehaviourGate
-from loopml.evaluate.card import card_markdown, model_card
+from loopml.evaluate.card import model_card
+from loopml.evaluate.card_text import card_markdown
 from loopml.evaluate.data_gate import DataGate
 from loopml.evaluate.fairness import FairnessGate
 from loopml.evaluate.gates import GateContext, run_gates

@@ -161,3 +161,70 @@ def test_multiclass_and_regression_targets_are_scored():
     assert rows["x"] > 0.9 and rows["noise"] < 0.6
     rows = {r["column"]: r["auc"] for r in single_feature_auc(df, x * 2.0, task="regression")}
     assert rows["x"] == pytest.approx(1.0)
+
+
+def _cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(as_frame=True).frame
+
+
+def _judge(train: pd.DataFrame, target: str = "target"):
+    feats = [c for c in train.columns if c != target]
+    X = train[feats[:3]].fillna(0)
+    model = LogisticRegression(max_iter=500).fit(X, train[target])
+    ctx = GateContext(
+        model=model, X_test=X, y_test=train[target], train=train, target=target, features=feats
+    )
+    return run_gates([DataGate()], ctx)[0]
+
+
+def test_a_near_copy_of_the_target_blocks():
+    """Regression: a copy of the target with 2% noise (AUC 0.9797) passed without a word."""
+    train = _cancer()
+    y = train["target"].to_numpy()
+    train["outcome"] = np.where(np.random.default_rng(0).random(len(y)) < 0.02, 1 - y, y)
+    res = _judge(train)
+    assert res.verdict == "fail" and "'outcome'" in res.message
+    leak = next(i for i in res.evidence["issues"] if i["column"] == "outcome")
+    assert leak["severity"] == "fail" and 0.95 <= leak["value"] < 0.98
+
+
+def test_strong_features_below_the_block_level_are_named_as_warnings():
+    """Regression: a real post-outcome column (AUC 0.887) passed without a word."""
+    res = _judge(_cancer())
+    assert res.verdict == "pass"  # 'worst perimeter' (0.976) is a real, continuous feature
+    warned = {i["column"]: i for i in res.evidence["issues"] if i["check"] == "leakage"}
+    assert warned["worst perimeter"]["severity"] == "warn"
+    assert (
+        "'worst perimeter' 0.975" in res.message
+        and "alone predicts" in warned["worst perimeter"]["message"]
+    )
+
+
+def test_auc_is_rounded_down_so_it_never_prints_as_the_limit():
+    from loopml.evaluate.data_gate import auc3, pct
+
+    assert auc3(0.9797) == "0.979" and auc3(0.98) == "0.980"
+    assert pct(0.005) == "0.5%" and pct(0.5) == "50%"
+
+
+def test_thirty_percent_missing_is_a_warning():
+    """Regression: a feature with 30% missing values got no warning (only the 0.5 block)."""
+    train = _cancer()
+    train.loc[train.sample(frac=0.3, random_state=0).index, "mean area"] = np.nan
+    res = _judge(train)
+    assert res.verdict == "pass"
+    issue = next(i for i in res.evidence["issues"] if i["check"] == "null_rate")
+    assert issue["severity"] == "warn" and issue["column"] == "mean area"
+    assert "'mean area' is 30.1% missing (warning above 10%)" in res.message
+
+
+def test_a_code_with_three_values_is_not_far_values():
+    """Regression (Titanic): Pclass 1/2/3 was flagged as 79% far values of the span [2, 2]."""
+    from loopml.evaluate.data_gate import far_values
+
+    pclass = pd.Series(np.repeat([1, 2, 3], [216, 184, 491]))
+    assert far_values(pclass, 10.0) is None
+    with_sentinel = pd.Series(np.r_[np.random.default_rng(0).normal(50, 5, 500), [999999.0] * 3])
+    assert far_values(with_sentinel, 10.0)["examples"] == [999999.0]

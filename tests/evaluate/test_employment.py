@@ -81,7 +81,9 @@ def test_planted_bias_and_ignored_feature_fail_their_gates(employment):
             )
             verdicts[name] = run_gates(gates, ctx)
     honest, biased, no_edu = verdicts["honest"], verdicts["biased"], verdicts["no_schl"]
-    assert [r.verdict for r in honest] == ["pass", "pass"] and overall_verdict(honest)
+    # the honest model is not failed; small intersections may leave the evidence short
+    assert honest[0].verdict in ("pass", "insufficient_data") and honest[1].verdict == "pass"
+    assert overall_verdict(honest)
     assert biased[0].verdict == "fail"
     assert "true-positive-rate ratio" in biased[0].message
     assert "group SEX=2 & RAC1P=2 (n=" in biased[0].message

@@ -111,8 +111,9 @@ def test_tiny_group_is_insufficient_never_zero(make_groups):
         sensitive=["race", "sex"],
         classes=[0, 1],
     )
-    res = FairnessGate().run(ctx)
+    res = FairnessGate(use_intervals=False).run(ctx)
     assert res.verdict == "pass" and "race=Z & sex=F" in res.message
+    assert FairnessGate().run(ctx).verdict != "fail"
 
 
 def test_all_groups_tiny_gives_insufficient_data(make_groups):
@@ -151,12 +152,16 @@ def test_gate_names_the_worst_subgroup_and_its_numbers(make_groups):
         sensitive=["race", "sex"],
         classes=[0, 1],
     )
-    assert FairnessGate().run(ctx2).verdict == "pass"
+    assert FairnessGate(use_intervals=False).run(ctx2).verdict == "pass"
+    # groups of ~800: the ratio 0.92 has the interval [0.78, 1.00], which straddles 0.8
+    assert FairnessGate().run(ctx2).verdict == "insufficient_data"
     strict = FairnessGate(thresholds={"equalized_odds_difference": 0.05})
     assert strict.run(ctx).verdict == "fail"
 
 
-def test_intervals_option_only_fails_clear_gaps(make_groups):
+def test_intervals_are_judged_three_way(make_groups):
+    """Regression: with use_intervals a ratio of 0.46 against 0.9 passed (its bound was
+    capped at 1.0); now a straddling interval is insufficient evidence, warned, not a pass."""
     df = make_groups(n=600, seed=5, penalty=0.12)
     ctx = GateContext(
         model=FixedModel(df["yhat"]),
@@ -165,11 +170,48 @@ def test_intervals_option_only_fails_clear_gaps(make_groups):
         sensitive=["race", "sex"],
         classes=[0, 1],
     )
-    point = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}).run(ctx)
-    bounded = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}, use_intervals=True).run(
-        ctx
+    point = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}, use_intervals=False).run(ctx)
+    bounded = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}).run(ctx)
+    assert point.verdict == "fail" and bounded.verdict == "insufficient_data"
+    assert not bounded.blocking and "straddles the threshold 0.9" in bounded.message
+    check = bounded.evidence["checks"]["demographic_parity_ratio"]
+    low, high = check["interval"]
+    assert low < check["value"] < 0.9 < high
+    strict = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}, block_insufficient=True)
+    assert strict.run(ctx).blocking  # configured to block on insufficient evidence
+    clear = make_groups(n=20000, seed=5, penalty=0.3)
+    ctx_clear = GateContext(
+        model=FixedModel(clear["yhat"]),
+        X_test=clear[["race", "sex"]],
+        y_test=clear["y"],
+        sensitive=["race", "sex"],
+        classes=[0, 1],
     )
-    assert point.verdict == "fail" and bounded.verdict == "pass"
+    assert FairnessGate().run(ctx_clear).verdict == "fail"  # the whole interval is below
+
+
+def test_a_group_without_false_positives_is_not_a_ratio_of_zero(make_groups):
+    """Regression: a group of 51 with zero false positives set the equalized-odds ratio to
+    0.0 and failed the gate; its FPR interval reaches well above 0."""
+    df = make_groups(n=4000, seed=7, biased=None)
+    small = pd.DataFrame(
+        {"race": ["Z"] * 51, "sex": ["F"] * 51, "y": [1] * 20 + [0] * 31, "score": 0.5}
+    )
+    small["yhat"] = small["y"]  # no false positives, every positive found
+    df = pd.concat([df, small], ignore_index=True)
+    ctx = GateContext(
+        model=FixedModel(df["yhat"]),
+        X_test=df[["race", "sex"]],
+        y_test=df["y"],
+        sensitive=["race", "sex"],
+        classes=[0, 1],
+    )
+    gate = FairnessGate(thresholds={"equalized_odds_ratio": 0.8})
+    assert gate.run(ctx).verdict == "insufficient_data"
+    assert (
+        FairnessGate(thresholds={"equalized_odds_ratio": 0.8}, use_intervals=False).run(ctx).verdict
+        == "fail"
+    )
 
 
 def test_wilson_matches_scipy():

@@ -92,7 +92,9 @@ def test_result_round_trip_and_non_blocking_failures():
     d = r.to_dict()
     assert d["evidence"] == {"x": 0.5, "y": [2], "z": None}
     assert GateResult.from_dict(d).to_dict() == d
-    assert overall_verdict([r, GateResult("m", "insufficient_data", True, "", {})])
+    assert overall_verdict([r, GateResult("m", "insufficient_data", False, "", {})])
+    # "not judged" that blocks (a gate told to block on insufficient evidence) stops it
+    assert not overall_verdict([r, GateResult("m", "insufficient_data", True, "", {})])
     with pytest.raises(ValueError):
         GateResult.from_dict({**d, "verdict": "maybe"})
 

@@ -171,6 +171,14 @@ def _load_skops(data: bytes, trusted_types: Sequence[str]) -> Any:
             field="model.trusted_types",
             untrusted_types=asked,
         ) from exc
+    except ImportError as exc:  # a class whose module is not importable here
+        raise DataError(
+            f"The model needs a module that cannot be imported here ({type(exc).__name__}: "
+            f"{exc}). A class from the project's own modules imports when the project folder "
+            f"is on the import path (loopml run, serve, monitor and retraining put it there); "
+            f"otherwise install that module where the model is loaded.",
+            field="artifact",
+        ) from exc
     except Exception as exc:  # a damaged zip or schema: zipfile/json/KeyError/...
         raise DataError(
             f"The skops artifact could not be read ({type(exc).__name__}: {exc}). The file is "

@@ -1,9 +1,11 @@
 """The ``loopml`` command line: parses arguments, calls the library, prints the result.
 
 No logic lives here. Imports are lazy so that ``loopml --help`` starts fast. A
-``LoopmlError`` becomes a one-paragraph message on stderr and its exit code
-(0 ok, 1 gates/checks failed or conflict, 2 usage or config error, including a version,
-endpoint, run or key that does not exist, 3 a failure in the user's code or in loopml).
+``LoopmlError`` becomes a one-paragraph message on stderr and its exit code; any other
+exception is a failure in the user's code or in loopml. Exit codes (``EXIT_CODES``): 0 ok
+(``run``: registered), 1 rejected by the gates (or a conflict / refused artifact), 2 usage or
+config error (a version, endpoint, run or key not found too), 3 a failure in the user's code or in loopml (``LOOPML_DEBUG=1`` shows the
+traceback).
 
 ``parser`` holds every command's arguments; the handlers live in modules by what they
 act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``describe``) and register
@@ -21,7 +23,14 @@ from loopml.cli import describe, keys, monitoring, project, registry, traffic
 from loopml.cli.common import COMMANDS
 from loopml.cli.parser import build_parser
 
-__all__ = ["COMMANDS", "NOT_FOUND", "build_parser", "entry", "main"]
+__all__ = ["COMMANDS", "EXIT_CODES", "NOT_FOUND", "build_parser", "entry", "main"]
+
+EXIT_CODES = {
+    0: "ok (loopml run: registered as a candidate)",
+    1: "rejected by the gates (or a conflict, or a refused artifact)",
+    2: "usage or config error (nothing was trained), or a version, endpoint or key not found",
+    3: "a failure in your code (training function, data function) or in loopml",
+}
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
 _COMMAND_MODULES = (describe, keys, monitoring, project, registry, traffic)
@@ -47,13 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # not a failure loopml explains: one message; traceback on request
-        if os.environ.get("LOOPML_DEBUG") or isinstance(e, BrokenPipeError):
-            raise  # a closed stdout pipe is entry()'s to end quietly
+    except BrokenPipeError:  # the reader of stdout left (`| head`): entry() ends quietly
+        raise
+    except Exception as e:  # not a verdict and not bad input: a crash, exit 3 (EXIT_CODES)
+        if os.environ.get("LOOPML_DEBUG"):
+            raise
         print(
-            f"error: loopml {args.command} failed unexpectedly: {type(e).__name__}: {e}\n"
-            "loopml has no explanation for this failure. Run again with LOOPML_DEBUG=1 for the "
-            "traceback; if your project and input look right, please report it.",
+            f"error: loopml {args.command} failed with {type(e).__name__}: {e}. This is a "
+            "failure in your code or in loopml, not a verdict of the gates; run again with "
+            "LOOPML_DEBUG=1 for the traceback.",
             file=sys.stderr,
         )
         return 3

@@ -24,9 +24,14 @@ def command(fn: Command) -> Command:
 
 
 def project_config(args: argparse.Namespace) -> Any:
+    """The project's config; its folder goes on the import path, so every command (run,
+    serve with its controller, monitor) imports project modules the same way."""
     from loopml.config import load_config
+    from loopml.data.sources import add_project_path
 
-    return load_config(args.config)
+    cfg = load_config(args.config)
+    add_project_path(cfg.root)
+    return cfg
 
 
 def open_store(args: argparse.Namespace) -> Any:

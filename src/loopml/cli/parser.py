@@ -30,12 +30,22 @@ def _config_option(p: argparse.ArgumentParser, *, top: bool) -> None:
         help="the project: its loopml.yaml or the folder holding it (default: .)",
     )
 
+# kept in step with loopml.cli.EXIT_CODES (tests/core/test_exit_codes.py checks both)
+EXIT_HELP = """exit codes:
+  0  ok (loopml run: registered as a candidate)
+  1  rejected by the gates (or a conflict, or a refused artifact)
+  2  usage or config error (nothing was trained), or a version, endpoint or key not found
+  3  a failure in your code (training function, data function) or in loopml"""
+
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="loopml",
         description="Closed-loop MLOps: train, gate, "
         "serve, monitor and retrain models from one loopml.yaml. Times are UTC.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version="loopml 0.1.0")
     _config_option(p, top=True)
@@ -73,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--time", help="a time column: the latest rows become the test set")
     sp.add_argument("--id", help="a row id column (not a feature)")
     sp.add_argument("--sensitive", nargs="+", metavar="COLUMN", help="columns to audit")
-    add("run", "train, run the gates and register a version", json=True)
+    sp = add("run", "train, run the gates and register a version", json=True)
+    sp.epilog = EXIT_HELP
+    sp.formatter_class = argparse.RawDescriptionHelpFormatter
     sp = add("versions", "list model versions", json=True, wide=True)
     sp.add_argument("--model", help="only the versions of this model (model.name)")
     sp.add_argument("--status", help=f"only versions with this status: {STATUSES_HELP}")

@@ -4,6 +4,7 @@ decisions, and write a version's report or the production inventory."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ def version_summary(v: dict[str, Any]) -> dict[str, Any]:
             "run": v["run_id"],
             "parent": v["parent_id"],
             "snapshots": {k: h for k, h in v["snapshots"].items() if k != "ids"},
+            # the training entry point and sha256 of the project's Python files (no git needed)
+            "code": (v.get("extra") or {}).get("code"),
+            "threads": ((v.get("extra") or {}).get("threads") or {}).get("limit"),
         },
         "gates": [
             {k: g[k] for k in ("gate", "verdict", "blocking", "message")} for g in v["gates"]
@@ -116,7 +120,9 @@ def gate_summary(gates: list[dict[str, Any]]) -> str:
     """'5/5 pass', or the gates that failed (the full verdicts are in --json and the card)."""
     if not gates:
         return "-"
-    failed = [g["gate"] for g in gates if g["verdict"] == "fail"]
+    from loopml.evaluate.gates import blocks
+
+    failed = [g["gate"] for g in gates if blocks(g)]
     if failed:
         return "failed: " + ", ".join(failed)
     passed = sum(g["verdict"] == "pass" for g in gates)
@@ -196,6 +202,46 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     return 0
 
 
+def endpoint_markdown(endpoint: str, ctx: dict[str, Any]) -> str:
+    """An endpoint report's context as Markdown: the period's summary, drifted features and
+    data-quality findings (the HTML report adds the charts)."""
+
+    def cell(v: Any) -> str:
+        return fmt(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"# {ctx.get('title') or f'Endpoint {endpoint}'}", ""]
+    lines.append(f"Generated {when(ctx.get('generated_at'))} UTC.")
+    lines.append("")
+    summary = ctx.get("summary_period") or {}
+    if summary:
+        lines += ["## Summary", "", "| measure | value |", "|---|---|"]
+        lines += [f"| {cell(k)} | {cell(v)} |" for k, v in summary.items()]
+        lines.append("")
+    lines += ["## Feature drift", ""]
+    feats = ctx.get("feature_drift") or []
+    if feats:
+        lines += ["| column | windows | drifted | max effect |", "|---|---|---|---|"]
+        lines += [
+            f"| {cell(f.get('column'))} | {cell(f.get('windows'))} | {cell(f.get('drifted'))} "
+            f"| {cell(f.get('max_effect'))} |"
+            for f in feats
+        ]
+    else:
+        lines.append("No monitored windows in this period.")
+    lines += ["", "## Data quality", ""]
+    quality = ctx.get("quality_summary") or []
+    if quality:
+        lines += ["| check | column | severity | windows | example |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {cell(q.get('check'))} | {cell(q.get('column'))} | {cell(q.get('severity'))} "
+            f"| {cell(q.get('windows'))} | {cell(q.get('example'))} |"
+            for q in quality
+        ]
+    else:
+        lines.append("No findings.")
+    return "\n".join(lines) + "\n"
+
+
 @command
 def cmd_report(args: argparse.Namespace) -> int:
     """A version's model card + gate report, or an endpoint's report over a period."""
@@ -204,12 +250,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     cfg = project_config(args)
     store = open_store(args)
     if args.endpoint:
-        from loopml.ui.report import write_endpoint_report
+        from loopml.ui.report import endpoint_report, write_endpoint_report
 
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None
-        out = Path(args.out or f"report-{args.endpoint}.html")
-        write_endpoint_report(cfg, store, args.endpoint, since, until, out)
+        out = Path(args.out or f"report-{args.endpoint}.{args.format}")
+        if args.format == "html":
+            write_endpoint_report(cfg, store, args.endpoint, since, until, out)
+        else:  # the same context the HTML shows, as JSON or as a Markdown summary of it
+            ctx = endpoint_report(store, cfg, args.endpoint, since, until)
+            text = (
+                json.dumps(ctx, indent=2, default=str)
+                if args.format == "json"
+                else endpoint_markdown(args.endpoint, ctx)
+            )
+            out.write_text(text, encoding="utf-8")
         print(f"Wrote {out}")
         return 0
     if args.version is None:

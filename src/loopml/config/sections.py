@@ -70,6 +70,10 @@ class ModelConfig(Section):
     trusted_types: list[str] = Field(default_factory=list)
     trust_pickle: bool = False
     seed: int = 0
+    # BLAS/OpenMP threads while training and judging (threadpoolctl), in loopml run, the
+    # controller's retraining and the demo alike; None leaves the libraries' own default (one
+    # thread per core). 1 by measurement: see loopml.train.threads.
+    threads: int | None = Field(1, ge=1)
 
 
 # --------------------------------------------------------------------------- gates

@@ -269,6 +269,21 @@ def behaviour_test(spec: BehaviourTest | Mapping[str, Any]) -> BehaviourTest:
         ) from None
 
 
+def _located(i: int, fn: Any) -> Any:
+    """Call ``fn``; a ConfigError it raises is re-raised naming test ``i``'s key path
+    (``gates.behaviour.tests.<i>.<option>``), so that the config can name its YAML line."""
+    try:
+        return fn()
+    except ConfigError as e:
+        last = (e.field or "").rsplit(".", 1)[-1]
+        option = last if last.isidentifier() and last != "tests" else ""
+        prefix = f"gates.behaviour.tests[{i}]: "
+        message = e.message if e.message.startswith("gates.behaviour") else prefix + e.message
+        raise ConfigError(
+            message, field=f"gates.behaviour.tests.{i}" + (f".{option}" if option else "")
+        ) from None
+
+
 @dataclass(kw_only=True)
 class BehaviourGate(Gate):
     """Runs MFT/INV/DIR tests on up to ``max_rows`` sampled held-out rows; fails when any
@@ -282,10 +297,28 @@ class BehaviourGate(Gate):
     seed: int = 0
     blocking: bool = True
 
-    def validate(self, task: str = "classification") -> None:
+    def _specs(self) -> list[Any]:
+        """``tests`` checked for shape: a list whose items are mappings (YAML ``- {...}``)."""
+        if not isinstance(self.tests, list | tuple):
+            raise ConfigError(
+                "gates.behaviour.tests must be a list of tests, one per line starting with "
+                "'-', e.g. '- {type: DIR, column: age, expect: up}'; got a "
+                f"{type(self.tests).__name__}: {self.tests!r}.",
+                field="gates.behaviour.tests",
+            )
         for i, spec in enumerate(self.tests):
-            test = behaviour_test(spec)
-            test.validate()
+            if not isinstance(spec, Mapping | BehaviourTest):
+                raise ConfigError(
+                    f"gates.behaviour.tests[{i}] must be a mapping such as '{{type: DIR, "
+                    f"column: age, expect: up}}'; got {spec!r}.",
+                    field=f"gates.behaviour.tests.{i}",
+                )
+        return list(self.tests)
+
+    def validate(self, task: str = "classification") -> None:
+        for i, spec in enumerate(self._specs()):
+            test = _located(i, lambda spec=spec: behaviour_test(spec))
+            _located(i, test.validate)
             # known before training: a regression's prediction moves by some amount every time
             if task == "regression" and isinstance(test, INV) and test.score_tolerance is None:
                 raise ConfigError(
@@ -295,6 +328,22 @@ class BehaviourGate(Gate):
                     "score_tolerance: 0.5).",
                     field=f"gates.behaviour.tests.{i}.score_tolerance",
                 )
+
+    def check_data(self, X: pd.DataFrame) -> None:
+        """Before training: every test's columns are model inputs (``X``: the feature columns
+        of the training data) and MFT cases load and carry every input column."""
+        for i, spec in enumerate(self._specs()):
+            test = behaviour_test(spec)
+            _located(i, lambda test=test: test.validate(X))
+            if isinstance(test, MFT):
+                cases = _located(i, lambda test=test: load_cases(test.cases))
+                missing = [c for c in X.columns if c not in cases.columns]
+                if missing:
+                    raise ConfigError(
+                        f"gates.behaviour.tests[{i}] (MFT): the cases lack the model input "
+                        f"column(s) {missing}; every case needs all of {list(X.columns)}.",
+                        field=f"gates.behaviour.tests.{i}.cases",
+                    )
 
     def run(self, ctx: GateContext) -> GateResult:
         tests = [behaviour_test(s) for s in self.tests]

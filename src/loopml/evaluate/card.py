@@ -12,7 +12,7 @@ failing behavioural tests, advisory failures, rows quarantined by the label lint
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 FORMAT = "loopml.card/1"
@@ -121,6 +121,9 @@ def limitations(version: Mapping[str, Any]) -> list[str]:
                 f"{len(ev['quarantine'])} training rows are quarantined for label or "
                 "outlier review (they were kept in training)."
             )
+        if g["gate"] == "split":
+            for w in ev.get("warnings", []):
+                out.append(f"Test split: {w}.")
         if g["gate"] == "data":
             for i in ev.get("issues", []):
                 if i.get("severity") == "warn":
@@ -165,6 +168,15 @@ def _snapshots(
     return rows
 
 
+def positive_class(version: Mapping[str, Any], data_cfg: Mapping[str, Any]) -> Any:
+    """The class scored as positive: ``data.positive_class``, else the larger of two classes
+    (``classes_[1]``, as every metric and gate takes it); None for regression or multiclass."""
+    classes = (version.get("signature") or {}).get("classes") or []
+    if data_cfg.get("positive_class") is not None:
+        return data_cfg["positive_class"]
+    return classes[1] if len(classes) == 2 else None
+
+
 def model_card(
     version: Mapping[str, Any],
     run: Mapping[str, Any] | None = None,
@@ -184,15 +196,33 @@ def model_card(
     fair_section = None
     if fairness is not None:
         report = (fairness.get("evidence") or {}).get("report") or {}
+        ev = fairness.get("evidence") or {}
+        settings = report.get("settings") or {}
         fair_section = {
             "verdict": fairness["verdict"],
             "message": fairness["message"],
             "sensitive": report.get("sensitive", []),
             "groups": report.get("groups", []),
             "criteria": report.get("criteria", {}),
-            "checks": (fairness.get("evidence") or {}).get("checks", {}),
-            "small_groups": (fairness.get("evidence") or {}).get("small_groups", []),
-            "min_group_size": (report.get("settings") or {}).get("min_group_size", 30),
+            "checks": ev.get("checks", {}),
+            "small_groups": ev.get("small_groups", []),
+            "min_group_size": settings.get("min_group_size", 30),
+            # how it was judged: the thresholds, intervals or point estimates, the positive class
+            "use_intervals": ev.get("use_intervals"),
+            "confidence": ev.get("confidence", settings.get("confidence")),
+            "thresholds": ev.get("thresholds")
+            or {k: c.get("threshold") for k, c in (ev.get("checks") or {}).items()},
+            "block_insufficient": ev.get("block_insufficient"),
+            "positive_class": settings.get("pos_label"),
+            "minimums": {
+                k: settings.get(k)
+                for k in (
+                    "min_group_size",
+                    "min_positives",
+                    "min_negatives",
+                    "min_predicted_positives",
+                )
+            },
         }
     data_cfg = dict((cfg or {}).get("data") or {})
     run = dict(run or {})
@@ -215,6 +245,7 @@ def model_card(
             "sensitive": data_cfg.get("sensitive", []),
             "segments": data_cfg.get("segments", []),
             "features": (version.get("signature") or {}).get("inputs"),
+            "positive_class": positive_class(version, data_cfg),
         },
         "metrics": {
             "overall": _headline(version.get("metrics") or {}),
@@ -255,122 +286,17 @@ def model_card(
             "wall_seconds": run.get("wall_seconds"),
             "train_seconds": run.get("train_seconds"),
             "peak_memory_mb": run.get("peak_memory_mb"),
+            "code": extra.get("code") or (run.get("details") or {}).get("code"),
+            "threads": (
+                extra.get("threads") or (run.get("details") or {}).get("threads") or {}
+            ).get("limit"),
         },
     }
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _md(v: Any) -> str:
-    return _fmt(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> list[str]:
-    if not rows:
-        return ["(none)", ""]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_md(r.get(c)) for c in cols) + " |" for r in rows]
-    return [*out, ""]
-
-
-def slice_columns(card: Mapping[str, Any]) -> list[str]:
-    """The metric columns the slices table shows (those present in the overall metrics)."""
-    return [k for k in HEADLINE if k in card["metrics"]["overall"]]
-
-
 def card_markdown(card: Mapping[str, Any]) -> str:
-    """The card as GitHub-flavoured Markdown."""
-    m = card["model"]
-    use = card["intended_use"]
-    lines = [
-        f"# Model card: {m['name']} v{m['version']}",
-        "",
-        f"Status **{m['status']}**, created {m['created_at']}"
-        + (f", expires {m['expires_at']}" if m.get("expires_at") else "")
-        + f". Artifact `{m['artifact']}` ({m['format']}).",
-        "",
-        "## Intended use",
-        "",
-    ]
-    for key in USE_KEYS:
-        lines.append(
-            f"- **{key.replace('_', ' ')}**: {_md(use.get(key)) if use.get(key) else '(not stated: set model.' + key + ' in loopml.yaml)'}"
-        )
-    lines += ["", "## Data", ""]
-    lines += _table(card["data"]["snapshots"], ["role", "hash", "rows", "source"])
-    d = card["data"]
-    lines += [
-        f"Target `{_md(d.get('target'))}`; sensitive attributes: "
-        f"{', '.join(d.get('sensitive') or []) or 'none declared'}.",
-        "",
-        "## Metrics",
-        "",
-    ]
-    cols = slice_columns(card)
-    lines += _table([{"slice": "overall", **card["metrics"]["overall"]}], ["slice", *cols])
-    lines += ["### Per slice", ""]
-    lines += _table(card["metrics"]["slices"], ["slice", "kind", *cols, "insufficient"])
-    fair = card.get("fairness")
-    lines += ["## Fairness", ""]
-    if fair:
-        lines += [f"**{fair['verdict']}**: {_md(fair['message'])}", ""]
-        lines += _table(
-            [
-                {
-                    "group": g["group"],
-                    "n": g["n"],
-                    **{
-                        r: (g.get(r) or {}).get("value")
-                        for r in ("selection_rate", "tpr", "fpr", "precision")
-                    },
-                }
-                for g in fair["groups"]
-            ],
-            ["group", "n", "selection_rate", "tpr", "fpr", "precision"],
-        )
-    else:
-        lines += ["No fairness gate ran (declare data.sensitive).", ""]
-    lines += ["## Gate verdicts", ""]
-    lines += _table(
-        [
-            {
-                **g,
-                "blocking": "blocking" if g["blocking"] else "advisory",
-                "key evidence": "; ".join(f"{k}: {_fmt(v)}" for k, v in g["key_evidence"].items()),
-            }
-            for g in card["gates"]
-        ],
-        ["gate", "verdict", "blocking", "message", "key evidence"],
-    )
-    lines += ["## Feature importance (permutation, held-out)", ""]
-    lines += _table(card["importance"][:15], ["feature", "importance", "std"])
-    shift = card.get("importance_shift")
-    if shift:
-        lines += [
-            f"Against the champion: Spearman {_fmt(shift.get('spearman'))}; entered the "
-            f"top {shift.get('top_k')}: {', '.join(shift.get('entered_top_k') or []) or 'none'}"
-            f"; left: {', '.join(shift.get('left_top_k') or []) or 'none'}.",
-            "",
-        ]
-    lines += ["## Limitations", ""]
-    lines += [f"- {_md(x)}" for x in card["limitations"]] or ["- none derived"]
-    ln = card["lineage"]
-    lines += [
-        "",
-        "## Lineage",
-        "",
-        f"- run {_md(ln['run_id'])} ({_md(ln.get('trigger'))}), parent version "
-        f"{_md(ln['parent_id'])}, git commit `{_md(ln.get('git_commit'))}`"
-        + (" (dirty)" if ln.get("git_dirty") else ""),
-        f"- params: `{_md(ln.get('params'))}`",
-        "",
-    ]
-    return "\n".join(lines)
+    """The card as Markdown (the renderer lives in :mod:`loopml.evaluate.card_text`; kept here
+    for the callers that import it from this module)."""
+    from loopml.evaluate.card_text import card_markdown as render
+
+    return render(card)

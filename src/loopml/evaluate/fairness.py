@@ -97,9 +97,16 @@ def _summarise(groups: list[dict[str, Any]], rate: str) -> dict[str, Any]:
         worst_group=eligible[lo]["group"],
         best_group=eligible[hi]["group"],
     )
-    # conservative ratio: worst group's upper bound over best group's lower bound
-    ub, lb = eligible[lo][rate]["ci"][1], eligible[hi][rate]["ci"][0]
-    out["ratio_upper"] = min(1.0, ub / lb) if lb and lb > 0 else 1.0
+    # The interval of the ratio worst/best from the two groups' Wilson intervals [lb, ub]:
+    # [lb_worst / ub_best, ub_worst / lb_best], and of the difference best - worst:
+    # [lb_best - ub_worst, ub_best - lb_worst] (floored at 0). The upper bound of a ratio is
+    # capped at 1.0 only after the comparison with the threshold could use it (a ratio's
+    # threshold is at most 1), so a wide interval straddles instead of passing.
+    (wl, wu), (bl, bu) = eligible[lo][rate]["ci"], eligible[hi][rate]["ci"]
+    out["ratio_lower"] = float(wl / bu) if bu > 0 else 1.0
+    out["ratio_upper"] = float(min(1.0, wu / bl)) if bl > 0 else 1.0
+    out["difference_lower"] = float(max(0.0, bl - wu))
+    out["difference_upper"] = float(max(0.0, bu - wl))
     return out
 
 
@@ -193,7 +200,11 @@ def group_fairness(
             "difference": rates[worst_diff]["difference"],
             "ratio_rate": worst_ratio,
             "difference_rate": worst_diff,
+            # equalized odds: ratio = the smaller of the rates' ratios, difference = the larger
+            "ratio_lower": min(rates[r]["ratio_lower"] for r in parts),
             "ratio_upper": min(rates[r]["ratio_upper"] for r in parts),
+            "difference_lower": max(rates[r]["difference_lower"] for r in parts),
+            "difference_upper": max(rates[r]["difference_upper"] for r in parts),
             "rates": list(parts),
         }
     settings = {
@@ -231,9 +242,15 @@ class FairnessGate(Gate):
 
     ``thresholds`` maps ``<criterion>_ratio`` (a minimum) or ``<criterion>_difference`` (a
     maximum) to a number, criteria being demographic_parity, equal_opportunity, equalized_odds
-    and predictive_parity; the default is the four-fifths rule. With ``use_intervals`` a ratio
-    fails only when even the Wilson bounds (worst group's upper / best group's lower) are below
-    the threshold.
+    and predictive_parity; the default is the four-fifths rule.
+
+    With ``use_intervals`` (the default) each ratio and difference is judged by its interval
+    (simultaneous bounds from the groups' Wilson intervals, see :func:`_summarise`), three-way:
+    *pass* when the whole interval clears the threshold, *fail* when it lies wholly on the wrong
+    side, *insufficient evidence* when it straddles the threshold (a group of 51 with no false
+    positives is not a ratio of 0.0; a ratio of 0.49 against 0.6 with a wide interval is not a
+    pass). Insufficient evidence is warned and shown, and blocks only with
+    ``block_insufficient: true``. ``use_intervals: false`` judges the point estimates.
     """
 
     name = "fairness"
@@ -243,7 +260,8 @@ class FairnessGate(Gate):
     min_negatives: int = 10
     min_predicted_positives: int = 10
     confidence: float = 0.95
-    use_intervals: bool = False
+    use_intervals: bool = True
+    block_insufficient: bool = False
     pos_label: Any = None
     blocking: bool = True
 
@@ -320,6 +338,7 @@ class FairnessGate(Gate):
         )
         failures: list[str] = []
         missing: list[str] = []
+        unsure: list[str] = []
         passes: list[str] = []
         checks: dict[str, dict[str, Any]] = {}
         for key, limit in self.thresholds.items():
@@ -330,28 +349,44 @@ class FairnessGate(Gate):
                 missing.append(f"{key}: {info.get('reason', 'not enough data')}")
                 checks[key] = {"value": None, "threshold": limit, "verdict": "insufficient_data"}
                 continue
-            judged = info["ratio_upper"] if kind == "ratio" and self.use_intervals else value
-            bad = judged < limit if kind == "ratio" else value > limit
+            low, high = info[f"{kind}_lower"], info[f"{kind}_upper"]
+            if not self.use_intervals:
+                low = high = value
+            # a ratio is a minimum, a difference a maximum
+            good, bad = (
+                (low >= limit, high < limit) if kind == "ratio" else (high <= limit, low > limit)
+            )
+            verdict = "fail" if bad else "pass" if good else "insufficient_data"
             rate = info[f"{kind}_rate"]
             checks[key] = {
                 "value": value,
+                "interval": [low, high] if self.use_intervals else None,
                 "threshold": limit,
                 "rate": rate,
                 "worst_group": report.rates[rate]["worst_group"],
                 "best_group": report.rates[rate]["best_group"],
-                "judged_value": judged,
-                "verdict": "fail" if bad else "pass",
+                "verdict": verdict,
             }
-            text = _describe(report, rate, kind, value, limit, crit)
-            if judged != value:
-                text += f" (the Wilson bounds allow at most {judged:.2f})"
-            (failures if bad else passes).append(
-                text
-                if bad
-                else f"{key} {value:.2f}" + (f" (bound {judged:.2f})" if judged != value else "")
-            )
+            shown = f" (interval [{low:.2f}, {high:.2f}])" if self.use_intervals else ""
+            if verdict == "fail":
+                failures.append(_describe(report, rate, kind, value, limit, crit) + shown)
+            elif verdict == "insufficient_data":
+                unsure.append(
+                    f"{key} {value:.2f}{shown} straddles the threshold {limit:g}: "
+                    + _describe(report, rate, kind, value, limit, crit).split(": ", 1)[1]
+                )
+            else:
+                passes.append(f"{key} {value:.2f}{shown}")
         small = [g["group"] for g in report.groups if g["n"] < self.min_group_size]
-        evidence = {"checks": checks, "report": report.to_dict(), "small_groups": small}
+        evidence = {
+            "checks": checks,
+            "report": report.to_dict(),
+            "small_groups": small,
+            "use_intervals": self.use_intervals,
+            "confidence": self.confidence,
+            "thresholds": dict(self.thresholds),
+            "block_insufficient": self.block_insufficient,
+        }
         note = (
             (
                 f" {len(small)} group(s) below {self.min_group_size} rows were not judged: "
@@ -362,11 +397,20 @@ class FairnessGate(Gate):
         )
         if failures:
             return self.result("fail", "; ".join(failures) + "." + note, **evidence)
-        if missing:
+        if missing or unsure:
+            blocks = (
+                " (this blocks: gates.fairness.block_insufficient)"
+                if self.block_insufficient
+                else " (warned, not blocking; gates.fairness.block_insufficient: true blocks)"
+            )
+            text = "; ".join(
+                [
+                    *(f"insufficient evidence: {u}" for u in unsure),
+                    *(f"not enough data to judge {m}" for m in missing),
+                ]
+            )
             return self.result(
-                "insufficient_data",
-                "Not enough data to judge " + "; ".join(missing) + "." + note,
-                **evidence,
+                "insufficient_data", text[0].upper() + text[1:] + blocks + "." + note, **evidence
             )
         return self.result(
             "pass", "Fairness within thresholds: " + ", ".join(passes) + "." + note, **evidence

@@ -92,7 +92,9 @@ class GateContext:
     ``features`` are the model's input columns (default: ``X_test``'s); ``train_fn`` is the
     user's training function ``train_fn(X, y, params, seed=...)`` with ``train_params``, so
     gates that retrain (stability, label lint) train exactly as the pipeline did;
-    ``reference_schema`` is the champion's stored schema (``Schema.to_dict()``), if any.
+    ``reference_schema`` is the champion's stored schema (``Schema.to_dict()``), if any;
+    ``champion_error`` says why a champion exists but could not be loaded (the champion gate
+    then fails closed instead of reporting "no champion").
     """
 
     model: Any
@@ -114,6 +116,7 @@ class GateContext:
     train_fn: Callable[..., Any] | None = None
     train_params: dict[str, Any] = field(default_factory=dict)
     reference_schema: dict[str, Any] | None = None
+    champion_error: str | None = None  # why the endpoint's champion could not be loaded
 
     def __post_init__(self) -> None:
         self.y_test = np.asarray(self.y_test)
@@ -176,11 +179,20 @@ class Gate:
         raise NotImplementedError
 
     def result(self, verdict: Verdict, message: str, **evidence: Any) -> GateResult:
-        """A :class:`GateResult` for this gate (``seconds`` is filled in by :func:`run_gates`)."""
+        """A :class:`GateResult` for this gate (``seconds`` is filled in by :func:`run_gates`).
+
+        ``blocking`` on the result says whether *this verdict* stops registration: a fail of a
+        blocking gate does; "insufficient data" does only for a gate configured to block on
+        it (``block_insufficient``), so a result never says ``blocking: true`` while its
+        message says it does not block.
+        """
+        blocking = bool(self.blocking)
+        if verdict == "insufficient_data":
+            blocking = blocking and bool(getattr(self, "block_insufficient", False))
         return GateResult(
             gate=self.name,
             verdict=verdict,
-            blocking=self.blocking,
+            blocking=blocking,
             message=message,
             evidence=evidence,
         )
@@ -227,11 +239,32 @@ def run_gates(
     return results
 
 
+def blocks(verdict: GateResult | dict[str, Any]) -> bool:
+    """Whether one verdict (a result or its stored dict) stops registration: a blocking fail,
+    or "insufficient data" from a gate told to block on it (see :meth:`Gate.result`)."""
+    if isinstance(verdict, GateResult):
+        verdict = {"verdict": verdict.verdict, "blocking": verdict.blocking}
+    return bool(verdict.get("blocking", True)) and verdict.get("verdict") != "pass"
+
+
+def verdict_word(verdict: GateResult | dict[str, Any]) -> str:
+    """One word per verdict, the same in every listing: 'pass', 'FAIL', 'not judged' (with
+    '(advisory)' for a fail that does not block and '(blocks)' for a blocking not-judged)."""
+    if isinstance(verdict, GateResult):
+        verdict = verdict.to_dict()
+    v = verdict.get("verdict")
+    if v == "pass":
+        return "pass"
+    if v == "fail":
+        return "FAIL" if blocks(verdict) else "FAIL (advisory)"
+    return "not judged (blocks)" if blocks(verdict) else "not judged"
+
+
 def overall_verdict(results: Sequence[GateResult]) -> bool:
-    """True when no blocking gate failed (insufficient data does not block)."""
-    return not any(r.blocking and r.verdict == "fail" for r in results)
+    """True when no verdict blocks (see :func:`blocks`)."""
+    return not any(blocks(r) for r in results)
 
 
 def blocking_failures(results: Sequence[GateResult]) -> list[GateResult]:
     """The results that make :func:`overall_verdict` false, for the rejection reason."""
-    return [r for r in results if r.blocking and r.verdict == "fail"]
+    return [r for r in results if blocks(r)]

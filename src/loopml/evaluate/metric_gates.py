@@ -266,6 +266,18 @@ class ChampionGate(Gate):
             if m is not None and not hasattr(m, "predict_proba")
         ]
         metric = self._metric(ctx.task, n_classes, scored=not unscored)
+        if ctx.champion is None and ctx.champion_error:
+            # fail closed: a champion that cannot be read is not "no champion"
+            return self.result(
+                "fail",
+                f"Not compared with the champion, because {ctx.champion_error}. A challenger "
+                "that cannot be compared is not registered as a candidate. Fix or restore the "
+                "champion's artifact (or its trusted types / project modules), or retire it "
+                "with 'loopml retire VERSION' if it should no longer be the bar.",
+                champion=None,
+                metric=metric,
+                error=ctx.champion_error,
+            )
         if ctx.champion is None:
             return self.result(
                 "insufficient_data",

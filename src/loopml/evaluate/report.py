@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from loopml.evaluate.card import iso, key_evidence, model_card, slice_columns
+from loopml.evaluate.card import iso, key_evidence, model_card
+from loopml.evaluate.card_text import slice_columns
+from loopml.evaluate.gates import blocks
 
 BAR_WIDTH = 380  # pixels of the longest importance bar
 
@@ -72,7 +74,7 @@ def card_html(card: Mapping[str, Any]) -> str:
 def gate_report_json(version: Mapping[str, Any]) -> dict[str, Any]:
     """Every stored verdict of a version with its evidence, and whether it passed."""
     gates = list(version.get("gates") or [])
-    failures = [g["gate"] for g in gates if g["verdict"] == "fail" and g.get("blocking", True)]
+    failures = [g["gate"] for g in gates if blocks(g)]
     return {
         "model": version.get("model"),
         "version": version.get("number"),
@@ -112,7 +114,7 @@ def render(
     if fmt == "html":
         return card_html(card)
     if fmt == "md":
-        from loopml.evaluate.card import card_markdown
+        from loopml.evaluate.card_text import card_markdown
 
         return card_markdown(card)
     if fmt == "json":

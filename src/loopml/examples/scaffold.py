@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
+
 from loopml.data.sources import load_frame
 from loopml.errors import DataError, UsageError
 
@@ -66,6 +68,64 @@ def _name(dest: Path) -> str:
     return name[:64]
 
 
+#: the first gate asks this much more than chance (ROC AUC 0.5; balanced accuracy 1/k)
+MARGIN = 0.1
+
+
+def _plain(value: object) -> object:
+    """A label as Python, so it prints as 0 or 'yes' and not np.int64(0)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def first_gate(
+    frame: pd.DataFrame, target: str, task: str, *, time: str | None, id: str | None
+) -> tuple[str, str, str, str]:
+    """(metric, rule, why, note) of the first gate, measured on the test split that
+    ``loopml run`` will make (same split function, defaults and seed), not on the whole file.
+
+    Accuracy against the majority class is the wrong bar on imbalanced data (a model that
+    always answers the majority class passes it exactly), so: binary -> ROC AUC above chance
+    (0.5, whatever the class balance) by ``MARGIN``; multiclass -> macro recall (balanced
+    accuracy; chance is 1/k) above chance by ``MARGIN``; regression -> R² > 0, better than
+    predicting the mean.
+    """
+    from loopml.config import DataConfig
+    from loopml.train.split import split
+
+    data = DataConfig(train="-", target=target, time=time, id=id)
+    rows = frame[frame[target].notna()].reset_index(drop=True)
+    _, te, how = split(rows, data, task, seed=0)
+    y_test = rows[target].iloc[te]
+    where = f"test split {how}, {len(te):,} rows"
+    if task == "regression":
+        return "r2", ">= 0", "beat predicting the mean", f"First gate measured on the {where}."
+    shares = y_test.value_counts(normalize=True)
+    k = int(rows[target].nunique())
+    majority = (
+        f"always answering {_plain(shares.index[0])!r} is right {shares.iloc[0]:.1%} of the time"
+    )
+    if len(shares) < 2:
+        note = (
+            f"Warning: the {where} holds one class only; set data.test_from or data.split: "
+            "stratified in loopml.yaml, or loopml run will not judge the model."
+        )
+    else:
+        note = f"On the {where}: {majority}, which accuracy would reward."
+    if k == 2:
+        return (
+            "roc_auc",
+            f">= {0.5 + MARGIN:.2f}",
+            f"rank positives above negatives better than chance (0.5) by {MARGIN:g}",
+            note,
+        )
+    return (
+        "recall",
+        f">= {1 / k + MARGIN:.3f}",
+        f"macro recall (balanced accuracy) above chance (1/{k}) by {MARGIN:g}",
+        note,
+    )
+
+
 def write_own_project(
     dest: Path,
     data: str,
@@ -91,17 +151,12 @@ def write_own_project(
         raise DataError(f"The target column {target!r} has no values.", field="--target")
     task = guess_task(y)
     dates = [c for c in frame.columns if c not in (target, time, id) and holds_dates(frame[c])]
-    if task == "classification":
-        shares = y.value_counts(normalize=True)
-        metric, bound = "accuracy", f">= {shares.iloc[0]:.3f}"
-        why = (
-            f"beat always answering the most common class, {shares.index[0]!r} "
-            f"({shares.iloc[0]:.1%} of the rows)"
-        )
-        estimator = "HistGradientBoostingClassifier"
-    else:
-        metric, bound, why = "r2", ">= 0", "beat predicting the mean"
-        estimator = "HistGradientBoostingRegressor"
+    metric, bound, why, split_note = first_gate(frame, target, task, time=time, id=id)
+    estimator = (
+        "HistGradientBoostingClassifier"
+        if task == "classification"
+        else "HistGradientBoostingRegressor"
+    )
     try:
         path = str(source.relative_to(dest.resolve()))
     except ValueError:
@@ -158,7 +213,8 @@ def write_own_project(
     (dest / "train.py").write_text(TRAIN_PY.replace("{estimator}", estimator))
     notes = [
         f"{len(frame):,} rows, {frame.shape[1]} columns; task: {task}; first gate: "
-        f"{metric} {bound} ({why})."
+        f"{metric} {bound} ({why}).",
+        split_note,
     ]
     if dates:
         notes.append(f"Date columns left out of the features: {', '.join(map(str, dates))}.")

@@ -57,6 +57,8 @@ runs = Table(
     Column("error", Text, nullable=True),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
+    # entry point and sha256 of the project's Python files, thread limits (migration 0004)
+    Column("details", JSON, nullable=True),
 )
 
 versions = Table(

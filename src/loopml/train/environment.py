@@ -4,11 +4,14 @@ versions, CPU time and peak memory."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import platform
 import resource
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 TRACKED = (
     "loopml",
@@ -59,3 +62,28 @@ def python_version() -> str:
 def peak_memory_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+#: folders never read for code lineage (stores, environments, caches, version control)
+SKIP_DIRS = {".loopml", ".git", ".venv", "venv", "env", "__pycache__", "node_modules", ".tox"}
+MAX_FILES = 200
+
+
+def code_lineage(root: Path, entry_point: str) -> dict[str, Any]:
+    """What trained the model when git cannot say (no repository, or uncommitted files): the
+    training entry point and the sha256 of each Python file of the project folder (relative
+    paths, sorted; at most ``MAX_FILES``, skipping stores, virtualenvs and caches)."""
+    files: dict[str, str] = {}
+    root = Path(root)
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(names):
+            if not name.endswith(".py"):
+                continue
+            path = Path(folder) / name
+            if len(files) >= MAX_FILES:
+                return {"entry_point": entry_point, "files": files, "truncated": True}
+            with contextlib.suppress(OSError):
+                rel = path.relative_to(root).as_posix()
+                files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"entry_point": entry_point, "files": files}

@@ -16,30 +16,69 @@ from loopml.errors import ConfigError, LoopmlError, NotFoundError
 from loopml.store import Store
 
 
+def _key_path(field: str | None) -> list[Any]:
+    """'gates.behaviour.tests.0.column' -> ['gates', 'behaviour', 'tests', 0, 'column']."""
+    return [int(p) if p.isdigit() else p for p in (field or "gates").split(".")]
+
+
+def _with_project_paths(cfg: Config, section: dict[str, Any]) -> dict[str, Any]:
+    """MFT ``cases`` files are relative to the project folder, not the current directory."""
+    behaviour = section.get("behaviour")
+    if not isinstance(behaviour, dict) or not isinstance(behaviour.get("tests"), list):
+        return section
+    tests = behaviour["tests"]
+    fixed = []
+    for t in tests:
+        if isinstance(t, dict) and isinstance(t.get("cases"), str):
+            t = {**t, "cases": str(cfg.path(t["cases"]))}
+        fixed.append(t)
+    return {**section, "behaviour": {**behaviour, "tests": fixed}}
+
+
 def build_gates(cfg: Config, task: str) -> list[Any]:
     """Gate objects for this project, validated before any training starts."""
     from loopml.evaluate.registry import build_gates as build
 
-    section = cfg.gates.model_dump(exclude_none=True)
+    section = _with_project_paths(cfg, cfg.gates.model_dump(exclude_none=True))
     try:
         return build(section, sensitive=cfg.data.sensitive, task=task)
     except ConfigError as e:
-        where = cfg.where(e.field.split(".") if e.field else ["gates"])
+        where = cfg.where(_key_path(e.field))
         raise ConfigError(f"{where}: {e.message}", field=e.field) from None
 
 
-def champion_model(cfg: Config, store: Store, artifacts: ArtifactStore) -> tuple[Any, dict | None]:
-    """The endpoint's current champion (model, version row), to compare the candidate with."""
+def check_gates_on_data(gates: list[Any], cfg: Config, X: pd.DataFrame) -> None:
+    """Before training: gate options that name columns or files are checked against the
+    model's input columns (``X``), so a typo costs no training run and no rejected version."""
+    for gate in gates:
+        check = getattr(gate, "check_data", None)
+        if check is None:
+            continue
+        try:
+            check(X)
+        except ConfigError as e:
+            raise ConfigError(
+                f"{cfg.where(_key_path(e.field))}: {e.message}", field=e.field
+            ) from None
+
+
+def champion_model(
+    cfg: Config, store: Store, artifacts: ArtifactStore
+) -> tuple[Any, dict | None, str | None]:
+    """The endpoint's current champion (model, version row, why it could not be loaded), to
+    compare the candidate with. A champion that exists but cannot be loaded (a damaged or
+    refused artifact, a module that no longer imports) is returned as ``(None, row, reason)``
+    so that the champion gate fails closed instead of reporting "no champion yet"."""
     from loopml.artifacts.loading import load_version
 
     if cfg.deploy is None:
-        return None, None
+        return None, None, None
     try:
         ep = store.endpoints.get(cfg.deploy.endpoint)
     except NotFoundError:
-        return None, None
+        return None, None, None
     if ep["champion_id"] is None:
-        return None, None
+        return None, None, None
     row = store.versions.get(ep["champion_id"])
     try:
         model = load_version(
@@ -49,9 +88,11 @@ def champion_model(cfg: Config, store: Store, artifacts: ArtifactStore) -> tuple
             trust_pickle=cfg.model.trust_pickle,
             public_key=str(cfg.path(cfg.security.public_key)) if cfg.security.public_key else None,
         )
-    except LoopmlError:
-        return None, row
-    return model, row
+    except LoopmlError as e:
+        return None, row, e.message
+    except Exception as e:  # e.g. a class whose module is gone: still the champion, not absent
+        return None, row, f"{type(e).__name__}: {e}"
+    return model, row, None
 
 
 def run_all_gates(
@@ -73,7 +114,7 @@ def run_all_gates(
 ) -> list[dict[str, Any]]:
     from loopml.evaluate.gates import GateContext, run_gates
 
-    champion, champion_row = champion_model(cfg, store, artifacts)
+    champion, champion_row, champion_error = champion_model(cfg, store, artifacts)
     for gate in gates:  # the label gate quarantines rows by the data's id column
         if getattr(gate, "name", "") == "labels" and getattr(gate, "id_column", None) is None:
             gate.id_column = cfg.data.id
@@ -97,6 +138,11 @@ def run_all_gates(
         train_fn=train_fn,
         train_params=dict(cfg.model.params),
         reference_schema=(champion_row or {}).get("extra", {}).get("schema"),
+        champion_error=(
+            f"the champion, version {champion_row['id']}, could not be loaded: {champion_error}"
+            if champion_error and champion_row is not None
+            else None
+        ),
     )
     results = [r.to_dict() for r in run_gates(gates, ctx)]
     for r in results:

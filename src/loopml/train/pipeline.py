@@ -9,6 +9,7 @@ recorded as a failed run (with its error) and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from loopml.data.signature import infer_signature
 from loopml.data.snapshot import snapshot
 from loopml.data.sources import load_callable, load_frame
 from loopml.errors import ConfigError, LoopmlError, TrainingError
+from loopml.evaluate.gates import blocks
+from loopml.evaluate.holdout import judge_split
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 from loopml.train import environment
@@ -33,6 +36,7 @@ from loopml.train.inputs import (
     infer_task,
     task_note,
 )
+from loopml.train.threads import thread_limits
 
 # gate options whose validity depends on the task (their errors say how the task was chosen)
 TASK_FIELDS = ("gates.metrics", "gates.champion", "gates.fairness", "gates.behaviour")
@@ -48,6 +52,17 @@ class RunResult:
     gates: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     split: str = ""
+
+
+def verdict_counts(verdicts: list[dict[str, Any]]) -> str:
+    """'5 gates: 3 passed, 1 not judged, 1 failed (blocking)' for the progress line."""
+    from collections import Counter
+
+    words = {"pass": "passed", "fail": "failed", "insufficient_data": "not judged"}
+    counts = Counter(words.get(v["verdict"], v["verdict"]) for v in verdicts)
+    blocked = sum(blocks(v) for v in verdicts)
+    parts = ", ".join(f"{n} {w}" for w, n in counts.items())
+    return f"{len(verdicts)} gates: {parts}" + (f"; {blocked} blocking" if blocked else "")
 
 
 def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], seed: int) -> Any:
@@ -97,7 +112,7 @@ def run(
     from loopml.evaluate.metrics import classification_metrics, regression_metrics
     from loopml.evaluate.slices import metrics_by_slice
     from loopml.train import registration
-    from loopml.train.gating import build_gates, run_all_gates
+    from loopml.train.gating import build_gates, check_gates_on_data, run_all_gates
 
     steps = steps or NullSteps()
     timings: dict[str, float] = {}
@@ -129,6 +144,7 @@ def run(
                 raise
             note = task_note(cfg, y_all, task)
             raise ConfigError(f"{e.message} {note[0].upper()}{note[1:]}.", field=e.field) from None
+        check_gates_on_data(gates, cfg, frame[features].head(0))
         timings["load"] = time.perf_counter() - t
         steps.note(f"{len(frame):,} rows, {len(features)} features, task: {task}")
 
@@ -156,7 +172,11 @@ def run(
         steps.note(f"split {how}: {len(tr):,} train / {len(te):,} test rows")
 
     commit, dirty = environment.git_state(cfg.root)
+    code = environment.code_lineage(cfg.root, cfg.model.train)
+    limits = contextlib.ExitStack()  # thread caps for the whole run's compute (train/threads.py)
+    threads = limits.enter_context(thread_limits(cfg.model.threads))
     run_id = store.runs.start(
+        details={"code": code, "threads": threads},
         project=cfg.project,
         model=cfg.model.name,
         trigger=trigger,
@@ -226,13 +246,10 @@ def run(
                 train_fn=train_fn,
                 recent=recent_frame,
             )
-            passed = not any(v["verdict"] == "fail" and v["blocking"] for v in verdicts)
+            verdicts.insert(0, judge_split(y_train, y_test, task, how))
+            passed = not any(blocks(v) for v in verdicts)
             timings["gates"] = time.perf_counter() - t
-            for v in verdicts:
-                steps.note(
-                    f"{'✓' if v['verdict'] == 'pass' else '✗' if v['verdict'] == 'fail' else '?'} "
-                    f"{v['gate']}: {v['message']}"
-                )
+            steps.note(verdict_counts(verdicts))  # each verdict is printed once, by the report
 
         with steps.step("Profile, save and register"):
             t = time.perf_counter()
@@ -263,9 +280,13 @@ def run(
                 proba=proba,
                 X_test=X_test,
                 y_test=y_test,
+                extra={"code": code, "threads": threads},
             )
             timings["register"] = time.perf_counter() - t
+            # registration may add a verdict (a refused artifact) and so reject the version
+            verdicts, passed = list(version["gates"]), version["status"] == "candidate"
     except BaseException as e:
+        limits.close()
         store.runs.finish(
             run_id,
             status="failed",
@@ -275,6 +296,7 @@ def run(
             peak_memory_mb=environment.peak_memory_mb(),
         )
         raise
+    limits.close()
     timings["total"] = time.perf_counter() - t_all
     store.runs.finish(
         run_id,

@@ -15,7 +15,8 @@ import pandas as pd
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.data.signature import Signature
-from loopml.errors import NotFoundError, TrainingError
+from loopml.errors import DataError, NotFoundError, TrainingError, UnsafeArtifactError
+from loopml.evaluate.gates import blocks
 from loopml.store import Store
 from loopml.train import environment
 
@@ -78,19 +79,31 @@ def parent_of(cfg: Config, store: Store) -> int | None:
     return None
 
 
-def save_checked(cfg: Config, artifacts: ArtifactStore, model: Any, X_check: pd.DataFrame) -> str:
-    """Save the model, then load it back the way the server will and compare predictions."""
+def save_checked(
+    cfg: Config, artifacts: ArtifactStore, model: Any, X_check: pd.DataFrame
+) -> tuple[str, str | None]:
+    """Save the model, then load it back the way the server will and compare predictions.
+
+    Returns the artifact's digest and, when loading it back is refused (a type outside the
+    allowlist, a module that does not import), why: the version is then recorded as rejected
+    with that verdict, so the run keeps its gate verdicts."""
     from loopml.artifacts.formats import load_model, save_model
 
     fmt = cfg.model.format
     data = save_model(model, fmt)
     digest = artifacts.put_bytes(data, suffix=SUFFIX[fmt])
-    loaded = load_model(
-        artifacts.get_bytes(digest),
-        fmt,
-        trusted_types=cfg.model.trusted_types,
-        trust_pickle=cfg.model.trust_pickle,
-    )
+    try:
+        loaded = load_model(
+            artifacts.get_bytes(digest),
+            fmt,
+            trusted_types=cfg.model.trusted_types,
+            trust_pickle=cfg.model.trust_pickle,
+        )
+    except (UnsafeArtifactError, DataError) as e:
+        return digest, (
+            f"The saved model was refused when loaded back the way the server loads it, so it "
+            f"cannot be served: {e.message}"
+        )
     a, b = np.asarray(model.predict(X_check)), np.asarray(loaded.predict(X_check))
     if a.shape != b.shape or not (a == b).all():
         raise TrainingError(
@@ -98,7 +111,7 @@ def save_checked(cfg: Config, artifacts: ArtifactStore, model: Any, X_check: pd.
             f"({int((a != b).sum())} of {len(a)} rows differ). Use another "
             f"model.format, or report the model type."
         )
-    return digest
+    return digest, None
 
 
 def register(
@@ -128,7 +141,20 @@ def register(
     from loopml.stats.calibration import fit_calibration
     from loopml.stats.schema import infer_schema
 
-    digest = save_checked(cfg, artifacts, model, X_test.head(256))
+    digest, refused = save_checked(cfg, artifacts, model, X_test.head(256))
+    if refused is not None:
+        verdicts = [
+            *verdicts,
+            {
+                "gate": "artifact",
+                "verdict": "fail",
+                "blocking": True,
+                "message": refused,
+                "evidence": {"format": cfg.model.format, "artifact": digest},
+                "seconds": 0.0,
+            },
+        ]
+        passed = False
     extra = dict(extra or {})
     extra["schema"] = infer_schema(train_df[features]).to_dict()
     extra["importance"] = importance(cfg, model, X_test, y_test, features, signature.task)
@@ -156,11 +182,11 @@ def register(
         else None
     )
     status = "candidate" if passed else "rejected"
-    failed = [v["gate"] for v in verdicts if v["verdict"] == "fail" and v["blocking"]]
+    failed = [v["gate"] for v in verdicts if blocks(v)]
     reason = (
         "all blocking gates passed"
         if passed
-        else f"rejected: blocking gate(s) failed: {', '.join(failed)}"
+        else f"rejected: blocking gate(s) failed or could not judge: {', '.join(failed)}"
     )
     now = time.time()
     expire = cfg.deploy.expire_after if cfg.deploy else None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from loopml.config import Config
+from loopml.evaluate.gates import blocks, verdict_word
 
 HEADLINE = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall", "mae", "rmse", "r2")
 
@@ -34,12 +37,9 @@ def print_run(cfg: Config, result: Any, console: Any = None) -> None:
     )
     console.print(f"Version [bold]{v['id']}[/] of {v['model']}: {verdict}")
     for g in result.gates:
-        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
-            g["verdict"], "[yellow]n/a[/]"
-        )
-        console.print(
-            f"  {mark} {g['gate']}{'' if g['blocking'] else ' (advisory)'}: {g['message']}"
-        )
+        word = verdict_word(g)
+        colour = "green" if word == "pass" else "red" if blocks(g) else "yellow"
+        console.print(f"  [{colour}]{escape(word)}[/] {g['gate']}: {escape(g['message'])}")
     console.print(f"  run {result.run_id}; artifact sha256 {v['artifact']}")
     console.print(f"  store {cfg.store_url}")
     console.print(f"  artifacts {cfg.artifacts_root}")

@@ -8,7 +8,27 @@ import numpy as np
 import pandas as pd
 
 from loopml.config import DataConfig
-from loopml.errors import DataError
+from loopml.data.dates import as_time_value, parse_dates
+from loopml.errors import ConfigError, DataError
+
+
+def time_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """``data.time`` as dates (date-like text is parsed) or numbers; other text is refused."""
+    t = frame[name]
+    if pd.api.types.is_datetime64_any_dtype(t) or (
+        pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+    ):
+        return t
+    parsed = parse_dates(t)
+    if parsed is None:
+        example = t.dropna().iloc[0] if t.notna().any() else None
+        raise DataError(
+            f"data.time {name!r} holds {t.dtype} values such as {example!r}, which are neither "
+            "dates (e.g. 2014-07-01 or 2014-07-01 13:45) nor numbers, so rows cannot be ordered "
+            "in time. Convert it, or set data.split to 'stratified' or 'random'.",
+            field="data.time",
+        )
+    return parsed
 
 
 def split(
@@ -26,8 +46,17 @@ def split(
                 "data.split is 'time' but data.time is not set; name the time column.",
                 field="data.time",
             )
-        t = frame[data.time]
-        cut = data.test_from if data.test_from is not None else t.quantile(1 - data.test_size)
+        t = time_column(frame, data.time)
+        if data.test_from is not None:
+            try:
+                cut = as_time_value(data.test_from, t, "data.test_from")
+            except ValueError as e:
+                raise ConfigError(
+                    f"data.test_from must be {e} (data.time is {data.time!r}).",
+                    field="data.test_from",
+                ) from None
+        else:
+            cut = t.quantile(1 - data.test_size)
         test_mask = (t >= cut).to_numpy()
         if test_mask.all() or not test_mask.any():
             raise DataError(
@@ -36,7 +65,8 @@ def split(
                 field="data.test_from",
             )
         idx = np.arange(n)
-        return idx[~test_mask], idx[test_mask], f"by time: {data.time} >= {cut} is the test set"
+        shown = cut.isoformat() if isinstance(cut, pd.Timestamp) else cut
+        return idx[~test_mask], idx[test_mask], f"by time: {data.time} >= {shown} is the test set"
     from sklearn.model_selection import train_test_split
 
     y = frame[data.target]

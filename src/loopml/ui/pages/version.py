@@ -112,13 +112,19 @@ def model_card(store: Store, cfg: Config, v: dict[str, Any]) -> dict[str, Any] |
     """The version's model card (``loopml.evaluate.card``), rendered as HTML by the same
     renderer as ``loopml report`` (``loopml.evaluate.report.card_html``), from the same
     inputs: the version, its run, the project's config and the data snapshots."""
-    from loopml.evaluate.card import card_markdown
     from loopml.evaluate.card import model_card as build
+    from loopml.evaluate.card_text import card_markdown
     from loopml.evaluate.report import card_html
 
     try:
         run = store.runs.get(v["run_id"])
-        snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
+        snaps = {}
+        for role, digest in (v.get("snapshots") or {}).items():
+            if role != "ids" and isinstance(digest, str):
+                try:
+                    snaps[role] = store.snapshots.get(digest)
+                except NotFoundError:
+                    continue
         doc = build(v, run, cfg.model_dump(mode="json"), snapshots=snaps)
         return {"fields": doc, "markdown": card_markdown(doc), "html": card_html(doc)}
     except (LoopmlError, TypeError, KeyError, ValueError):
