@@ -54,6 +54,8 @@ DESCRIPTIONS: dict[str, str] = {
     "model.intended_use": "What it is meant for, for the model card.",
     "model.out_of_scope": "Uses it is not meant for, for the model card.",
     "model.owners": "Who answers for the model (names or e-mail addresses), for the card.",
+    "model.threads": "BLAS/OpenMP threads while a run trains and judges (in `loopml run`, "
+    "retraining and the demo); 1 by measurement on a busy 2-core machine.",
     "model.train": "The training function, `train.py:train` or `package.module:function`: "
     "`train(X, y, params, seed=0)` returning a fitted scikit-learn-style model.",
     "model.params": "Keyword parameters passed to the training function as `params`.",
@@ -87,6 +89,8 @@ DESCRIPTIONS: dict[str, str] = {
     "gates.fairness.thresholds": "`<criterion>_ratio` (a minimum) or `<criterion>_difference` "
     "(a maximum) for demographic_parity, equal_opportunity, equalized_odds, "
     "predictive_parity. Default: demographic_parity_ratio 0.8 (the four-fifths rule).",
+    "gates.fairness.block_insufficient": "Block registration when a fairness ratio's "
+    "interval straddles its threshold (insufficient evidence); by default it only warns.",
     "gates.fairness.min_group_size": "Groups (combinations of sensitive values) with fewer "
     "test rows are listed as not judged.",
     "gates.fairness.min_positives": "Fewer actual positives than this in a group: rates that "
@@ -114,6 +118,14 @@ DESCRIPTIONS: dict[str, str] = {
     "gates.champion.n_boot": "Bootstrap resamples for the paired interval.",
     "gates.champion.min_rows": "Fewer shared rows than this: not judged.",
     "gates.champion.seed": "Seed of the bootstrap.",
+    "gates.data.warn_null_rate": "Warn when a feature has more than this share of missing "
+    "values (the block stays at `max_null_rate`).",
+    "gates.data.leakage_warn_auc": "Warn when a single feature predicts the target with at "
+    "least this ROC AUC on its own (possible leakage or a post-outcome column).",
+    "gates.data.leakage_recode_auc": "Block a few-valued column (a near-copy or recoding of "
+    "the target) whose single-feature ROC AUC reaches this.",
+    "gates.data.recode_max_distinct": "A column with at most this many distinct values "
+    "counts as few-valued for `leakage_recode_auc`.",
     "gates.data.max_null_rate": "A column with a larger share of missing values fails.",
     "gates.data.max_out_of_range_share": "Share of values allowed outside a column's robust range.",
     "gates.data.range_factor": "How far beyond the interquartile range a value must lie to "
@@ -169,16 +181,32 @@ DESCRIPTIONS: dict[str, str] = {
     "deploy.rollout.guards.max_prediction_drift": "Roll back when its predictions drift from "
     "the champion's by more than this (PSI). Null when the world has changed and a retrain is "
     "meant to answer differently.",
-    "deploy.rollout.guards.max_accuracy_drop": "Roll back when, on labelled rows, it is less "
-    "accurate than the champion by more than this.",
+    "deploy.rollout.guards.score": "The per-row score the paired test judges (`error_rate`, "
+    "`brier`, `log_loss`, `squared_error`, `absolute_error`); unset: the one that stands for "
+    "`deploy.metric` (Brier for ROC AUC, the error rate for accuracy, squared error for RMSE).",
+    "deploy.rollout.guards.margin": "Non-inferiority margin in the score's units: rolled back "
+    "when the confidence sequence shows the challenger worse by more than this, promoted only "
+    "when it shows it worse by less. Unset: 0.01 error rate, 0.005 Brier, 0.02 log loss, 2% of "
+    "the champion's loss for regression scores. `max_accuracy_drop` is its old name.",
+    "deploy.rollout.guards.alpha": "The paired test's error rate over a whole rollout, every "
+    "look included (an anytime-valid confidence sequence).",
+    "deploy.rollout.guards.min_requests": "Requests (or entity keys under sticky routing) "
+    "with labelled pairs before the paired test gives any verdict.",
+    "deploy.rollout.guards.promote_without_labels": "Promote on the operational guards alone "
+    "when no labels ever arrive; by default such a rollout ends inconclusive.",
+    "deploy.rollout.max_duration": "A rollout still undecided after this long ends "
+    "`inconclusive`: the champion stays. Unset: twice the planned rollout (shadow + steps).",
     "deploy.rollout.guards.consecutive": "Breached batches in a row before a rollback (one "
     "noisy batch does not roll back).",
-    "deploy.rollout.guards.min_samples": "Rows per judged batch (labelled rows for the "
-    "accuracy guard).",
+    "deploy.rollout.guards.min_samples": "Challenger rows per batch judged by the operational "
+    "guards (errors, latency, prediction drift).",
     "deploy.expire_after": "A version retires this long after registration (null: never); "
     "the model card shows the date.",
     "deploy.idle_after": "A version out of every endpoint's traffic, with no rows seen by the "
     "monitor, for this long retires (a champion never retires by itself).",
+    "deploy.extra_columns": "Columns a request carries that are neither model inputs nor "
+    "declared context (`data.id`, `time`, `sensitive`, `segments`): `reject` (422 naming "
+    "them) or `drop` (as MLflow does).",
     "deploy.unseen_categories": "A category not seen in training: `accept`, `flag` (answer "
     "and count it) or `reject` (422).",
     "deploy.nulls": "Missing values in a column that had none in training: `accept` or "
@@ -214,20 +242,28 @@ DESCRIPTIONS: dict[str, str] = {
     "ratio, p99 ms, error rate or quality findings; unset: the monitor section's setting.",
     "monitor.webhooks": "URLs that receive every alert as JSON.",
     # ---------------------------------------------------------------- retrain
-    "retrain.on": "What starts a retrain: decay (live accuracy), drift, quality, schedule, "
+    "retrain.on": "What starts a retrain: decay (the decision metric fell below the champion's own live "
+    "level), drift, quality, schedule, "
     "labels (enough new ones), manual.",
     "retrain.cooldown": "At least this long between two retrains of an endpoint.",
     "retrain.schedule": "With `on: [schedule]`: retrain this often.",
     "retrain.min_new_labels": "With `on: [labels]`: retrain after this many new labelled rows.",
     "retrain.budget_per_day": "At most this many retrains per endpoint and day.",
-    "retrain.breaker": "After this many failed retrains in a row, stop until someone looks "
-    "(a decision says so).",
+    "retrain.breaker": "After this many failed retrains in a row (errors, or gates other than the "
+    "champion comparison), stop until someone looks (a decision says so). A retrain that is "
+    "merely not better backs off instead.",
     "retrain.recent": "How far back the labelled prediction log is taken as fresh data.",
     "retrain.include_original": "Train on the original data plus the recent labelled rows; "
     "false: the recent rows only (when the world changed and the old data teaches the old "
     "rule).",
     "retrain.holdout": "The newest share of the recent labelled rows is held out of training, "
     "so the champion gate compares both models on recent rows neither was trained on.",
+    "retrain.decay_baseline_rows": "Decay is judged against the champion's own live level "
+    "over its first this-many labelled rows as champion (not its offline test score).",
+    "retrain.decay_floor": "An absolute level of the decision metric to judge decay against "
+    "instead of the champion's first live windows.",
+    "retrain.max_backoff": "Each retraining in a row that did not help (not better than the "
+    "champion, rolled back or inconclusive) doubles the cooldown, up to this factor.",
     "retrain.k": "decay, drift and quality fire when k of the last m judged windows breach.",
     "retrain.m": "See k.",
     # ---------------------------------------------------------------- serve
