@@ -40,7 +40,7 @@ def test_the_reference_lists_every_key_with_its_default():
     assert {k.path for k in keys} >= {
         "project",
         "data.train",
-        "deploy.rollout.guards.max_accuracy_drop",
+        "deploy.rollout.guards.margin",
         "monitor.alerts[].threshold",
         "gates.fairness.min_group_size",
         "gates.champion.delta",
