@@ -152,6 +152,9 @@ def write_own_project(
     task = guess_task(y)
     dates = [c for c in frame.columns if c not in (target, time, id) and holds_dates(frame[c])]
     metric, bound, why, split_note = first_gate(frame, target, task, time=time, id=id)
+    # the endpoint's decision metric: what the champion gate compares best for the task
+    binary = task != "regression" and frame[target].nunique(dropna=True) == 2
+    decision = "rmse" if task == "regression" else "roc_auc" if binary else "accuracy"
     estimator = (
         "HistGradientBoostingClassifier"
         if task == "classification"
@@ -201,6 +204,7 @@ def write_own_project(
             "",
             "deploy:",
             f"  endpoint: {_q(name)}",
+            f"  metric: {decision}   # one decision metric: champion gate, rollouts, decay",
             "  rollout: {shadow: 10m, steps: [10, 50, 100]}",
             "",
         ]
