@@ -1,0 +1,299 @@
+"""``loopml backtest`` on real rows: the ACS employment survey (the nannyml wheel's files), a
+small project for the fast tests, the demo's config on 2016-2018 for the budget (slow)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from loopml.cli import main
+from loopml.config import load_config
+from loopml.control.backtest import BacktestOptions, run_backtest
+from loopml.control.history import event_seconds, plan_requests
+from loopml.control.timeline import row_loss
+
+DAY = 86400.0
+CONFIG = """\
+project: emp
+data: {train: data/train.parquet, target: employed, id: id, time: when}
+model: {name: emp, train: train.py:train, params: {max_iter: 40}}
+gates:
+  metrics: {thresholds: {accuracy: ">= 0.7"}}
+  fairness: {enabled: false}
+  champion: {metric: accuracy, delta: 0.05}
+deploy:
+  endpoint: emp
+  rollout:
+    shadow: 2s
+    shadow_min_samples: 100
+    steps: [50, 100]
+    step_duration: 2s
+    guards: {max_error_rate: 0.01, max_p99_ms: 5000, max_accuracy_drop: 0.05,
+             max_prediction_drift: null, consecutive: 2, min_samples: 100}
+monitor: {window: 5s, grace: 1s, schedule: 1s, min_window_rows: 100, max_performance_drop: 0.03}
+retrain: {on: [decay, manual], cooldown: 30s, recent: 15s, include_original: false, k: 1, m: 2}
+serve: {controller_interval: 1s}
+"""
+SHIFT = "2016-07-01"
+
+
+def _years() -> dict[int, pd.DataFrame]:
+    import importlib.util
+
+    if importlib.util.find_spec("nannyml") is None:  # shipped as data only: never imported
+        pytest.skip("nannyml 0.13.1 (the employment data) is not installed")
+    from loopml.examples.employment import load_years
+
+    return load_years()
+
+
+def _dated(frame: pd.DataFrame, year: int, n: int, seed: int) -> pd.DataFrame:
+    """``n`` interviews of ``year`` with a date each (the public file has only the year)."""
+    rng = np.random.default_rng(seed)
+    out = frame.sample(n, random_state=seed).drop(columns=["year"]).reset_index(drop=True)
+    start = pd.Timestamp(f"{year}-01-01")
+    out["when"] = (start + pd.to_timedelta(rng.uniform(0, 365, n), unit="D")).strftime("%Y-%m-%d")
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A project trained on 2,500 interviews of 2015, and a 2016 history of 4,000 in which,
+    from July, most people aged 55-74 who were not working are (a simulated change)."""
+    from loopml.examples.employment import HERE
+
+    years = _years()
+    root = tmp_path_factory.mktemp("backtest") / "proj"
+    (root / "data").mkdir(parents=True)
+    (root / "loopml.yaml").write_text(CONFIG)
+    (root / "train.py").write_text((HERE / "train.py").read_text())
+    train = _dated(years[2015], 2015, 2500, 1)
+    train["when"] = pd.to_datetime(train["when"])
+    train.to_parquet(root / "data" / "train.parquet", index=False)
+    hist = _dated(years[2016], 2016, 4000, 2)
+    rng = np.random.default_rng(3)
+    age = hist["AGEP"].to_numpy()
+    flip = (
+        (hist["when"] >= SHIFT).to_numpy()
+        & (age >= 55)
+        & (age < 75)
+        & (hist["employed"].to_numpy() == 0)
+        & (rng.random(len(hist)) < 0.9)
+    )
+    hist.loc[flip, "employed"] = 1
+    data = root / "history.csv"
+    hist.to_csv(data, index=False)
+    return root, data
+
+
+@pytest.fixture(scope="module")
+def replayed(project: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root, data = project
+    keep = tmp_path_factory.mktemp("kept") / "store"
+    cfg = load_config(root)
+    result = run_backtest(cfg, data, BacktestOptions(per_window=30 * DAY, dir=keep))
+    (keep / "result.json").write_text(json.dumps(result, default=str))
+    return result
+
+
+def test_the_timeline_has_a_window_per_month_with_both_metrics(replayed: dict) -> None:
+    ws = replayed["windows"]
+    assert 11 <= len(ws) <= 13  # a year of 30-day windows
+    for w in ws:
+        assert {"start", "end", "champion", "metric", "metric_no_retrain"} <= w.keys()
+        assert w["end"] - w["start"] == 5.0
+    assert ws[0]["history_start"].startswith("2016-01-01")
+    first = replayed["first_champion"]
+    # while the first champion serves alone, the live metric is its metric, and the
+    # monitor's own number for the window agrees with the offline one
+    before = [w for w in ws if w["champion"] == first and not w["canary_rows"]]
+    assert before
+    for w in before:
+        assert w["metric"] == pytest.approx(w["metric_no_retrain"])
+        if w["monitor_metric"] is not None:
+            assert w["monitor_metric"] == pytest.approx(w["metric"], abs=1e-9)
+
+
+def test_the_shift_is_retrained_and_rolled_out_through_shadow_and_canary(replayed: dict) -> None:
+    actions = [d["action"] for d in replayed["decisions"]]
+    assert replayed["summary"]["retrains"] >= 1, actions
+    assert "shadow" in actions and "canary" in actions, actions
+    retrain_at = min(r["at"] for r in replayed["retrains"] if r["status"] != "suppressed")
+    assert replayed["retrains"][0]["history_time"] >= SHIFT  # triggered by the change, not before
+    assert retrain_at > replayed["windows"][0]["start"]
+    if replayed["promotions"]:  # the loop beats the model left alone once the new one serves
+        after = [
+            w
+            for w in replayed["windows"]
+            if w["champion"] != replayed["first_champion"] and w["metric"] is not None
+        ]
+        assert after and all(w["metric"] > w["metric_no_retrain"] for w in after)
+
+
+def test_canary_rows_are_also_answered_by_the_champion_as_paired(replayed: dict) -> None:
+    """Guards the paired design: every canary request id is also logged with role "paired"."""
+    root = Path(replayed["dir"]) / "artifacts" / "predlog"
+    log = pq.ParquetDataset(str(root)).read(columns=["_request_id", "_role", "_version"])
+    df = log.to_pandas()
+    canary = set(df.loc[df["_role"] == "canary", "_request_id"])
+    paired = df[df["_role"] == "paired"]
+    assert canary, "no canary step happened"
+    assert canary == set(paired["_request_id"])
+    assert set(paired["_version"]) <= set(df.loc[df["_role"] == "champion", "_version"])
+    # the champion and canary answered disjoint requests; the log's times are virtual
+    assert not canary & set(df.loc[df["_role"] == "champion", "_request_id"])
+
+
+def test_rollout_decisions_carry_the_offline_paired_delta(replayed: dict) -> None:
+    for kind in ("promotions", "rollbacks", "inconclusive"):
+        for r in replayed[kind]:
+            assert "offline_paired_delta" in r and "rollout" in r
+            if r["offline_paired_delta"] is not None:
+                assert r["offline_rows"] > 0
+                assert r["offline_paired_delta"] == pytest.approx(
+                    r["offline_challenger_loss"] - r["offline_champion_loss"]
+                )
+    for r in replayed["rollbacks"]:
+        assert r["false_rollback"] == (r["offline_paired_delta"] <= r["margin_used"])
+
+
+def test_per_row_losses_match_their_definitions() -> None:
+    y = np.array([0, 1, 1, 0])
+    pred = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]])
+    np.testing.assert_allclose(row_loss("error_rate", y, pred, proba, [0, 1]), [0, 1, 0, 1])
+    np.testing.assert_allclose(row_loss("brier", y, pred, proba, [0, 1]), (proba[:, 1] - y) ** 2)
+    np.testing.assert_allclose(
+        row_loss("log_loss", y, pred, proba, [0, 1]), -np.log(proba[np.arange(4), y])
+    )
+    yr, pr = np.array([1.0, 2.0]), np.array([1.5, 1.0])
+    np.testing.assert_allclose(row_loss("squared_error", yr, pr, None, None), [0.25, 1.0])
+    np.testing.assert_allclose(row_loss("absolute_error", yr, pr, None, None), [0.5, 1.0])
+    assert row_loss("brier", y, pred, None, None) is None  # no probabilities: no Brier score
+
+
+def test_requests_cover_every_row_once_and_spread_coarse_times() -> None:
+    years = pd.Series([2016] * 500 + [2017] * 300)
+    t = event_seconds(years, "year")
+    plan = plan_requests(t, np.arange(800), max_rows=200, seed=1)
+    assert sorted(plan.order.tolist()) == list(range(800))
+    sizes = np.diff(plan.bounds)
+    assert sizes.min() >= 1 and sizes.max() <= 200
+    assert np.all(np.diff(plan.data_t) >= 0)  # served in time order
+    y2016, y2017 = (
+        pd.Timestamp("2016-01-01", tz="UTC").timestamp(),
+        pd.Timestamp("2017-01-01", tz="UTC").timestamp(),
+    )
+    early = plan.data_t < y2017
+    assert plan.data_t.min() > y2016 and plan.data_t[early].max() < y2017  # spread over 2016
+    assert (plan.order[plan.bounds[int(early.sum())] :] >= 500).all() if early.any() else True
+
+
+def test_the_cli_prints_one_json_object_and_writes_the_report(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = project
+    report = tmp_path / "bt.html"
+    code = main(
+        ["-c", str(root), "backtest", str(data), "--json", "--per-window", "30d", "--from",
+         "2016-01-01", "--to", "2016-04-01", "--report", str(report)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out)
+    for key in ("windows", "retrains", "promotions", "inconclusive", "rollbacks"):
+        assert key in result
+    assert 2 <= len(result["windows"]) <= 4  # three months
+    html = report.read_text()
+    assert "<svg" in html and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--from", "yesterday"], "--from must be a year"),
+        (["--label-delay", "soon"], "--label-delay must be a duration"),
+        (["--from", "2030"], "No row of DATA falls between --from and --to"),
+    ],
+)
+def test_bad_options_are_clear_errors(
+    project: tuple[Path, Path], capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    root, data = project
+    assert main(["-c", str(root), "backtest", str(data), *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_history_without_the_time_column_is_refused(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = project
+    bad = tmp_path / "no_time.csv"
+    pd.read_csv(data).drop(columns=["when"]).to_csv(bad, index=False)
+    assert main(["-c", str(root), "backtest", str(bad)]) == 2
+    assert "no column 'when'" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_the_report_opens_in_chromium_without_console_errors(
+    replayed: dict, tmp_path: Path
+) -> None:
+    from tests.ui.test_browser import ARGS, CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from loopml.ui.backtest_html import render_backtest
+
+    page_file = tmp_path / "report.html"
+    page_file.write_text(render_backtest(replayed))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_file.as_uri())
+            page.wait_for_load_state("load")
+            assert errors == []
+            assert requests == [page_file.as_uri()]  # nothing fetched: self-contained
+            assert page.locator("svg polyline").count() >= 2  # the loop and "no retrain"
+            assert page.locator("svg circle").count() >= len(replayed["windows"])
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_the_demo_config_on_2016_2018_runs_within_90_seconds(tmp_path: Path) -> None:
+    """The budget: the demo's project and config, the employment surveys 2016-2018 with the
+    demo's simulated 2018 change, training included, on two cores."""
+    from loopml.demo import _write_config
+    from loopml.demo.replay import policy_change
+    from loopml.examples.employment import write_project
+
+    years = _years()
+    root = tmp_path / "demo"
+    write_project(root)
+    _write_config(root)
+    y2018 = years[2018].copy()
+    y2018["employed"] = policy_change(y2018, np.random.default_rng(7))
+    data = tmp_path / "employment_2016_2018.parquet"
+    pd.concat([years[2016], years[2017], y2018]).to_parquet(data, index=False)
+    t = time.perf_counter()
+    result = run_backtest(load_config(root), data, BacktestOptions(per_window=30 * DAY))
+    took = time.perf_counter() - t
+    assert took <= 90, f"{took:.1f} s"
+    assert len(result["windows"]) >= 36
+    assert result["summary"]["false_rollbacks"] == 0
+    assert result["rows"] == sum(len(years[y]) for y in (2016, 2017, 2018))
