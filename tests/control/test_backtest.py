@@ -297,3 +297,28 @@ def test_the_demo_config_on_2016_2018_runs_within_90_seconds(tmp_path: Path) -> 
     assert len(result["windows"]) >= 36
     assert result["summary"]["false_rollbacks"] == 0
     assert result["rows"] == sum(len(years[y]) for y in (2016, 2017, 2018))
+
+
+@pytest.mark.slow
+def test_the_readme_backtest_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's backtest block, in the demo's project folder (as `make demo` writes it)."""
+    import shlex
+
+    from loopml.demo import _write_config
+    from loopml.examples.employment import write_project
+
+    _years()
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    block = readme.read_text().split("## Backtest", 1)[1].split("```sh", 1)[1].split("```")[0]
+    lines = [ln.split("#", 1)[0].strip() for ln in block.splitlines() if ln.strip()]
+    assert lines[0] == "cd loopml-demo"
+    root = tmp_path / "loopml-demo"
+    write_project(root)
+    _write_config(root)
+    argv = shlex.split(lines[1])
+    assert argv[:2] == ["loopml", "backtest"]
+    monkeypatch.chdir(root)
+    assert main(argv[1:]) == 0
+    assert (root / "backtest.html").exists()

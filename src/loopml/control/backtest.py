@@ -10,11 +10,17 @@ same code that decides in production. The engine:
    ``loopml.train.run`` (gates included) and deploys it;
 3. advances a virtual clock one tick at a time. Each tick serves the requests of the tick
    (``control.simserve``: the server's router, model pool and prediction-log writer, with
-   virtual timestamps), logs the labels that are due, compacts the log, runs the real
-   monitoring pass (``loopml.monitor.jobs.run_monitor``, ``now`` = the tick) every
-   ``monitor.schedule``, and one pass of the real controller
-   (``loopml.control.Controller.reconcile_once`` on the virtual clock): triggers, retraining
-   on what was known at the time, gates, shadow and canary with simulated routing, rollbacks;
+   virtual timestamps), logs the labels that are due, and runs one pass of the real
+   controller (``loopml.control.Controller.reconcile_once`` on the virtual clock): triggers,
+   retraining on what was known at the time, gates, shadow and canary with simulated
+   routing, rollbacks. The controller reads the log's open segments, as it does in
+   production. Once per monitor window, just after the window closes (its end plus
+   ``monitor.grace``), the log segment is closed and compacted to Parquet and the real
+   monitoring pass runs (``loopml.monitor.jobs.run_monitor``, ``now`` = the tick). A server
+   runs the monitor every ``monitor.schedule``; between two window closes that pass would
+   only update the labels of windows no trigger reads yet, and each pass costs a scan of
+   every part of the hour, so the backtest runs it once a window (a late label reaches a
+   window's numbers at most one window later than in production);
 4. scores the timeline offline (``control.timeline``).
 
 The clock: without ``per_window`` a virtual second is a second of history. With it, one
