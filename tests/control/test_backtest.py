@@ -14,9 +14,12 @@ import pytest
 
 from loopml.cli import main
 from loopml.config import load_config
-from loopml.control.backtest import BacktestOptions, run_backtest
+from loopml.control.backtest import BacktestOptions, load_history, run_backtest, typed_as
 from loopml.control.history import event_seconds, plan_requests
-from loopml.control.timeline import row_loss
+from loopml.control.simserve import Served, SimServing
+from loopml.control.timeline import row_loss, score_decision
+from loopml.data.signature import Signature
+from loopml.store import Store
 
 DAY = 86400.0
 CONFIG = """\
@@ -161,6 +164,62 @@ def test_rollout_decisions_carry_the_offline_paired_delta(replayed: dict) -> Non
                 )
     for r in replayed["rollbacks"]:
         assert r["false_rollback"] == (r["offline_paired_delta"] <= r["margin_used"])
+
+
+def test_a_rollback_is_scored_offline_on_exactly_the_rows_it_judged(
+    replayed: dict, project: tuple[Path, Path]
+) -> None:
+    """The lead's rollout evidence (span, score, margin) picks the rows; both versions are
+    re-run on them; false_rollback compares the delta with the decision's margin."""
+    root, data = project
+    work = Path(replayed["dir"])
+    cfg = load_config(root).model_copy(deep=True)
+    cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
+    store = Store(cfg.store_url)
+    rollout = store.rollouts.get(replayed["promotions"][0]["rollout"])
+    champion, candidate = rollout["champion_id"], rollout["candidate_id"]
+    signature = Signature.from_dict(store.versions.get(champion)["signature"])
+    frame = typed_as(load_history(cfg, data), signature)
+    y = frame["employed"].to_numpy()
+    server = SimServing(
+        cfg, store, {c: frame[c].to_numpy() for c in frame.columns}, y, label_delay=5.0
+    )
+    try:
+        chunks = np.array_split(np.arange(600), 6)
+        server.served = [
+            Served(candidate, "canary", 100.0 + i, i, rows, np.empty(0), None)
+            for i, rows in enumerate(chunks)
+        ] + [
+            Served(candidate, "canary", 130.0, 7, np.arange(600, 700), np.empty(0), None),  # late
+            Served(
+                candidate, "canary", 108.0, 8, np.arange(700, 800), np.empty(0), None
+            ),  # no label
+            Served(champion, "champion", 101.0, 9, np.arange(800, 900), np.empty(0), None),
+        ]
+        rows = np.arange(600)
+        wrong_c = server.predict_rows(candidate, rows)[0] != y[rows]
+        wrong_p = server.predict_rows(champion, rows)[0] != y[rows]
+        want = float(wrong_c.mean() - wrong_p.mean())
+
+        def decide(margin: float) -> dict:
+            evidence = {"rollout": rollout["id"], "span": [100.0, 110.0], "score": "error_rate"}
+            d = {"id": 0, "at": 110.0, "history_time": None, "actor": "controller"}
+            d |= {
+                "action": "rollback",
+                "reason": "test",
+                "evidence": {**evidence, "margin": margin},
+            }
+            return score_decision(cfg, store, server, d, y, "classification", signature.classes)
+
+        got = decide(0.02)
+        assert got["offline_paired_delta"] == pytest.approx(want)
+        assert (got["offline_rows"], got["offline_requests"]) == (600, 6)
+        assert got["span_used"] == [100.0, 110.0] and got["score_used"] == "error_rate"
+        assert decide(want + 0.01)["false_rollback"] is True  # not worse than the margin
+        assert decide(want - 0.01)["false_rollback"] is False  # worse by more than the margin
+    finally:
+        server.close()
+        store.close()
 
 
 def test_per_row_losses_match_their_definitions() -> None:

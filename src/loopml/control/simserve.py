@@ -109,7 +109,7 @@ class SimServing:
         self.root = cfg.artifacts_root
         self.pool = ModelPool(Settings.from_config(cfg, auth=False), store)
         self.rng = np.random.default_rng(seed)
-        self.pending: list[tuple[float, int, list[str], np.ndarray]] = []  # label heap
+        self.pending: list[tuple[float, int, list[str], np.ndarray]] = []  # labels by due time
         self._seq = 0
         self.served: list[Served] = []
         self.rejected = 0
@@ -201,9 +201,9 @@ class SimServing:
             stats.requests += 1
             stats.rows += len(rows)
             self._seq += 1
-            heapq.heappush(
-                self.pending, (ts + self.label_delay, self._seq, ids[k], self.labels[rows])
-            )
+            got = ids[k]
+            assert got is not None  # checked above
+            heapq.heappush(self.pending, (ts + self.label_delay, self._seq, got, self.labels[rows]))
         _append_all(log.predictions, payloads)
         self.rejected += stats.rejected
         return stats
@@ -231,7 +231,7 @@ class SimServing:
             if not isinstance(result, ModelFailure):
                 cols, flags = joint.columns, joint.flags
                 pred, proba = result
-                out = []
+                out: list[tuple[tuple[int, str], Batch | None, Any, float]] = []
                 a = 0
                 for job, r in zip(todo, rows, strict=True):
                     b = a + len(r)
@@ -295,7 +295,9 @@ class SimServing:
         payloads = []
         while self.pending and self.pending[0][0] <= now:
             due, _, ids, y = heapq.heappop(self.pending)
-            payloads.append(log.encode_labels(self.endpoint, ids, y, ts_us=int(due * 1_000_000)))
+            payloads.append(
+                log.encode_labels(self.endpoint, ids, y.tolist(), ts_us=int(due * 1_000_000))
+            )
             n += len(ids)
         _append_all(log.labels, payloads)
         return n

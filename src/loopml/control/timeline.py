@@ -178,7 +178,7 @@ def build_result(
         )
         if kind is None or d["actor"] != "controller":
             continue
-        rollouts[kind].append(_judged(cfg, store, server, d, y, task, classes, clock))
+        rollouts[kind].append(score_decision(cfg, store, server, d, y, task, classes))
     retrains = [
         {
             "id": r["id"],
@@ -304,7 +304,7 @@ def _windows(
     return out
 
 
-def _judged(
+def score_decision(
     cfg: Config,
     store: Store,
     server: SimServing,
@@ -312,9 +312,9 @@ def _judged(
     y: np.ndarray,
     task: str,
     classes: Any,
-    clock: Any,
 ) -> dict[str, Any]:
-    """One rollout decision, with its evidence and the offline paired delta."""
+    """One rollout decision (``id``, ``at``, ``action``, ``evidence`` ...), with its evidence
+    and the offline paired delta on the rows it judged (see the module docstring)."""
     ev = d["evidence"] or {}
     out: dict[str, Any] = {
         "decision": d["id"],
