@@ -222,6 +222,21 @@ def test_a_rollback_is_scored_offline_on_exactly_the_rows_it_judged(
         store.close()
 
 
+def test_notes_say_when_the_replay_overlaps_the_training_data(
+    project: tuple[Path, Path], replayed: dict
+) -> None:
+    from collections import Counter
+
+    from loopml.control.backtest import notes
+
+    cfg = load_config(project[0])
+    assert replayed["notes"] == []  # trained on 2015, replayed 2016: nothing to say
+    mid2015 = pd.Timestamp("2015-06-01", tz="UTC").timestamp()
+    said = notes(cfg, mid2015, 3, Counter({"Column 'AGEP' must be a number.": 3}))
+    assert "may have learned from" in said[0]
+    assert "3 requests were refused" in said[1] and "AGEP" in said[1]
+
+
 def test_per_row_losses_match_their_definitions() -> None:
     y = np.array([0, 1, 1, 0])
     pred = np.array([0, 0, 1, 1])

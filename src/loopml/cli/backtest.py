@@ -171,6 +171,8 @@ def print_timeline(result: dict[str, Any]) -> None:
             f"{'-' if delta is None else f'{delta:+.4f}'} (margin {fmt(r.get('margin_used'))})"
             + (" FALSE ROLLBACK" if r.get("false_rollback") else "")
         )
+    for note in result.get("notes", []):
+        print(f"Note: {note}")
     if result.get("report"):
         print(f"Report: {result['report']}")
     if result.get("dir"):

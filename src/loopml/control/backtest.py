@@ -266,6 +266,7 @@ def run_backtest(
                 "to": _iso(float(plan.data_t.max())),
                 "dir": str(work) if kept else None,
                 "seed": opts.seed,
+                "notes": notes(cfg, float(t.min()), server.rejected, server.refusals),
                 "wall_seconds": None,  # set below
             },
             t_wall=t_wall,
@@ -276,6 +277,37 @@ def run_backtest(
         store.close()
         if not kept:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def notes(cfg: Config, start: float, rejected: int, refusals: Any) -> list[str]:
+    """What the reader of a backtest should know about how far to trust it."""
+    out = []
+    try:
+        train = load_frame(cfg.data.train, cfg.root)
+        assert cfg.data.time is not None
+        if cfg.data.time in train.columns:
+            end = float(event_seconds(train[cfg.data.time], cfg.data.time).max())
+            if end >= start:
+                out.append(
+                    f"The first champion's training data ({cfg.data.train}) reaches "
+                    f"{_iso(end)}, after the replay starts ({_iso(start)}): its first windows "
+                    "are scored on a period it may have learned from."
+                )
+    except LoopmlError:
+        pass  # a data source the backtest cannot read again: nothing to compare
+    on = [t for t in ("schedule", "labels") if t in cfg.retrain.on]
+    if on:
+        out.append(
+            f"retrain.on has {' and '.join(on)}: they count from the champion's deployment, "
+            "which the store records in wall-clock time, so they do not fire in a backtest."
+        )
+    if rejected:
+        why = "; ".join(f"{n}x {m}" for m, n in refusals.most_common(2))
+        out.append(
+            f"{rejected} requests were refused by the model's input checks (a client would get "
+            f"a 4xx) and are not in the timeline: {why or 'see rejections'}"
+        )
+    return out
 
 
 def _replay(

@@ -251,6 +251,7 @@ first champion left alone (row-weighted over {_f(s["scored_windows"])} scored wi
 Retrainings {_f(s["retrains"])}, promotions {_f(s["promotions"])}, rollbacks
 {_f(s["rollbacks"])} (false: {_f(s["false_rollbacks"])}), inconclusive
 {_f(s["inconclusive"])}.</p>
+{"".join(f"<p class='muted'>Note: {escape(n)}</p>" for n in result.get("notes", []))}
 <h2>Timeline</h2>
 {chart(result)}
 {legend}
