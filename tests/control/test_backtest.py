@@ -284,6 +284,15 @@ def test_the_cli_prints_one_json_object_and_writes_the_report(
     for key in ("windows", "retrains", "promotions", "inconclusive", "rollbacks"):
         assert key in result
     assert 2 <= len(result["windows"]) <= 4  # three months
+    # the same replay again (seeded request sizes, routing and ids): the same timeline
+    start, end = (pd.Timestamp(d, tz="UTC").timestamp() for d in ("2016-01-01", "2016-04-01"))
+    again = run_backtest(
+        load_config(root), data, BacktestOptions(per_window=30 * DAY, start=start, end=end)
+    )
+    keys = ("start", "end", "champion", "rows", "metric", "metric_no_retrain", "decisions")
+    assert [{k: w[k] for k in keys} for w in again["windows"]] == [
+        {k: w[k] for k in keys} for w in result["windows"]
+    ]
     html = report.read_text()
     assert "<svg" in html and "http://" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
