@@ -266,7 +266,14 @@ def test_requests_cover_every_row_once_and_spread_coarse_times() -> None:
     )
     early = plan.data_t < y2017
     assert plan.data_t.min() > y2016 and plan.data_t[early].max() < y2017  # spread over 2016
-    assert (plan.order[plan.bounds[int(early.sum())] :] >= 500).all() if early.any() else True
+    assert (plan.order[plan.bounds[int(early.sum())] :] >= 500).all()  # 2017's rows after
+    # a row a day: requests never gather rows further apart than the span
+    daily = np.arange(300) * DAY
+    plan = plan_requests(daily, None, max_rows=200, seed=1, span=1.5 * DAY)
+    for i in range(len(plan)):
+        rows = plan.rows(i)
+        assert np.ptp(daily[rows]) <= 1.5 * DAY
+        assert abs(plan.data_t[i] - daily[rows].mean()) <= 1.5 * DAY
 
 
 def test_the_cli_prints_one_json_object_and_writes_the_report(
@@ -323,6 +330,63 @@ def test_a_history_without_the_time_column_is_refused(
     pd.read_csv(data).drop(columns=["when"]).to_csv(bad, index=False)
     assert main(["-c", str(root), "backtest", str(bad)]) == 2
     assert "no column 'when'" in capsys.readouterr().err
+
+
+def test_a_used_dir_is_refused(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Guards the project's (or another run's) files from a backtest's fresh store."""
+    root, data = project
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "loopml.db").write_text("")
+    assert main(["-c", str(root), "backtest", str(data), "--dir", str(tmp_path / "used")]) == 2
+    assert "is not empty" in capsys.readouterr().err
+
+
+REGRESSION = """\
+project: sugar
+data: {train: data/train.parquet, target: target, time: day}
+model: {name: sugar, train: train.py:train}
+gates: {metrics: {thresholds: {r2: ">= 0.2"}}}
+deploy:
+  endpoint: sugar
+  rollout: {shadow: 2s, shadow_min_samples: 20, steps: [100], step_duration: 2s,
+            guards: {min_samples: 20, max_accuracy_drop: null, max_prediction_drift: 5}}
+monitor: {window: 5s, grace: 1s, schedule: 1s, min_window_rows: 20}
+retrain: {on: [manual]}
+serve: {controller_interval: 1s}
+"""
+TRAIN_RIDGE = """\
+from sklearn.linear_model import Ridge
+
+
+def train(X, y, params, seed=0):
+    return Ridge(alpha=params.get("alpha", 1.0)).fit(X, y)
+"""
+
+
+def test_a_regression_history_is_scored_with_r2(tmp_path: Path) -> None:
+    """scikit-learn's diabetes table (real patients), one row a day: the metric is r2 and the
+    no-retrain line is the same model (nothing retrains: retrain.on is manual only)."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    frame["day"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(frame)), unit="D")
+    root = tmp_path / "sugar"
+    (root / "data").mkdir(parents=True)
+    (root / "loopml.yaml").write_text(REGRESSION)
+    (root / "train.py").write_text(TRAIN_RIDGE)
+    frame.iloc[:200].to_parquet(root / "data" / "train.parquet", index=False)
+    data = tmp_path / "later.parquet"
+    frame.iloc[200:].to_parquet(data, index=False)
+    result = run_backtest(load_config(root), data, BacktestOptions(per_window=30 * DAY))
+    assert result["metric"] == "r2"
+    scored = [w for w in result["windows"] if w["metric"] is not None]
+    assert len(scored) >= 6
+    for w in scored:
+        assert w["metric"] == pytest.approx(w["metric_no_retrain"])
+        assert -1.0 < w["metric"] < 1.0
+    assert result["requests"] < result["rows"]  # a row a day: requests gather days
 
 
 @pytest.mark.browser

@@ -196,7 +196,12 @@ def run_backtest(
     label_delay = history_window if opts.label_delay is None else opts.label_delay
     ids = frame[cfg.data.id].to_numpy() if cfg.data.id in frame.columns else None
     plan = plan_requests(
-        t, ids, max_rows=opts.max_request_rows, seed=opts.seed, last_gap=history_window
+        t,
+        ids,
+        max_rows=opts.max_request_rows,
+        seed=opts.seed,
+        last_gap=history_window,
+        span=history_window / 20,
     )
     origin = math.floor(float(t.min()) / W) * W  # virtual windows start at the history's
     clock = Clock(origin=origin, scale=scale)

@@ -8,10 +8,12 @@ over that year rather than in one instant.
 
 Requests hold 1-``max_rows`` rows (log-uniform sizes: most requests are small, a few are
 batches), cut from consecutive rows of the file (sorted by ``data.id`` when it is declared,
-so the rows of one entity travel together, as a household's rows do in the survey files).
-Within one time value the requests are shuffled before they are spread: the file's order
-(e.g. by household or region) would otherwise look like drift that is not there. A request's
-entity key (``X-Entity-Key``, which makes canary routing sticky) is its first row's id.
+so the rows of one entity travel together, as a household's rows do in the survey files),
+and never from rows further apart than ``span`` (a twentieth of a monitor window): a row a
+day is a request a day. Within one time value (or one span) the requests are shuffled
+before they are spread: the file's order (e.g. by household or region) would otherwise look
+like drift that is not there. A request's entity key (``X-Entity-Key``, which makes canary
+routing sticky) is its first row's id.
 
 The virtual clock runs ``scale`` times faster than the history: virtual second ``v`` is data
 time ``origin + (v - origin) * scale``, so a config whose monitor window is 5 s can stand for
@@ -105,60 +107,49 @@ def plan_requests(
     max_rows: int = 200,
     seed: int = 0,
     last_gap: float | None = None,
+    span: float | None = None,
 ) -> Requests:
-    """Cut rows with event times ``t`` (seconds) into requests; see the module docstring."""
+    """Cut rows with event times ``t`` (seconds) into requests; see the module docstring.
+
+    A request gathers rows of one ``span`` of time at most (fine-grained times: rows far apart
+    never share a request); ``None``: no limit."""
     rng = np.random.default_rng(seed)
-    n = len(t)
     if ids is None:
         order = np.argsort(t, kind="stable")  # by time, then file order
     else:  # by time, then id
         order = np.lexsort((pd.factorize(pd.Series(ids), sort=True)[0], t))
     ts = t[order]
-    values, first, counts = np.unique(ts, return_index=True, return_counts=True)
+    n = len(ts)
+    if not n:
+        return Requests(order, np.zeros(1, np.int64), np.empty(0), [])
+    values = np.unique(ts)
     gaps = np.diff(values)
     tail = float(np.median(gaps)) if len(gaps) else float(last_gap or 0.0)
-    gaps = np.append(gaps, tail)
-    out_order: list[np.ndarray] = []
-    out_bounds: list[np.ndarray] = []
-    out_t: list[np.ndarray] = []
-    pos = 0
-    g = 0
-    while g < len(values):
-        # a block: one tie group of many rows (spread over its gap), or a run of small groups
-        # merged until it holds enough rows for a full request (times kept)
-        h = g + 1
-        if counts[g] < max_rows:
-            rows_in = counts[g]
-            while h < len(values) and rows_in < max_rows and counts[h] < max_rows:
-                rows_in += counts[h]
-                h += 1
-        lo, hi = first[g], first[h - 1] + counts[h - 1]
-        block = order[lo:hi]
+    # rows of one span gather into requests (without a span: rows of one time value)
+    bucket = np.floor((ts - ts[0]) / span).astype(np.int64) if span else np.searchsorted(values, ts)
+    edges = np.flatnonzero(np.diff(bucket) != 0) + 1
+    starts, ends = np.concatenate([[0], edges]), np.concatenate([edges, [n]])
+    pieces: list[tuple[float, np.ndarray]] = []
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        rows, first_t, last_t = order[lo:hi], float(ts[lo]), float(ts[hi - 1])
+        following = float(ts[hi]) if hi < n else last_t + tail
         sizes = request_sizes(rng, hi - lo, max_rows)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        if h == g + 1 and counts[g] > 1:  # coarse time: shuffle the requests, spread them
-            perm = rng.permutation(len(sizes))
-            block = np.concatenate([block[starts[k] : starts[k] + sizes[k]] for k in perm])
-            sizes = sizes[perm]
-            when = values[g] + gaps[g] * (np.arange(len(sizes)) + 0.5) / len(sizes)
-        else:  # fine time: a request leaves when its last row is there
-            when = ts[lo:hi][np.cumsum(sizes) - 1]
-        out_order.append(block)
-        out_bounds.append(pos + np.concatenate([[0], np.cumsum(sizes)[:-1]]))
-        out_t.append(np.asarray(when, dtype=float))
-        pos += hi - lo
-        g = h
-    order_all = np.concatenate(out_order) if out_order else np.empty(0, np.int64)
-    bounds = np.append(np.concatenate(out_bounds) if out_bounds else [], n).astype(np.int64)
-    data_t = np.concatenate(out_t) if out_t else np.empty(0)
-    # requests of different blocks interleave by time (a request of the last block may
-    # start before the first request of the next): serve in time order
-    by_time = np.argsort(data_t, kind="stable")
-    spans = [order_all[bounds[i] : bounds[i + 1]] for i in by_time]
-    sizes_sorted = np.array([len(s) for s in spans], dtype=np.int64)
-    order_all = np.concatenate(spans) if spans else order_all
-    bounds = np.concatenate([[0], np.cumsum(sizes_sorted)]).astype(np.int64)
-    data_t = data_t[by_time]
+        cuts = np.concatenate([[0], np.cumsum(sizes)])
+        if hi - lo == 1:
+            pieces.append((first_t, rows))
+            continue
+        # rows that share one time (a survey year) are spread over the gap to the next
+        # time; rows of several times within one span, over that span
+        width = following - first_t
+        if last_t > first_t and span:
+            width = min(width, float(span))
+        for k, j in enumerate(rng.permutation(len(sizes))):
+            when = first_t + width * (k + 0.5) / len(sizes)
+            pieces.append((when, rows[cuts[j] : cuts[j + 1]]))
+    pieces.sort(key=lambda p: p[0])  # stable: ties keep their order
+    order_all = np.concatenate([p[1] for p in pieces])
+    bounds = np.concatenate([[0], np.cumsum([len(p[1]) for p in pieces])]).astype(np.int64)
+    data_t = np.array([p[0] for p in pieces], dtype=float)
     key_list: list[str | None]
     if ids is None:
         key_list = [None] * len(data_t)
