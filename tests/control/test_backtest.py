@@ -237,6 +237,23 @@ def test_notes_say_when_the_replay_overlaps_the_training_data(
     assert "3 requests were refused" in said[1] and "AGEP" in said[1]
 
 
+def test_the_sandbox_writes_only_under_its_folder_and_pages_nobody(
+    project: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from loopml.config import AlertRule
+    from loopml.control.backtest import sandbox_config
+
+    cfg = load_config(project[0])
+    cfg.monitor.webhooks = ["http://127.0.0.1:9/oncall"]
+    cfg.monitor.alerts = [AlertRule(name="acc", on="performance", webhook="http://127.0.0.1:9/x")]
+    sim = sandbox_config(cfg, tmp_path)
+    assert sim.store_url == f"sqlite:///{tmp_path / 'loopml.db'}"
+    assert Path(sim.artifacts_root) == tmp_path / "artifacts"
+    assert sim.monitor.webhooks == [] and sim.monitor.alerts[0].webhook is None
+    assert cfg.monitor.alerts[0].webhook == "http://127.0.0.1:9/x"  # the project's is untouched
+    assert sim.path(sim.data.train) == cfg.path(cfg.data.train)  # still trains on its data
+
+
 def test_per_row_losses_match_their_definitions() -> None:
     y = np.array([0, 1, 1, 0])
     pred = np.array([0, 0, 1, 1])

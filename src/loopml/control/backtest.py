@@ -110,11 +110,20 @@ def _workspace(cfg: Config, opts: BacktestOptions) -> tuple[Config, Path, bool]:
         keep = True
     else:
         work, keep = Path(tempfile.mkdtemp(prefix="loopml-backtest-")), False
+    return sandbox_config(cfg, work), work, keep
+
+
+def sandbox_config(cfg: Config, work: Path) -> Config:
+    """``cfg`` writing only under ``work``: its own store and artifact root, and no alert
+    webhooks (a replay of last year must not page anyone; its alerts stay in its store)."""
     sim = cfg.model_copy(deep=True)
     sim.store = f"sqlite:///{work / 'loopml.db'}"
     sim.artifacts = str(work / "artifacts")
+    sim.monitor.webhooks = []
+    for rule in sim.monitor.alerts:
+        rule.webhook = None
     sim._source, sim._lines = cfg._source, cfg._lines
-    return sim, work, keep
+    return sim
 
 
 def typed_as(frame: Any, signature: Signature) -> Any:
