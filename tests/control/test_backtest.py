@@ -323,6 +323,18 @@ def test_the_cli_prints_one_json_object_and_writes_the_report(
     )
 
 
+def test_the_cli_prints_the_timeline_for_people(
+    project: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, data = project
+    argv = ["-c", str(root), "backtest", str(data), "--per-window", "30d", "--to", "2016-03-01"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "accuracy no retrain" in out and "2016-01-01" in out
+    assert "with the loop" in out and "with the first champion left alone" in out
+    assert "rollbacks 0 (false 0)" in out
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

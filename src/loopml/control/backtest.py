@@ -250,7 +250,7 @@ def run_backtest(
         features = {c: frame[c].to_numpy() for c in frame.columns}
         y = frame[cfg.data.target].to_numpy()
         server = SimServing(sim_cfg, store, features, y, label_delay=delay_v, seed=opts.seed)
-        decided_at = _replay(sim_cfg, store, server, plan, vt, origin, delay_v, opts, progress)
+        decided_at = _replay(sim_cfg, store, server, plan, vt, clock, delay_v, opts, progress)
         if server.rejected == len(plan):
             why = server.refusals.most_common(1)[0][0] if server.refusals else "unknown"
             raise DataError(
@@ -330,14 +330,14 @@ def _replay(
     server: SimServing,
     plan: Any,
     vt: np.ndarray,
-    origin: float,
+    clock: Clock,
     delay_v: float,
     opts: BacktestOptions,
     progress: Progress | None,
 ) -> dict[int, float]:
     """The tick loop; returns the virtual time of every decision id recorded."""
     mon = cfg.monitor
-    v0, v_last = origin, float(vt.max())
+    v0, v_last = clock.origin, float(vt.max())
     horizon = v_last + delay_v + mon.window + mon.grace  # the last labels reach the monitor
     tick = opts.tick or cfg.serve.controller_interval
     tick = max(tick, (horizon - v0) / MAX_TICKS)
@@ -368,12 +368,16 @@ def _replay(
                     next_monitor += max(mon.window, mon.schedule)
             now[0] = now_v
             controller.reconcile_once()
+            actions = []
             for d in store.decisions.list(limit=200):
                 if d["id"] > last_id:
                     decided_at[d["id"]] = now_v
+                    actions.append(d["action"])
             last_id = max(decided_at, default=last_id)
             if progress is not None:
-                progress(now_v - v0, horizon - v0, f"{stats.requests} requests")
+                note = f"{_iso(clock.history(now_v))[:10]}  {stats.requests} requests"
+                acts = [a for a in actions if not a.startswith("status:")]
+                progress(now_v - v0, horizon - v0, note + (f"  {acts[0]}" if acts else ""))
     finally:
         log.close()
         controller.close()

@@ -325,6 +325,8 @@ def score_decision(
         "rollout": ev.get("rollout"),
         **{k: ev.get(k) for k in ("score", "margin", "interval", "span", "rows", "requests")},
     }
+    if d["action"] == "rollback":
+        out["false_rollback"] = None  # unknown until the rows are scored below
     ro = None
     if ev.get("rollout") is not None:
         try:

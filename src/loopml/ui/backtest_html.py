@@ -208,7 +208,15 @@ def render_backtest(result: dict[str, Any]) -> str:
                 _f(w["canary_rows"]),
                 "<span class='muted'>too few rows</span>" if w["too_few_rows"] else _f(w["metric"]),
                 "" if w["too_few_rows"] else _f(w["metric_no_retrain"]),
-                escape(", ".join(dict.fromkeys(d["action"] for d in w["decisions"]))),
+                escape(
+                    ", ".join(
+                        dict.fromkeys(
+                            d["action"]
+                            for d in w["decisions"]
+                            if not d["action"].startswith("status:")
+                        )
+                    )
+                ),
             ]
             for w in result["windows"]
         ],
