@@ -254,6 +254,41 @@ def test_the_sandbox_writes_only_under_its_folder_and_pages_nobody(
     assert sim.path(sim.data.train) == cfg.path(cfg.data.train)  # still trains on its data
 
 
+def test_requests_no_version_may_answer_are_refused_not_fatal(
+    replayed: dict, project: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The kill switch on every version of the endpoint: the server answers 503, and so does
+    the simulated one (counted, nothing logged), instead of ending the backtest."""
+    import shutil
+
+    from loopml.serve.predlog import PredictionLog
+
+    root, data = project
+    work = tmp_path / "copy"
+    shutil.copytree(replayed["dir"], work)
+    cfg = load_config(root).model_copy(deep=True)
+    cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
+    store = Store(cfg.store_url)
+    for v in store.versions.list():
+        store.disable(v["id"], actor="test", reason="kill switch")
+    frame = load_history(cfg, data)
+    server = SimServing(
+        cfg, store, {c: frame[c].to_numpy() for c in frame.columns}, frame["employed"].to_numpy(),
+        label_delay=5.0,
+    )  # fmt: skip
+    log = PredictionLog(str(work / "scratch"), durable=False).open()
+    try:
+        stats = server.serve(
+            [(0, 100.0, np.arange(10), None), (1, 100.5, np.arange(10, 20), None)], log
+        )
+        assert (stats.requests, stats.rejected) == (0, 2)
+        assert "Endpoint 'emp'" in next(iter(server.refusals))  # the router's 503 message
+    finally:
+        log.close()
+        server.close()
+        store.close()
+
+
 def test_per_row_losses_match_their_definitions() -> None:
     y = np.array([0, 1, 1, 0])
     pred = np.array([0, 0, 1, 1])

@@ -170,7 +170,11 @@ class SimServing:
         # (request, role) per version: the routed answer, its mirrors, the paired answer
         jobs: dict[int, list[tuple[int, str]]] = {}
         for k, (_, _, _, key) in enumerate(requests):
-            version, role = table.route(key)
+            try:
+                version, role = table.route(key)
+            except LoopmlError as e:  # no version may answer: the server's 503
+                self.refusals[e.message] += 1
+                continue
             jobs.setdefault(version, []).append((k, role))
             if role == "canary":
                 jobs.setdefault(table.serving, []).append((k, "paired"))
