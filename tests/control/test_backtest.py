@@ -201,14 +201,13 @@ def test_a_rollback_is_scored_offline_on_exactly_the_rows_it_judged(
         wrong_p = server.predict_rows(champion, rows)[0] != y[rows]
         want = float(wrong_c.mean() - wrong_p.mean())
 
-        def decide(margin: float) -> dict:
-            evidence = {"rollout": rollout["id"], "span": [100.0, 110.0], "score": "error_rate"}
+        def decide(margin: float, nested: bool = True) -> dict:
+            judged = {"span": [100.0, 110.0], "score": "error_rate", "margin": margin}
+            # the controller nests the paired test's evidence under "quality"
+            evidence = {"quality": judged} if nested else judged
             d = {"id": 0, "at": 110.0, "history_time": None, "actor": "controller"}
-            d |= {
-                "action": "rollback",
-                "reason": "test",
-                "evidence": {**evidence, "margin": margin},
-            }
+            d |= {"action": "rollback", "reason": "test"}
+            d["evidence"] = {"rollout": rollout["id"], "state": "canary", **evidence}
             return score_decision(cfg, store, server, d, y, "classification", signature.classes)
 
         got = decide(0.02)
@@ -216,6 +215,8 @@ def test_a_rollback_is_scored_offline_on_exactly_the_rows_it_judged(
         assert (got["offline_rows"], got["offline_requests"]) == (600, 6)
         assert got["span_used"] == [100.0, 110.0] and got["score_used"] == "error_rate"
         assert decide(want + 0.01)["false_rollback"] is True  # not worse than the margin
+        assert decide(want + 0.01, nested=False)["false_rollback"] is True
+        assert decide(0.02, nested=False)["offline_paired_delta"] == pytest.approx(want)
         assert decide(want - 0.01)["false_rollback"] is False  # worse by more than the margin
     finally:
         server.close()

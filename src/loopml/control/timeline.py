@@ -8,8 +8,9 @@
   in the window. Windows with fewer than ``monitor.min_window_rows`` rows are not scored
   (``too_few_rows``), as the monitor does not score them.
 - ``rollbacks`` (and ``promotions``, ``inconclusive``): each rollout decision with the
-  evidence it named (``score``, ``margin``, ``interval``, ``span``, ``rows``, ``requests``,
-  where the rollout code records them) and ``offline_paired_delta``: challenger minus
+  evidence it named (``score``, ``margin``, ``interval``, ``estimate``, ``span``, ``rows``,
+  ``requests``: the paired test's evidence, which the controller records under ``quality``)
+  and ``offline_paired_delta``: challenger minus
   champion mean per-row loss on the exact rows of that decision (the challenger's shadow or
   canary rows predicted in the decision's span, labelled by the time of the decision), both
   models re-run offline on those rows and scored with the true labels. A rollback is a
@@ -304,6 +305,19 @@ def _windows(
     return out
 
 
+# what a rollout decision says it judged (issue 11): the per-row score, the margin, the
+# interval of challenger minus champion loss, the rows' prediction times, rows and requests
+JUDGED = ("metric", "score", "margin", "interval", "estimate", "span", "rows", "requests", "test")
+
+
+def judged_evidence(ev: dict[str, Any]) -> dict[str, Any]:
+    """The judgement's keys of a decision's evidence: under ``quality`` (the paired test's
+    evidence, as the controller records it), else at the top level."""
+    q = ev.get("quality")
+    inner = q if isinstance(q, dict) else {}
+    return {k: inner[k] if k in inner else ev.get(k) for k in JUDGED}
+
+
 def score_decision(
     cfg: Config,
     store: Store,
@@ -316,6 +330,7 @@ def score_decision(
     """One rollout decision (``id``, ``at``, ``action``, ``evidence`` ...), with its evidence
     and the offline paired delta on the rows it judged (see the module docstring)."""
     ev = d["evidence"] or {}
+    judged = judged_evidence(ev)
     out: dict[str, Any] = {
         "decision": d["id"],
         "action": d["action"],
@@ -323,7 +338,7 @@ def score_decision(
         "history_time": d["history_time"],
         "reason": d["reason"],
         "rollout": ev.get("rollout"),
-        **{k: ev.get(k) for k in ("score", "margin", "interval", "span", "rows", "requests")},
+        **{k: judged.get(k) for k in JUDGED},
     }
     if d["action"] == "rollback":
         out["false_rollback"] = None  # unknown until the rows are scored below
@@ -338,11 +353,11 @@ def score_decision(
         out["note"] = "the decision names no rollout: nothing to score offline"
         return out
     out["candidate"], out["champion"] = ro["candidate_id"], ro["champion_id"]
-    score = ev.get("score") or ("squared_error" if task == "regression" else "error_rate")
-    margin = ev.get("margin")
+    score = judged.get("score") or ("squared_error" if task == "regression" else "error_rate")
+    margin = judged.get("margin")
     if margin is None:
         margin = cfg.deploy.rollout.guards.max_accuracy_drop or 0.0  # type: ignore[union-attr]
-    span = ev.get("span")
+    span = judged.get("span")
     if not (isinstance(span, list | tuple) and len(span) == 2):
         state = ev.get("state") or ("shadow" if "shadow" in str(ev) else "canary")
         t0 = ro["started_at"] if state == "shadow" else ro.get("step_started_at")

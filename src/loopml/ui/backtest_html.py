@@ -47,6 +47,12 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.4g}s"
 
 
+def _interval(v: Any) -> str:
+    if isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, int | float) for x in v):
+        return f"[{v[0]:+.4f}, {v[1]:+.4f}]"
+    return _f(v)
+
+
 def _mark_kind(action: str) -> str | None:
     if action in MARKS:
         return action
@@ -153,7 +159,8 @@ def _rollouts(result: dict[str, Any]) -> str:
                     _f(r.get("champion")),
                     _f(r.get("score_used")),
                     _f(r.get("margin_used"), 4),
-                    _f(r.get("interval")),
+                    _interval(r.get("interval")),
+                    _f(r.get("estimate"), 4),
                     _f(r.get("offline_paired_delta"), 4),
                     _f(r.get("offline_rows")),
                     "<span class='bad'>false rollback</span>" if false else _f(false),
@@ -171,6 +178,7 @@ def _rollouts(result: dict[str, Any]) -> str:
             "score",
             "margin",
             "interval",
+            "online estimate",
             "offline delta",
             "rows",
             "false rollback",
