@@ -115,7 +115,9 @@ def test_the_timeline_has_a_window_per_month_with_both_metrics(replayed: dict) -
     first = replayed["first_champion"]
     # while the first champion serves alone, the live metric is its metric, and the
     # monitor's own number for the window agrees with the offline one
-    before = [w for w in ws if w["champion"] == first and not w["canary_rows"]]
+    before = [
+        w for w in ws if w["champion"] == first and not w["canary_rows"] and not w["too_few_rows"]
+    ]
     assert before
     for w in before:
         assert w["metric"] == pytest.approx(w["metric_no_retrain"])
@@ -176,7 +178,7 @@ def test_a_rollback_is_scored_offline_on_exactly_the_rows_it_judged(
     cfg = load_config(root).model_copy(deep=True)
     cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
     store = Store(cfg.store_url)
-    rollout = store.rollouts.get(replayed["promotions"][0]["rollout"])
+    rollout = store.rollouts.list(endpoint="emp")[-1]  # the first (promoted or not)
     champion, candidate = rollout["champion_id"], rollout["candidate_id"]
     signature = Signature.from_dict(store.versions.get(champion)["signature"])
     frame = typed_as(load_history(cfg, data), signature)
@@ -288,6 +290,23 @@ def test_requests_no_version_may_answer_are_refused_not_fatal(
         log.close()
         server.close()
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [
+        ("promote", "promotions"),
+        ("rollback", "rollbacks"),
+        ("rollout-inconclusive", "inconclusive"),
+        ("status:inconclusive", None),  # the status change that comes with the decision
+        ("status:rolled_back", None),
+        ("rollout-step", None),
+    ],
+)
+def test_each_rollout_decision_is_counted_once(action: str, kind: str | None) -> None:
+    from loopml.control.timeline import rollout_kind
+
+    assert rollout_kind(action) == kind
 
 
 def test_per_row_losses_match_their_definitions() -> None:

@@ -275,10 +275,11 @@ class SimServing:
         per_row_ms: float,
     ) -> bytes:
         index, ts, rows, key = request
+        ts_us = int(ts * 1_000_000)  # the log's resolution: Served keeps the logged time
         if ids[k] is None:
             ids[k] = virtual_request_ids(len(rows), int(ts * 1000), self.rng)
         pred, proba = result
-        self.served.append(Served(version, role, ts, index, rows, pred, proba))
+        self.served.append(Served(version, role, ts_us / 1e6, index, rows, pred, proba))
         return log.encode_predictions(
             endpoint=self.endpoint,
             version=version,
@@ -290,7 +291,7 @@ class SimServing:
             latency_ms=per_row_ms * len(rows) + 0.5,
             entity_key=key,
             flags=batch.flags,
-            ts_us=int(ts * 1_000_000),
+            ts_us=ts_us,
         )
 
     def deliver_labels(self, now: float, log: PredictionLog) -> int:

@@ -39,7 +39,19 @@ from loopml.errors import NotFoundError
 from loopml.store import Store
 
 ANSWERS = ("champion", "canary")  # roles whose answer the caller got
+SLACK = 1e-6  # the log keeps microseconds: a span's ends compare within one
 ROLLOUT_ACTIONS = {"promote": "promotions", "rollback": "rollbacks"}
+
+
+def rollout_kind(action: str) -> str | None:
+    """Which list of the result a controller decision belongs to: ``promotions``,
+    ``rollbacks``, ``inconclusive``, or None (a version's status change is not a decision
+    of its own: it comes with the traffic decision that caused it)."""
+    if action.startswith("status:"):
+        return None
+    if action in ROLLOUT_ACTIONS:
+        return ROLLOUT_ACTIONS[action]
+    return "inconclusive" if "inconclusive" in action else None
 
 
 def _iso(t: float | None) -> str | None:
@@ -174,9 +186,7 @@ def build_result(
         "inconclusive": [],
     }
     for d in decisions:
-        kind = ROLLOUT_ACTIONS.get(d["action"]) or (
-            "inconclusive" if "inconclusive" in d["action"] else None
-        )
+        kind = rollout_kind(d["action"])
         if kind is None or d["actor"] != "controller":
             continue
         rollouts[kind].append(score_decision(cfg, store, server, d, y, task, classes))
@@ -369,8 +379,8 @@ def score_decision(
         for s in server.served
         if s.version == ro["candidate_id"]
         and s.role in ("shadow", "canary")
-        and t0 <= s.ts <= t1
-        and s.ts <= labelled_by + 1e-9
+        and t0 - SLACK <= s.ts <= t1 + SLACK
+        and s.ts <= labelled_by + SLACK
     ]
     out.update(score_used=score, margin_used=margin, span_used=[t0, t1])
     if not picked or ro["champion_id"] is None:

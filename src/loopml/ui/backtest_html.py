@@ -11,6 +11,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from loopml.control.timeline import rollout_kind
+
 W, H = 960, 320
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 16, 40
 MARKS = {  # decision action -> (colour, label)
@@ -56,7 +58,8 @@ def _interval(v: Any) -> str:
 def _mark_kind(action: str) -> str | None:
     if action in MARKS:
         return action
-    return "inconclusive" if "inconclusive" in action else None
+    kind = rollout_kind(action)
+    return "inconclusive" if kind == "inconclusive" else None
 
 
 def chart(result: dict[str, Any]) -> str:
