@@ -161,6 +161,8 @@ def test_rollout_decisions_carry_the_offline_paired_delta(replayed: dict) -> Non
             assert "offline_paired_delta" in r and "rollout" in r
             if r["offline_paired_delta"] is not None:
                 assert r["offline_rows"] > 0
+                if r["rows"] is not None:  # the controller's paired test names its rows
+                    assert (r["offline_rows"], r["offline_requests"]) == (r["rows"], r["requests"])
                 assert r["offline_paired_delta"] == pytest.approx(
                     r["offline_challenger_loss"] - r["offline_champion_loss"]
                 )
@@ -553,3 +555,27 @@ def test_the_readme_backtest_runs_as_written(
     monkeypatch.chdir(root)
     assert main(argv[1:]) == 0
     assert (root / "backtest.html").exists()
+
+
+def test_the_cli_line_of_a_rollout_decision_says_what_was_judged_and_the_offline_check() -> None:
+    from loopml.cli.backtest import describe_rollout
+
+    r = {
+        "decision": 7,
+        "history_time": "2018-07-13T00:00:00Z",
+        "candidate": 2,
+        "champion": 1,
+        "score": "error_rate",
+        "interval": [0.011, 0.05],
+        "rows": 900,
+        "offline_paired_delta": 0.004,
+        "offline_rows": 900,
+        "score_used": "error_rate",
+        "margin_used": 0.01,
+        "false_rollback": True,
+    }
+    line = describe_rollout("rollbacks", r)
+    assert line.startswith("rollback #7 at 2018-07-13")
+    assert "[+0.0110, +0.0500] on 900 rows" in line and "+0.0040 on 900 rows" in line
+    assert line.endswith("FALSE ROLLBACK")
+    assert "FALSE" not in describe_rollout("rollbacks", {**r, "false_rollback": False})

@@ -131,6 +131,25 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_rollout(kind: str, r: dict[str, Any]) -> str:
+    """One line per rollout decision: what was judged online, and the offline check."""
+    delta, iv = r.get("offline_paired_delta"), r.get("interval")
+    online = (
+        f"online {r.get('score')} [{iv[0]:+.4f}, {iv[1]:+.4f}] on {r.get('rows')} rows, "
+        if isinstance(iv, list) and len(iv) == 2
+        else ""
+    )
+    offline = (
+        "no rows to score" if delta is None else f"{delta:+.4f} on {r.get('offline_rows')} rows"
+    )
+    verdict = " FALSE ROLLBACK" if r.get("false_rollback") else ""
+    return (
+        f"{kind[:-1] if kind.endswith('s') else kind} #{r['decision']} at {r['history_time']}: "
+        f"version {r.get('candidate')} vs {r.get('champion')}; {online}offline "
+        f"{r.get('score_used')} delta {offline} (margin {fmt(r.get('margin_used'))}){verdict}"
+    )
+
+
 def print_timeline(result: dict[str, Any]) -> None:
     """The human answer: one line per window, then the decisions that matter."""
     m = result["metric"]
@@ -163,14 +182,9 @@ def print_timeline(result: dict[str, Any]) -> None:
         f"(false {s['false_rollbacks']}), inconclusive {s['inconclusive']}; final champion "
         f"version {s['final_champion']}. Took {result['wall_seconds']:.0f} s."
     )
-    for r in result["rollbacks"]:
-        delta = r.get("offline_paired_delta")
-        print(
-            f"  rollback #{r['decision']} at {r['history_time']}: version {r.get('candidate')} vs "
-            f"{r.get('champion')}, offline {r.get('score_used')} delta "
-            f"{'-' if delta is None else f'{delta:+.4f}'} (margin {fmt(r.get('margin_used'))})"
-            + (" FALSE ROLLBACK" if r.get("false_rollback") else "")
-        )
+    for kind in ("promotions", "inconclusive", "rollbacks"):
+        for r in result[kind]:
+            print("  " + describe_rollout(kind, r))
     for note in result.get("notes", []):
         print(f"Note: {note}")
     if result.get("report"):
