@@ -579,3 +579,18 @@ def test_the_cli_line_of_a_rollout_decision_says_what_was_judged_and_the_offline
     assert "[+0.0110, +0.0500] on 900 rows" in line and "+0.0040 on 900 rows" in line
     assert line.endswith("FALSE ROLLBACK")
     assert "FALSE" not in describe_rollout("rollbacks", {**r, "false_rollback": False})
+
+
+def test_a_first_champion_that_fails_its_gates_ends_with_exit_code_1(
+    project: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    root, data = project
+    strict = tmp_path / "strict"
+    shutil.copytree(root, strict, ignore=shutil.ignore_patterns(".loopml"))
+    text = (strict / "loopml.yaml").read_text().replace('">= 0.7"', '">= 0.99"')
+    (strict / "loopml.yaml").write_text(text)
+    assert main(["-c", str(strict), "backtest", str(data), "--to", "2016-02-01"]) == 1
+    err = capsys.readouterr().err
+    assert "failed its gates (metrics)" in err and "loopml run" in err
