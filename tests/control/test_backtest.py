@@ -311,6 +311,51 @@ def test_each_rollout_decision_is_counted_once(action: str, kind: str | None) ->
     assert rollout_kind(action) == kind
 
 
+def test_no_mirror_is_logged_for_a_request_the_canary_refused(
+    replayed: dict, project: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """As the server: the champion's paired answer exists only beside a canary answer that
+    was given (a canary that refuses the rows is the caller's 4xx, and nothing is logged)."""
+    import shutil
+
+    from sqlalchemy import update
+
+    from loopml.serve.predlog import PredictionLog
+    from loopml.store.schema import versions
+
+    root, data = project
+    work = tmp_path / "copy"
+    shutil.copytree(replayed["dir"], work)
+    cfg = load_config(root).model_copy(deep=True)
+    cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
+    store = Store(cfg.store_url)
+    champion = store.endpoints.get("emp")["champion_id"]
+    other = next(v for v in store.versions.list() if v["id"] != champion)
+    sig = dict(other["signature"])  # the canary wants a column the history does not have
+    sig["columns"] = [*sig["columns"], {**sig["columns"][0], "name": "zzz"}]
+    with store.engine.begin() as conn:
+        conn.execute(update(versions).where(versions.c.id == other["id"]).values(signature=sig))
+    store.endpoints.deploy("emp", store.versions.get(other["id"]), actor="test", canary=50)
+    signature = Signature.from_dict(store.versions.get(champion)["signature"])
+    frame = typed_as(load_history(cfg, data), signature)
+    server = SimServing(
+        cfg, store, {c: frame[c].to_numpy() for c in frame.columns}, frame["employed"].to_numpy(),
+        label_delay=5.0,
+    )  # fmt: skip
+    log = PredictionLog(str(work / "scratch"), durable=False).open()
+    try:
+        reqs = [(k, 100.0 + k, np.arange(5 * k, 5 * k + 5), f"key{k}") for k in range(40)]
+        stats = server.serve(reqs, log)
+    finally:
+        log.close()
+        server.close()
+        store.close()
+    roles = [s.role for s in server.served]
+    assert 0 < stats.rejected < 40 and stats.requests == 40 - stats.rejected
+    assert "canary" not in roles and "paired" not in roles
+    assert roles.count("champion") == stats.requests
+
+
 def test_per_row_losses_match_their_definitions() -> None:
     y = np.array([0, 1, 1, 0])
     pred = np.array([0, 0, 1, 1])

@@ -181,25 +181,33 @@ class SimServing:
             for shadow in table.shadow_versions():
                 jobs.setdefault(shadow, []).append((k, "shadow"))
         ids: list[list[str] | None] = [None] * len(requests)
-        refused: set[int] = set()
         payloads: list[bytes] = []
-        for version in sorted(jobs, key=lambda v: v != table.serving):  # routed answers first
+        answered: set[int] = set()
+        mirrors: list[tuple[int, int, str, Batch, Any, float]] = []
+        for version in sorted(jobs):
             try:
                 ld = self.loaded(version)
             except LoopmlError:
                 continue  # a version that cannot load serves nothing (the server's 503)
-            todo = [(k, role) for k, role in jobs[version] if k not in refused]
-            for (k, role), batch, result, ms in self._predict(ld, requests, todo):
+            for (k, role), batch, result, ms in self._predict(ld, requests, jobs[version]):
                 if batch is None or isinstance(result, ModelFailure):
-                    if role in ANSWERS:
-                        refused.add(k)  # the caller got a 4xx: nothing is logged
+                    continue  # a routed answer that fails is the caller's 4xx: nothing logged
+                if role not in ANSWERS:  # mirrored only once the routed answer stands
+                    mirrors.append((k, ld.id, role, batch, result, ms))
                     continue
+                answered.add(k)
                 payloads.append(
                     self._record(log, requests[k], ids, k, ld.id, role, batch, result, ms)
                 )
                 stats.roles[role] = stats.roles.get(role, 0) + 1
+        for k, vid, role, batch, result, ms in mirrors:
+            if k in answered:
+                payloads.append(
+                    self._record(log, requests[k], ids, k, vid, role, batch, result, ms)
+                )
+                stats.roles[role] = stats.roles.get(role, 0) + 1
         for k, (_, ts, rows, _) in enumerate(requests):
-            if k in refused or ids[k] is None:
+            if k not in answered:
                 stats.rejected += 1
                 continue
             stats.requests += 1
