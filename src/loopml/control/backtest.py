@@ -263,7 +263,6 @@ def run_backtest(
             store=store,
             server=server,
             y=y,
-            vt=vt,
             first_id=first_id,
             decided_at=decided_at,
             clock=clock,

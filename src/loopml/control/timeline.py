@@ -119,7 +119,7 @@ def window_metric(
 class Answers:
     """Per row of the history: who answered it (champion or canary) and with what."""
 
-    def __init__(self, server: SimServing, n: int, vt: np.ndarray) -> None:
+    def __init__(self, server: SimServing, n: int) -> None:
         self.version = np.full(n, -1, dtype=np.int64)
         self.role = np.full(n, "", dtype=object)
         self.pred = np.full(n, None, dtype=object)
@@ -159,7 +159,6 @@ def build_result(
     store: Store,
     server: SimServing,
     y: np.ndarray,
-    vt: np.ndarray,
     first_id: int,
     decided_at: dict[int, float],
     clock: Any,
@@ -176,7 +175,7 @@ def build_result(
     classes = first.signature.classes
     task = first.signature.task
     metric, _ = monitor_metric(cfg.monitor.performance_metric, task)
-    ans = Answers(server, len(y), vt)
+    ans = Answers(server, len(y))
     baseline = ans.of_version(server, first_id)
     decisions = _decisions(store, endpoint, decided_at, clock)
     windows = _windows(cfg, store, ans, y, baseline, metric, task, classes, decisions, clock)
