@@ -8,7 +8,8 @@ config error (a version, endpoint, run or key not found too), 3 a failure in the
 traceback).
 
 ``parser`` holds every command's arguments; the handlers live in modules by what they
-act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``describe``) and register
+act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``describe``,
+``backtest``) and register
 themselves in ``common.COMMANDS`` when imported.
 """
 
@@ -19,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loopml.cli import describe, keys, monitoring, project, registry, traffic
+from loopml.cli import backtest, describe, keys, monitoring, project, registry, traffic
 from loopml.cli.common import COMMANDS
 from loopml.cli.parser import build_parser
 
@@ -33,7 +34,7 @@ EXIT_CODES = {
 }
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
-_COMMAND_MODULES = (describe, keys, monitoring, project, registry, traffic)
+_COMMAND_MODULES = (backtest, describe, keys, monitoring, project, registry, traffic)
 NOT_FOUND = 2  # a usage error: the command was right, the thing is not there
 
 

@@ -30,6 +30,7 @@ def _config_option(p: argparse.ArgumentParser, *, top: bool) -> None:
         help="the project: its loopml.yaml or the folder holding it (default: .)",
     )
 
+
 # kept in step with loopml.cli.EXIT_CODES (tests/core/test_exit_codes.py checks both)
 EXIT_HELP = """exit codes:
   0  ok (loopml run: registered as a candidate)
@@ -37,6 +38,34 @@ EXIT_HELP = """exit codes:
   2  usage or config error (nothing was trained), or a version, endpoint or key not found
   3  a failure in your code (training function, data function) or in loopml"""
 
+
+BACKTEST_HELP = """\
+Replay a labelled history through the loop on a virtual clock: what your retraining and
+rollout policy (loopml.yaml) would have done. Run in the project folder.
+
+The first champion is trained from data.train (gates included) in a throwaway store (a
+temporary folder, or --dir; never the project's store). DATA's rows are replayed in
+data.time order as requests of 1-200 rows (sticky by data.id) through the server's router,
+model loading and prediction log, with virtual timestamps; labels follow after
+--label-delay. Each tick runs the real monitor and one controller pass: triggers,
+retraining on what was known then, gates, shadow and canary (the champion also answers
+canary rows, logged as "paired"), promotions and rollbacks.
+
+Times (--from/--to): a year (2017), an ISO date or time, or UNIX seconds. Coarse times
+(a year, a day) are spread evenly over the gap to the next value. --per-window compresses
+time as the demo's config does (one 5 s window = 30d of history).
+
+Output: per monitor window, the champion, the live metric of the answers users got and
+what the first champion would have scored without retraining (metric_no_retrain); then
+retrainings, promotions, rollbacks and inconclusive rollouts. Each rollback carries
+offline_paired_delta (challenger minus champion per-row loss on the exact rows of the
+decision, re-scored offline with the true labels) and false_rollback (that delta is not
+worse than the decision's margin). --json prints it all as one object; --report FILE
+writes a self-contained HTML report with the timeline plotted.
+
+Example (in the demo's project folder):
+  loopml backtest employment_2016_2018.parquet --per-window 30d --report backtest.html
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +220,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     endpoint_arg(sp)
     version_arg(sp)
+    sp = add(
+        "backtest",
+        "replay a labelled history through the loop on a virtual clock",
+        json=True,
+    )
+    sp.formatter_class = argparse.RawDescriptionHelpFormatter
+    sp.description = BACKTEST_HELP
+    sp.add_argument(
+        "data", metavar="DATA", help="Parquet or CSV file with data.time and the target"
+    )
+    sp.add_argument(
+        "--label-delay",
+        metavar="DUR",
+        help="labels arrive this long after their prediction, in history time "
+        "(default: one monitor window)",
+    )
+    sp.add_argument("--from", dest="start", metavar="T", help="replay rows at or after T")
+    sp.add_argument("--to", dest="end", metavar="T", help="replay rows before T")
+    sp.add_argument(
+        "--per-window",
+        metavar="DUR",
+        help="history one monitor window stands for (default: the window itself); "
+        "e.g. 30d with the demo's 5s windows",
+    )
+    sp.add_argument(
+        "--tick",
+        metavar="DUR",
+        help="virtual time between controller passes (default: serve.controller_interval)",
+    )
+    sp.add_argument("--dir", help="keep the throwaway store here (a new or empty folder)")
+    sp.add_argument("--seed", type=int, default=0, help="request sizes and routing draws")
+    sp.add_argument("--report", metavar="FILE", help="also write a self-contained HTML report")
     sp = add("report", "write a version's model card and gate report, or an endpoint report")
     sp.add_argument("version", nargs="?", type=int, metavar="VERSION", help=VERSION_HELP)
     sp.add_argument("--endpoint", help="an endpoint report instead of a version's")
