@@ -100,7 +100,9 @@ async def test_mutations_are_audited_with_the_key_as_actor(settings, keys, store
         )
         assert r.status_code == 200, r.text
         assert r.json()["server"]["canary"] == versions["spare"]
-        r = await c.post("/v1/endpoints/credit/rollback", headers=h.bearer(keys["deployer"]))
+        r = await c.post(
+            "/v1/endpoints/credit/rollback", json={}, headers=h.bearer(keys["deployer"])
+        )
         assert r.status_code == 200, r.text
     prefix = keys["deployer"].split("_")[1]
     actions = [(d["action"], d["actor"]) for d in store.decisions.list(endpoint="credit")]

@@ -237,6 +237,8 @@ class ServeConfig(Section):
     controller_interval: Duration = 5.0
     log_segment: Duration = 300.0  # the prediction log rolls to a new segment this often ...
     compact_every: Duration = 60.0  # ... and closed segments become Parquet this often
+    # with auth off, names (or origins) besides loopback the server answers to (serve/origins.py)
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class SecurityConfig(Section):

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from loopml.serve import admin, handlers
 from loopml.serve.auth import OPEN, RANK
-from loopml.serve.middleware import build_middleware, error_handlers
+from loopml.serve.middleware import build_middleware, error_handlers, require_json
 from loopml.serve.runtime import Runtime
 from loopml.serve.settings import Settings
 
@@ -56,14 +56,19 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
 
 # The prediction routes skip Starlette's router (loopml.serve.middleware.FastRoutes).
 FAST = (handlers.v2_infer, handlers.predict, handlers.invocations)
+# Every other POST changes state and needs a JSON content type (cross-site forms cannot send
+# one); the prediction protocols keep their clients' content types (tritonclient sends none).
+LENIENT = FAST
 
 
 def guard(
-    role: str, handler: Handler, runtime: Runtime
+    role: str, handler: Handler, runtime: Runtime, method: str = "GET"
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint: check the caller's key for ``role``, then run ``handler``."""
+    """The Starlette endpoint: check the caller's key for ``role`` (and, on a state-changing
+    route, a JSON content type), then run ``handler``."""
     assert role == OPEN or role in RANK, role
     check = runtime.auth.check
+    strict = method == "POST" and handler not in LENIENT
 
     if role == OPEN:
 
@@ -75,6 +80,8 @@ def guard(
     async def endpoint(request: Request) -> Response:
         who = check(request.headers.get("authorization"), role)
         request.scope["loopml.actor"] = who.actor
+        if strict:
+            require_json(request, missing_ok=False)
         return await handler(request, runtime, who)
 
     return endpoint
@@ -88,7 +95,7 @@ def create_app(settings: Settings) -> Starlette:
     """
     runtime = Runtime(settings)
     routes = [
-        Route(path, guard(role, handler, runtime), methods=[method], name=handler.__name__)
+        Route(path, guard(role, handler, runtime, method), methods=[method], name=handler.__name__)
         for method, path, role, handler in ROUTES
     ]
 
@@ -105,7 +112,12 @@ def create_app(settings: Settings) -> Starlette:
         debug=False,
         routes=routes,
         middleware=build_middleware(
-            runtime.metrics, access_log_on=settings.access_log, fast=fast, debug=settings.debug
+            runtime.metrics,
+            access_log_on=settings.access_log,
+            fast=fast,
+            debug=settings.debug,
+            auth_on=settings.auth,
+            allowed_hosts=tuple(settings.serve.allowed_hosts),
         ),
         exception_handlers=error_handlers(settings.debug),
         lifespan=lifespan,

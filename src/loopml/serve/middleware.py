@@ -2,6 +2,8 @@
 
 The order is written down once, in :func:`build_middleware` (outermost first):
 
+0. :class:`LoopbackOnly` — only with auth off: refuses requests whose ``Host`` or ``Origin``
+   is not loopback (or configured), see :mod:`loopml.serve.origins`.
 1. :class:`AccessLog` — times every request and writes one structured JSON line per request
    to the ``loopml.access`` logger (uvicorn's own access log is off), and counts it by route
    template and status (never by raw path: junk URLs must not create metric series).
@@ -33,6 +35,7 @@ from loopml.errors import (
     UnsupportedMediaTypeError,
 )
 from loopml.serve.metrics import Metrics
+from loopml.serve.origins import Hosts
 from loopml.serve.protocols import dumps
 
 access_log = logging.getLogger("loopml.access")
@@ -91,6 +94,22 @@ class AccessLog:
                 )
 
 
+class LoopbackOnly:
+    """Pure ASGI middleware: with auth off, 403 unless Host and Origin are loopback or allowed."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.hosts = Hosts(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            err = self.hosts.refusal(dict(scope.get("headers") or ()))
+            if err is not None:
+                await error_response(err)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class FastRoutes:
     """Pure ASGI middleware: the prediction routes, dispatched straight to their endpoints.
 
@@ -133,9 +152,12 @@ def build_middleware(
     access_log_on: bool = True,
     fast: list[Any] | None = None,
     debug: bool = False,
+    auth_on: bool = True,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> list[Middleware]:
     """The middleware stack, outermost first (see the module docstring)."""
-    stack = [Middleware(AccessLog, metrics=metrics, enabled=access_log_on)]
+    stack = [] if auth_on else [Middleware(LoopbackOnly, allowed=allowed_hosts)]
+    stack.append(Middleware(AccessLog, metrics=metrics, enabled=access_log_on))
     if fast:
         stack.append(Middleware(FastRoutes, routes=list(fast), debug=debug))
     return stack
@@ -206,9 +228,9 @@ def error_handlers(debug: bool = False) -> dict[Any, Any]:
 # -- bodies -----------------------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, setting: str = "serve.max_body_bytes") -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (by Content-Length up front,
-    and while streaming, for chunked bodies or lying headers)."""
+    and while streaming, for chunked bodies or lying headers); ``setting`` names the limit."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -216,30 +238,39 @@ async def read_body(request: Request, limit: int) -> bytes:
                 "The Content-Length header is not a number.", field="content-length"
             )
         if int(declared) > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, setting)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, setting)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> PayloadTooLargeError:
+def _too_large(limit: int, setting: str) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"The request body is larger than this server accepts ({limit} bytes, "
-        "serve.max_body_bytes). Send fewer rows per request.",
+        f"{setting}). Send a smaller body (fewer rows per request).",
         field="body",
     )
 
 
-def require_json(request: Request) -> None:
-    """415 unless the content type is JSON (a missing content type is read as JSON)."""
+def require_json(request: Request, *, missing_ok: bool = True) -> None:
+    """415 unless the content type is JSON. A missing content type is read as JSON only with
+    ``missing_ok`` (prediction clients such as tritonclient send none); state-changing routes
+    pass ``missing_ok=False``: a cross-site page can send a body without a content type, never
+    with a JSON one (that needs a CORS preflight, which this server never grants)."""
     ctype = request.headers.get("content-type")
     if ctype is None:
-        return
+        if missing_ok:
+            return
+        raise UnsupportedMediaTypeError(
+            "This route changes state and reads 'application/json' only: set the header "
+            "'Content-Type: application/json' (an empty object {} is a valid body).",
+            field="content-type",
+        )
     mime, _, rest = ctype.partition(";")
     mime = mime.strip().lower()
     if mime != JSON and not (mime.startswith("application/") and mime.endswith("+json")):

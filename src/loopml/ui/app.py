@@ -27,12 +27,21 @@ from starlette.staticfiles import StaticFiles
 from loopml.config import Config
 from loopml.errors import AuthError, LoopmlError, UsageError
 from loopml.serve.auth import Authenticator
+from loopml.serve.middleware import read_body
 from loopml.store import Store
 from loopml.ui import pages
 from loopml.ui.formatting import FILTERS
 from loopml.ui.pages.common import parse_int, parse_time
 from loopml.ui.pages.endpoint import DEFAULT_DAYS
-from loopml.ui.session import COOKIE, COOKIE_MAX_AGE, ParentAuth, page_principal, safe_next, who
+from loopml.ui.session import (
+    COOKIE,
+    COOKIE_MAX_AGE,
+    LOGIN_BODY_MAX,
+    ParentAuth,
+    page_principal,
+    safe_next,
+    who,
+)
 
 log = logging.getLogger("loopml.ui")
 HERE = Path(__file__).parent
@@ -226,8 +235,9 @@ async def login(request: Request) -> Response:
     try:
         if "application/json" not in request.headers.get("content-type", ""):
             raise UsageError('Send the key as JSON: {"key": "..."}.', field="key")
+        body = await read_body(request, LOGIN_BODY_MAX, "the key entry's limit")
         try:
-            doc = json.loads(await request.body())
+            doc = json.loads(body)
         except ValueError:
             raise UsageError("The body is not JSON.", field="key") from None
         key = doc.get("key") if isinstance(doc, dict) else None

@@ -16,7 +16,9 @@ exactly as on the API; standalone it builds one over the store's keys.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 
@@ -43,9 +45,24 @@ def who(p: Principal, auth_on: bool) -> dict[str, Any]:
     return {"role": p.role, "prefix": p.prefix, "auth": auth_on}
 
 
+# what a same-site path after login may hold: printable ASCII, no backslash, no space
+_NEXT = re.compile(r"^/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?#]*$")
+LOGIN_BODY_MAX = 4096  # a key is ~50 characters; nothing bigger is read without auth
+
+
 def safe_next(target: str | None) -> str:
-    """Only same-site paths after login (no ``//host`` or ``scheme:`` open redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only same-site paths after login, else ``/``.
+
+    A WHATWG URL parser drops tabs and newlines anywhere and reads a backslash as a slash,
+    so ``/\t/evil.example``, ``/\n/evil.example`` and ``/\\evil.example`` all become
+    ``//evil.example`` (another site) in a browser: anything beyond printable ASCII without
+    backslash or space is refused, as is ``//`` and ``scheme:``; so is a path that would turn
+    into one of those if something decoded it once more (``/%09/evil.example``).
+    """
+    if not target or not _NEXT.match(target):
+        return "/"
+    decoded = unquote(target)
+    if decoded.startswith("//") or "\\" in decoded or any(ord(ch) < 32 for ch in decoded):
         return "/"
     return target
 
