@@ -117,6 +117,11 @@ async def v2_live(request: Request, rt: Runtime, who: Principal | None) -> Respo
 
 
 async def v2_ready(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    for wal in (rt.log.predictions, rt.log.labels):
+        if wal.problem is not None:  # a full or unwritable log: send traffic elsewhere
+            raise UnavailableError(
+                f"Not ready: {wal.problem}. The server retries by itself.", field="log"
+            )
     if not rt.watcher.ready():
         raise UnavailableError(
             "Not ready: models are still loading, or an endpoint's champion failed to load "
@@ -127,7 +132,8 @@ async def v2_ready(request: Request, rt: Runtime, who: Principal | None) -> Resp
 
 
 async def healthz(request: Request, rt: Runtime, who: Principal | None) -> Response:
-    return _json({"status": "ok", "ready": rt.watcher.ready()})
+    log_ok = rt.log.predictions.problem is None and rt.log.labels.problem is None
+    return _json({"status": "ok", "ready": rt.watcher.ready() and log_ok})
 
 
 async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
