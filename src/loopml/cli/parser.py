@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["viewer", "predictor", "labeller", "deployer", "admin"],
     )
     sp.add_argument("--name")
+    sp.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="E",
+        help="scope the new key to endpoint E (repeat for more); default: every endpoint",
+    )
     sp = add(
         "control",
         "run the controller: one pass with --once (cron), else a loop",

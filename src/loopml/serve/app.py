@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from loopml.serve import admin, handlers
+from loopml.errors import LoopmlError
+from loopml.serve import admin, handlers, scopes
 from loopml.serve.auth import OPEN, RANK
 from loopml.serve.middleware import build_middleware, error_handlers, require_json
 from loopml.serve.runtime import Runtime
@@ -67,8 +68,9 @@ def guard(
     """The Starlette endpoint: check the caller's key for ``role`` (and, on a state-changing
     route, a JSON content type), then run ``handler``."""
     assert role == OPEN or role in RANK, role
-    check = runtime.auth.check
+    check = runtime.auth.acheck
     strict = method == "POST" and handler not in LENIENT
+    reads = method == "GET"
 
     if role == OPEN:
 
@@ -78,11 +80,21 @@ def guard(
         return open_endpoint
 
     async def endpoint(request: Request) -> Response:
-        who = check(request.headers.get("authorization"), role)
+        who = await check(request.headers.get("authorization"), role)
         request.scope["loopml.actor"] = who.actor
         if strict:
             require_json(request, missing_ok=False)
-        return await handler(request, runtime, who)
+        scoped = who.endpoints is not None
+        try:
+            if scoped:
+                await scopes.before(request, runtime, who, handler)
+            response = await handler(request, runtime, who)
+        except LoopmlError as exc:
+            scopes.scrub(exc, who)  # no paths in answers below admin
+            raise
+        if scoped:
+            response = await scopes.after(response, runtime, who, handler)
+        return scopes.scrub_body(response, who) if reads else response
 
     return endpoint
 

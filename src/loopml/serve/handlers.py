@@ -208,6 +208,9 @@ async def labels(request: Request, rt: Runtime, who: Principal) -> Response:
     """``POST /v1/labels``: durable like predictions; unknown request ids are reported back."""
     require_json(request)
     mapping = parse_labels(await _body(request, rt))
+    if who.endpoints is not None:  # a scoped key labels only its endpoints' predictions
+        for endpoint in set(rt.log.known_request_ids(mapping).values()):
+            who.require(endpoint)
     unknown = await rt.label(mapping)
     return _json({"accepted": len(mapping) - len(unknown), "unknown": unknown})
 

@@ -38,8 +38,12 @@ from loopml.ui.session import (
     COOKIE_MAX_AGE,
     LOGIN_BODY_MAX,
     ParentAuth,
-    page_principal,
+    authenticator,
+    check_request,
+    page_header,
     safe_next,
+    scope_context,
+    scrub_page,
     who,
 )
 
@@ -91,7 +95,7 @@ def _page(template: str, build: Builder, *, as_json: bool) -> Callable[[Request]
     async def endpoint(request: Request) -> Response:
         state = request.app.state
         try:
-            principal = page_principal(request)
+            principal = await authenticator(request).acheck(page_header(request), "viewer")
         except AuthError as exc:
             if as_json:
                 return _error(exc, True, state.env, request.url.path)
@@ -100,17 +104,19 @@ def _page(template: str, build: Builder, *, as_json: bool) -> Callable[[Request]
         viewer = who(principal, authenticator_on(request))
 
         def work() -> Response:
-            ctx = build(state.store, state.cfg, request)
+            check_request(request, principal)
+            ctx = scope_context(build(state.store, state.cfg, request), principal, state.store)
             if as_json:
-                return Response(dumps(ctx), media_type=JSON_TYPE)
+                return Response(scrub_page(dumps(ctx), principal), media_type=JSON_TYPE)
             html = state.env.get_template(template).render(
                 ctx=ctx, who=viewer, path=request.url.path
             )
-            return HTMLResponse(html)
+            return HTMLResponse(scrub_page(html, principal))
 
         try:
             return await asyncio.to_thread(work)
         except LoopmlError as exc:
+            exc.message = scrub_page(exc.message, principal)
             return _error(exc, as_json, state.env, request.url.path)
 
     return endpoint

@@ -22,7 +22,9 @@ from urllib.parse import unquote
 
 from starlette.requests import Request
 
-from loopml.serve.auth import Authenticator, Principal
+from loopml.errors import ForbiddenError
+from loopml.serve.auth import RANK, Authenticator, Principal
+from loopml.serve.scopes import redact_paths
 
 COOKIE = "loopml_key"
 COOKIE_MAX_AGE = 12 * 3600
@@ -32,13 +34,18 @@ def authenticator(request: Request) -> Authenticator:
     return request.scope.get("loopml.auth") or request.app.state.auth
 
 
-def page_principal(request: Request) -> Principal:
-    """The caller of a page: ``Authorization`` header, else the key cookie; viewer or higher."""
+def page_header(request: Request) -> str | None:
+    """The caller's credentials: the ``Authorization`` header, else the key cookie."""
     header = request.headers.get("authorization")
     if not header:
         key = request.cookies.get(COOKIE)
         header = f"Bearer {key}" if key else None
-    return authenticator(request).check(header, "viewer")
+    return header
+
+
+def page_principal(request: Request) -> Principal:
+    """The caller of a page (viewer or higher); blocking on a cache miss."""
+    return authenticator(request).check(page_header(request), "viewer")
 
 
 def who(p: Principal, auth_on: bool) -> dict[str, Any]:
@@ -81,3 +88,54 @@ class ParentAuth:
         if isinstance(auth, Authenticator):
             scope["loopml.auth"] = auth
         await self.app(scope, receive, send)
+
+
+# -- scoped keys on the dashboard (the API's rule: loopml.serve.scopes) ------------------------
+
+
+def check_request(request: Request, p: Principal) -> None:
+    """Before a page is built: a scoped key asks only for its endpoints."""
+    if p.endpoints is None:
+        return
+    name = request.path_params.get("name")
+    if name is not None:
+        p.require(name)
+    wanted = request.query_params.get("endpoint")
+    if wanted:
+        p.require(wanted)
+
+
+def scope_context(ctx: dict[str, Any], p: Principal, store: Any) -> dict[str, Any]:
+    """After a page is built: drop (or refuse) what lies outside a scoped key's endpoints."""
+    if p.endpoints is None:
+        return ctx
+    scope = p.endpoints
+    page = ctx.get("page")
+    if page == "overview":
+        ctx["endpoints"] = [e for e in ctx.get("endpoints", []) if e.get("name") in scope]
+    elif page == "decisions":
+        ctx["decisions"] = [d for d in ctx.get("decisions", []) if d.get("endpoint") in scope]
+        ctx["endpoints"] = [e for e in ctx.get("endpoints", []) if e in scope]
+    elif page == "decision":
+        p.require((ctx.get("decision") or {}).get("endpoint"))
+    elif page == "window":
+        p.require((ctx.get("window") or {}).get("endpoint"))
+    elif page == "review":
+        p.require(ctx.get("endpoint"))  # no ?endpoint=: the first endpoint, maybe not ours
+        ctx["endpoints"] = [e for e in ctx.get("endpoints", []) if e in scope]
+    elif page == "version":
+        models = {r["model"] for r in store.endpoints.list() if r["name"] in scope}
+        if (ctx.get("version") or {}).get("model") not in models:
+            raise ForbiddenError(
+                f"Key {p.prefix} is limited to the endpoint(s) {', '.join(sorted(scope))}; "
+                "this version is not a version of their model.",
+                field="version",
+            )
+    elif page == "endpoint":
+        p.require(ctx.get("name"))
+    return ctx
+
+
+def scrub_page(text: str, p: Principal) -> str:
+    """A page or JSON twin without filesystem paths, for a caller below admin."""
+    return text if p.rank >= RANK["admin"] else redact_paths(text)
