@@ -165,3 +165,35 @@ async def test_login_page_renders_only_a_safe_next(settings, project):
         r = await c.get("/login?next=/%09/evil.example", headers={"Accept": "text/html"})
         assert r.status_code == 200
         assert 'data-next="/"' in r.text and "evil.example" not in r.text
+
+
+async def test_csv_inf_is_refused_like_json(settings, keys):
+    """Defect 12: a CSV 'inf' was accepted as a number, where JSON's 1e999 is refused."""
+    from loopml.serve import create_app
+
+    names = list(h.row(0))
+    values = [str(v) for v in h.row(0).values()]
+    auth = h.bearer(keys["predictor"])
+    async with client(create_app(settings)) as c:
+        for bad in ("inf", "-inf", "Infinity"):
+            cells = [bad if n == "f3" else v for n, v in zip(names, values, strict=True)]
+            body = ",".join(names) + "\n" + ",".join(cells) + "\n"
+            r = await c.post(
+                "/endpoints/credit/invocations",
+                content=body.encode(),
+                headers={**auth, "Content-Type": "text/csv"},
+            )
+            assert r.status_code == 422 and r.json()["field"] == "f3", (bad, r.text)
+        ok = ",".join(names) + "\n" + ",".join(values) + "\n"
+        r = await c.post(
+            "/endpoints/credit/invocations",
+            content=ok.encode(),
+            headers={**auth, "Content-Type": "text/csv"},
+        )
+        assert r.status_code == 200, r.text
+        r = await c.post(
+            "/v1/endpoints/credit/predict",
+            content=b'{"rows": [{"f3": 1e999}]}',
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 400  # JSON refuses it at parse

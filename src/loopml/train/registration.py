@@ -15,7 +15,7 @@ import pandas as pd
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.data.signature import Signature
-from loopml.errors import NotFoundError, TrainingError
+from loopml.errors import NotFoundError, TrainingError, UnsafeArtifactError
 from loopml.store import Store
 from loopml.train import environment
 
@@ -84,13 +84,20 @@ def save_checked(cfg: Config, artifacts: ArtifactStore, model: Any, X_check: pd.
 
     fmt = cfg.model.format
     data = save_model(model, fmt)
+    try:  # loaded before it is stored: a refused artifact never enters the artifact store
+        loaded = load_model(
+            data,
+            fmt,
+            trusted_types=cfg.model.trusted_types,
+            trust_pickle=cfg.model.trust_pickle,
+        )
+    except UnsafeArtifactError as exc:
+        exc.message += " The refused artifact was not kept in the artifact store."
+        exc.args = (exc.message,)
+        raise
     digest = artifacts.put_bytes(data, suffix=SUFFIX[fmt])
-    loaded = load_model(
-        artifacts.get_bytes(digest),
-        fmt,
-        trusted_types=cfg.model.trusted_types,
-        trust_pickle=cfg.model.trust_pickle,
-    )
+    if artifacts.get_bytes(digest) != data:  # what the server will read back (sha256-checked)
+        raise TrainingError(f"The artifact store returned other bytes for {digest}.")
     a, b = np.asarray(model.predict(X_check)), np.asarray(loaded.predict(X_check))
     if a.shape != b.shape or not (a == b).all():
         raise TrainingError(
