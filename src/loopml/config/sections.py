@@ -239,6 +239,9 @@ class ServeConfig(Section):
     compact_every: Duration = 60.0  # ... and closed segments become Parquet this often
     # with auth off, names (or origins) besides loopback the server answers to (serve/origins.py)
     allowed_hosts: list[str] = Field(default_factory=list)
+    # signs dashboard session cookies (serve/sessions.py); set it when several processes
+    # serve one dashboard, e.g. session_secret: ${LOOPML_SESSION_SECRET}; else per process
+    session_secret: str | None = None
 
 
 class SecurityConfig(Section):

@@ -12,17 +12,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from loopml.errors import LoopmlError
+from loopml.errors import ForbiddenError, LoopmlError
 from loopml.serve import admin, handlers, scopes
 from loopml.serve.auth import OPEN, RANK
 from loopml.serve.middleware import build_middleware, error_handlers, require_json
 from loopml.serve.runtime import Runtime
+from loopml.serve.sessions import COOKIE
 from loopml.serve.settings import Settings
 
 Handler = Callable[[Request, Runtime, Any], Awaitable[Response]]
@@ -80,7 +82,14 @@ def guard(
         return open_endpoint
 
     async def endpoint(request: Request) -> Response:
-        who = await check(request.headers.get("authorization"), role)
+        header = request.headers.get("authorization")
+        token = None if header else request.cookies.get(COOKIE)
+        if token:  # the dashboard's session (loopml.serve.sessions), for its actions
+            if not reads:
+                same_origin(request)
+            who = await runtime.auth.acheck_session(token, role)
+        else:
+            who = await check(header, role)
         request.scope["loopml.actor"] = who.actor
         if strict:
             require_json(request, missing_ok=False)
@@ -97,6 +106,19 @@ def guard(
         return scopes.scrub_body(response, who) if reads else response
 
     return endpoint
+
+
+def same_origin(request: Request) -> None:
+    """A POST authenticated by the session cookie must come from this server's own pages."""
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    if origin is None or urlsplit(origin).netloc.lower() != host.lower():
+        raise ForbiddenError(
+            "A request that acts with the dashboard's session must come from the dashboard "
+            f"itself (Origin {str(origin)[:64]!r} is not this server). Scripts send "
+            "'Authorization: Bearer <key>' instead.",
+            field="origin",
+        )
 
 
 def create_app(settings: Settings) -> Starlette:

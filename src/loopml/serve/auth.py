@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopml.errors import AuthError, ForbiddenError, RateLimitedError
+from loopml.serve.sessions import Sessions
 from loopml.types import ROLES
 
 RANK = {role: i for i, role in enumerate(ROLES)}
@@ -106,6 +107,8 @@ class Authenticator:
         clock: Callable[[], float] = time.monotonic,
         cache_size: int = _MAX_CACHE,
         lookups: int = 4,
+        lookup_id: Callable[[int], dict[str, Any] | None] | None = None,
+        session_secret: str | None = None,
     ) -> None:
         self.lookup = lookup
         self.enabled = enabled
@@ -119,6 +122,10 @@ class Authenticator:
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._buckets: dict[int, TokenBucket] = {}
         self._gate: asyncio.Semaphore | None = None
+        # dashboard sessions (loopml.serve.sessions): a signed cookie naming a key by id
+        self.sessions = (
+            Sessions(lookup_id, secret=session_secret) if lookup_id is not None else None
+        )
 
     def check(self, authorization: str | None, role: str) -> Principal:
         """The caller, if its key is valid, has at least ``role`` and is within its rate.
@@ -140,6 +147,31 @@ class Authenticator:
                 record = await asyncio.to_thread(self.lookup, key)
             cached = self._remember(key, record)
         return self._admit(self._known(cached), role)
+
+    async def acheck_session(self, token: str, role: str) -> Principal:
+        """The caller behind a dashboard session cookie (see :mod:`loopml.serve.sessions`)."""
+        if not self.enabled:
+            return ANONYMOUS_ADMIN
+        record = None
+        if self.sessions is not None and self.sessions.key_id(token) is not None:
+            if self._gate is None:
+                self._gate = asyncio.Semaphore(self.lookups)
+            async with self._gate:
+                record = await asyncio.to_thread(self.sessions.record, token, self.ttl)
+        principal = self._principal(record)
+        if principal is None:
+            raise AuthError(
+                "The dashboard session has expired or its key was revoked. Enter an API key "
+                "again at /login.",
+                field="authorization",
+            )
+        return self._admit(principal, role)
+
+    def issue_session(self, principal: Principal) -> str:
+        """A session token for ``principal`` (a key checked just now)."""
+        if self.sessions is None or principal.key_id is None:
+            raise AuthError("This server issues no dashboard sessions.", field="key")
+        return self.sessions.issue(principal.key_id, principal.prefix)
 
     def _admit(self, principal: Principal, role: str) -> Principal:
         if principal.rank < RANK[role]:
@@ -247,6 +279,8 @@ class Authenticator:
         """Drop cached keys (the next request of each key asks the store again)."""
         self._valid.clear()
         self._unknown.clear()
+        if self.sessions is not None:
+            self.sessions.forget()
 
 
 _MISS = object()

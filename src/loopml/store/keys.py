@@ -87,6 +87,13 @@ class Keys:
         d.pop("hash")
         return d
 
+    def by_id(self, key_id: int) -> dict[str, Any] | None:
+        """The record of key ``key_id`` (revoked ones too), or None."""
+        try:
+            return self.get(key_id)
+        except NotFoundError:
+            return None
+
     def list(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = [row_dict(r) for r in conn.execute(select(api_keys).order_by(api_keys.c.id))]

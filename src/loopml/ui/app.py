@@ -28,6 +28,7 @@ from loopml.config import Config
 from loopml.errors import AuthError, LoopmlError, UsageError
 from loopml.serve.auth import Authenticator
 from loopml.serve.middleware import read_body
+from loopml.serve.sessions import is_tls
 from loopml.store import Store
 from loopml.ui import pages
 from loopml.ui.formatting import FILTERS
@@ -38,9 +39,8 @@ from loopml.ui.session import (
     COOKIE_MAX_AGE,
     LOGIN_BODY_MAX,
     ParentAuth,
-    authenticator,
     check_request,
-    page_header,
+    page_principal,
     safe_next,
     scope_context,
     scrub_page,
@@ -95,7 +95,7 @@ def _page(template: str, build: Builder, *, as_json: bool) -> Callable[[Request]
     async def endpoint(request: Request) -> Response:
         state = request.app.state
         try:
-            principal = await authenticator(request).acheck(page_header(request), "viewer")
+            principal = await page_principal(request)
         except AuthError as exc:
             if as_json:
                 return _error(exc, True, state.env, request.url.path)
@@ -254,18 +254,21 @@ async def login(request: Request) -> Response:
             )
         key = key.strip()
         auth = request.scope.get("loopml.auth") or request.app.state.auth
-        principal = await asyncio.to_thread(auth.check, f"Bearer {key}", "viewer")
+        principal = await auth.acheck(f"Bearer {key}", "viewer")
+        resp = JSONResponse({"role": principal.role, "prefix": principal.prefix})
+        if not auth.enabled:
+            return resp  # no keys, no session: every page is open
+        token = auth.issue_session(principal)
     except LoopmlError as exc:
         return _error(exc, True, request.app.state.env, request.url.path)
-    resp = JSONResponse({"role": principal.role, "prefix": principal.prefix})
     resp.set_cookie(
         COOKIE,
-        key,
+        token,  # signed, names the key by id; never the key (loopml.serve.sessions)
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="strict",
         path="/",
-        secure=request.url.scheme == "https",
+        secure=is_tls(request.url.scheme, request.headers),
     )
     return resp
 
@@ -333,6 +336,8 @@ def create_ui(cfg: Config, store: Store, *, auth: bool | None = None) -> Any:
         enabled=cfg.serve.auth if auth is None else auth,
         rate_per_s=cfg.serve.rate_limit_per_s,
         burst=float(cfg.serve.rate_burst),
+        lookup_id=store.keys.by_id,
+        session_secret=cfg.serve.session_secret,
     )
     return ParentAuth(app)
 

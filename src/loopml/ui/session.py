@@ -1,13 +1,14 @@
 """Who is looking: page requests authenticate like the API, with the same key and checks.
 
 The browser's key entry (``/login``) sends the key once; the server checks it with the API's
-:class:`~loopml.serve.auth.Authenticator` and sets it as an ``HttpOnly``, ``SameSite=Strict``
-cookie, so page GETs (viewer level) carry it without JavaScript being able to read it. The
-page's scripts keep their own copy in ``sessionStorage`` and send it as
-``Authorization: Bearer`` to the JSON API for actions, where the API's route table decides
-the role (deployer for promote/rollback/disable, labeller for labels). The cookie never
-authorises anything but reading pages: the API ignores cookies, so a forged cross-site
-request cannot act (and ``SameSite=Strict`` keeps the cookie off cross-site requests anyway).
+:class:`~loopml.serve.auth.Authenticator` and answers with a signed session cookie
+(:mod:`loopml.serve.sessions`: it names the key by id, never holds it; ``HttpOnly``,
+``SameSite=Strict``, ``Secure`` over TLS or behind a TLS proxy). Pages and the JSON API's
+actions accept that cookie with the key's role (deployer for promote/rollback/disable,
+labeller for labels); nothing in the browser keeps the raw key. A cross-site page cannot use
+the cookie: ``SameSite=Strict`` keeps it off cross-site requests, the API's state-changing
+routes need a JSON content type (a CORS preflight this server never grants), and a
+cookie-authenticated POST must come from the server's own origin.
 
 Mounted in ``loopml serve``, the dashboard uses the serving app's own authenticator (found on
 the parent app's ``state.runtime``), so ``--no-auth``, the key cache and revocation behave
@@ -25,27 +26,24 @@ from starlette.requests import Request
 from loopml.errors import ForbiddenError
 from loopml.serve.auth import RANK, Authenticator, Principal
 from loopml.serve.scopes import redact_paths
+from loopml.serve.sessions import COOKIE, MAX_AGE
 
-COOKIE = "loopml_key"
-COOKIE_MAX_AGE = 12 * 3600
+COOKIE_MAX_AGE = MAX_AGE
 
 
 def authenticator(request: Request) -> Authenticator:
     return request.scope.get("loopml.auth") or request.app.state.auth
 
 
-def page_header(request: Request) -> str | None:
-    """The caller's credentials: the ``Authorization`` header, else the key cookie."""
+async def page_principal(request: Request) -> Principal:
+    """The caller of a page (viewer or higher): the ``Authorization`` header, else the
+    session cookie."""
+    auth = authenticator(request)
     header = request.headers.get("authorization")
-    if not header:
-        key = request.cookies.get(COOKIE)
-        header = f"Bearer {key}" if key else None
-    return header
-
-
-def page_principal(request: Request) -> Principal:
-    """The caller of a page (viewer or higher); blocking on a cache miss."""
-    return authenticator(request).check(page_header(request), "viewer")
+    token = request.cookies.get(COOKIE)
+    if header or not token:
+        return await auth.acheck(header, "viewer")
+    return await auth.acheck_session(token, "viewer")
 
 
 def who(p: Principal, auth_on: bool) -> dict[str, Any]:
