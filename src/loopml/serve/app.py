@@ -19,13 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from loopml.errors import ForbiddenError, LoopmlError
-from loopml.serve import admin, handlers, scopes
+from loopml.errors import ForbiddenError, LoopmlError, NotFoundError
+from loopml.serve import admin, handlers, openapi, scopes
 from loopml.serve.auth import OPEN, RANK
 from loopml.serve.middleware import build_middleware, error_handlers, require_json
 from loopml.serve.runtime import Runtime
 from loopml.serve.sessions import COOKIE
 from loopml.serve.settings import Settings
+from loopml.store.endpoints import ENDPOINT_NAME, check_endpoint_name
 
 Handler = Callable[[Request, Runtime, Any], Awaitable[Response]]
 
@@ -55,6 +56,7 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v1/alerts", "viewer", admin.list_alerts),
     ("GET", "/v1/monitors/{endpoint}", "viewer", admin.list_windows),
     ("GET", "/v1/keys", "admin", admin.list_keys),
+    ("GET", "/openapi.json", OPEN, openapi.openapi_json),
 )
 
 # The prediction routes skip Starlette's router (loopml.serve.middleware.FastRoutes).
@@ -65,7 +67,7 @@ LENIENT = FAST
 
 
 def guard(
-    role: str, handler: Handler, runtime: Runtime, method: str = "GET"
+    role: str, handler: Handler, runtime: Runtime, method: str = "GET", path: str = ""
 ) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint: check the caller's key for ``role`` (and, on a state-changing
     route, a JSON content type), then run ``handler``."""
@@ -73,6 +75,9 @@ def guard(
     check = runtime.auth.acheck
     strict = method == "POST" and handler not in LENIENT
     reads = method == "GET"
+    has_version = "{version}" in path
+    has_endpoint = "{endpoint}" in path
+    creates = handler is admin.deploy  # a bad name to create is a 400 naming the rule
 
     if role == OPEN:
 
@@ -93,6 +98,16 @@ def guard(
         request.scope["loopml.actor"] = who.actor
         if strict:
             require_json(request, missing_ok=False)
+        if has_version:
+            check_version_id(request.path_params["version"])
+        if has_endpoint and not ENDPOINT_NAME.match(request.path_params["endpoint"]):
+            if creates:
+                check_endpoint_name(request.path_params["endpoint"])
+            raise NotFoundError(  # deploy refuses such names, so no endpoint has one
+                f"No endpoint {request.path_params['endpoint'][:64]!r}: endpoint names are "
+                "letters, digits, '.', '_' or '-'. List endpoints with GET /v1/endpoints.",
+                field="endpoint",
+            )
         scoped = who.endpoints is not None
         try:
             if scoped:
@@ -106,6 +121,19 @@ def guard(
         return scopes.scrub_body(response, who) if reads else response
 
     return endpoint
+
+
+_MAX_ID = 2**63 - 1
+
+
+def check_version_id(raw: str) -> None:
+    """A ``{version}`` in a path: a positive integer a database column can hold, else 4xx."""
+    if not raw.isascii() or not raw.isdigit() or int(raw) > _MAX_ID:
+        raise NotFoundError(
+            f"No model version {raw[:20]!r}: a version id is a positive integer (at most "
+            "2^63-1). List versions with GET /v1/versions.",
+            field="version",
+        )
 
 
 def same_origin(request: Request) -> None:
@@ -129,7 +157,12 @@ def create_app(settings: Settings) -> Starlette:
     """
     runtime = Runtime(settings)
     routes = [
-        Route(path, guard(role, handler, runtime, method), methods=[method], name=handler.__name__)
+        Route(
+            path,
+            guard(role, handler, runtime, method, path),
+            methods=[method],
+            name=handler.__name__,
+        )
         for method, path, role, handler in ROUTES
     ]
 

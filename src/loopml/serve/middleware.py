@@ -19,6 +19,7 @@ Authentication is not a middleware: each route names its role in the route table
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopml.errors import (
     BadRequestError,
+    DataError,
     LoopmlError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
@@ -166,6 +168,26 @@ def build_middleware(
 # -- errors -----------------------------------------------------------------------------------
 
 
+# A quoted run longer than ECHO characters in an error message is cut: messages quote what
+# the client sent (a name, a path), and an answer must never echo more than that of it.
+ECHO = 64
+_QUOTED = re.compile(  # a quote opens after a space or bracket and closes before one
+    rf"(?:(?<=^)|(?<=[\s(\[{{:=,]))(?:'([^'\n]{{{ECHO + 1},}}?)'|\"([^\"\n]{{{ECHO + 1},}}?)\")"
+    r"(?=$|[\s)\]},.:;])"
+)
+
+
+def cap_quoted(message: str) -> str:
+    """``message`` with every quoted run cut to ``ECHO`` characters (the last three '...')."""
+
+    def cut(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        q = m.group(0)[0]
+        return f"{q}{inner[: ECHO - 3]}...{q}"
+
+    return _QUOTED.sub(cut, message)
+
+
 def error_response(exc: LoopmlError) -> Response:
     """The one error shape, ``{"error", "field", "status"}``, with the headers it implies."""
     headers = {}
@@ -176,6 +198,10 @@ def error_response(exc: LoopmlError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="loopml"'
     body = exc.to_dict()
     body.setdefault("field", None)
+    body["error"] = cap_quoted(body["error"])
+    field = body["field"]
+    if isinstance(field, str) and len(field) > ECHO:
+        body["field"] = field[: ECHO - 3] + "..."
     return Response(dumps(body), status_code=exc.http_status, headers=headers, media_type=JSON)
 
 
@@ -212,6 +238,13 @@ def error_handlers(debug: bool = False) -> dict[Any, Any]:
     """Exception -> response for the app; a bug answers 500 in the same shape (no trace)."""
 
     async def _internal(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, OverflowError):  # a number no database column can hold: bad input
+            return error_response(
+                DataError(
+                    "A number in the request is out of range (integers must fit in 64 bits).",
+                    field="body" if request.method == "POST" else "path",
+                )
+            )
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         detail = f" ({type(exc).__name__}: {exc})" if debug else ""
         err = HTTPError(
