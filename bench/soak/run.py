@@ -11,7 +11,10 @@ minutes, p99 stays within 2x of the first five minutes', file descriptors stay f
 One process serves (API, dashboard, controller and monitor, as in production); the load
 comes from this process (asyncio + httpx, open loop at a fixed rate), so on a small box the
 client's own CPU caps the maximum: read the numbers as the server's behaviour over time, not
-as its peak throughput (bench/serving measures that with wrk).
+as its peak throughput (bench/serving measures that with wrk). ``p99 ms`` is what the client
+saw (queueing included); ``server`` is the p99 bucket of the server's own
+``loopml_predict_seconds`` histogram over the same interval, which tells a stalled server from
+a stalled client or box.
 """
 
 from __future__ import annotations
@@ -148,6 +151,38 @@ class Load:
                 await asyncio.wait(tasks)
 
 
+def server_buckets(url: str, key: str) -> dict[float, float]:
+    """Cumulative counts of ``loopml_predict_seconds`` (answered roles) by upper bound."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "loopml_predict_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("role") in (
+                "champion",
+                "canary",
+            ):
+                bound = float(sample.labels["le"])
+                out[bound] = out.get(bound, 0.0) + sample.value
+    return out
+
+
+def server_p99(before: dict[float, float], after: dict[float, float]) -> float:
+    """The bucket bound (ms) under which 99% of the interval's answers fell, by the server's
+    own clock (parse, predict, durable log; not the time spent queued before the app)."""
+    diff = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in after}
+    total = diff.get(float("inf"), 0.0)
+    if not total:
+        return float("nan")
+    for bound in sorted(diff):
+        if diff[bound] >= 0.99 * total:
+            return bound * 1000
+    return float("inf")
+
+
 def p99(values: list[float]) -> float:
     return float(np.percentile(values, 99) * 1000) if values else float("nan")
 
@@ -172,25 +207,32 @@ async def soak(url: str, pid: int, key: str, admin: str, minutes: float, every: 
     top = await max_rate(url, key, admin, 15)
     rate = max(top / 2, 1.0)
     print(f"maximum ~{top:.0f} req/s (closed loop, 32 clients); soaking at {rate:.0f} req/s")
-    print(f"{'minute':>7} {'req/s':>7} {'p99 ms':>8} {'RSS MB':>8} {'fds':>5} {'errors':>7}")
+    print(
+        f"{'minute':>7} {'req/s':>7} {'p99 ms':>8} {'server':>8} {'RSS MB':>8} {'fds':>5} "
+        f"{'errors':>7}"
+    )
     rows = []
     t_end = time.monotonic() + minutes * 60
     start = time.monotonic()
     while time.monotonic() < t_end:
         load = Load(url, key, admin)
         span = min(every, t_end - time.monotonic())
+        before = await asyncio.to_thread(server_buckets, url, admin)
         await load.run(rate, span)
+        after = await asyncio.to_thread(server_buckets, url, admin)
         row = {
             "minute": (time.monotonic() - start) / 60,
             "rate": len(load.latencies) / span,
             "p99": p99(load.latencies),
+            "server_p99": server_p99(before, after),
             "rss": rss_mb(pid),
             "fds": fds(pid),
             "errors": load.errors,
         }
         rows.append(row)
         print(
-            f"{row['minute']:7.1f} {row['rate']:7.0f} {row['p99']:8.1f} {row['rss']:8.1f} "
+            f"{row['minute']:7.1f} {row['rate']:7.0f} {row['p99']:8.1f} "
+            f"{row['server_p99']:8.1f} {row['rss']:8.1f} "
             f"{row['fds']:5d} {row['errors']:7d}",
             flush=True,
         )
