@@ -6,7 +6,9 @@ working within that time) and the hot path costs a dict lookup. On the event loo
 (:meth:`Authenticator.acheck`) a cache miss runs the lookup in a worker thread, at most
 ``lookups`` at once. Valid and unknown keys live in two separate LRU caches of ``cache_size``
 entries each: a client spraying random keys churns only the unknown-key cache and can never
-evict a valid key; a string that is not shaped like a key is refused without a lookup.
+evict a valid key; a string that is not shaped like a key is refused without a lookup. When
+the store cannot be reached (a database restart), keys validated within ``stale_grace``
+seconds keep working and other keys get a 503: serving goes on from what it knows.
 
 Roles are ordered: viewer < predictor < labeller < deployer < admin; a route names the lowest
 role it accepts. Rate limits are token buckets per key (``rate_per_s`` from the key's record,
@@ -18,6 +20,7 @@ library is pulled in for it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import time
@@ -26,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopml.errors import AuthError, ForbiddenError, RateLimitedError
+from loopml.errors import AuthError, ForbiddenError, RateLimitedError, UnavailableError
 from loopml.serve.sessions import Sessions
 from loopml.types import ROLES
 
+log = logging.getLogger("loopml.serve")
 RANK = {role: i for i, role in enumerate(ROLES)}
 OPEN = "open"  # routes anyone may call (health, metrics)
 _MAX_CACHE = 10_000
@@ -109,6 +113,7 @@ class Authenticator:
         lookups: int = 4,
         lookup_id: Callable[[int], dict[str, Any] | None] | None = None,
         session_secret: str | None = None,
+        stale_grace: float = 900.0,
     ) -> None:
         self.lookup = lookup
         self.enabled = enabled
@@ -122,6 +127,8 @@ class Authenticator:
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._buckets: dict[int, TokenBucket] = {}
         self._gate: asyncio.Semaphore | None = None
+        self.stale_grace = stale_grace
+        self._warned = False
         # dashboard sessions (loopml.serve.sessions): a signed cookie naming a key by id
         self.sessions = (
             Sessions(lookup_id, secret=session_secret) if lookup_id is not None else None
@@ -144,7 +151,10 @@ class Authenticator:
             if self._gate is None:
                 self._gate = asyncio.Semaphore(self.lookups)
             async with self._gate:
-                record = await asyncio.to_thread(self.lookup, key)
+                try:
+                    record = await asyncio.to_thread(self.lookup, key)
+                except Exception as exc:  # the store is down: see _store_down
+                    return self._admit(self._store_down(key, exc), role)
             cached = self._remember(key, record)
         return self._admit(self._known(cached), role)
 
@@ -197,8 +207,28 @@ class Authenticator:
         key = self._key(authorization)
         cached = self._cached(key)
         if cached is _MISS:
-            cached = self._remember(key, self.lookup(key))
+            try:
+                record = self.lookup(key)
+            except Exception as exc:  # the store is down: see _store_down
+                return self._store_down(key, exc)
+            cached = self._remember(key, record)
         return self._known(cached)
+
+    def _store_down(self, key: str, exc: Exception) -> Principal:
+        """The key store cannot be asked: a key validated within ``stale_grace`` seconds keeps
+        working (serving goes on while the database restarts); any other key gets a 503."""
+        stale = self._valid.get(key)
+        if stale is not None and stale[0] + self.stale_grace >= self.clock():
+            if not self._warned:
+                log.warning("the key store cannot be reached (%s); serving cached keys", exc)
+                self._warned = True
+            return stale[1]
+        raise UnavailableError(
+            "The API key store cannot be reached right now, and this key was not checked "
+            "recently, so it cannot be verified. Retry in a moment.",
+            field="authorization",
+            retry_after=5,
+        )
 
     def _key(self, authorization: str | None) -> str:
         if not authorization:
@@ -225,7 +255,8 @@ class Authenticator:
             if hit[0] >= now:
                 self._valid.move_to_end(key)
                 return hit[1]
-            del self._valid[key]
+            if hit[0] + self.stale_grace < now:
+                del self._valid[key]  # else kept: the fallback while the store is down
         until = self._unknown.get(key)
         if until is not None:
             if until >= now:
@@ -237,11 +268,13 @@ class Authenticator:
         principal = self._principal(record)
         until = self.clock() + self.ttl
         if principal is None:
+            self._valid.pop(key, None)  # revoked: no stale fallback either
             cache: OrderedDict[str, Any] = self._unknown
             cache[key] = until
         else:
             cache = self._valid
             cache[key] = (until, principal)
+            self._warned = False
         cache.move_to_end(key)
         while len(cache) > self.cache_size:
             cache.popitem(last=False)

@@ -25,7 +25,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from loopml.errors import UnavailableError
+
 COOKIE = "loopml_session"
+STALE_GRACE = 900.0  # seconds a checked key stays usable while the store cannot be reached
 MAX_AGE = 12 * 3600
 _CACHE = 1000
 
@@ -100,7 +103,16 @@ class Sessions:
         now = time.monotonic()
         hit = self._records.get(kid)
         if hit is None or hit[0] < now:
-            rec = self.lookup_id(kid)
+            try:
+                rec = self.lookup_id(kid)
+            except Exception:  # the store is down: a recently seen key keeps its session
+                if hit is not None and hit[0] + STALE_GRACE >= now:
+                    return hit[1]
+                raise UnavailableError(
+                    "The API key store cannot be reached right now. Retry in a moment.",
+                    field="authorization",
+                    retry_after=5,
+                ) from None
             if rec is not None and (rec.get("revoked_at") is not None or rec["prefix"] != prefix):
                 rec = None
             hit = (now + ttl, rec)
