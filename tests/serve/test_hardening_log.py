@@ -60,11 +60,14 @@ async def _until(c, path: str, status: int, timeout: float = 10.0):
 async def test_full_log_volume_is_503_not_ready_then_recovers(settings, keys, tmp_path):
     predict = "/v1/endpoints/credit/predict"
     auth = h.bearer(keys["predictor"])
+    acknowledged: list[str] = []
     with tmpfs(tmp_path / "logvol") as volume:
         on_tmpfs = dataclasses.replace(settings, log_root=str(volume))
         async with h.serving(on_tmpfs) as (_, c):
-            r = await c.post(predict, json={"rows": [h.row(0)]}, headers=auth)
-            assert r.status_code == 200, r.text
+            for i in range(20):
+                r = await c.post(predict, json={"rows": [h.row(i)]}, headers=auth)
+                assert r.status_code == 200, r.text
+                acknowledged += r.json()["request_ids"]
             filler = fill(volume)
             r = await c.post(predict, json={"rows": [h.row(i) for i in range(200)]}, headers=auth)
             assert r.status_code == 503, r.text
@@ -84,6 +87,7 @@ async def test_full_log_volume_is_503_not_ready_then_recovers(settings, keys, tm
             assert r.status_code == 200, r.text
             r = await c.post(predict, json={"rows": [h.row(2)]}, headers=auth)
             assert r.status_code == 200, r.text
+            acknowledged += r.json()["request_ids"]
             rid = r.json()["request_ids"][0]
             r = await c.post(
                 "/v1/labels",
@@ -91,6 +95,11 @@ async def test_full_log_volume_is_503_not_ready_then_recovers(settings, keys, tm
                 headers=h.bearer(keys["labeller"]),
             )
             assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+        # nothing acknowledged was lost: every 200's request id is in the log on disk
+        from loopml.serve.logreader import read_log
+
+        logged = set(read_log(volume, "credit").column("_request_id").to_pylist())
+        assert set(acknowledged) <= logged, set(acknowledged) - logged
 
 
 async def test_log_directory_gone_is_503_then_recovers(settings, keys, tmp_path):
