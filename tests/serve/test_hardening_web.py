@@ -197,3 +197,12 @@ async def test_csv_inf_is_refused_like_json(settings, keys):
             headers={**auth, "Content-Type": "application/json"},
         )
         assert r.status_code == 400  # JSON refuses it at parse
+
+
+async def test_dashboard_errors_cap_echoed_input(settings, project, keys):
+    long = "e" * 300
+    async with client(composed(settings, project)) as c:
+        for path in (f"/endpoints/{long}.json", f"/review.json?endpoint={long}", f"/{long}"):
+            r = await c.get(path, headers=h.bearer(keys["viewer"]))
+            assert 400 <= r.status_code < 500, (path, r.status_code)
+            assert "e" * 65 not in r.text, path

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from loopml.config import Config
 from loopml.errors import AuthError, LoopmlError, UsageError
 from loopml.serve.auth import Authenticator
-from loopml.serve.middleware import read_body
+from loopml.serve.middleware import cap_quoted, read_body
 from loopml.serve.sessions import is_tls
 from loopml.store import Store
 from loopml.ui import pages
@@ -70,6 +70,7 @@ def dumps(ctx: Any) -> str:
 def _error(exc: LoopmlError, as_json: bool, env: Environment, path: str) -> Response:
     body = exc.to_dict()
     body.setdefault("field", None)
+    body["error"] = cap_quoted(body["error"])  # never echo more than 64 characters of input
     if as_json:
         return Response(dumps(body), status_code=exc.http_status, media_type=JSON_TYPE)
     html = env.get_template("error.html").render(
