@@ -36,6 +36,7 @@ from loopml.errors import UsageError
 from loopml.monitor.service import monitor_service
 from loopml.serve.app import create_app
 from loopml.serve.settings import Settings
+from loopml.serve.slowclients import uvicorn_options
 from loopml.ui import mount as ui_mount
 
 MOUNTS: list[Callable[[Config], tuple[str, ASGIApp]]] = [ui_mount]
@@ -152,9 +153,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", timeout: float = 60.0) -> Background:
+def serve_in_thread(
+    app: ASGIApp, *, host: str = "127.0.0.1", timeout: float = 60.0, **options: Any
+) -> Background:
     """Run ``app`` under uvicorn (uvloop + httptools) on a free port of ``host`` in a daemon
-    thread; returns once uvicorn has started (its lifespan startup has run)."""
+    thread; returns once uvicorn has started (its lifespan startup has run). ``options`` go
+    to uvicorn (e.g. :func:`loopml.serve.slowclients.uvicorn_options`)."""
     import uvicorn
 
     port = free_port(host)
@@ -164,10 +168,10 @@ def serve_in_thread(app: ASGIApp, *, host: str = "127.0.0.1", timeout: float = 6
             host=host,
             port=port,
             loop="uvloop",
-            http="httptools",
             lifespan="on",
             access_log=False,
             log_level="warning",
+            **{"http": "httptools", **options},
         )
     )
     thread = threading.Thread(target=server.run, name="loopml-server", daemon=True)
@@ -220,11 +224,11 @@ def serve(
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
         lifespan="on",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=10,
         workers=None,
+        **uvicorn_options(cfg.serve),  # bounds on slow and idle clients
     )
     return 0

@@ -85,7 +85,9 @@ def _sh_blocks() -> list[str]:
 def test_every_shell_block_of_the_readme_is_run_by_a_test():
     """Guards against a README block added without a test (make demo/make test aside)."""
     tested = {block("Quickstart"), block("After the demo"), block("A tour"), own_data_block()}
-    tested.add(block("Backtest: what your policy would have done"))  # tests/control/test_backtest.py
+    tested.add(
+        block("Backtest: what your policy would have done")
+    )  # tests/control/test_backtest.py
     assert set(_sh_blocks()) == tested
 
 

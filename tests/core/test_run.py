@@ -100,7 +100,7 @@ def test_malicious_pickle_version_is_refused_without_running(project, tmp_path):
     v = dict(run(cfg).version)
     art = ArtifactStore(cfg.artifacts_root)
     v["artifact"] = art.put_bytes(pickle.dumps(Evil()), suffix=".pkl")
-    v["manifest"] = {**v["manifest"], "artifact_sha256": v["artifact"]}
+    v["manifest"] = {**v["manifest"], "artifact_sha256": v["artifact"], "format": "pickle"}
     v["format"] = "pickle"
     with pytest.raises(UnsafeArtifactError):
         load_version(art, v)  # trust_pickle off: refused outright

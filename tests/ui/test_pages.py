@@ -89,8 +89,8 @@ async def test_pages_need_a_valid_key_and_any_role_may_read(ctx):
         assert ok.status_code == 200 and ok.json()["role"] == "viewer"
         cookie = ok.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
-        c.cookies.set("loopml_key", ctx["viewer"])
-        r = await c.get("/versions/1", headers=HTML)
+        assert ctx["viewer"].lower() not in cookie  # a signed session, never the key
+        r = await c.get("/versions/1", headers=HTML)  # the client keeps the session cookie
         assert r.status_code == 200 and "viewer" in r.text
         c.cookies.clear()
         # a Bearer header works for the JSON twins too (scripts, curl)
@@ -98,7 +98,7 @@ async def test_pages_need_a_valid_key_and_any_role_may_read(ctx):
         assert r.status_code == 200
         out = await c.post("/logout")
         assert (
-            'loopml_key=""' in out.headers["set-cookie"]
+            'loopml_session=""' in out.headers["set-cookie"]
             or "max-age=0" in out.headers["set-cookie"].lower()
         )
 
@@ -109,7 +109,7 @@ async def test_a_revoked_key_stops_opening_pages(ctx):
     app = create_ui(ctx["cfg"], store, auth=True)
     app.state.auth.ttl = 0.0  # no cache: the next request asks the store
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as c:
-        c.cookies.set("loopml_key", key)
+        assert (await c.post("/login", json={"key": key})).status_code == 200
         assert (await c.get("/index.json")).status_code == 200
         store.keys.revoke(rec["id"])
         assert (await c.get("/index.json")).status_code == 401

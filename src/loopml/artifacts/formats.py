@@ -8,7 +8,8 @@ Loading is where an artifact could run code, so each format has one safe path:
 * ``onnx``: onnxruntime from bytes, refusing custom-op domains and external data.
 * ``lightgbm`` / ``xgboost``: the libraries' own text/JSON model formats (data, not code).
 * ``pickle`` / ``joblib``: refused unless ``trust_pickle=True``; then the static opcode scan
-  (``pickle_scan``) must pass before a single byte is unpickled.
+  (``pickle_scan``) must pass before a single byte is unpickled, and the unpickler itself
+  imports only the same allowlist (``unpickler``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from loopml.artifacts.allowlist import skops_trusted_types
+from loopml.artifacts.allowlist import is_denied, pickle_allowlist, skops_trusted_types
 from loopml.artifacts.compression import decompress_joblib
 from loopml.artifacts.pickle_scan import scan_pickle
+from loopml.artifacts.unpickler import load_joblib, load_pickle
 from loopml.errors import DataError, UnsafeArtifactError, UsageError
 
 FORMATS = ("skops", "onnx", "lightgbm", "xgboost", "pickle", "joblib")
@@ -217,11 +219,10 @@ def _load_pickle(data: bytes, fmt: str, trusted_types: Sequence[str], trust: boo
             f"the model in loopml.yaml; it will still be scanned before loading.",
             field="model.trust_pickle",
         )
+    allowed = pickle_allowlist() | frozenset(t for t in trusted_types if not is_denied(t))
     if fmt == "pickle":
         scan_pickle(data, trusted_types=trusted_types)
-        return pickle.loads(data)  # scanned above: only allowlisted imports remain
-    import joblib
-
+        return load_pickle(data, allowed)  # scanned above, and checked again at each import
     plain = decompress_joblib(data)
     scan_pickle(plain, joblib=True, trusted_types=trusted_types)
-    return joblib.load(io.BytesIO(plain))  # the exact bytes that were scanned
+    return load_joblib(plain, allowed)  # the exact bytes that were scanned

@@ -11,9 +11,13 @@ from loopml.cli.common import cli_actor, command, open_store, print_json, print_
 def cmd_keys(args: argparse.Namespace) -> int:
     store = open_store(args)
     if args.action == "create":
-        key, rec = store.keys.create(args.role, name=args.name or "", actor=cli_actor(args))
+        key, rec = store.keys.create(
+            args.role, name=args.name or "", endpoints=args.endpoint, actor=cli_actor(args)
+        )
+        scope = f" for endpoint(s) {', '.join(rec['endpoints'])}" if rec["endpoints"] else ""
         print(
-            f"Created API key {rec['id']} ({rec['prefix']}) with role {rec['role']}. It is shown once:"
+            f"Created API key {rec['id']} ({rec['prefix']}) with role {rec['role']}{scope}. "
+            "It is shown once:"
         )
         print(key)
         return 0
@@ -27,12 +31,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 0
     print_table(
         "API keys",
-        ["id", "prefix", "role", "name", "created (UTC)", "revoked (UTC)"],
+        ["id", "prefix", "role", "endpoints", "name", "created (UTC)", "revoked (UTC)"],
         [
             (
                 r["id"],
                 r["prefix"],
                 r["role"],
+                ", ".join(r["endpoints"]) if r["endpoints"] else "all",
                 r["name"],
                 when(r["created_at"]),
                 when(r["revoked_at"]),

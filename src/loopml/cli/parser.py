@@ -200,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
         + " (default: predictor)",
     )
     sp.add_argument("--name", help="a label for the new key, e.g. who or what uses it")
+    sp.add_argument(
+        "--endpoint",
+        action="append",
+        metavar="E",
+        help="scope the new key to endpoint E (repeat for more); default: every endpoint",
+    )
     sp = add(
         "control",
         "run the controller: one pass with --once (cron), else a loop",

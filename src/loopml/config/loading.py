@@ -1,6 +1,11 @@
 """Reading ``loopml.yaml``: ``${VAR}`` interpolation, YAML with 1.2 booleans, a map from key
 paths to line numbers, and pydantic errors rewritten as ``ConfigError`` messages that name the
 file, the line, the key and what is allowed.
+
+``${VAR}`` (and ``${VAR:-default}``) is substituted into the *parsed* string values, never
+into the raw text: a value holding ``#``, ``: `` or a newline stays one string and cannot
+change the file's structure (a secret ending a key early, or adding keys). Keys and comments
+are left alone.
 """
 
 from __future__ import annotations
@@ -35,20 +40,29 @@ _Loader.add_implicit_resolver(
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _interpolate(text: str, source: str) -> str:
+def _interpolate(value: Any, source: str, lines: dict[tuple[Any, ...], int], path=()) -> Any:
+    """``value`` (parsed YAML) with ``${VAR}`` substituted in every string it holds."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, source, lines, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, source, lines, (*path, i)) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
         if name in os.environ:
             return os.environ[name]
         if default is not None:
             return default
-        line = text.count("\n", 0, m.start()) + 1
+        line = next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
+        where = f"{source}, line {line}" if line else source
         raise ConfigError(
-            f"{source}, line {line}: environment variable ${{{name}}} is not set. "
+            f"{where}: environment variable ${{{name}}} is not set. "
             f"Set it, or give a default as ${{{name}:-value}}."
         )
 
-    return _ENV.sub(sub, text)
+    return _ENV.sub(sub, value)
 
 
 def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
@@ -122,19 +136,24 @@ def _explain(err: dict[str, Any], source: str, lines: dict[tuple[Any, ...], int]
 
 def parse_config(text: str, *, source: str = CONFIG_NAME, root: Path | None = None) -> Config:
     """Validate a loopml.yaml document given as text."""
-    text = _interpolate(text, source)
     try:
         node = yaml.compose(text, Loader=_Loader)
         raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}{line}: not valid YAML ({getattr(e, 'problem', e)}).") from None
+        text_lines = text.splitlines()
+        bad_line = text_lines[mark.line] if mark and mark.line < len(text_lines) else ""
+        hint = " Inside [...] or {...}, quote a ${VAR} value: '${VAR}'." if "${" in bad_line else ""
+        raise ConfigError(
+            f"{source}{line}: not valid YAML ({getattr(e, 'problem', e)}).{hint}"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: expected a mapping of keys such as 'project:', 'data:', 'model:'."
         )
     lines = _line_map(node) if node is not None else {}
+    raw = _interpolate(raw, source, lines)
     try:
         cfg = Config.model_validate(raw)
     except PydanticValidationError as e:

@@ -291,6 +291,18 @@ class ServeConfig(Section):
     controller_interval: Duration = 5.0
     log_segment: Duration = 300.0  # the prediction log rolls to a new segment this often ...
     compact_every: Duration = 60.0  # ... and closed segments become Parquet this often
+    # with auth off, names (or origins) besides loopback the server answers to (serve/origins.py)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # signs dashboard session cookies (serve/sessions.py); set it when several processes
+    # serve one dashboard, e.g. session_secret: ${LOOPML_SESSION_SECRET}; else per process
+    session_secret: str | None = None
+    # slow and idle clients (serve/slowclients.py): a request's headers and body must arrive
+    # within these times; an idle kept-alive connection closes after idle_timeout; past
+    # max_connections the oldest connection not being answered is closed
+    header_timeout: Duration = 10.0
+    body_timeout: Duration = 60.0
+    idle_timeout: Duration = 5.0
+    max_connections: int = Field(1000, ge=1)
 
 
 class SecurityConfig(Section):

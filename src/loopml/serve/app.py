@@ -12,17 +12,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from loopml.serve import admin, handlers
+from loopml.errors import ForbiddenError, LoopmlError, NotFoundError
+from loopml.serve import admin, handlers, openapi, scopes
 from loopml.serve.auth import OPEN, RANK
-from loopml.serve.middleware import build_middleware, error_handlers
+from loopml.serve.middleware import build_middleware, error_handlers, require_json
 from loopml.serve.runtime import Runtime
+from loopml.serve.sessions import COOKIE
 from loopml.serve.settings import Settings
+from loopml.store.endpoints import ENDPOINT_NAME, check_endpoint_name
 
 Handler = Callable[[Request, Runtime, Any], Awaitable[Response]]
 
@@ -56,18 +60,28 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v1/alerts", "viewer", admin.list_alerts),
     ("GET", "/v1/monitors/{endpoint}", "viewer", admin.list_windows),
     ("GET", "/v1/keys", "admin", admin.list_keys),
+    ("GET", "/openapi.json", OPEN, openapi.openapi_json),
 )
 
 # The prediction routes skip Starlette's router (loopml.serve.middleware.FastRoutes).
 FAST = (handlers.v2_infer, handlers.predict, handlers.invocations)
+# Every other POST changes state and needs a JSON content type (cross-site forms cannot send
+# one); the prediction protocols keep their clients' content types (tritonclient sends none).
+LENIENT = FAST
 
 
 def guard(
-    role: str, handler: Handler, runtime: Runtime
+    role: str, handler: Handler, runtime: Runtime, method: str = "GET", path: str = ""
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint: check the caller's key for ``role``, then run ``handler``."""
+    """The Starlette endpoint: check the caller's key for ``role`` (and, on a state-changing
+    route, a JSON content type), then run ``handler``."""
     assert role == OPEN or role in RANK, role
-    check = runtime.auth.check
+    check = runtime.auth.acheck
+    strict = method == "POST" and handler not in LENIENT
+    reads = method == "GET"
+    has_version = "{version}" in path
+    has_endpoint = "{endpoint}" in path
+    creates = handler is admin.deploy  # a bad name to create is a 400 naming the rule
 
     if role == OPEN:
 
@@ -77,11 +91,66 @@ def guard(
         return open_endpoint
 
     async def endpoint(request: Request) -> Response:
-        who = check(request.headers.get("authorization"), role)
+        header = request.headers.get("authorization")
+        token = None if header else request.cookies.get(COOKIE)
+        if token:  # the dashboard's session (loopml.serve.sessions), for its actions
+            if not reads:
+                same_origin(request)
+            who = await runtime.auth.acheck_session(token, role)
+        else:
+            who = await check(header, role)
         request.scope["loopml.actor"] = who.actor
-        return await handler(request, runtime, who)
+        if strict:
+            require_json(request, missing_ok=False)
+        if has_version:
+            check_version_id(request.path_params["version"])
+        if has_endpoint and not ENDPOINT_NAME.match(request.path_params["endpoint"]):
+            if creates:
+                check_endpoint_name(request.path_params["endpoint"])
+            raise NotFoundError(  # deploy refuses such names, so no endpoint has one
+                f"No endpoint {request.path_params['endpoint'][:64]!r}: endpoint names are "
+                "letters, digits, '.', '_' or '-'. List endpoints with GET /v1/endpoints.",
+                field="endpoint",
+            )
+        scoped = who.endpoints is not None
+        try:
+            if scoped:
+                await scopes.before(request, runtime, who, handler)
+            response = await handler(request, runtime, who)
+        except LoopmlError as exc:
+            scopes.scrub(exc, who)  # no paths in answers below admin
+            raise
+        if scoped:
+            response = await scopes.after(response, runtime, who, handler)
+        return scopes.scrub_body(response, who) if reads else response
 
     return endpoint
+
+
+_MAX_ID = 2**63 - 1
+
+
+def check_version_id(raw: str) -> None:
+    """A ``{version}`` in a path: a positive integer a database column can hold, else 4xx."""
+    if not raw.isascii() or not raw.isdigit() or int(raw) > _MAX_ID:
+        raise NotFoundError(
+            f"No model version {raw[:20]!r}: a version id is a positive integer (at most "
+            "2^63-1). List versions with GET /v1/versions.",
+            field="version",
+        )
+
+
+def same_origin(request: Request) -> None:
+    """A POST authenticated by the session cookie must come from this server's own pages."""
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    if origin is None or urlsplit(origin).netloc.lower() != host.lower():
+        raise ForbiddenError(
+            "A request that acts with the dashboard's session must come from the dashboard "
+            f"itself (Origin {str(origin)[:64]!r} is not this server). Scripts send "
+            "'Authorization: Bearer <key>' instead.",
+            field="origin",
+        )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -92,7 +161,12 @@ def create_app(settings: Settings) -> Starlette:
     """
     runtime = Runtime(settings)
     routes = [
-        Route(path, guard(role, handler, runtime), methods=[method], name=handler.__name__)
+        Route(
+            path,
+            guard(role, handler, runtime, method, path),
+            methods=[method],
+            name=handler.__name__,
+        )
         for method, path, role, handler in ROUTES
     ]
 
@@ -109,7 +183,12 @@ def create_app(settings: Settings) -> Starlette:
         debug=False,
         routes=routes,
         middleware=build_middleware(
-            runtime.metrics, access_log_on=settings.access_log, fast=fast, debug=settings.debug
+            runtime.metrics,
+            access_log_on=settings.access_log,
+            fast=fast,
+            debug=settings.debug,
+            auth_on=settings.auth,
+            allowed_hosts=tuple(settings.serve.allowed_hosts),
         ),
         exception_handlers=error_handlers(settings.debug),
         lifespan=lifespan,

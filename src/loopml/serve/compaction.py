@@ -19,7 +19,6 @@ imports it (and :func:`exit_with_parent`) by reference from this module.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -32,13 +31,14 @@ import pyarrow.parquet as pq
 from loopml.errors import UsageError
 from loopml.serve import wal
 from loopml.serve.logtables import BUILDERS
+from loopml.store.endpoints import ENDPOINT_NAME
 
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
     from json import loads as _loads  # type: ignore[assignment]
 
-_ENDPOINT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ENDPOINT = ENDPOINT_NAME  # one rule: names are checked with it at deploy (store.endpoints)
 
 
 def check_endpoint(endpoint: str) -> None:

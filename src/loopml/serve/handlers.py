@@ -144,6 +144,11 @@ async def v2_live(request: Request, rt: Runtime, who: Principal | None) -> Respo
 
 
 async def v2_ready(request: Request, rt: Runtime, who: Principal | None) -> Response:
+    for wal in (rt.log.predictions, rt.log.labels):
+        if wal.problem is not None:  # a full or unwritable log: send traffic elsewhere
+            raise UnavailableError(
+                f"Not ready: {wal.problem}. The server retries by itself.", field="log"
+            )
     if not rt.watcher.ready():
         raise UnavailableError(
             "Not ready: models are still loading, or an endpoint's champion failed to load "
@@ -154,7 +159,8 @@ async def v2_ready(request: Request, rt: Runtime, who: Principal | None) -> Resp
 
 
 async def healthz(request: Request, rt: Runtime, who: Principal | None) -> Response:
-    return _json({"status": "ok", "ready": rt.watcher.ready()})
+    log_ok = rt.log.predictions.problem is None and rt.log.labels.problem is None
+    return _json({"status": "ok", "ready": rt.watcher.ready() and log_ok})
 
 
 async def v2_model(request: Request, rt: Runtime, who: Principal) -> Response:
@@ -276,6 +282,9 @@ async def labels(request: Request, rt: Runtime, who: Principal) -> Response:
     """``POST /v1/labels``: durable like predictions; unknown request ids are reported back."""
     require_json(request)
     mapping = parse_labels(await _body(request, rt))
+    if who.endpoints is not None:  # a scoped key labels only its endpoints' predictions
+        for endpoint in set(rt.log.known_request_ids(mapping).values()):
+            who.require(endpoint)
     unknown = await rt.label(mapping)
     return _json({"accepted": len(mapping) - len(unknown), "unknown": unknown})
 

@@ -2,6 +2,8 @@
 
 The order is written down once, in :func:`build_middleware` (outermost first):
 
+0. :class:`LoopbackOnly` — only with auth off: refuses requests whose ``Host`` or ``Origin``
+   is not loopback (or configured), see :mod:`loopml.serve.origins`.
 1. :class:`AccessLog` — times every request and writes one structured JSON line per request
    to the ``loopml.access`` logger (uvicorn's own access log is off), and counts it by route
    template and status (never by raw path: junk URLs must not create metric series).
@@ -17,6 +19,7 @@ Authentication is not a middleware: each route names its role in the route table
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -28,11 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopml.errors import (
     BadRequestError,
+    DataError,
     LoopmlError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
 from loopml.serve.metrics import Metrics
+from loopml.serve.origins import Hosts
 from loopml.serve.protocols import dumps
 
 access_log = logging.getLogger("loopml.access")
@@ -91,6 +96,22 @@ class AccessLog:
                 )
 
 
+class LoopbackOnly:
+    """Pure ASGI middleware: with auth off, 403 unless Host and Origin are loopback or allowed."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.hosts = Hosts(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            err = self.hosts.refusal(dict(scope.get("headers") or ()))
+            if err is not None:
+                await error_response(err)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class FastRoutes:
     """Pure ASGI middleware: the prediction routes, dispatched straight to their endpoints.
 
@@ -133,15 +154,38 @@ def build_middleware(
     access_log_on: bool = True,
     fast: list[Any] | None = None,
     debug: bool = False,
+    auth_on: bool = True,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> list[Middleware]:
     """The middleware stack, outermost first (see the module docstring)."""
-    stack = [Middleware(AccessLog, metrics=metrics, enabled=access_log_on)]
+    stack = [] if auth_on else [Middleware(LoopbackOnly, allowed=allowed_hosts)]
+    stack.append(Middleware(AccessLog, metrics=metrics, enabled=access_log_on))
     if fast:
         stack.append(Middleware(FastRoutes, routes=list(fast), debug=debug))
     return stack
 
 
 # -- errors -----------------------------------------------------------------------------------
+
+
+# A quoted run longer than ECHO characters in an error message is cut: messages quote what
+# the client sent (a name, a path), and an answer must never echo more than that of it.
+ECHO = 64
+_QUOTED = re.compile(  # a quote opens after a space or bracket and closes before one
+    rf"(?:(?<=^)|(?<=[\s(\[{{:=,]))(?:'([^'\n]{{{ECHO + 1},}}?)'|\"([^\"\n]{{{ECHO + 1},}}?)\")"
+    r"(?=$|[\s)\]},.:;])"
+)
+
+
+def cap_quoted(message: str) -> str:
+    """``message`` with every quoted run cut to ``ECHO`` characters (the last three '...')."""
+
+    def cut(m: re.Match[str]) -> str:
+        inner = m.group(1) if m.group(1) is not None else m.group(2)
+        q = m.group(0)[0]
+        return f"{q}{inner[: ECHO - 3]}...{q}"
+
+    return _QUOTED.sub(cut, message)
 
 
 def error_response(exc: LoopmlError) -> Response:
@@ -154,6 +198,10 @@ def error_response(exc: LoopmlError) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="loopml"'
     body = exc.to_dict()
     body.setdefault("field", None)
+    body["error"] = cap_quoted(body["error"])
+    field = body["field"]
+    if isinstance(field, str) and len(field) > ECHO:
+        body["field"] = field[: ECHO - 3] + "..."
     return Response(dumps(body), status_code=exc.http_status, headers=headers, media_type=JSON)
 
 
@@ -190,6 +238,13 @@ def error_handlers(debug: bool = False) -> dict[Any, Any]:
     """Exception -> response for the app; a bug answers 500 in the same shape (no trace)."""
 
     async def _internal(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, OverflowError):  # a number no database column can hold: bad input
+            return error_response(
+                DataError(
+                    "A number in the request is out of range (integers must fit in 64 bits).",
+                    field="body" if request.method == "POST" else "path",
+                )
+            )
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         detail = f" ({type(exc).__name__}: {exc})" if debug else ""
         err = HTTPError(
@@ -206,9 +261,9 @@ def error_handlers(debug: bool = False) -> dict[Any, Any]:
 # -- bodies -----------------------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, setting: str = "serve.max_body_bytes") -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (by Content-Length up front,
-    and while streaming, for chunked bodies or lying headers)."""
+    and while streaming, for chunked bodies or lying headers); ``setting`` names the limit."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -216,30 +271,39 @@ async def read_body(request: Request, limit: int) -> bytes:
                 "The Content-Length header is not a number.", field="content-length"
             )
         if int(declared) > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, setting)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, setting)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> PayloadTooLargeError:
+def _too_large(limit: int, setting: str) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"The request body is larger than this server accepts ({limit} bytes, "
-        "serve.max_body_bytes). Send fewer rows per request.",
+        f"{setting}). Send a smaller body (fewer rows per request).",
         field="body",
     )
 
 
-def require_json(request: Request) -> None:
-    """415 unless the content type is JSON (a missing content type is read as JSON)."""
+def require_json(request: Request, *, missing_ok: bool = True) -> None:
+    """415 unless the content type is JSON. A missing content type is read as JSON only with
+    ``missing_ok`` (prediction clients such as tritonclient send none); state-changing routes
+    pass ``missing_ok=False``: a cross-site page can send a body without a content type, never
+    with a JSON one (that needs a CORS preflight, which this server never grants)."""
     ctype = request.headers.get("content-type")
     if ctype is None:
-        return
+        if missing_ok:
+            return
+        raise UnsupportedMediaTypeError(
+            "This route changes state and reads 'application/json' only: set the header "
+            "'Content-Type: application/json' (an empty object {} is a valid body).",
+            field="content-type",
+        )
     mime, _, rest = ctype.partition(";")
     mime = mime.strip().lower()
     if mime != JSON and not (mime.startswith("application/") and mime.endswith("+json")):

@@ -299,7 +299,17 @@ def parse_csv(body: bytes, signature: Signature) -> dict[str, Any]:
         raise DataError(
             "The body could not be read as CSV with a header row.", field="body"
         ) from None
-    return {str(c): frame[c].to_numpy() for c in frame.columns}
+    out = {str(c): frame[c].to_numpy() for c in frame.columns}
+    for name, values in out.items():
+        # pandas reads 'inf' as a number; JSON has no infinity (1e999 is refused there too)
+        if values.dtype.kind == "f" and np.isinf(values).any():
+            row = int(np.isinf(values).argmax())
+            raise DataError(
+                f"Column {name[:64]!r}, row {row}: numbers must be finite; 'inf' is not a "
+                "value a model can be given. Send a finite number or leave the cell empty.",
+                field=name[:64],
+            )
+    return out
 
 
 def encode_mlflow(predictions: np.ndarray | Sequence[Any]) -> bytes:

@@ -97,6 +97,8 @@ class Runtime:
             ttl=settings.key_cache_seconds,
             rate_per_s=settings.serve.rate_limit_per_s,
             burst=settings.serve.rate_burst,
+            lookup_id=self.store.keys.by_id,
+            session_secret=settings.serve.session_secret,
         )
         self.refusals = Refusals()
         self._shadow_tasks: set[asyncio.Task[None]] = set()

@@ -16,13 +16,21 @@ logs are separate services. Here:
   it opens a new one, so a torn tail stays at the end of a closed segment. The live segment
   is held under ``flock``; compaction claims a closed segment by taking the same lock, so
   several server processes (and several compactors) can share one directory.
+- A failed write or a failed roll (disk full, directory gone or read-only) puts the log in a
+  *problem* state: the callers of the failed group, and every append after it, get
+  :class:`~loopml.errors.UnavailableError` (503, naming the cause, never a path); the server
+  reports not-ready (:attr:`SegmentLog.problem`). The writer retries every
+  ``retry_seconds``: a probe file of ``PROBE_BYTES`` written and fsynced, then a fresh
+  segment; when both succeed the problem clears by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import struct
 import threading
@@ -34,7 +42,9 @@ from typing import Any
 
 from loopml.errors import UnavailableError
 
+log = logging.getLogger("loopml.serve")
 _HEADER = struct.Struct("<II")
+PROBE_BYTES = 64 << 10
 _MAX_FRAME = 1 << 30
 SUFFIX = ".wal"
 
@@ -126,8 +136,12 @@ class SegmentLog:
         segment_bytes: int = 64 << 20,
         segment_seconds: float = 600.0,
         flush_seconds: float = 0.2,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.directory = Path(directory)
+        self.retry_seconds = retry_seconds
+        self.problem: str | None = None  # why the log cannot be written now (see the docstring)
+        self._retry_at = 0.0
         self.durable = durable
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
@@ -167,8 +181,9 @@ class SegmentLog:
             self._thread.join()
             self._thread = None
         if self._fd >= 0:
-            if self._size:
-                os.fsync(self._fd)
+            with contextlib.suppress(OSError):  # a full disk: what is written stays written
+                if self._size:
+                    os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
 
@@ -227,10 +242,59 @@ class SegmentLog:
     def _check_open(self) -> None:
         if self._closing or self._thread is None:
             raise UnavailableError(
-                f"The prediction log in {self.directory} is not open (the server is starting "
-                "or shutting down). Retry in a moment.",
+                "The prediction log is not open (the server is starting or shutting down). "
+                "Retry in a moment.",
                 field="server",
             )
+        if self.problem is not None:
+            raise self.unavailable()
+
+    def unavailable(self) -> UnavailableError:
+        """The 503 of the problem state: what is wrong and what to do, without paths."""
+        return UnavailableError(
+            f"Refused: {self.problem}. Nothing was written. Free space on (or fix the "
+            "permissions of) the server's log directory; the server retries by itself and is "
+            "ready again (GET /v2/health/ready) once the log can be written.",
+            field="log",
+            retry_after=max(1, round(self.retry_seconds)),
+        )
+
+    def _fail(self, exc: OSError, doing: str) -> None:
+        name = errno.errorcode.get(exc.errno or 0, "error")
+        problem = f"the {self.kind} log cannot be written ({name}: {exc.strerror or exc})"
+        if self.problem is None:
+            log.error("%s while trying to %s in %s", problem, doing, self.directory)
+        self.problem = problem
+        self._retry_at = time.monotonic() + self.retry_seconds
+
+    @property
+    def kind(self) -> str:
+        """'prediction' or 'label' (from the directory layout ``<kind>/_wal``)."""
+        parent = self.directory.parent.name
+        return {"predlog": "prediction", "labels": "label"}.get(parent, parent or "write-ahead")
+
+    def _recover(self) -> None:
+        """Probe the directory, then start a fresh segment; clears :attr:`problem`."""
+        if time.monotonic() < self._retry_at:
+            return
+        probe = self.directory / f".probe-{os.getpid()}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(bytes(PROBE_BYTES))
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    probe.unlink()
+            self._roll()
+        except OSError as exc:
+            self._fail(exc, "recover")
+            return
+        log.warning("the %s log can be written again in %s", self.kind, self.directory)
+        self.problem = None
 
     # -- the writer thread ----------------------------------------------------------------
 
@@ -244,15 +308,20 @@ class SegmentLog:
                 closing = self._closing
             if frames:
                 self._write_group(frames, waiters)
-            if self._segment_full():
-                with contextlib.suppress(
-                    OSError
-                ):  # disk full or gone: the next write reports it to callers
+            if self.problem is not None:
+                if not closing:
+                    self._recover()
+            elif self._segment_full():
+                try:
                     self._roll()
+                except OSError as exc:  # disk full or directory gone: refuse until it heals
+                    self._fail(exc, "start a new segment")
             if closing and not frames:
                 return
 
     def _wait_seconds(self) -> float:
+        if self.problem is not None:
+            return max(self._retry_at - time.monotonic(), 0.01)
         age_left = self.segment_seconds - (time.monotonic() - self._opened)
         timeout = age_left if self.durable else min(self.flush_seconds, age_left)
         return max(timeout, 0.001)
@@ -261,6 +330,8 @@ class SegmentLog:
         error: BaseException | None = None
         data = b"".join(frames)
         try:
+            if self.problem is not None or self._fd < 0:
+                raise OSError(errno.EIO, self.problem or "no open segment")
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
@@ -274,11 +345,9 @@ class SegmentLog:
             self.records += len(frames)
             self.groups += 1
         except OSError as exc:
-            error = OSError(
-                exc.errno,
-                f"could not write the log segment {self._path}: "
-                f"{exc.strerror}. Check free space and permissions.",
-            )
+            if self.problem is None:
+                self._fail(exc, f"write {len(frames)} records")
+            error = self.unavailable()
             # what reached the file is a torn tail now; never append after it
             self._size = self.segment_bytes
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}

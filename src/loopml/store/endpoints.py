@@ -5,16 +5,24 @@ optimistic lock, updates the traffic, keeps each version's status in step with t
 now plays, appends a traffic-history row (so "which version served at time T" has an
 answer) and a decision with before/after. The CLI, the HTTP API and the controller all call
 these functions.
+
+Operations that read the endpoint first (deploy, promote, rollback, kill switch) pass the
+revision they read as ``expected_lock``, so the decision is taken on the state it was computed
+from: if another change landed in between, nothing is written and the caller gets a 409
+naming both revisions (two concurrent deploys can no longer leave one version as canary and
+shadow at once). Endpoint names are checked once, here, with the prediction log's rule.
 """
 
 from __future__ import annotations
 
 import builtins
+import re
 import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
@@ -25,6 +33,18 @@ from loopml.store.util import row_dict
 _KEEP: Any = object()
 # statuses a version keeps when it leaves traffic (any other becomes "candidate")
 OFF_TRAFFIC = ("candidate", "retired", "disabled", "rejected", "rolled_back", "inconclusive")
+# the prediction log's rule: a name is a partition folder (endpoint=<name>) and a URL segment
+ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_endpoint_name(name: str) -> None:
+    """Refuse endpoint names the prediction log cannot store (``a b``, ``..``, ``é``, ...)."""
+    if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
+        raise UsageError(
+            "Endpoint names must start with a letter or digit and hold only letters, digits, "
+            f"'.', '_' or '-' (at most 128). Got {str(name)[:64]!r}; choose another name.",
+            field="endpoint",
+        )
 
 
 def traffic_of(row: dict[str, Any]) -> dict[str, Any]:
@@ -119,11 +139,50 @@ class Endpoints:
         """Change ``name``'s traffic if its revision is still ``expected_lock``; versions that
         leave traffic become ``candidate``, or the status ``left`` names for them."""
         now = time.time()
+        try:
+            return self._change_traffic(
+                name,
+                now,
+                actor=actor,
+                action=action,
+                reason=reason,
+                model=model,
+                values=(champion, canary, canary_weight, shadows, previous_champion),
+                evidence=evidence,
+                expected_lock=expected_lock,
+                allow_frozen=allow_frozen,
+            )
+        except IntegrityError:
+            if model is None:
+                raise
+            # two first deploys raced to create the endpoint; the other one won
+            raise ConflictError(
+                f"Endpoint {name!r} was created by another change while this {action} was "
+                "being made. Nothing was changed; look at the endpoint and try again.",
+                field="endpoint",
+            ) from None
+
+    def _change_traffic(
+        self,
+        name: str,
+        now: float,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        model: str | None,
+        values: tuple[Any, Any, Any, Any, Any],
+        evidence: dict[str, Any] | None,
+        expected_lock: int | None,
+        allow_frozen: bool,
+    ) -> dict[str, Any]:
+        champion, canary, canary_weight, shadows, previous_champion = values
         with self.engine.begin() as conn:
             r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
             if r is None:
                 if model is None:
                     raise NotFoundError(f"No endpoint {name!r}.", field="endpoint")
+                check_endpoint_name(name)
                 conn.execute(
                     insert(endpoints).values(
                         name=name,
@@ -144,6 +203,8 @@ class Endpoints:
                     field="endpoint",
                 )
             lock = row["lock"] if expected_lock is None else expected_lock
+            if row["lock"] != lock:
+                raise self._conflict(name, action, lock, row["lock"])
             new = dict(row)
             for key, val in (
                 ("champion_id", champion),
@@ -171,12 +232,10 @@ class Endpoints:
                 )
             )
             if res.rowcount != 1:
-                raise ConflictError(
-                    f"Endpoint {name!r} changed while this {action} was being made (expected "
-                    f"revision {lock}, now {row['lock']}). Nothing was changed; check "
-                    f"'loopml versions' and try again.",
-                    field="endpoint",
-                )
+                now_lock = conn.execute(
+                    select(endpoints.c.lock).where(endpoints.c.name == name)
+                ).scalar()
+                raise self._conflict(name, action, lock, now_lock)
             self._sync_statuses(conn, row, new, left, actor=actor, reason=reason, endpoint=name)
             before, after = traffic_of(row), traffic_of(new)
             conn.execute(insert(traffic_history).values(endpoint=name, at=now, traffic=after))
@@ -193,6 +252,15 @@ class Endpoints:
                 at=now,
             )
         return self.get(name)
+
+    @staticmethod
+    def _conflict(name: str, action: str, expected: int, now: int | None) -> ConflictError:
+        return ConflictError(
+            f"Endpoint {name!r} changed while this {action} was being made (it was computed "
+            f"from revision {expected}; the endpoint is now at revision {now}). Nothing was "
+            f"changed; look at the endpoint ('loopml versions') and try again.",
+            field="endpoint",
+        )
 
     @staticmethod
     def _sync_statuses(
@@ -252,6 +320,7 @@ class Endpoints:
         shadow_fraction: float = 1.0,
     ) -> dict[str, Any]:
         """Put ``version`` on ``name``: as champion, as a canary at ``canary`` %, or as a shadow."""
+        check_endpoint_name(name)
         if version["status"] == "disabled":
             with self.engine.connect() as conn:
                 note = disabled_note(conn, version["id"])
@@ -297,6 +366,7 @@ class Endpoints:
                 reason=reason or f"version {vid} deployed as champion",
                 champion=vid,
                 shadows=shadows,
+                expected_lock=None if cur is None else cur["lock"],
             )
         if cur["champion_id"] == vid and canary is None and not shadow:
             return cur
@@ -311,6 +381,7 @@ class Endpoints:
                 action="shadow",
                 shadows=shadows,
                 reason=reason or f"version {vid} mirrored as shadow",
+                expected_lock=cur["lock"],
                 **canary_kw,
             )
         if canary is not None and canary < 100:
@@ -322,8 +393,9 @@ class Endpoints:
                 canary_weight=float(canary),
                 shadows=shadows,
                 reason=reason or f"version {vid} takes {canary:g}% as canary",
+                expected_lock=cur["lock"],
             )
-        return self.promote(name, vid, actor=actor, reason=reason)
+        return self.promote(name, vid, actor=actor, reason=reason, expected_lock=cur["lock"])
 
     def promote(
         self,
@@ -380,6 +452,7 @@ class Endpoints:
                 evidence=evidence,
                 allow_frozen=True,
                 reason=reason or "canary and shadows removed",
+                expected_lock=cur["lock"],
             )
         prev = cur["previous_champion_id"]
         if prev is None:
@@ -396,6 +469,7 @@ class Endpoints:
             evidence=evidence,
             allow_frozen=True,
             reason=reason or f"rolled back to version {prev}",
+            expected_lock=cur["lock"],
         )
 
     def remove_version(
@@ -404,29 +478,55 @@ class Endpoints:
         """Take a version out of every endpoint at once (kill switch, retirement)."""
         touched = []
         for ep in self.list():
-            roles = {ep["champion_id"], ep["canary_id"], *(s["version_id"] for s in ep["shadows"])}
-            if version_id not in roles:
-                continue
-            kw: dict[str, Any] = {
-                "shadows": [s for s in ep["shadows"] if s["version_id"] != version_id]
-            }
-            if ep["canary_id"] == version_id:
-                kw["canary"] = None
-            if ep["champion_id"] == version_id:
-                prev = ep["previous_champion_id"]
-                ok = prev is not None and self._status(prev) not in (
-                    "disabled",
-                    "retired",
-                    "rejected",
-                )
-                # fall back to the previous champion; with none the endpoint answers 503
-                kw["champion"] = prev if ok else None
-                kw["previous_champion"] = None
-            self.change_traffic(
-                ep["name"], actor=actor, action=action, reason=reason, allow_frozen=True, **kw
-            )
-            touched.append(ep["name"])
+            if self._remove_from(ep, version_id, actor=actor, reason=reason, action=action):
+                touched.append(ep["name"])
         return touched
+
+    def _remove_from(
+        self, ep: dict[str, Any], version_id: int, *, actor: str, reason: str, action: str
+    ) -> bool:
+        """Take ``version_id`` out of endpoint ``ep``; a concurrent change is read and retried
+        (the kill switch must not fail because a rollout step landed at the same moment)."""
+        for attempt in range(10):
+            try:
+                return self._remove_once(ep, version_id, actor=actor, reason=reason, action=action)
+            except ConflictError:
+                if attempt == 9:
+                    raise
+                ep = self.get(ep["name"])
+        return False
+
+    def _remove_once(
+        self, ep: dict[str, Any], version_id: int, *, actor: str, reason: str, action: str
+    ) -> bool:
+        roles = {ep["champion_id"], ep["canary_id"], *(s["version_id"] for s in ep["shadows"])}
+        if version_id not in roles:
+            return False
+        kw: dict[str, Any] = {
+            "shadows": [s for s in ep["shadows"] if s["version_id"] != version_id]
+        }
+        if ep["canary_id"] == version_id:
+            kw["canary"] = None
+        if ep["champion_id"] == version_id:
+            prev = ep["previous_champion_id"]
+            ok = prev is not None and self._status(prev) not in (
+                "disabled",
+                "retired",
+                "rejected",
+            )
+            # fall back to the previous champion; with none the endpoint answers 503
+            kw["champion"] = prev if ok else None
+            kw["previous_champion"] = None
+        self.change_traffic(
+            ep["name"],
+            actor=actor,
+            action=action,
+            reason=reason,
+            allow_frozen=True,
+            expected_lock=ep["lock"],
+            **kw,
+        )
+        return True
 
     def _status(self, version_id: int) -> str | None:
         with self.engine.connect() as conn:

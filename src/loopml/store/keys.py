@@ -1,7 +1,9 @@
 """API keys, stored hashed. A key is shown once, when created.
 
 Keys are 32 random bytes, so a plain SHA-256 is enough (no password stretching needed);
-lookup is by a public prefix and the digest is compared in constant time.
+lookup is by a public prefix and the digest is compared in constant time. A key may be scoped
+to endpoints (``endpoints``: a list of names; ``None``: every endpoint); the serving app
+applies the scope on every route (:mod:`loopml.serve.scopes`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from loopml.errors import NotFoundError, UsageError
 from loopml.store import audit
+from loopml.store.endpoints import check_endpoint_name
 from loopml.store.schema import api_keys
 from loopml.store.util import row_dict
 from loopml.types import ROLES
@@ -31,11 +34,25 @@ class Keys:
         self.engine = engine
 
     def create(
-        self, role: str, *, name: str = "", rate_per_s: float | None = None, actor: str = "cli"
+        self,
+        role: str,
+        *,
+        name: str = "",
+        rate_per_s: float | None = None,
+        endpoints: list[str] | None = None,
+        actor: str = "cli",
     ) -> tuple[str, dict[str, Any]]:
-        """A new key with ``role``; returns (the key, its record). The key is not stored."""
+        """A new key with ``role`` (limited to ``endpoints`` when given); returns (the key, its
+        record). The key is not stored."""
         if role not in ROLES:
             raise UsageError(f"Unknown role {role!r}; roles are {', '.join(ROLES)}.", field="role")
+        scope = None
+        if endpoints is not None:
+            for e in endpoints:
+                check_endpoint_name(e)
+            scope = sorted(set(endpoints))
+            if not scope:
+                raise UsageError("A scoped key needs at least one endpoint.", field="endpoint")
         prefix = secrets.token_hex(4)
         key = f"lml_{prefix}_{secrets.token_urlsafe(32)}"
         with self.engine.begin() as conn:
@@ -47,6 +64,7 @@ class Keys:
                     name=name or role,
                     rate_per_s=rate_per_s,
                     created_at=time.time(),
+                    endpoints=scope,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             audit.record(
@@ -54,8 +72,9 @@ class Keys:
                 actor=actor,
                 action="key:create",
                 subject=f"key:{kid}",
-                reason=f"API key {prefix} created with role {role}",
-                after={"role": role, "prefix": prefix},
+                reason=f"API key {prefix} created with role {role}"
+                + (f" for endpoints {', '.join(scope)}" if scope else ""),
+                after={"role": role, "prefix": prefix, "endpoints": scope},
             )
         return key, self.get(int(kid))
 
@@ -67,6 +86,13 @@ class Keys:
         d = row_dict(r)
         d.pop("hash")
         return d
+
+    def by_id(self, key_id: int) -> dict[str, Any] | None:
+        """The record of key ``key_id`` (revoked ones too), or None."""
+        try:
+            return self.get(key_id)
+        except NotFoundError:
+            return None
 
     def list(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

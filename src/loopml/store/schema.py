@@ -150,6 +150,7 @@ api_keys = Table(
     Column("rate_per_s", Float, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("endpoints", JSON, nullable=True),  # the endpoints a scoped key may touch; NULL: all
 )
 
 locks = Table(

@@ -4,6 +4,7 @@ version in one transaction with its lineage."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -91,19 +92,23 @@ def save_checked(
 
     fmt = cfg.model.format
     data = save_model(model, fmt)
-    digest = artifacts.put_bytes(data, suffix=SUFFIX[fmt])
-    try:
+    try:  # loaded before it is stored: a refused artifact never enters the artifact store
         loaded = load_model(
-            artifacts.get_bytes(digest),
+            data,
             fmt,
             trusted_types=cfg.model.trusted_types,
             trust_pickle=cfg.model.trust_pickle,
         )
     except (UnsafeArtifactError, DataError) as e:
+        digest = hashlib.sha256(data).hexdigest()
         return digest, (
             f"The saved model was refused when loaded back the way the server loads it, so it "
-            f"cannot be served: {e.message}"
+            f"cannot be served: {e.message} The refused artifact was not kept in the artifact "
+            f"store (sha256 {digest[:12]}...)."
         )
+    digest = artifacts.put_bytes(data, suffix=SUFFIX[fmt])
+    if artifacts.get_bytes(digest) != data:  # what the server will read back (sha256-checked)
+        raise TrainingError(f"The artifact store returned other bytes for {digest}.")
     a, b = np.asarray(model.predict(X_check)), np.asarray(loaded.predict(X_check))
     if a.shape != b.shape or not (a == b).all():
         raise TrainingError(

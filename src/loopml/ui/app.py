@@ -27,12 +27,25 @@ from starlette.staticfiles import StaticFiles
 from loopml.config import Config
 from loopml.errors import AuthError, LoopmlError, UsageError
 from loopml.serve.auth import Authenticator
+from loopml.serve.middleware import cap_quoted, read_body
+from loopml.serve.sessions import is_tls
 from loopml.store import Store
 from loopml.ui import pages
 from loopml.ui.formatting import FILTERS
 from loopml.ui.pages.common import parse_int, parse_time
 from loopml.ui.pages.endpoint import DEFAULT_DAYS
-from loopml.ui.session import COOKIE, COOKIE_MAX_AGE, ParentAuth, page_principal, safe_next, who
+from loopml.ui.session import (
+    COOKIE,
+    COOKIE_MAX_AGE,
+    LOGIN_BODY_MAX,
+    ParentAuth,
+    check_request,
+    page_principal,
+    safe_next,
+    scope_context,
+    scrub_page,
+    who,
+)
 
 log = logging.getLogger("loopml.ui")
 HERE = Path(__file__).parent
@@ -57,6 +70,7 @@ def dumps(ctx: Any) -> str:
 def _error(exc: LoopmlError, as_json: bool, env: Environment, path: str) -> Response:
     body = exc.to_dict()
     body.setdefault("field", None)
+    body["error"] = cap_quoted(body["error"])  # never echo more than 64 characters of input
     if as_json:
         return Response(dumps(body), status_code=exc.http_status, media_type=JSON_TYPE)
     html = env.get_template("error.html").render(
@@ -82,7 +96,7 @@ def _page(template: str, build: Builder, *, as_json: bool) -> Callable[[Request]
     async def endpoint(request: Request) -> Response:
         state = request.app.state
         try:
-            principal = page_principal(request)
+            principal = await page_principal(request)
         except AuthError as exc:
             if as_json:
                 return _error(exc, True, state.env, request.url.path)
@@ -91,17 +105,19 @@ def _page(template: str, build: Builder, *, as_json: bool) -> Callable[[Request]
         viewer = who(principal, authenticator_on(request))
 
         def work() -> Response:
-            ctx = build(state.store, state.cfg, request)
+            check_request(request, principal)
+            ctx = scope_context(build(state.store, state.cfg, request), principal, state.store)
             if as_json:
-                return Response(dumps(ctx), media_type=JSON_TYPE)
+                return Response(scrub_page(dumps(ctx), principal), media_type=JSON_TYPE)
             html = state.env.get_template(template).render(
                 ctx=ctx, who=viewer, path=request.url.path
             )
-            return HTMLResponse(html)
+            return HTMLResponse(scrub_page(html, principal))
 
         try:
             return await asyncio.to_thread(work)
         except LoopmlError as exc:
+            exc.message = scrub_page(exc.message, principal)
             return _error(exc, as_json, state.env, request.url.path)
 
     return endpoint
@@ -226,8 +242,9 @@ async def login(request: Request) -> Response:
     try:
         if "application/json" not in request.headers.get("content-type", ""):
             raise UsageError('Send the key as JSON: {"key": "..."}.', field="key")
+        body = await read_body(request, LOGIN_BODY_MAX, "the key entry's limit")
         try:
-            doc = json.loads(await request.body())
+            doc = json.loads(body)
         except ValueError:
             raise UsageError("The body is not JSON.", field="key") from None
         key = doc.get("key") if isinstance(doc, dict) else None
@@ -238,18 +255,21 @@ async def login(request: Request) -> Response:
             )
         key = key.strip()
         auth = request.scope.get("loopml.auth") or request.app.state.auth
-        principal = await asyncio.to_thread(auth.check, f"Bearer {key}", "viewer")
+        principal = await auth.acheck(f"Bearer {key}", "viewer")
+        resp = JSONResponse({"role": principal.role, "prefix": principal.prefix})
+        if not auth.enabled:
+            return resp  # no keys, no session: every page is open
+        token = auth.issue_session(principal)
     except LoopmlError as exc:
         return _error(exc, True, request.app.state.env, request.url.path)
-    resp = JSONResponse({"role": principal.role, "prefix": principal.prefix})
     resp.set_cookie(
         COOKIE,
-        key,
+        token,  # signed, names the key by id; never the key (loopml.serve.sessions)
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="strict",
         path="/",
-        secure=request.url.scheme == "https",
+        secure=is_tls(request.url.scheme, request.headers),
     )
     return resp
 
@@ -317,6 +337,8 @@ def create_ui(cfg: Config, store: Store, *, auth: bool | None = None) -> Any:
         enabled=cfg.serve.auth if auth is None else auth,
         rate_per_s=cfg.serve.rate_limit_per_s,
         burst=float(cfg.serve.rate_burst),
+        lookup_id=store.keys.by_id,
+        session_secret=cfg.serve.session_secret,
     )
     return ParentAuth(app)
 

@@ -1,17 +1,12 @@
 /* loopml dashboard behaviour: key entry, confirmed actions and labels through the JSON API.
- * The key is kept in sessionStorage (this tab only) and sent as "Authorization: Bearer";
- * the API's own role checks decide what a key may do, and their errors are shown as they are. */
+ * The key is sent once, to /login, which answers with a signed HttpOnly session cookie; the
+ * page never keeps the key (no sessionStorage). Actions go to the JSON API with that cookie,
+ * whose own role checks decide what the key may do; their errors are shown as they are. */
 (function () {
   "use strict";
-  var STORE = "loopml.key";
-
-  function key() { try { return sessionStorage.getItem(STORE); } catch (e) { return null; } }
-  function authOn() { return document.body.getAttribute("data-auth") === "on"; }
 
   function api(url, body) {
     var headers = { "Content-Type": "application/json" };
-    var k = key();
-    if (k) headers.Authorization = "Bearer " + k;
     return fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body || {}), credentials: "same-origin" })
       .then(function (r) {
         return r.text().then(function (t) {
@@ -31,14 +26,14 @@
     var name = { 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict", 429: "Too many requests" }[res.status] || "Error";
     return res.status + " " + name + ": " + why;
   }
-  function needKey(node) {
-    if (!authOn() || key()) return false;
+  function needKey(node, res) {
+    if (res.status !== 401) return false;
     node.innerHTML = "";
     var a = document.createElement("a");
     a.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
     a.textContent = "Enter your API key again";
     node.className = "status bad";
-    node.appendChild(document.createTextNode("This tab has no key for actions. "));
+    node.appendChild(document.createTextNode("The session has ended. "));
     node.appendChild(a);
     return true;
   }
@@ -66,7 +61,6 @@
         .then(function (r) { return r.json().then(function (doc) { return { ok: r.ok, status: r.status, body: doc }; }); })
         .then(function (res) {
           if (!res.ok) { err.textContent = failure(res); return; }
-          sessionStorage.setItem(STORE, k);
           location.assign(form.getAttribute("data-next") || "/");
         })
         .catch(function (e2) { err.textContent = "Could not reach the server: " + e2; });
@@ -77,7 +71,6 @@
     var b = document.getElementById("logout");
     if (!b) return;
     b.addEventListener("click", function () {
-      sessionStorage.removeItem(STORE);
       fetch("/logout", { method: "POST", credentials: "same-origin" }).then(function () { location.assign("/login"); });
     });
   }
@@ -86,13 +79,13 @@
     var status = document.getElementById("action-status");
     document.querySelectorAll("button.action").forEach(function (b) {
       b.addEventListener("click", function () {
-        if (needKey(status)) return;
         confirmDialog(b.getAttribute("data-confirm")).then(function (reason) {
           if (reason === null) { show(status, false, "Cancelled."); return; }
           var body = JSON.parse(b.getAttribute("data-body") || "{}");
           if (reason) body.reason = reason;
           show(status, true, "Working…");
           api(b.getAttribute("data-url"), body).then(function (res) {
+            if (needKey(status, res)) return;
             if (!res.ok) { show(status, false, failure(res)); return; }
             show(status, true, "Done: " + b.getAttribute("data-action") + ". Reloading…");
             setTimeout(function () { location.reload(); }, 600);
@@ -106,12 +99,12 @@
     document.querySelectorAll("button.label-save").forEach(function (b) {
       b.addEventListener("click", function () {
         var row = b.closest("tr"), cell = b.parentNode, status = cell.querySelector(".status");
-        if (needKey(status)) return;
         var input = cell.querySelector(".label-value"), value = input.value;
         if (input.tagName === "SELECT") value = JSON.parse(value);
         else if (value !== "" && !isNaN(Number(value))) value = Number(value);
         api("/v1/labels", { labels: [{ request_id: row.getAttribute("data-request-id"), label: value }] })
           .then(function (res) {
+            if (needKey(status, res)) return;
             if (!res.ok) { show(status, false, failure(res)); return; }
             if (res.body.unknown && res.body.unknown.length) { show(status, false, "The log does not know this request id."); return; }
             show(status, true, "Saved.");
