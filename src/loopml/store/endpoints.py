@@ -151,6 +151,7 @@ class Endpoints:
                 evidence=evidence,
                 expected_lock=expected_lock,
                 allow_frozen=allow_frozen,
+                left=left,
             )
         except IntegrityError:
             if model is None:
@@ -175,6 +176,7 @@ class Endpoints:
         evidence: dict[str, Any] | None,
         expected_lock: int | None,
         allow_frozen: bool,
+        left: dict[int, str] | None = None,
     ) -> dict[str, Any]:
         champion, canary, canary_weight, shadows, previous_champion = values
         with self.engine.begin() as conn:
