@@ -71,11 +71,12 @@ def test_retraining_compares_only_with_a_verified_champion(project, store, versi
     cfg = load_config(project)
     cfg.security.public_key = pub
     art = ArtifactStore(cfg.artifacts_root)
-    model, row = champion_model(cfg, store, art)
+    model, row, why = champion_model(cfg, store, art)
     assert model is None and row["id"] == versions["champion"]  # unsigned: not used
+    assert "sign" in why  # and the champion gate fails closed, naming why
     _sign(store, versions["champion"], priv)
-    model, _ = champion_model(cfg, store, art)
-    assert model is not None
+    model, _, why = champion_model(cfg, store, art)
+    assert model is not None and why is None
 
 
 def test_verify_version_names_what_disagrees(store, versions, tmp_path):

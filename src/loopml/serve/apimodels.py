@@ -201,6 +201,11 @@ class DisableAnswer(Closed):
     removed_from: list[str]
 
 
+class EnableAnswer(Closed):
+    version: int
+    status: str
+
+
 # -- reads (viewer) ---------------------------------------------------------------------------
 
 

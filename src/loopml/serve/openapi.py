@@ -110,6 +110,11 @@ OPERATIONS: dict[Any, Operation] = {
         body=(m.Reason,),
         answer=m.DisableAnswer,
     ),
+    admin.enable: Operation(
+        "Undo the kill switch (admin): the version returns as a candidate, in no traffic.",
+        body=(m.Reason,),
+        answer=m.EnableAnswer,
+    ),
     admin.list_decisions: Operation(
         "Decisions and audit log, newest first.",
         answer=m.DecisionRow,

@@ -267,6 +267,14 @@ DESCRIPTIONS: dict[str, str] = {
     "retrain.k": "decay, drift and quality fire when k of the last m judged windows breach.",
     "retrain.m": "See k.",
     # ---------------------------------------------------------------- serve
+    "serve.allowed_hosts": "With auth off, the Host and Origin names (besides loopback) the "
+    "server answers; anything else gets 403, against cross-site requests and DNS rebinding.",
+    "serve.session_secret": "The key that signs dashboard session cookies; unset: a random "
+    "one per server start (sessions then end when the server restarts).",
+    "serve.header_timeout": "A client must send its request headers within this long.",
+    "serve.body_timeout": "A client must send its request body within this long.",
+    "serve.idle_timeout": "An idle keep-alive connection is closed after this long.",
+    "serve.max_connections": "Open connections at most; past it the oldest idle one is closed.",
     "serve.host": "The interface to listen on. Use 127.0.0.1 (default) behind a reverse "
     "proxy; 0.0.0.0 only with auth on.",
     "serve.port": "The port.",
