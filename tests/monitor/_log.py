@@ -114,8 +114,10 @@ def write_predictions(
     role: str = "champion",
     latency: np.ndarray | None = None,
     ids: list[str] | None = None,
+    event_time: np.ndarray | None = None,
 ) -> list[str]:
-    """Write rows as part files, one per hour partition; returns their request ids."""
+    """Write rows as part files, one per hour partition; returns their request ids.
+    ``event_time`` (seconds, NaN for none) adds the ``_event_time`` column."""
     n = len(features)
     ids = ids or [f"r{next(_part)}-{i}" for i in range(n)]
     table = pa.table(
@@ -138,6 +140,10 @@ def write_predictions(
             **{c: pa.array(features[c].to_numpy()) for c in features.columns},
         }
     )
+    if event_time is not None:
+        et = np.asarray(event_time, dtype=np.float64)
+        us = pa.array(np.where(np.isnan(et), 0, et * 1e6).astype(np.int64), mask=np.isnan(et))
+        table = table.append_column("_event_time", us.cast(pa.timestamp("us", tz="UTC")))
     _write_by_hour(Path(root) / "predlog", endpoint, table, np.asarray(ts))
     return ids
 

@@ -18,11 +18,13 @@ import time
 import uuid
 from typing import Any
 
+import pyarrow as pa
+
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
-from loopml.monitor.logfiles import HOUR, LogFiles, hour_name, hour_start, id_floor, is_uuid7
+from loopml.monitor.logfiles import HOUR, LiveLog, LogFiles, Part, hour_start, id_floor, is_uuid7
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, scan, window_profile
@@ -35,11 +37,16 @@ LOCK = "monitor"
 class Pass:
     """State shared by one monitoring pass: readers and the references it loaded."""
 
-    def __init__(self, cfg: Config, store: Store) -> None:
+    def __init__(self, cfg: Config, store: Store, live: LiveLog | None = None) -> None:
         self.cfg, self.store = cfg, store
         self.artifacts = ArtifactStore(cfg.artifacts_root)
         self.logs = LogFiles(cfg.artifacts_root)
         self.refs: dict[int, Reference | None] = {}
+        self._live = live
+
+    def live(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
+        """Rows of the segments the server has not compacted yet (none without a reader)."""
+        return [] if self._live is None else list(self._live(kind, endpoint))
 
     def ref_of(self, version_id: int) -> Reference | None:
         if version_id not in self.refs:
@@ -66,9 +73,13 @@ def window_starts(hours: list[str], window: float) -> list[float]:
     return sorted(starts)
 
 
-def _hours_between(start: float, end: float) -> list[str]:
-    first = math.floor(start / HOUR) * HOUR
-    return [hour_name(t) for t in range(int(first), math.ceil(end), HOUR)]
+def windows_of(parts: list[Part], window: float) -> dict[float, list[Part]]:
+    """Window start -> the parts whose window-time range meets that window."""
+    out: dict[float, list[Part]] = {}
+    for p in parts:
+        for k in range(math.floor(p.lo / window), math.floor(p.hi / window) + 1):
+            out.setdefault(float(k * window), []).append(p)
+    return dict(sorted(out.items()))
 
 
 def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
@@ -77,26 +88,26 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     W = mon.window
     logs, store = p.logs, p.store
     label_hours = logs.hours("labels", endpoint)
-    closed = [
-        s for s in window_starts(logs.hours("predlog", endpoint), W) if s + W + mon.grace <= now
-    ]
+    by_window = windows_of(logs.index("predlog", endpoint, p.live("predlog", endpoint)), W)
+    closed = [s for s in by_window if s + W + mon.grace <= now]
     known = store.monitoring.fingerprints(endpoint, since=closed[0] if closed else None)
     out: dict[str, Any] = {"computed": 0, "relabelled": 0, "unchanged": 0, "changed": {}}
     for s in closed:
         e = s + W
-        parts = logs.parts("predlog", endpoint, _hours_between(s, e))
-        parts = logs.overlapping(parts, "_ts", s, e)
-        if not parts:
-            continue
-        fp_log = logs.fingerprint(parts)
-        horizon = min(e + mon.labels_within, now)
+        parts = by_window[s]
+        fp_log = logs.fingerprint([(q.path, q.size) for q in parts])
+        # labels follow log time (request ids and label arrival), which event time may not
+        lo, hi = s, e
+        if any(q.event_time for q in parts):
+            lo, hi = min(q.ts_lo for q in parts), max(q.ts_hi for q in parts) + 0.001
+        horizon = min(hi + mon.labels_within, now)
         lab_parts = logs.parts(
             "labels",
             endpoint,
-            [h for h in label_hours if hour_start(h) + HOUR > s and hour_start(h) < horizon],
+            [h for h in label_hours if hour_start(h) + HOUR > lo and hour_start(h) < horizon],
         )
         lab_parts = logs.overlapping(
-            lab_parts, "_request_id", id_floor(s), id_floor(e), only_if=is_uuid7
+            lab_parts, "_request_id", id_floor(lo), id_floor(hi), only_if=is_uuid7
         )
         fp_lab = logs.fingerprint(lab_parts)
         have = known.get(s, {})
@@ -105,9 +116,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             out["unchanged"] += 1
             continue
         labels = logs.labels([path for path, _ in lab_parts]) if lab_parts else None
-        groups = scan(
-            logs, [path for path, _ in parts], s, e, p.ref_of, p.cfg, labels, profiles=not same_log
-        )
+        groups = scan(logs, parts, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
             if same_log and (version, role) in have:

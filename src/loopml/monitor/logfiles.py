@@ -8,13 +8,21 @@ Layout written by the server's compaction::
 Names starting with ``.`` or ``_`` are skipped (temporary files, write-ahead folders), and so
 are parts of a segment still open in ``{kind}/_wal`` (no ``.done`` marker): the server may
 still rewrite them. A window's rows are streamed as record batches (``pyarrow.dataset``) with
-only the columns asked for and the ``_ts`` range pushed into the scan.
+only the columns asked for and the time range pushed into the scan.
+
+Window time is the row's event time (``_event_time``, written when the request carried one,
+issue 11 item 8) where the column exists and is not null, else its log time ``_ts``; each
+part's range of window time comes from its footer statistics (``Part``). Rows of role
+``paired`` (the champion's off-path answer on canary-routed rows, which duplicates canary
+traffic) are never read by the monitor.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import fsspec
@@ -28,6 +36,37 @@ from loopml.monitor.performance import canonical
 
 HOUR = 3600
 BATCH_ROWS = 64 * 1024
+EVENT_TIME = "_event_time"
+PAIRED = "paired"
+
+
+# (kind, endpoint) -> [(segment token, rows)] of the segments the server has not compacted
+# yet: given by the top floor (``loopml monitor``, ``loopml serve``) from the server's log
+# reader, since the monitor does not import serve. A token is "<segment name>:<bytes read>".
+LiveLog = Callable[[str, str], Sequence[tuple[str, pa.Table]]]
+
+
+@dataclass
+class Part:
+    """One source of a log's rows: a Parquet part (``table`` None) or the decoded rows of a
+    segment the server has not compacted yet. ``lo``/``hi`` bound its window time, ``ts_lo``/
+    ``ts_hi`` its log time (what request ids and label arrival follow)."""
+
+    path: str
+    size: int
+    lo: float
+    hi: float
+    ts_lo: float
+    ts_hi: float
+    event_time: bool = False
+    table: pa.Table | None = None
+
+
+def window_time(schema: pa.Schema) -> ds.Expression:
+    """``coalesce(_event_time, _ts)`` where the log has event times, else ``_ts``."""
+    if EVENT_TIME in schema.names:
+        return pc.coalesce(ds.field(EVENT_TIME), ds.field("_ts"))
+    return ds.field("_ts")
 
 
 def hour_name(t: float) -> str:
@@ -74,6 +113,7 @@ class LogFiles:
         self._label_parts: dict[str, pa.Table] = {}
         self._ranges: dict[tuple[str, int, str], tuple[object, object] | None] = {}
         self._listing: dict[str, list[dict]] = {}
+        self._parts: dict[tuple[str, int], Part] = {}
 
     def value_range(self, path: str, size: int, column: str) -> tuple[object, object] | None:
         """(min, max) of ``column`` in a part, from its Parquet footer statistics (cached per
@@ -182,32 +222,120 @@ class LogFiles:
             h.update(f"{path.rsplit('/', 3)[-2:]}:{size}\n".encode())
         return h.hexdigest()
 
-    def schema(self, paths: Sequence[str]) -> pa.Schema:
+    def _range(self, meta: pq.FileMetaData, column: str) -> tuple[float, float, int] | None:
+        """(min, max, null count) of a column from a part's footer; None when unknown."""
+        idx = meta.schema.to_arrow_schema().get_field_index(column)
+        if idx < 0:
+            return None
+        lo = hi = None
+        nulls = 0
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(idx).statistics
+            if st is None or not st.has_null_count:
+                return None
+            nulls += st.null_count
+            if st.has_min_max:
+                a, b = _plain(st.min), _plain(st.max)
+                lo = a if lo is None or a < lo else lo  # type: ignore[operator]
+                hi = b if hi is None or b > hi else hi  # type: ignore[operator]
+            elif st.null_count < meta.row_group(i).num_rows:
+                return None
+        return (float(lo), float(hi), nulls) if lo is not None else (math.nan, math.nan, nulls)
+
+    def part(self, path: str, size: int, hour: str) -> Part:
+        """A Parquet part with its ranges of window time and log time (cached per pass).
+
+        Without footer statistics the hour partition bounds the log time, and the event time
+        is taken to lie in the same range (the part is then scanned for those windows only).
+        """
+        key = (path, size)
+        got = self._parts.get(key)
+        if got is None:
+            h0 = hour_start(hour)
+            ts = et = None
+            has_event = False
+            try:
+                meta = pq.read_metadata(path, filesystem=self.arrow_fs)
+                ts = self._range(meta, "_ts")
+                has_event = meta.schema.to_arrow_schema().get_field_index(EVENT_TIME) >= 0
+                et = self._range(meta, EVENT_TIME) if has_event else None
+            except (OSError, ValueError, pa.ArrowException):
+                pass
+            ts_lo, ts_hi = (ts[0], ts[1]) if ts and not math.isnan(ts[0]) else (h0, h0 + HOUR)
+            lo, hi = ts_lo, ts_hi
+            if has_event and et is not None:
+                if math.isnan(et[0]):  # every event time null: log time decides
+                    pass
+                elif et[2] == 0:
+                    lo, hi = et[0], et[1]
+                else:
+                    lo, hi = min(et[0], ts_lo), max(et[1], ts_hi)
+            got = Part(path, size, lo, hi, ts_lo, ts_hi, has_event)
+            self._parts[key] = got
+        return got
+
+    def index(
+        self, kind: str, endpoint: str, live: Sequence[tuple[str, pa.Table]] = ()
+    ) -> list[Part]:
+        """Every part of an endpoint's log with its time ranges, plus the not yet compacted
+        segments' rows (``live``: (segment token, rows) pairs, see ``LiveLog``)."""
+        out: list[Part] = []
+        skip = {token.split(":", 1)[0] for token, _ in live}
+        for h in self.hours(kind, endpoint):
+            for path, size in self.parts(kind, endpoint, [h]):
+                if _segment_of(path) not in skip:
+                    out.append(self.part(path, size, h))
+        for token, table in live:
+            if table.num_rows:
+                out.append(_table_part(token, table))
+        return out
+
+    def schema(self, parts: Sequence[Part | str]) -> pa.Schema:
         """The union of the parts' schemas (a feature missing from one part reads as nulls)."""
-        schemas = [pq.read_schema(p, filesystem=self.arrow_fs) for p in paths]
+        schemas = [
+            p.table.schema
+            if isinstance(p, Part) and p.table is not None
+            else pq.read_schema(p.path if isinstance(p, Part) else p, filesystem=self.arrow_fs)
+            for p in parts
+        ]
         return pa.unify_schemas(schemas, promote_options="permissive")
 
     def batches(
         self,
-        paths: Sequence[str],
+        parts: Sequence[Part],
         start: float,
         end: float,
         columns: Sequence[str] | None = None,
         schema: pa.Schema | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Rows with ``start <= _ts < end`` as record batches of the given columns."""
-        if not paths:
+        """Rows whose window time lies in [start, end), except role ``paired``, as record
+        batches of the given columns."""
+        if not parts:
             return
-        schema = schema or self.schema(paths)
-        dataset = ds.dataset(list(paths), schema=schema, format="parquet", filesystem=self.arrow_fs)
-        flt = (ds.field("_ts") >= ts_scalar(start)) & (ds.field("_ts") < ts_scalar(end))
+        schema = schema or self.schema(parts)
+        when = window_time(schema)
+        flt = (when >= ts_scalar(start)) & (when < ts_scalar(end))
+        if "_role" in schema.names:
+            flt = flt & (ds.field("_role") != PAIRED)
         cols = None if columns is None else [c for c in columns if c in schema.names]
-        # little readahead: memory stays bounded by a few batches, not by the window
-        for batch in dataset.to_batches(
-            columns=cols, filter=flt, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
-        ):
-            if batch.num_rows:
-                yield batch
+        files = [p.path for p in parts if p.table is None]
+        sources: list[ds.Dataset] = []
+        if files:
+            sources.append(
+                ds.dataset(files, schema=schema, format="parquet", filesystem=self.arrow_fs)
+            )
+        sources += [ds.dataset(_conform(p.table, schema)) for p in parts if p.table is not None]
+        for dataset in sources:
+            # little readahead: memory stays bounded by a few batches, not by the window
+            for batch in dataset.to_batches(
+                columns=cols,
+                filter=flt,
+                batch_size=BATCH_ROWS,
+                batch_readahead=2,
+                fragment_readahead=1,
+            ):
+                if batch.num_rows:
+                    yield batch
 
     def labels(self, paths: Sequence[str]) -> pa.Table:
         """``_request_id, _label`` from label parts: the newest label of each request id.
@@ -245,3 +373,41 @@ class LogFiles:
             [pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), pa.array([True])]
         )
         return t.filter(last).select(["_request_id", "_label"])
+
+
+def _segment_of(path: str) -> str:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name[len("part-") : -len(".parquet")]
+
+
+def _seconds(v: object) -> float:
+    return float(_plain(v))  # type: ignore[arg-type]
+
+
+def _table_part(token: str, table: pa.Table) -> Part:
+    """A live segment's rows as a part, with its ranges computed from the rows."""
+    ts = pc.min_max(table.column("_ts"))
+    ts_lo, ts_hi = _seconds(ts["min"].as_py()), _seconds(ts["max"].as_py())
+    lo, hi, has_event = ts_lo, ts_hi, EVENT_TIME in table.schema.names
+    if has_event:
+        et = pc.min_max(table.column(EVENT_TIME))
+        if et["min"].is_valid:
+            lo = min(lo, _seconds(et["min"].as_py()))
+            hi = max(hi, _seconds(et["max"].as_py()))
+    return Part(f"live:{token}", int(table.nbytes), lo, hi, ts_lo, ts_hi, has_event, table)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A live segment's rows in the parts' unified schema (missing columns as nulls; a column
+    whose type cannot be cast reads as nulls too, as a part of another type would fail)."""
+    arrays = []
+    for f in schema:
+        if f.name not in table.schema.names:
+            arrays.append(pa.nulls(table.num_rows, f.type))
+            continue
+        col = table.column(f.name)
+        try:
+            arrays.append(col.cast(f.type) if col.type != f.type else col)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            arrays.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

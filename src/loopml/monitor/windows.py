@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from loopml.config import Config
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
-from loopml.monitor.logfiles import LogFiles
+from loopml.monitor.logfiles import LogFiles, Part
 from loopml.monitor.performance import Performance, canonical_value, monitor_metric
 from loopml.monitor.reference import Reference
 from loopml.stats import DatasetProfile, check_quality, column_drift, dataset_drift
@@ -118,7 +118,7 @@ class Group:
 
 def scan(
     logs: LogFiles,
-    paths: Sequence[str],
+    parts: Sequence[Part],
     start: float,
     end: float,
     ref_of: Callable[[int], Reference | None],
@@ -140,13 +140,13 @@ def scan(
             *cfg.data.sensitive,
             *cfg.data.segments,
         }
-        columns = [c for c in logs.schema(paths).names if c in wanted]
+        columns = [c for c in logs.schema(parts).names if c in wanted]
     label_ids = (
         labels.column("_request_id").combine_chunks()
         if labels is not None and labels.num_rows
         else None
     )
-    for batch in logs.batches(paths, start, end, columns):
+    for batch in logs.batches(parts, start, end, columns):
         joined = None
         if label_ids is not None and labels is not None:
             idx = pc.index_in(batch.column("_request_id"), value_set=label_ids)
