@@ -177,8 +177,15 @@ def run_monitor(
     try:
         p = Pass(cfg, store)
         summary: dict[str, Any] = {"endpoints": {}, "windows": 0, "alerts": []}
-        for endpoint in p.logs.endpoints():
+        with_alerts = {a["endpoint"] for a in store.monitoring.alerts(status="open", limit=10_000)}
+        for endpoint in sorted(set(p.logs.endpoints()) | with_alerts):
             with steps.step(f"Monitor endpoint {endpoint}"):
+                try:
+                    row: dict[str, Any] | None = store.endpoints.get(endpoint)
+                except NotFoundError:
+                    row = None
+                # an endpoint the registry does not know (logs only) has no traffic to follow
+                live = alert_rules.live_subjects(row) if row is not None else None
                 res = monitor_endpoint(p, endpoint, now)
                 events: list[dict[str, Any]] = []
                 for (version, role), starts in sorted(res.pop("changed").items()):
@@ -192,7 +199,10 @@ def run_monitor(
                         starts,
                         ref.baseline if ref else {},
                         delivery=delivery,
+                        live=live,
                     )
+                if row is not None:
+                    events += alert_rules.retire_subjects(store, endpoint, row, now)
                 res["alerts"] = events
                 summary["endpoints"][endpoint] = res
                 summary["windows"] += res["computed"] + res["relabelled"]

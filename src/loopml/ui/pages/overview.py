@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.config import Config
+from loopml.monitor.alerts import live_alerts
 from loopml.monitor.queries import latest, open_alerts
 from loopml.store import Store
 from loopml.ui.pages.common import clean
@@ -68,7 +69,9 @@ def endpoint_summary(
     last = latest(store, name, role="champion", n=1)
     w = last[0] if last else None
     span = (w["end"] - w["start"]) if w else None
-    state, why = health(row, alerts)
+    # health counts only alerts of subjects the endpoint routes traffic to (issue 11 item 6)
+    counted = live_alerts(alerts, row)
+    state, why = health(row, counted)
     return {
         "name": name,
         "href": f"/endpoints/{name}",
@@ -110,6 +113,7 @@ def endpoint_summary(
                 "rule": a["rule"],
                 "severity": a["severity"],
                 "subject": a["subject"],
+                "live": a in counted,
                 "message": a["message"],
                 "last_seen": a["last_seen"],
                 "href": f"/windows/{a['window_id']}" if a.get("window_id") else None,
