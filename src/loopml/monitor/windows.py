@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopml.config import Config
+from loopml.monitor import labelshift
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
 from loopml.monitor.logfiles import LogFiles, Part
 from loopml.monitor.performance import Performance, canonical_value, monitor_metric
@@ -185,24 +186,54 @@ def _clean(x: Any) -> Any:
 
 
 def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Columns and results that depend on labels (recomputed when labels arrive)."""
+    """Columns and results that depend on labels (recomputed when labels arrive).
+
+    A window with fewer than ``monitor.min_window_rows`` rows gets no estimate, and one with
+    fewer labelled rows no realised metric: "too few rows", never a number from a handful
+    of rows (issue 11 item 7). The estimate is withheld when the labelled rows show it
+    unreliable (``labelshift.estimate_check``).
+    """
     ref = g.ref
     mon = cfg.monitor
+    need = mon.min_window_rows
     metric, metric_note = monitor_metric(mon.performance_metric, g.perf.task)
     classes = ref.classes if ref is not None else None
-    perf = g.perf.metrics(classes, mon.min_group_size)
-    est = g.estimate.get() if g.estimate is not None else None
+    n_lab = g.perf.n_labelled
+    perf = g.perf.metrics(classes, mon.min_group_size) if n_lab >= need else None
+    est = g.estimate.get() if g.estimate is not None and g.rows >= need else None
+    notes = []
+    if g.rows < need:
+        notes.append(f"too few rows: {g.rows} of {need} needed; the window is not scored")
+    elif n_lab < need:
+        notes.append(
+            f"too few labelled rows: {n_lab} of {need} needed for the live {metric}"
+            if n_lab
+            else f"no labels yet: {need} labelled rows needed for the live {metric}"
+        )
+    overall = (perf or {}).get("overall") or {}
+    check = None
     if est is not None:
         est["calibration"] = (
             "isotonic (reference)"
             if ref and ref.calibration
             else "none: the scores are assumed calibrated"
         )
+        check = labelshift.estimate_check(
+            g.perf,
+            overall.get("accuracy"),
+            ref.calibration if ref else None,
+            binary=isinstance(g.estimate, BinaryEstimate),
+            min_rows=need,
+        )
+        est["reliability"] = check
+        if check["status"] == "unreliable":
+            notes.append(check["reason"])
     fair = g.perf.fairness(min_group_size=mon.min_group_size)
     label_drift = None
-    if ref is not None and ref.label is not None and ref.target and g.perf.n_labelled:
+    if ref is not None and ref.label is not None and ref.target and n_lab >= need:
+        labels = g.perf.labels_array()
         try:
-            arr = _numeric_or_text(g.perf.labels_array(), ref.label.kind)
+            arr = _numeric_or_text(labels, ref.label.kind)
         except (pa.ArrowInvalid, ValueError):
             arr = None  # labels that are not numbers against a numeric training label
         if arr is not None:
@@ -210,15 +241,24 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
                 pa.table({ref.target: arr}), DatasetProfile({ref.target: ref.label})
             )
             label_drift = column_drift(ref.target, ref.label, cur.columns[ref.target]).to_dict()
-    overall = (perf or {}).get("overall") or {}
+            label_drift["base_rate"] = {
+                "reference": labelshift.reference_base_rate(ref.label, ref.positive, ref.task),
+                "current": labelshift.base_rate(labels, ref.positive, ref.task),
+                "of": "mean label" if ref.task == "regression" else f"class {ref.positive!r}",
+            }
+    unreliable = check is not None and check["status"] == "unreliable"
+    shown = None if est is None or unreliable else est
     columns = {
-        "labels": g.perf.n_labelled,
+        "labels": n_lab,
         "metric": metric,
         "performance": overall.get(metric),
         "accuracy": overall.get("accuracy"),
-        "estimated_performance": (est or {}).get(metric),
-        "estimated_accuracy": (est or {}).get("accuracy"),
+        "estimated_performance": (shown or {}).get(metric),
+        "estimated_accuracy": (shown or {}).get("accuracy"),
+        "estimate_status": None if check is None else check["status"],
         "fairness_ratio": (fair or {}).get("ratio"),
+        "label_drift": None if label_drift is None else label_drift["value"],
+        "base_rate": None if label_drift is None else label_drift["base_rate"]["current"],
     }
     results = {
         "performance": perf,
@@ -226,13 +266,14 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
         "fairness": fair,
         "label_drift": label_drift,
         "metric_note": metric_note,
+        "performance_notes": notes,
         "baseline": {
             k: v
             for k, v in (ref.baseline if ref else {}).items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         },
     }
-    return columns, _clean(results)
+    return _clean(columns), _clean(results)
 
 
 def _numeric_or_text(y: np.ndarray, kind: str) -> pa.Array:
@@ -253,7 +294,14 @@ def full_part(
         else ["the version is not in the registry: no reference to compare with"]
     }
     columns: dict[str, Any] = {"rows": g.rows, "errors": g.errors}
-    if ref is not None and ref.features is not None and g.features is not None:
+    scored = g.rows >= mon.min_window_rows
+    if not scored:  # drift on a handful of rows is noise: neither scored nor plotted
+        results["too_few_rows"] = {"rows": g.rows, "needed": mon.min_window_rows}
+        results["notes"].append(
+            f"too few rows: {g.rows} of {mon.min_window_rows} needed (monitor.min_window_rows); "
+            "drift and estimates are not computed for this window"
+        )
+    if scored and ref is not None and ref.features is not None and g.features is not None:
         thr = ref.thresholds("features", g.rows, mon.false_alarm_rate)
         drift = dataset_drift(
             ref.features,
@@ -266,7 +314,7 @@ def full_part(
         columns.update(
             drift_score=drift.share, drifted=drift.drifted, n_drifted=len(drift.drifted_columns)
         )
-    if ref is not None and ref.outputs is not None and g.outputs is not None:
+    if scored and ref is not None and ref.outputs is not None and g.outputs is not None:
         thr = ref.thresholds("outputs", g.rows, mon.false_alarm_rate)
         pdrift = dataset_drift(ref.outputs, g.outputs, thresholds=thr, drift_share=mon.drift_share)
         results["prediction_drift"] = pdrift.to_dict()

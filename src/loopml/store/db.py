@@ -18,8 +18,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from loopml.errors import ConfigError, StoreVersionError
 
-HEAD = "0003"  # newest migration this loopml knows; keep in step with migrations/versions
-KNOWN = ("0001", "0002", "0003")
+HEAD = "mon_0004"  # newest migration this loopml knows; keep in step with migrations/versions
+KNOWN = ("0001", "0002", "0003", "mon_0004")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -47,6 +47,9 @@ SUMMARY = (
     "latency_p50",
     "latency_p99",
     "errors",
+    "estimate_status",
+    "label_drift",
+    "base_rate",
 )
 _SUMMARY_COLS = [monitor_windows.c[name] for name in SUMMARY]
 

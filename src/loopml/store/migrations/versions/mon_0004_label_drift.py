@@ -1,0 +1,25 @@
+"""Monitor windows: the estimate's check against labels, label drift and the base rate.
+
+Revision ID: mon_0004
+Revises: 0003
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "mon_0004"
+down_revision = "0003"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("monitor_windows") as batch:
+        batch.add_column(sa.Column("estimate_status", sa.String(20), nullable=True))
+        batch.add_column(sa.Column("label_drift", sa.Float, nullable=True))
+        batch.add_column(sa.Column("base_rate", sa.Float, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("monitor_windows") as batch:
+        batch.drop_column("base_rate")
+        batch.drop_column("label_drift")
+        batch.drop_column("estimate_status")
