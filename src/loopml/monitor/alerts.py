@@ -30,6 +30,7 @@ from loopml.monitor.webhooks import Delivery, deliver
 from loopml.store import Store
 
 DEFAULT_LATENCY_MS = 1000.0
+MULTIVARIATE_AUC = 0.55  # the domain classifier's AUC that counts as drift (Evidently's)
 DEFAULT_ERROR_RATE = 0.01
 
 
@@ -58,11 +59,14 @@ def judge(
             row["drift_score"],
             rule.threshold if rule.threshold is not None else mon.drift_share,
         )
-        return (None if value is None else value >= thr), {
-            "value": value,
-            "threshold": thr,
-            "op": ">=",
-        }
+        auc = row.get("multivariate_auc")
+        joint = auc is not None and auc >= MULTIVARIATE_AUC
+        ev = {"value": value, "threshold": thr, "op": ">="}
+        if auc is not None:  # a change in how columns move together, which no column shows
+            ev.update(multivariate_auc=auc, multivariate_threshold=MULTIVARIATE_AUC)
+        if value is None:
+            return (True if joint else None), ev
+        return (value >= thr or joint), ev
     if on == "quality":
         thr = rule.threshold if rule.threshold is not None else 1
         return row["quality_errors"] >= thr, {

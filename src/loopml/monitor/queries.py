@@ -35,6 +35,7 @@ SERIES = (
     "estimate_status",
     "label_drift",
     "base_rate",
+    "multivariate_auc",
 )
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopml.config import Config
+from loopml.errors import DataError
 from loopml.monitor import labelshift
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
 from loopml.monitor.logfiles import LogFiles, Part
@@ -28,6 +29,7 @@ from loopml.monitor.performance import Performance, canonical_value, monitor_met
 from loopml.monitor.reference import Reference
 from loopml.stats import DatasetProfile, check_quality, column_drift, dataset_drift
 from loopml.stats.calibration import calibrate
+from loopml.stats.multivariate import sample_drift
 from loopml.stats.sketch import QuantileSketch
 
 OUTPUT_COLUMNS = ("_prediction", "_score")
@@ -40,6 +42,9 @@ class Group:
     def __init__(self, ref: Reference | None, cfg: Config, profiles: bool) -> None:
         self.ref = ref
         self.profiles = profiles
+        # whole rows for the domain classifier, when the reference kept a sample to compare with
+        has_sample = ref is not None and ref.features is not None and ref.features.sample
+        self.sample_rows = cfg.monitor.multivariate_rows if has_sample else 0
         self.rows = 0
         self.features: DatasetProfile | None = None
         self.outputs: DatasetProfile | None = None
@@ -74,7 +79,7 @@ class Group:
             feats = batch.select([c for c in names if not c.startswith("_")])
             if self.features is None:
                 self.features = DatasetProfile.from_frame(
-                    feats, self.ref.features if self.ref else None
+                    feats, self.ref.features if self.ref else None, sample_rows=self.sample_rows
                 )
             else:
                 self.features.update(feats)
@@ -314,6 +319,11 @@ def full_part(
         columns.update(
             drift_score=drift.share, drifted=drift.drifted, n_drifted=len(drift.drifted_columns)
         )
+    if scored and ref is not None and ref.features is not None and g.features is not None:
+        mv = multivariate(ref.features, g.features, cfg)
+        if mv is not None:
+            results["multivariate"] = mv
+            columns["multivariate_auc"] = mv.get("auc")
     if scored and ref is not None and ref.outputs is not None and g.outputs is not None:
         thr = ref.thresholds("outputs", g.rows, mon.false_alarm_rate)
         pdrift = dataset_drift(ref.outputs, g.outputs, thresholds=thr, drift_share=mon.drift_share)
@@ -348,11 +358,32 @@ def full_part(
     return columns, _clean(results)
 
 
+def multivariate(
+    reference: DatasetProfile, window: DatasetProfile, cfg: Config
+) -> dict[str, Any] | None:
+    """The domain classifier on the reference's row sample against the window's (None without
+    samples); a failure is reported in the result, never raised."""
+    try:
+        md = sample_drift(reference, window, max_rows=cfg.monitor.multivariate_rows)
+    except DataError as exc:
+        return {"error": str(exc)}
+    if md is None:
+        return None
+    return {
+        **md.to_dict(),
+        "method": "domain classifier (gradient-boosted trees, 3-fold cross-validated ROC AUC) "
+        "on the reference's row sample against the window's",
+    }
+
+
 def window_profile(g: Group) -> DatasetProfile | None:
-    """Features and outputs in one mergeable profile (what is stored for the window)."""
+    """Features and outputs in one mergeable profile (what is stored for the window), with the
+    window's row sample."""
     if g.features is None:
         return None
     cols = dict(g.features.columns)
     if g.outputs is not None:
         cols.update(g.outputs.columns)
-    return DatasetProfile(cols, g.rows)
+    out = DatasetProfile(cols, g.rows)
+    out.sample = g.features.sample
+    return out

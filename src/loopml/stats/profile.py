@@ -37,6 +37,7 @@ from loopml.stats.column import (
     column_from_dict,
 )
 from loopml.stats.parquet import column_groups, prefetched, row_group_batches
+from loopml.stats.reservoir import DEFAULT_SAMPLE_ROWS, RowSample, position_keys, smallest
 from loopml.stats.sketch import DEFAULT_K
 
 Kind = Literal["numeric", "categorical"]
@@ -165,6 +166,21 @@ def _feed_task(task: tuple[ColumnProfile, Any]) -> None:
     _feed(*task)
 
 
+def _sample_values(kind: str, data: Any, pos: np.ndarray) -> pa.Array:
+    """The values at ``pos`` of a column, as the row sample stores them."""
+    if isinstance(data, np.ndarray):
+        taken: Any = pa.array(data[pos], from_pandas=True)
+    else:
+        taken = data.take(pa.array(pos, pa.int64()))
+        if isinstance(taken, pa.ChunkedArray):
+            taken = taken.combine_chunks()
+    if pa.types.is_dictionary(taken.type):
+        taken = taken.dictionary_decode()
+    if kind == "numeric":
+        return pa.array(_numeric_array(taken), pa.float64())
+    return taken if pa.types.is_string(taken.type) else taken.cast(pa.string())
+
+
 class DatasetProfile:
     """Column profiles of a data set (or window) and its row count; merge with ``+``."""
 
@@ -173,6 +189,7 @@ class DatasetProfile:
         self.n_rows = n_rows
         self._reference: DatasetProfile | None = None
         self._options: dict[str, Any] = {}
+        self.sample: RowSample | None = None  # whole rows for multivariate drift
 
     @classmethod
     def from_frame(
@@ -186,6 +203,7 @@ class DatasetProfile:
         k: int = DEFAULT_K,
         sketch: bool | None = None,
         threads: int = DEFAULT_THREADS,
+        sample_rows: int | None = None,
     ) -> DatasetProfile:
         """Profile a frame. With ``reference``, reuse its column kinds and bin edges.
 
@@ -194,6 +212,8 @@ class DatasetProfile:
         KLL quantile sketch per numeric column: by default only without a reference (a reference
         profile keeps tail quantiles; a window's drift needs only the shared histograms).
         ``threads`` profiles columns in parallel on batches of at least 100k cells.
+        ``sample_rows`` whole rows are kept as a uniform sample (``reservoir.py``; 0: none), by
+        default 2,000 for a reference and none for a window (the monitor asks for one).
         """
         if threads < 1:
             raise UsageError(f"threads must be at least 1, got {threads}", field="threads")
@@ -207,6 +227,9 @@ class DatasetProfile:
             "sketch": reference is None if sketch is None else sketch,
             "threads": threads,
         }
+        if sample_rows is None:
+            sample_rows = DEFAULT_SAMPLE_ROWS if reference is None else 0
+        out.sample = RowSample(sample_rows) if sample_rows > 0 else None
         return out.update(frame)
 
     @classmethod
@@ -271,10 +294,30 @@ class DatasetProfile:
         if strings:
             pf = pq.ParquetFile(path, read_dictionary=strings)
         out = cls.from_frame(schema.empty_table().select(names), reference, **options)
+        n_rows = pf.metadata.num_rows
+        sample, picked = out.sample, {}
+        if sample is not None:  # the rows with the smallest position keys, known up front
+            keys = position_keys(0, n_rows, sample.seed)
+            chosen = np.sort(smallest(keys, sample.k))
         for group in column_groups(pf, names):
+            offset = 0
             for batch in prefetched(row_group_batches(pf, group, batch_size)):
-                out._update_columns(batch)
-        out.n_rows = pf.metadata.num_rows
+                out._update_columns(batch, sample=False)
+                if sample is not None:
+                    lo, hi = np.searchsorted(chosen, [offset, offset + batch.num_rows])
+                    local = chosen[lo:hi] - offset
+                    for name in batch.schema.names:
+                        kind = out.columns[name].kind
+                        part = _sample_values(kind, batch.column(name), local)
+                        picked.setdefault(name, []).append(part)
+                offset += batch.num_rows
+        if sample is not None:
+            sample.add(
+                n_rows,
+                keys[chosen],
+                {n: pa.concat_arrays(parts) for n, parts in picked.items()},
+            )
+        out.n_rows = n_rows
         return out
 
     def _new_column(self, name: str, kind: Kind, dtype: str) -> ColumnProfile:
@@ -303,8 +346,8 @@ class DatasetProfile:
         self.n_rows += len(frame) if isinstance(frame, pd.DataFrame) else frame.num_rows
         return self
 
-    def _update_columns(self, frame: Frame) -> None:
-        columns = _columns(frame)
+    def _update_columns(self, frame: Frame, *, sample: bool = True) -> None:
+        columns = list(_columns(frame))
         n = len(frame) if isinstance(frame, pd.DataFrame) else frame.num_rows
         tasks: list[tuple[ColumnProfile, Any]] = []
         for name, kind, dtype, data in columns:
@@ -327,6 +370,13 @@ class DatasetProfile:
         else:
             for task in tasks:
                 _feed_task(task)
+        if sample and self.sample is not None:
+            pos, keys = self.sample.candidates(n)
+            picked = {
+                name: _sample_values(self.columns[name].kind, data, pos)
+                for name, _, _, data in columns
+            }
+            self.sample.add(n, keys, picked)
 
     def __add__(self, other: DatasetProfile) -> DatasetProfile:
         if not isinstance(other, DatasetProfile):
@@ -354,18 +404,24 @@ class DatasetProfile:
                 )
             merged.nulls += absent_rows
             cols[name] = merged
-        return DatasetProfile(cols, self.n_rows + other.n_rows)
+        out = DatasetProfile(cols, self.n_rows + other.n_rows)
+        if self.sample is not None and other.sample is not None:
+            out.sample = self.sample + other.sample
+        return out
 
     def get(self) -> dict[str, Any]:
         """Summary statistics of every column."""
         return {"n_rows": self.n_rows, "columns": {n: c.get() for n, c in self.columns.items()}}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
             "n_rows": self.n_rows,
             "columns": {n: c.to_dict() for n, c in self.columns.items()},
         }
+        if self.sample is not None:
+            out["sample"] = self.sample.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DatasetProfile:
@@ -375,7 +431,9 @@ class DatasetProfile:
                 "written by DatasetProfile.to_dict?",
                 field="format",
             )
-        return cls({n: column_from_dict(c) for n, c in d["columns"].items()}, d["n_rows"])
+        out = cls({n: column_from_dict(c) for n, c in d["columns"].items()}, d["n_rows"])
+        out.sample = RowSample.from_dict(d["sample"]) if d.get("sample") else None
+        return out
 
     def to_bytes(self) -> bytes:
         return zlib.compress(json.dumps(self.to_dict(), separators=(",", ":")).encode(), 6)

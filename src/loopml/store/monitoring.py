@@ -50,6 +50,7 @@ SUMMARY = (
     "estimate_status",
     "label_drift",
     "base_rate",
+    "multivariate_auc",
 )
 _SUMMARY_COLS = [monitor_windows.c[name] for name in SUMMARY]
 

@@ -196,6 +196,7 @@ monitor_windows = Table(
     Column("estimate_status", String(20), nullable=True),
     Column("label_drift", Float, nullable=True),
     Column("base_rate", Float, nullable=True),
+    Column("multivariate_auc", Float, nullable=True),  # domain classifier (multivariate drift)
     Column("profile", String(64), nullable=True),
     Column("log_files", String(64), nullable=False),
     Column("label_files", String(64), nullable=False),
