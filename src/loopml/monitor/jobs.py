@@ -16,15 +16,26 @@ import os
 import socket
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
-from loopml.monitor.logfiles import HOUR, LiveLog, LogFiles, Part, hour_start, id_floor, is_uuid7
+from loopml.monitor.logfiles import (
+    HOUR,
+    LiveLog,
+    LogFiles,
+    Part,
+    hour_start,
+    id_floor,
+    is_uuid7,
+    segment_of,
+)
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, scan, window_profile
@@ -89,6 +100,8 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     logs, store = p.logs, p.store
     label_hours = logs.hours("labels", endpoint)
     by_window = windows_of(logs.index("predlog", endpoint, p.live("predlog", endpoint)), W)
+    live_labels = [_LiveLabels(tok, t) for tok, t in p.live("labels", endpoint)]
+    read_live = {x.segment for x in live_labels}
     closed = [s for s in by_window if s + W + mon.grace <= now]
     known = store.monitoring.fingerprints(endpoint, since=closed[0] if closed else None)
     out: dict[str, Any] = {"computed": 0, "relabelled": 0, "unchanged": 0, "changed": {}}
@@ -109,13 +122,19 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
         lab_parts = logs.overlapping(
             lab_parts, "_request_id", id_floor(lo), id_floor(hi), only_if=is_uuid7
         )
-        fp_lab = logs.fingerprint(lab_parts)
+        lab_parts = [x for x in lab_parts if segment_of(x[0]) not in read_live]
+        lab_live = [x for x in live_labels if x.may_label(id_floor(lo), id_floor(hi))]
+        fp_lab = logs.fingerprint(lab_parts + [(f"live:{x.token}", x.rows) for x in lab_live])
         have = known.get(s, {})
         same_log = bool(have) and all(x["log_files"] == fp_log for x in have.values())
         if same_log and all(x["label_files"] == fp_lab for x in have.values()):
             out["unchanged"] += 1
             continue
-        labels = logs.labels([path for path, _ in lab_parts]) if lab_parts else None
+        labels = (
+            logs.labels([path for path, _ in lab_parts], [x.table for x in lab_live])
+            if lab_parts or lab_live
+            else None
+        )
         groups = scan(logs, parts, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
@@ -152,7 +171,91 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
                 )
                 out["computed"] += 1
             out["changed"].setdefault((version, role), []).append(s)
+            if g.rows < mon.min_window_rows:
+                out.setdefault("waiting", []).append(
+                    f"window {span(s, e)} ({_who(version, role)}): {g.rows} rows of "
+                    f"{mon.min_window_rows} needed; too few rows, not scored"
+                )
+    out["provisional"] = provisional(p, endpoint, by_window, now)
     return out
+
+
+def span(start: float, end: float) -> str:
+    """'2024-03-01 14:00-15:00' (UTC); both dates when the window is longer than a day."""
+    a, b = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    return (
+        f"{a:%Y-%m-%d %H:%M}-{b:%H:%M}"
+        if end - start <= 86400
+        else f"{a:%Y-%m-%d %H:%M}-{b:%Y-%m-%d %H:%M}"
+    )
+
+
+def _who(version: int, role: str) -> str:
+    return f"version {version}, {role}"
+
+
+def provisional(
+    p: Pass, endpoint: str, by_window: dict[float, list[Part]], now: float
+) -> list[dict[str, Any]]:
+    """The windows still open (now before their end + grace), counted from the parts and the
+    live segments, never stored: what each (version, role) has so far and what it waits for."""
+    mon = p.cfg.monitor
+    W, need = mon.window, mon.min_window_rows
+    out = []
+    for s, parts in by_window.items():
+        e = s + W
+        if e + mon.grace <= now:
+            continue
+        counts: dict[tuple[int, str], int] = {}
+        for batch in p.logs.batches(parts, s, e, ["_version", "_role"]):
+            t = pa.table({"v": batch.column("_version"), "r": batch.column("_role")})
+            for row in t.group_by(["v", "r"]).aggregate([([], "count_all")]).to_pylist():
+                key = (int(row["v"]), str(row["r"]))
+                counts[key] = counts.get(key, 0) + int(row["count_all"])
+        for (version, role), rows in sorted(counts.items()):
+            closes = e + mon.grace
+            if rows < need:
+                message = (
+                    f"window {span(s, e)} ({_who(version, role)}): {rows} rows of {need} needed"
+                )
+            else:
+                message = (
+                    f"window {span(s, e)} ({_who(version, role)}): provisional, {rows} rows so "
+                    f"far; judged when it closes at {datetime.fromtimestamp(closes, UTC):%H:%M}"
+                )
+            out.append(
+                {
+                    "start": s,
+                    "end": e,
+                    "closes_at": closes,
+                    "version": version,
+                    "role": role,
+                    "rows": rows,
+                    "needed": need,
+                    "status": "waiting" if rows < need else "provisional",
+                    "message": message,
+                }
+            )
+    return out
+
+
+class _LiveLabels:
+    """A live label segment's rows and the range of request ids they label."""
+
+    def __init__(self, token: str, table: pa.Table) -> None:
+        self.token, self.table = token, table
+        self.segment = token.split(":", 1)[0]
+        self.rows = table.num_rows
+        ids = pc.min_max(table.column("_request_id")) if self.rows else None
+        self.ids = (ids["min"].as_py(), ids["max"].as_py()) if ids else None
+
+    def may_label(self, lo: str, hi: str) -> bool:
+        if self.ids is None:
+            return False
+        a, b = self.ids
+        if not (is_uuid7(a) and is_uuid7(b)):
+            return True  # ids this rule cannot order: joined everywhere (as label parts are)
+        return b >= lo and a < hi
 
 
 def run_monitor(
@@ -162,8 +265,14 @@ def run_monitor(
     now: float | None = None,
     progress: Steps | None = None,
     delivery: Delivery | None = None,
+    live: LiveLog | None = None,
 ) -> dict[str, Any]:
     """One pass over all endpoints: new windows, label updates, then alert rules.
+
+    ``live`` reads the segments the server has not compacted yet (given by the top floor,
+    see ``logfiles.LiveLog``): without it a pass sees only compacted Parquet parts. Each
+    endpoint's result lists its open windows under ``provisional`` (rows so far and what they
+    wait for) and closed windows with too few rows under ``waiting``.
 
     Returns ``{"endpoints": {name: {computed, relabelled, unchanged, alerts}}, "windows": n,
     "alerts": [events]}``. Only one monitor runs at a time across processes (a store lease);
@@ -175,10 +284,12 @@ def run_monitor(
     if not store.locks.acquire(LOCK, holder, ttl=max(600.0, cfg.monitor.schedule * 10)):
         return {"skipped": f"another monitor holds the lock ({store.locks.holder(LOCK)})"}
     try:
-        p = Pass(cfg, store)
+        p = Pass(cfg, store, live)
         summary: dict[str, Any] = {"endpoints": {}, "windows": 0, "alerts": []}
         with_alerts = {a["endpoint"] for a in store.monitoring.alerts(status="open", limit=10_000)}
-        for endpoint in sorted(set(p.logs.endpoints()) | with_alerts):
+        # registered endpoints too: their recent rows may all be in live segments still
+        registered = {e["name"] for e in store.endpoints.list()} if live is not None else set()
+        for endpoint in sorted(set(p.logs.endpoints()) | with_alerts | registered):
             with steps.step(f"Monitor endpoint {endpoint}"):
                 try:
                     row: dict[str, Any] | None = store.endpoints.get(endpoint)

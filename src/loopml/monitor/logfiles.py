@@ -283,7 +283,7 @@ class LogFiles:
         skip = {token.split(":", 1)[0] for token, _ in live}
         for h in self.hours(kind, endpoint):
             for path, size in self.parts(kind, endpoint, [h]):
-                if _segment_of(path) not in skip:
+                if segment_of(path) not in skip:
                     out.append(self.part(path, size, h))
         for token, table in live:
             if table.num_rows:
@@ -337,13 +337,14 @@ class LogFiles:
                 if batch.num_rows:
                     yield batch
 
-    def labels(self, paths: Sequence[str]) -> pa.Table:
-        """``_request_id, _label`` from label parts: the newest label of each request id.
+    def labels(self, paths: Sequence[str], live: Sequence[pa.Table] = ()) -> pa.Table:
+        """``_request_id, _label`` from label parts (and ``live`` segments' label rows): the
+        newest label of each request id.
 
         Each part is read once per ``LogFiles`` (one monitoring pass) and kept for the windows
         that share it.
         """
-        tables = []
+        tables = [t.select(["_request_id", "_label", "_ts"]) for t in live if t.num_rows]
         for p in sorted(paths):
             t = self._label_parts.get(p)
             if t is None:
@@ -375,7 +376,7 @@ class LogFiles:
         return t.filter(last).select(["_request_id", "_label"])
 
 
-def _segment_of(path: str) -> str:
+def segment_of(path: str) -> str:
     name = path.rstrip("/").rsplit("/", 1)[-1]
     return name[len("part-") : -len(".parquet")]
 
