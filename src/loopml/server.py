@@ -33,7 +33,7 @@ from starlette.types import ASGIApp
 from loopml.config import Config
 from loopml.control.service import controller_service
 from loopml.errors import UsageError
-from loopml.monitor.logfiles import LiveLog
+from loopml.monitor.parts import LiveLog
 from loopml.monitor.service import monitor_service
 from loopml.serve.app import create_app
 from loopml.serve.logreader import live_tables

@@ -26,16 +26,8 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
-from loopml.monitor.logfiles import (
-    HOUR,
-    LiveLog,
-    LogFiles,
-    Part,
-    hour_start,
-    id_floor,
-    is_uuid7,
-    segment_of,
-)
+from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
+from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, scan, window_profile

@@ -10,11 +10,11 @@ are parts of a segment still open in ``{kind}/_wal`` (no ``.done`` marker): the 
 still rewrite them. A window's rows are streamed as record batches (``pyarrow.dataset``) with
 only the columns asked for and the time range pushed into the scan.
 
-Window time is the row's event time (``_event_time``, written when the request carried one,
-issue 11 item 8) where the column exists and is not null, else its log time ``_ts``; each
-part's range of window time comes from its footer statistics (``Part``). Rows of role
-``paired`` (the champion's off-path answer on canary-routed rows, which duplicates canary
-traffic) are never read by the monitor.
+Windows are cut by window time (event time where the log has it, see ``parts.py``); each
+part's range of it comes from its footer statistics (``part``), and the not yet compacted
+segments' rows (``LiveLog``) join as in-memory parts. Rows of role ``paired`` (the
+champion's off-path answer on canary-routed rows, which duplicates canary traffic) are never
+read by the monitor.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import fsspec
@@ -32,41 +31,20 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from loopml.monitor.parts import (
+    EVENT_TIME,
+    PAIRED,
+    Part,
+    conform,
+    plain,
+    segment_of,
+    table_part,
+    window_time,
+)
 from loopml.monitor.performance import canonical
 
 HOUR = 3600
 BATCH_ROWS = 64 * 1024
-EVENT_TIME = "_event_time"
-PAIRED = "paired"
-
-
-# (kind, endpoint) -> [(segment token, rows)] of the segments the server has not compacted
-# yet: given by the top floor (``loopml monitor``, ``loopml serve``) from the server's log
-# reader, since the monitor does not import serve. A token is "<segment name>:<bytes read>".
-LiveLog = Callable[[str, str], Sequence[tuple[str, pa.Table]]]
-
-
-@dataclass
-class Part:
-    """One source of a log's rows: a Parquet part (``table`` None) or the decoded rows of a
-    segment the server has not compacted yet. ``lo``/``hi`` bound its window time, ``ts_lo``/
-    ``ts_hi`` its log time (what request ids and label arrival follow)."""
-
-    path: str
-    size: int
-    lo: float
-    hi: float
-    ts_lo: float
-    ts_hi: float
-    event_time: bool = False
-    table: pa.Table | None = None
-
-
-def window_time(schema: pa.Schema) -> ds.Expression:
-    """``coalesce(_event_time, _ts)`` where the log has event times, else ``_ts``."""
-    if EVENT_TIME in schema.names:
-        return pc.coalesce(ds.field(EVENT_TIME), ds.field("_ts"))
-    return ds.field("_ts")
 
 
 def hour_name(t: float) -> str:
@@ -75,13 +53,6 @@ def hour_name(t: float) -> str:
 
 def hour_start(name: str) -> float:
     return datetime.strptime(name, "%Y%m%d%H").replace(tzinfo=UTC).timestamp()
-
-
-def _plain(v: object) -> object:
-    """Footer statistics as comparable values: timestamps as UNIX seconds (UTC)."""
-    if isinstance(v, datetime):
-        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
-    return v
 
 
 def is_uuid7(v: object) -> bool:
@@ -133,7 +104,7 @@ class LogFiles:
                     lo = st.min if lo is None or st.min < lo else lo
                     hi = st.max if hi is None or st.max > hi else hi
                 if lo is not None and idx >= 0:
-                    rng = (_plain(lo), _plain(hi))
+                    rng = (plain(lo), plain(hi))
             except (OSError, ValueError, pa.ArrowException):
                 rng = None  # unknown: the part is scanned
             self._ranges[key] = rng
@@ -235,7 +206,7 @@ class LogFiles:
                 return None
             nulls += st.null_count
             if st.has_min_max:
-                a, b = _plain(st.min), _plain(st.max)
+                a, b = plain(st.min), plain(st.max)
                 lo = a if lo is None or a < lo else lo  # type: ignore[operator]
                 hi = b if hi is None or b > hi else hi  # type: ignore[operator]
             elif st.null_count < meta.row_group(i).num_rows:
@@ -287,7 +258,7 @@ class LogFiles:
                     out.append(self.part(path, size, h))
         for token, table in live:
             if table.num_rows:
-                out.append(_table_part(token, table))
+                out.append(table_part(token, table))
         return out
 
     def schema(self, parts: Sequence[Part | str]) -> pa.Schema:
@@ -324,7 +295,7 @@ class LogFiles:
             sources.append(
                 ds.dataset(files, schema=schema, format="parquet", filesystem=self.arrow_fs)
             )
-        sources += [ds.dataset(_conform(p.table, schema)) for p in parts if p.table is not None]
+        sources += [ds.dataset(conform(p.table, schema)) for p in parts if p.table is not None]
         for dataset in sources:
             # little readahead: memory stays bounded by a few batches, not by the window
             for batch in dataset.to_batches(
@@ -374,41 +345,3 @@ class LogFiles:
             [pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), pa.array([True])]
         )
         return t.filter(last).select(["_request_id", "_label"])
-
-
-def segment_of(path: str) -> str:
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    return name[len("part-") : -len(".parquet")]
-
-
-def _seconds(v: object) -> float:
-    return float(_plain(v))  # type: ignore[arg-type]
-
-
-def _table_part(token: str, table: pa.Table) -> Part:
-    """A live segment's rows as a part, with its ranges computed from the rows."""
-    ts = pc.min_max(table.column("_ts"))
-    ts_lo, ts_hi = _seconds(ts["min"].as_py()), _seconds(ts["max"].as_py())
-    lo, hi, has_event = ts_lo, ts_hi, EVENT_TIME in table.schema.names
-    if has_event:
-        et = pc.min_max(table.column(EVENT_TIME))
-        if et["min"].is_valid:
-            lo = min(lo, _seconds(et["min"].as_py()))
-            hi = max(hi, _seconds(et["max"].as_py()))
-    return Part(f"live:{token}", int(table.nbytes), lo, hi, ts_lo, ts_hi, has_event, table)
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """A live segment's rows in the parts' unified schema (missing columns as nulls; a column
-    whose type cannot be cast reads as nulls too, as a part of another type would fail)."""
-    arrays = []
-    for f in schema:
-        if f.name not in table.schema.names:
-            arrays.append(pa.nulls(table.num_rows, f.type))
-            continue
-        col = table.column(f.name)
-        try:
-            arrays.append(col.cast(f.type) if col.type != f.type else col)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            arrays.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from loopml.config import Config
 from loopml.monitor.jobs import run_monitor
-from loopml.monitor.logfiles import LiveLog
+from loopml.monitor.parts import LiveLog
 from loopml.store import Store
 
 log = logging.getLogger("loopml.monitor")

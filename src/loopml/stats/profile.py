@@ -7,7 +7,9 @@ batch whatever the file's size. ``reference=`` reuses a stored profile's column 
 edges, so a monitoring window's histograms line up with the training reference. Columns of a
 batch are profiled on a small thread pool (``threads``, default 2): numpy's searchsorted and
 arithmetic release the GIL, which measured ~1.8x on 2 cores.
-Serialises to a JSON-able dict (``to_dict``) or compact bytes (``to_bytes``: JSON + zlib).
+A profile can also keep a bounded uniform sample of whole rows (``sample``, ``reservoir.py``)
+for multivariate drift. Serialises to a JSON-able dict (``to_dict``) or compact bytes
+(``to_bytes``: JSON + zlib).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError, UsageError
@@ -36,12 +37,11 @@ from loopml.stats.column import (
     NumericProfile,
     column_from_dict,
 )
+from loopml.stats.frames import Frame, Kind, columns_of, numeric_array, sample_values
 from loopml.stats.parquet import column_groups, prefetched, row_group_batches
 from loopml.stats.reservoir import DEFAULT_SAMPLE_ROWS, RowSample, position_keys, smallest
 from loopml.stats.sketch import DEFAULT_K
 
-Kind = Literal["numeric", "categorical"]
-Frame: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatch
 FORMAT = "loopml.profile/1"
 BATCH_ROWS = 65_536  # rows per slice: temporaries stay in cache, a 1M x 100 window never whole
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
@@ -56,92 +56,6 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="loopml-stats")
         return pool
-
-
-def _arrow_kind(t: pa.DataType) -> Kind:
-    if (
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_decimal(t)
-        or pa.types.is_temporal(t)
-        or pa.types.is_null(t)
-    ):
-        return "numeric"
-    return "categorical"
-
-
-def _numeric_array(arr: pa.Array) -> np.ndarray:
-    """float64 numpy view of an Arrow column; nulls become NaN, times become epoch seconds."""
-    t = arr.type
-    if (
-        pa.types.is_timestamp(t)
-        or pa.types.is_date(t)
-        or pa.types.is_time(t)
-        or pa.types.is_duration(t)
-    ):
-        unit_s = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-        if pa.types.is_date32(t):
-            arr, scale = arr.cast(pa.int32()), 86400.0
-        elif pa.types.is_date64(t):
-            arr, scale = arr.cast(pa.int64()), 1e-3
-        else:
-            scale = unit_s[t.unit]
-            arr = arr.cast(pa.int64())
-        return _numeric_array(arr) * scale
-    if not pa.types.is_float64(t):
-        arr = arr.cast(pa.float64())
-    if arr.null_count:
-        arr = pc.fill_null(arr, np.nan)
-    return arr.to_numpy(zero_copy_only=False)
-
-
-def _pandas_columns(frame: pd.DataFrame) -> Iterable[tuple[str, Kind, str, Any]]:
-    for name in frame.columns:
-        s = frame[name]
-        dt = s.dtype
-        if pd.api.types.is_bool_dtype(dt):
-            yield str(name), "categorical", "bool", pa.array(s, from_pandas=True)
-        elif pd.api.types.is_numeric_dtype(dt):
-            yield str(name), "numeric", str(dt), s.to_numpy(dtype=np.float64, na_value=np.nan)
-        elif pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
-            yield str(name), "numeric", str(dt), _numeric_array(pa.array(s, from_pandas=True))
-        else:
-            try:
-                arr = pa.array(s, from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                arr = pa.array(
-                    s.astype("string"), from_pandas=True
-                )  # mixed objects: compare as text
-            yield str(name), _arrow_kind(arr.type), str(dt), arr
-
-
-def _arrow_columns(frame: pa.Table | pa.RecordBatch) -> Iterable[tuple[str, Kind, str, Any]]:
-    for name, col in zip(frame.schema.names, frame.columns, strict=True):
-        t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
-        yield (
-            name,
-            _arrow_kind(t) if not pa.types.is_dictionary(col.type) else "categorical",
-            str(t),
-            col,
-        )
-
-
-def _columns(frame: Frame) -> Iterable[tuple[str, Kind, str, Any]]:
-    if isinstance(frame, pd.DataFrame):
-        if not frame.columns.is_unique:
-            raise DataError(
-                "cannot profile a frame with duplicate column names: "
-                f"{sorted(set(frame.columns[frame.columns.duplicated()]))}; rename them",
-                field="frame",
-            )
-        return _pandas_columns(frame)
-    if isinstance(frame, pa.Table | pa.RecordBatch):
-        return _arrow_columns(frame)
-    raise DataError(
-        f"cannot profile a {type(frame).__name__}; pass a pandas DataFrame or a pyarrow "
-        "Table or RecordBatch",
-        field="frame",
-    )
 
 
 def _feed(profile: ColumnProfile, data: Any) -> None:
@@ -159,26 +73,11 @@ def _feed(profile: ColumnProfile, data: Any) -> None:
         if pa.types.is_dictionary(chunk.type):
             chunk = chunk.dictionary_decode()
         for start in range(0, max(len(chunk), 1), BATCH_ROWS):
-            profile.update(_numeric_array(chunk.slice(start, BATCH_ROWS)))
+            profile.update(numeric_array(chunk.slice(start, BATCH_ROWS)))
 
 
 def _feed_task(task: tuple[ColumnProfile, Any]) -> None:
     _feed(*task)
-
-
-def _sample_values(kind: str, data: Any, pos: np.ndarray) -> pa.Array:
-    """The values at ``pos`` of a column, as the row sample stores them."""
-    if isinstance(data, np.ndarray):
-        taken: Any = pa.array(data[pos], from_pandas=True)
-    else:
-        taken = data.take(pa.array(pos, pa.int64()))
-        if isinstance(taken, pa.ChunkedArray):
-            taken = taken.combine_chunks()
-    if pa.types.is_dictionary(taken.type):
-        taken = taken.dictionary_decode()
-    if kind == "numeric":
-        return pa.array(_numeric_array(taken), pa.float64())
-    return taken if pa.types.is_string(taken.type) else taken.cast(pa.string())
 
 
 class DatasetProfile:
@@ -308,7 +207,7 @@ class DatasetProfile:
                     local = chosen[lo:hi] - offset
                     for name in batch.schema.names:
                         kind = out.columns[name].kind
-                        part = _sample_values(kind, batch.column(name), local)
+                        part = sample_values(kind, batch.column(name), local)
                         picked.setdefault(name, []).append(part)
                 offset += batch.num_rows
         if sample is not None:
@@ -347,7 +246,7 @@ class DatasetProfile:
         return self
 
     def _update_columns(self, frame: Frame, *, sample: bool = True) -> None:
-        columns = list(_columns(frame))
+        columns = list(columns_of(frame))
         n = len(frame) if isinstance(frame, pd.DataFrame) else frame.num_rows
         tasks: list[tuple[ColumnProfile, Any]] = []
         for name, kind, dtype, data in columns:
@@ -373,7 +272,7 @@ class DatasetProfile:
         if sample and self.sample is not None:
             pos, keys = self.sample.candidates(n)
             picked = {
-                name: _sample_values(self.columns[name].kind, data, pos)
+                name: sample_values(self.columns[name].kind, data, pos)
                 for name, _, _, data in columns
             }
             self.sample.add(n, keys, picked)
