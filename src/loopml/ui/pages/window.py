@@ -143,6 +143,7 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
             "label_drift": res.get("label_drift"),
             # issue 11 item 7: "too few rows" windows, the estimate's check against labels
             "too_few_rows": res.get("too_few_rows"),
+            "multivariate": res.get("multivariate"),
             "performance_notes": res.get("performance_notes", []),
             "estimate_reliability": (res.get("estimated") or {}).get("reliability"),
             "latency": res.get("latency"),
