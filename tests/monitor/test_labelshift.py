@@ -71,6 +71,8 @@ def test_label_drift_reports_the_base_rate_against_training(tmp_path):
     assert drift["drifted"]
     assert 0.45 < drift["base_rate"]["reference"] < 0.55
     assert 0.7 < drift["base_rate"]["current"] < 0.8
+    # the model's predictions on the same rows did not follow the labels
+    assert 0.45 < drift["base_rate"]["predicted"] < 0.55
 
 
 def test_windows_below_min_window_rows_are_not_scored(tmp_path):

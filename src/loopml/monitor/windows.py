@@ -250,6 +250,11 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
             label_drift["base_rate"] = {
                 "reference": labelshift.reference_base_rate(ref.label, ref.positive, ref.task),
                 "current": labelshift.base_rate(labels, ref.positive, ref.task),
+                # what the model predicted on the same rows: beside the base rate it shows
+                # whether the prediction distribution followed the labels
+                "predicted": labelshift.base_rate(
+                    np.concatenate(g.perf.parts["pred"]), ref.positive, ref.task
+                ),
                 "of": "mean label" if ref.task == "regression" else f"class {ref.positive!r}",
             }
     unreliable = check is not None and check["status"] == "unreliable"
