@@ -52,6 +52,11 @@ def test_rows_in_open_segments_are_monitored_and_compaction_changes_nothing(tmp_
         # without the server's reader, nothing is compacted yet: the pass sees nothing
         assert run_monitor(cfg, store, now=now)["windows"] == 0
         out = run_monitor(cfg, store, now=now, live=monitor_live(cfg))
+        # rows appended to the same segment for the open hour leave the closed window as is
+        _log_requests(log, v, rng, T0 + 3600 + 200, 2, 10, "c")
+        later = run_monitor(cfg, store, now=now, live=monitor_live(cfg))
+        assert later["endpoints"]["ep"]["computed"] == 0
+        assert later["endpoints"]["ep"]["provisional"][0]["rows"] == 140
     ep = out["endpoints"]["ep"]
     assert ep["computed"] == 1
     ts = timeseries(store, "ep")
@@ -67,4 +72,4 @@ def test_rows_in_open_segments_are_monitored_and_compaction_changes_nothing(tmp_
     assert again["endpoints"]["ep"]["computed"] == 1
     ts = timeseries(store, "ep")
     assert ts["rows"] == [600] and ts["labels"] == [600]
-    assert again["endpoints"]["ep"]["provisional"][0]["rows"] == 120
+    assert again["endpoints"]["ep"]["provisional"][0]["rows"] == 140

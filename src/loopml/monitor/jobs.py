@@ -1,11 +1,15 @@
 """The monitoring pass: every closed window of every endpoint, computed once, then alerts.
 
-Windows are aligned on multiples of ``monitor.window`` (UTC epoch) by prediction time and are
-closed ``monitor.grace`` after their end. A window's row records fingerprints of the Parquet
-parts it was computed from: a rerun skips a window whose parts are unchanged (idempotent),
-recomputes only the label-dependent part (performance, estimates, fairness, label drift) when
-new label parts arrived within ``monitor.labels_within`` of it, and recomputes it whole only
-if new prediction parts appeared in its hours (late compaction). ``run_monitor`` is what
+Windows are aligned on multiples of ``monitor.window`` (UTC epoch) by window time (event
+time where the log has it, else log time: ``parts.py``) and are closed ``monitor.grace``
+after their end. A window's row records fingerprints of the parts it was computed from: a
+rerun skips a window whose parts are unchanged (idempotent), recomputes only the
+label-dependent part (performance, estimates, fairness, label drift) when new label parts
+arrived within ``monitor.labels_within`` of it, and recomputes it whole only if new
+prediction parts appeared in it (late compaction). With a ``LiveLog`` (``loopml serve`` and
+``loopml monitor`` hand one down) the segments the server has not compacted yet count as parts
+too, so a pass right after traffic sees it; windows still open are reported as provisional,
+never stored. Alerts then follow traffic (``alerts.retire_subjects``). ``run_monitor`` is what
 ``loopml monitor`` runs once (cron) and ``loopml serve`` runs every ``monitor.schedule``.
 """
 
@@ -100,7 +104,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     for s in closed:
         e = s + W
         parts = by_window[s]
-        fp_log = logs.fingerprint([(q.path, q.size) for q in parts])
+        fp_log = logs.window_fingerprint(parts, s, e)
         # labels follow log time (request ids and label arrival), which event time may not
         lo, hi = s, e
         if any(q.event_time for q in parts):

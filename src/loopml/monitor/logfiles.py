@@ -271,6 +271,22 @@ class LogFiles:
         ]
         return pa.unify_schemas(schemas, promote_options="permissive")
 
+    def window_fingerprint(self, parts: Sequence[Part], start: float, end: float) -> str:
+        """``fingerprint`` of a window's sources: a live segment counts by the rows it holds
+        for this window, so appends outside the window do not make it look changed."""
+        keyed = []
+        for p in parts:
+            if p.table is None:
+                keyed.append((p.path, p.size))
+                continue
+            when = window_time(p.table.schema)
+            flt = (when >= ts_scalar(start)) & (when < ts_scalar(end))
+            if "_role" in p.table.schema.names:
+                flt = flt & (ds.field("_role") != PAIRED)
+            segment = p.path.split(":")[1]
+            keyed.append((f"live:{segment}", ds.dataset(p.table).count_rows(filter=flt)))
+        return self.fingerprint(keyed)
+
     def batches(
         self,
         parts: Sequence[Part],
