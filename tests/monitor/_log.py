@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -176,3 +178,19 @@ def _write_by_hour(kind_dir: Path, endpoint: str, table: pa.Table, ts: np.ndarra
         pq.write_table(
             table.filter(pa.array(hours == h)), folder / f"part-{next(_part):06d}.parquet"
         )
+
+
+def page(cfg, store, path):
+    """The dashboard page, in-process (httpx over ASGITransport, as tests/ui does)."""
+
+    async def get():
+        from loopml.ui import create_ui  # the top floor: only the page tests need it
+
+        app = create_ui(cfg, store, auth=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+            return await client.get(path, headers={"accept": "text/html"})
+
+    r = anyio.run(get)
+    assert r.status_code == 200, r.text
+    return r.text

@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import anyio
-import httpx
 import numpy as np
 
 from loopml.monitor import run_monitor
 from loopml.monitor.queries import timeseries, window_detail
-from loopml.ui import create_ui
 
-from ._log import T0, write_labels, write_predictions
+from ._log import T0, page, write_labels, write_predictions
 from .test_jobs import _frame, _model, _setup
 
 
@@ -97,20 +94,6 @@ def test_windows_below_min_window_rows_are_not_scored(tmp_path):
     assert "too few labelled rows: 150 of 200 needed for the live accuracy" in notes
 
 
-def _page(cfg, store, path):
-    """The dashboard page, in-process (httpx over ASGITransport, as tests/ui does)."""
-
-    async def get():
-        app = create_ui(cfg, store, auth=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
-            return await client.get(path, headers={"accept": "text/html"})
-
-    r = anyio.run(get)
-    assert r.status_code == 200, r.text
-    return r.text
-
-
 def test_window_page_says_too_few_rows_and_withholds_an_unreliable_estimate(tmp_path):
     rng = np.random.default_rng(33)
     cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
@@ -122,8 +105,8 @@ def test_window_page_says_too_few_rows_and_withholds_an_unreliable_estimate(tmp_
     write_labels(cfg.artifacts_root, "ep", ids, y, ts=T0 + 2 * 3600)
     run_monitor(cfg, store, now=T0 + 3 * 3600)
     small, shifted = timeseries(store, "ep")["id"]
-    html = _page(cfg, store, f"/windows/{small}")
+    html = page(cfg, store, f"/windows/{small}")
     assert "Not scored: too few rows (120 of 200 needed)" in html
-    html = _page(cfg, store, f"/windows/{shifted}")
+    html = page(cfg, store, f"/windows/{shifted}")
     assert "unreliable</span> withheld" in html and "concept shift" in html
     assert 'id="label-drift"' in html

@@ -12,8 +12,7 @@ from loopml.stats import DatasetProfile
 from loopml.stats.multivariate import sample_drift
 from loopml.store import Store
 
-from ._log import T0, make_config, register, write_predictions
-from .test_labelshift import _page
+from ._log import T0, make_config, page, register, write_predictions
 
 
 def correlated(rng: np.random.Generator, n: int, rho: float) -> pd.DataFrame:
@@ -57,7 +56,7 @@ def test_the_monitor_flags_a_correlation_flip_that_no_column_shows(tmp_path):
     assert "y" not in detail["columns"]  # the training target kept in the sample is left out
     (alert,) = open_alerts(store, endpoint="ep")
     assert alert["evidence"]["multivariate_auc"] == flipped
-    html = _page(cfg, store, f"/windows/{ts['id'][1]}")
+    html = page(cfg, store, f"/windows/{ts['id'][1]}")
     assert 'id="multivariate"' in html and "multivariate drift</span>" in html
 
 

@@ -9,7 +9,7 @@ from loopml.monitor import run_monitor
 from loopml.monitor.queries import open_alerts
 from loopml.ui.pages.overview import overview
 
-from ._log import T0, register, write_predictions
+from ._log import T0, page, register, write_predictions
 from .test_jobs import _frame, _model, _setup
 
 DRIFT_RULE = {"name": "drift", "on": "drift", "k": 1, "m": 1, "severity": "critical"}
@@ -61,6 +61,7 @@ def test_alert_of_a_version_that_leaves_traffic_resolves_and_health_returns_to_o
     assert f"version {v1['id']} no longer serves as champion" in why["reason"]
     assert [e["event"] for e in out["alerts"]] == ["resolved"]
     assert _health(store, cfg) == "ok"
+    assert "no longer serves as champion" in page(cfg, store, "/endpoints/ep")
 
     # late windows of the retired version (a drifted hour compacted late) do not reopen it
     _traffic(cfg, store, v1["id"], rng, 1, 1.0)

@@ -229,6 +229,8 @@ def endpoint(
                         "window_id",
                     )
                 }
+                # why a resolved alert resolved (condition cleared, subject left traffic)
+                | {"resolution": (a.get("evidence") or {}).get("resolution")}
                 for a in alerts
             ],
             "windows": recent,
