@@ -16,9 +16,11 @@ SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 def health(row: dict[str, Any] | None, alerts: list[dict[str, Any]]) -> tuple[str, str]:
     """(state, why): ``down`` with no champion, ``critical``/``warning`` with open alerts,
-    ``frozen`` when automation is stopped, else ``ok``."""
+    ``frozen`` when automation is stopped, else ``ok``. Only open alerts of live subjects
+    count (``monitor.alerts.live_alerts``: a version in the role it is alerted for)."""
     if row is None or row.get("champion_id") is None:
         return "down", "no champion is deployed: predictions answer 503"
+    alerts = live_alerts(alerts, row)
     worst = min((SEVERITY_ORDER.get(a["severity"], 2) for a in alerts), default=None)
     if worst == 0:
         return "critical", f"{len(alerts)} open alert(s), at least one critical"
@@ -69,9 +71,7 @@ def endpoint_summary(
     last = latest(store, name, role="champion", n=1)
     w = last[0] if last else None
     span = (w["end"] - w["start"]) if w else None
-    # health counts only alerts of subjects the endpoint routes traffic to (issue 11 item 6)
-    counted = live_alerts(alerts, row)
-    state, why = health(row, counted)
+    state, why = health(row, alerts)
     return {
         "name": name,
         "href": f"/endpoints/{name}",
@@ -113,7 +113,6 @@ def endpoint_summary(
                 "rule": a["rule"],
                 "severity": a["severity"],
                 "subject": a["subject"],
-                "live": a in counted,
                 "message": a["message"],
                 "last_seen": a["last_seen"],
                 "href": f"/windows/{a['window_id']}" if a.get("window_id") else None,
