@@ -328,7 +328,8 @@ def live_subjects(row: dict[str, Any] | None) -> set[str]:
     out = set()
     if row.get("champion_id") is not None:
         out.add(f"version:{row['champion_id']}/champion")
-    if row.get("canary_id") is not None and (row.get("canary_weight") or 0) > 0:
+    weight = row.get("canary_weight")
+    if row.get("canary_id") is not None and (weight is None or weight > 0):
         out.add(f"version:{row['canary_id']}/canary")
     for sh in row.get("shadows") or []:
         out.add(f"version:{sh['version_id']}/shadow")
@@ -356,7 +357,7 @@ def live_alerts(
 ) -> list[dict[str, Any]]:
     """The open alerts that count for an endpoint's health: those of live subjects."""
     subjects = live_subjects(row)
-    return [a for a in alerts if a["status"] == "open" and is_live(a, subjects)]
+    return [a for a in alerts if a.get("status", "open") == "open" and is_live(a, subjects)]
 
 
 def _describe(subjects: set[str]) -> str:

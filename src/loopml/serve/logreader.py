@@ -197,8 +197,10 @@ def live_tables(root: str | Path, kind: str, endpoint: str) -> list[tuple[str, p
     """An endpoint's rows in the segments not compacted yet, one table per segment, each with
     a token ``"<segment>:<bytes decoded>"`` (what the monitor reads beside the Parquet parts:
     ``loopml.monitor.logfiles.LiveLog``). ``kind`` is ``"predlog"`` or ``"labels"``."""
+    from loopml.serve import logtables
+
     kind_dir = Path(root) / kind
-    build = prediction_table if kind == "predlog" else label_table
+    build = logtables.prediction_table if kind == "predlog" else logtables.label_table
     live = _live_segments(kind_dir)
     _forget_segments(kind_dir, live)
     out: list[tuple[str, pa.Table]] = []
