@@ -19,6 +19,9 @@ Every tool runs in a fresh process, so wall, CPU (user+sys) and peak RSS are its
     .venv/bin/python bench/monitoring/run.py                     # 1Mx20 with anchors, 1Mx100, 10Mx20
     .venv/bin/python bench/monitoring/run.py --quick             # 100kx20 and 1Mx20
     .venv/bin/python bench/monitoring/run.py --sizes 1Mx100 --anchors whylogs --anchor-max-cells 1e8
+
+Beside it: ``false_alarms.py`` (the default rule's no-drift false alarms per column by window
+size) and ``multivariate.py`` (the monitor's domain classifier on a correlation that flips).
 """
 
 from __future__ import annotations

@@ -33,15 +33,29 @@ from starlette.types import ASGIApp
 from loopml.config import Config
 from loopml.control.service import controller_service
 from loopml.errors import UsageError
+from loopml.monitor.parts import LiveLog
 from loopml.monitor.service import monitor_service
 from loopml.serve.app import create_app
+from loopml.serve.logreader import live_tables
 from loopml.serve.settings import Settings
 from loopml.serve.slowclients import uvicorn_options
 from loopml.ui import mount as ui_mount
 
+
+def monitor_live(cfg: Config) -> LiveLog:
+    """The monitor's reader of the log segments the server has not compacted yet (the monitor
+    does not import serve, so the top floor hands it this)."""
+    root = Settings.from_config(cfg).log_root
+    return lambda kind, endpoint: live_tables(root, kind, endpoint)
+
+
+def _monitor(cfg: Config) -> AbstractAsyncContextManager[Any]:
+    return monitor_service(cfg, live=monitor_live(cfg))
+
+
 MOUNTS: list[Callable[[Config], tuple[str, ASGIApp]]] = [ui_mount]
 SERVICES: list[Callable[[Config], AbstractAsyncContextManager[Any]]] = [
-    monitor_service,
+    _monitor,
     controller_service,
 ]
 

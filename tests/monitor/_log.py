@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -114,8 +116,10 @@ def write_predictions(
     role: str = "champion",
     latency: np.ndarray | None = None,
     ids: list[str] | None = None,
+    event_time: np.ndarray | None = None,
 ) -> list[str]:
-    """Write rows as part files, one per hour partition; returns their request ids."""
+    """Write rows as part files, one per hour partition; returns their request ids.
+    ``event_time`` (seconds, NaN for none) adds the ``_event_time`` column."""
     n = len(features)
     ids = ids or [f"r{next(_part)}-{i}" for i in range(n)]
     table = pa.table(
@@ -138,6 +142,10 @@ def write_predictions(
             **{c: pa.array(features[c].to_numpy()) for c in features.columns},
         }
     )
+    if event_time is not None:
+        et = np.asarray(event_time, dtype=np.float64)
+        us = pa.array(np.where(np.isnan(et), 0, et * 1e6).astype(np.int64), mask=np.isnan(et))
+        table = table.append_column("_event_time", us.cast(pa.timestamp("us", tz="UTC")))
     _write_by_hour(Path(root) / "predlog", endpoint, table, np.asarray(ts))
     return ids
 
@@ -170,3 +178,19 @@ def _write_by_hour(kind_dir: Path, endpoint: str, table: pa.Table, ts: np.ndarra
         pq.write_table(
             table.filter(pa.array(hours == h)), folder / f"part-{next(_part):06d}.parquet"
         )
+
+
+def page(cfg, store, path):
+    """The dashboard page, in-process (httpx over ASGITransport, as tests/ui does)."""
+
+    async def get():
+        from loopml.ui import create_ui  # the top floor: only the page tests need it
+
+        app = create_ui(cfg, store, auth=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
+            return await client.get(path, headers={"accept": "text/html"})
+
+    r = anyio.run(get)
+    assert r.status_code == 200, r.text
+    return r.text

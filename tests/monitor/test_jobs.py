@@ -81,6 +81,7 @@ def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, s
         "relabelled": 0,
         "unchanged": 3,
         "alerts": [],
+        "provisional": [],
     }
     assert store.monitoring.alert(alerts[0]["id"])["count"] == 1
     # a window still open (now inside it) is not computed
@@ -93,7 +94,14 @@ def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, s
         prediction=_model(frame)[0],
         ts=np.full(100, T0 + 3 * 3600 + 10.0),
     )
-    assert run_monitor(cfg, store, now=T0 + 3 * 3600 + 20)["windows"] == 0
+    out = run_monitor(cfg, store, now=T0 + 3 * 3600 + 20)
+    assert out["windows"] == 0
+    # ... but reported as open, with what it waits for
+    (open_window,) = out["endpoints"]["ep"]["provisional"]
+    assert open_window["status"] == "waiting" and open_window["rows"] == 100
+    assert open_window["message"] == (
+        f"window 2024-03-01 03:00-04:00 (version {v['id']}, champion): 100 rows of 200 needed"
+    )
 
 
 def test_late_labels_update_performance_fairness_and_estimates(tmp_path, store_url):

@@ -155,3 +155,20 @@ def test_domain_classifier_separates_shifted_windows_only():
     )
     assert same.auc < 0.55 and not same.drifted
     assert moved.auc > 0.58 and moved.drifted
+
+
+def test_default_numeric_rule_finds_a_quarter_sigma_shift_that_psi_misses():
+    """Guards issue 11 item 11: the default must see what Evidently's W1/sd >= 0.1 sees."""
+    rng = np.random.default_rng(9)
+    big = 100_000
+    table = _population(big, rng)
+    shifted = pa.array(table.column("n0").to_numpy() + 0.25 * REF_STD[0])
+    table = table.set_column(table.schema.get_field_index("n0"), "n0", shifted)
+    cur = DatasetProfile.from_frame(table, reference=REFERENCE)
+    thr = calibrate_thresholds(REFERENCE, big)
+    default = dataset_drift(REFERENCE, cur, thresholds=thr)
+    assert default.drifted_columns == ["n0"]
+    assert default.columns[0].method == "wasserstein"
+    assert default.columns[0].value == pytest.approx(0.25, abs=0.02)
+    psi = dataset_drift(REFERENCE, cur, thresholds=thr, methods={"numeric": "psi"})
+    assert "n0" not in psi.drifted_columns

@@ -35,6 +35,7 @@ deploy: {endpoint: tiny}
 monitor:
   window: 1h
   grace: 0s
+  min_window_rows: 100  # 250 rows an hour, half labelled: every window is scored
   alerts:
     - {name: feature-drift, "on": drift, severity: critical}
     - {name: accuracy-drop, "on": performance}

@@ -13,10 +13,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """One monitoring pass over every endpoint (for cron)."""
     from loopml.monitor.jobs import run_monitor
     from loopml.progress import ConsoleSteps
+    from loopml.server import monitor_live
     from loopml.store import Store
 
     cfg = project_config(args)
-    summary = run_monitor(cfg, Store(cfg.store_url), progress=None if args.json else ConsoleSteps())
+    summary = run_monitor(
+        cfg,
+        Store(cfg.store_url),
+        progress=None if args.json else ConsoleSteps(),
+        live=monitor_live(cfg),  # recent traffic in log segments not compacted yet
+    )
     if args.json:
         print_json(summary)
         return 0
@@ -30,6 +36,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             f"{name}: {s.get('computed', 0)} new window(s), {s.get('relabelled', 0)} relabelled, "
             f"{len(s.get('alerts', []))} alert event(s)"
         )
+        for line in s.get("waiting", []):
+            print(f"  {line}")
+        for w in s.get("provisional", []):  # open windows: what they have and wait for
+            print(f"  {w['message']}")
     for a in summary.get("alerts", []):
         print(f"  alert {a.get('event', '')}: {a.get('rule', '')} {a.get('message', '')}")
     if not summary.get("windows"):

@@ -218,6 +218,12 @@ class MonitorConfig(Section):
     drift_share: float = Field(0.3, gt=0, le=1)
     false_alarm_rate: float = Field(0.01, gt=0, lt=0.5)
     min_window_rows: int = Field(200, ge=1)
+    multivariate_rows: int = Field(
+        2000,
+        ge=0,
+        description="rows of each window (and of the reference's stored sample) the domain "
+        "classifier compares for multivariate drift; 0 turns it off (~0.3 s per window)",
+    )
     # the live / estimated metric judged against the version's test metric; None: accuracy
     # for a classifier, r2 for a regression. For log_loss, mae and rmse (lower is better) a
     # window breaches when the metric rises more than max_performance_drop above it.

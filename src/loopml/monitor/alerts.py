@@ -8,6 +8,14 @@ open, further firing windows only update it (count, last seen, evidence). It res
 judged window where the rule no longer fires. A key that fires again within ``cooldown`` of
 its last firing reopens the old alert without sending it again. Times are window end times,
 so a backfill behaves as the live run would have.
+
+Alerts follow traffic (issue 11 item 6): a subject ``version:V/ROLE`` is *live* while the
+endpoint routes ROLE to V (champion, canary with a weight above 0, or a shadow). At every pass
+``retire_subjects`` resolves the open alerts of subjects that left traffic, with the reason in
+``evidence.resolution``; a rule that stops firing resolves with its numbers there too. Endpoint
+health counts only the open alerts of live subjects (``live_alerts``); endpoint-wide subjects
+(``endpoint:E``, e.g. the retrain breaker) are always live, and ``batch`` scoring subjects are
+not traffic: they resolve only when their condition clears and never make an endpoint unhealthy.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from loopml.monitor.webhooks import Delivery, deliver
 from loopml.store import Store
 
 DEFAULT_LATENCY_MS = 1000.0
+MULTIVARIATE_AUC = 0.55  # the domain classifier's AUC that counts as drift (Evidently's)
 DEFAULT_ERROR_RATE = 0.01
 
 
@@ -50,11 +59,14 @@ def judge(
             row["drift_score"],
             rule.threshold if rule.threshold is not None else mon.drift_share,
         )
-        return (None if value is None else value >= thr), {
-            "value": value,
-            "threshold": thr,
-            "op": ">=",
-        }
+        auc = row.get("multivariate_auc")
+        joint = auc is not None and auc >= MULTIVARIATE_AUC
+        ev = {"value": value, "threshold": thr, "op": ">="}
+        if auc is not None:  # a change in how columns move together, which no column shows
+            ev.update(multivariate_auc=auc, multivariate_threshold=MULTIVARIATE_AUC)
+        if value is None:
+            return (True if joint else None), ev
+        return (value >= thr or joint), ev
     if on == "quality":
         thr = rule.threshold if rule.threshold is not None else 1
         return row["quality_errors"] >= thr, {
@@ -162,9 +174,12 @@ def evaluate(
     baseline: dict[str, Any],
     *,
     delivery: Delivery | None = None,
+    live: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Apply every rule at each window in ``starts`` (changed windows of one series), in time
-    order; returns the alert events (opened, updated, reopened, resolved)."""
+    order; returns the alert events (opened, updated, reopened, resolved). With ``live`` (the
+    endpoint's live subjects), a routed subject outside it only resolves, never fires: late
+    labels of a version that left traffic must not reopen its alerts."""
     if not starts:
         return []
     mon = store.monitoring
@@ -192,9 +207,10 @@ def evaluate(
                 ev["drifted_columns"] = (mon.window(row["id"])["results"].get("drift") or {}).get(
                     "drifted_columns"
                 )
-            event = _apply(
-                store, cfg, rule, endpoint, subject, row, ev, hits >= rule.k, hits, delivery
-            )
+            firing = hits >= rule.k
+            if firing and live is not None and _traffic_subject(subject) and subject not in live:
+                continue
+            event = _apply(store, cfg, rule, endpoint, subject, row, ev, firing, hits, delivery)
             if event:
                 events.append(event)
     return events
@@ -217,13 +233,26 @@ def _apply(
     current = mon.open_alert(rule.name, endpoint, subject)
     if not firing:
         if current is not None and t >= current["last_seen"]:
+            reason = (
+                f"condition cleared: {hits} of the last {len(ev.get('windows', []))} judged "
+                f"windows breach, fewer than k = {rule.k}"
+            )
             mon.update_alert(
                 current["id"],
                 status="resolved",
                 resolved_at=t,
-                evidence={**current["evidence"], "resolved_by": ev},
+                evidence={
+                    **current["evidence"],
+                    "resolved_by": ev,
+                    "resolution": {"reason": reason, "kind": "cleared", "at": t},
+                },
             )
-            return {"event": "resolved", "alert": current["id"], "rule": rule.name}
+            return {
+                "event": "resolved",
+                "alert": current["id"],
+                "rule": rule.name,
+                "reason": reason,
+            }
         return None
     message = _message(rule, endpoint, subject, ev, hits)
     if current is not None:
@@ -290,3 +319,73 @@ def _apply(
             notified_at=time.time() if any(o["ok"] for o in outcome) else None,
         )
     return {"event": "opened", "alert": alert_id, "rule": rule.name}
+
+
+def live_subjects(row: dict[str, Any] | None) -> set[str]:
+    """The ``version:V/ROLE`` subjects an endpoint row routes traffic to now."""
+    if row is None:
+        return set()
+    out = set()
+    if row.get("champion_id") is not None:
+        out.add(f"version:{row['champion_id']}/champion")
+    weight = row.get("canary_weight")
+    if row.get("canary_id") is not None and (weight is None or weight > 0):
+        out.add(f"version:{row['canary_id']}/canary")
+    for sh in row.get("shadows") or []:
+        out.add(f"version:{sh['version_id']}/shadow")
+    return out
+
+
+ROUTED_ROLES = ("champion", "canary", "shadow")
+
+
+def _traffic_subject(subject: str) -> bool:
+    """Subjects whose life follows routing: a version in a routed role."""
+    return subject.startswith("version:") and subject.rpartition("/")[2] in ROUTED_ROLES
+
+
+def is_live(alert: dict[str, Any], subjects: set[str]) -> bool:
+    """Whether an alert's subject is live (see the module docstring)."""
+    subject = alert["subject"]
+    if _traffic_subject(subject):
+        return subject in subjects
+    return not subject.endswith("/batch")
+
+
+def live_alerts(
+    alerts: Sequence[dict[str, Any]], row: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The open alerts that count for an endpoint's health: those of live subjects."""
+    subjects = live_subjects(row)
+    return [a for a in alerts if a.get("status", "open") == "open" and is_live(a, subjects)]
+
+
+def _describe(subjects: set[str]) -> str:
+    return ", ".join(sorted(s.removeprefix("version:") for s in subjects)) or "nothing"
+
+
+def retire_subjects(
+    store: Store, endpoint: str, row: dict[str, Any], now: float
+) -> list[dict[str, Any]]:
+    """Resolve the open alerts of an endpoint whose subject left traffic; returns the events."""
+    subjects = live_subjects(row)
+    events = []
+    for a in store.monitoring.alerts(status="open", endpoint=endpoint, limit=10_000):
+        if not _traffic_subject(a["subject"]) or a["subject"] in subjects:
+            continue
+        version, _, role = a["subject"].removeprefix("version:").partition("/")
+        reason = (
+            f"version {version} no longer serves as {role} on endpoint {endpoint!r} "
+            f"(traffic now: {_describe(subjects)})"
+        )
+        store.monitoring.update_alert(
+            a["id"],
+            status="resolved",
+            resolved_at=max(now, a["last_seen"]),
+            evidence={
+                **a["evidence"],
+                "resolution": {"reason": reason, "kind": "left_traffic", "at": now},
+            },
+        )
+        events.append({"event": "resolved", "alert": a["id"], "rule": a["rule"], "reason": reason})
+    return events

@@ -1,11 +1,15 @@
 """The monitoring pass: every closed window of every endpoint, computed once, then alerts.
 
-Windows are aligned on multiples of ``monitor.window`` (UTC epoch) by prediction time and are
-closed ``monitor.grace`` after their end. A window's row records fingerprints of the Parquet
-parts it was computed from: a rerun skips a window whose parts are unchanged (idempotent),
-recomputes only the label-dependent part (performance, estimates, fairness, label drift) when
-new label parts arrived within ``monitor.labels_within`` of it, and recomputes it whole only
-if new prediction parts appeared in its hours (late compaction). ``run_monitor`` is what
+Windows are aligned on multiples of ``monitor.window`` (UTC epoch) by window time (event
+time where the log has it, else log time: ``parts.py``) and are closed ``monitor.grace``
+after their end. A window's row records fingerprints of the parts it was computed from: a
+rerun skips a window whose parts are unchanged (idempotent), recomputes only the
+label-dependent part (performance, estimates, fairness, label drift) when new label parts
+arrived within ``monitor.labels_within`` of it, and recomputes it whole only if new
+prediction parts appeared in it (late compaction). With a ``LiveLog`` (``loopml serve`` and
+``loopml monitor`` hand one down) the segments the server has not compacted yet count as parts
+too, so a pass right after traffic sees it; windows still open are reported as provisional,
+never stored. Alerts then follow traffic (``alerts.retire_subjects``). ``run_monitor`` is what
 ``loopml monitor`` runs once (cron) and ``loopml serve`` runs every ``monitor.schedule``.
 """
 
@@ -16,13 +20,18 @@ import os
 import socket
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
-from loopml.monitor.logfiles import HOUR, LogFiles, hour_name, hour_start, id_floor, is_uuid7
+from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
+from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, scan, window_profile
@@ -35,11 +44,16 @@ LOCK = "monitor"
 class Pass:
     """State shared by one monitoring pass: readers and the references it loaded."""
 
-    def __init__(self, cfg: Config, store: Store) -> None:
+    def __init__(self, cfg: Config, store: Store, live: LiveLog | None = None) -> None:
         self.cfg, self.store = cfg, store
         self.artifacts = ArtifactStore(cfg.artifacts_root)
         self.logs = LogFiles(cfg.artifacts_root)
         self.refs: dict[int, Reference | None] = {}
+        self._live = live
+
+    def live(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
+        """Rows of the segments the server has not compacted yet (none without a reader)."""
+        return [] if self._live is None else list(self._live(kind, endpoint))
 
     def ref_of(self, version_id: int) -> Reference | None:
         if version_id not in self.refs:
@@ -66,9 +80,13 @@ def window_starts(hours: list[str], window: float) -> list[float]:
     return sorted(starts)
 
 
-def _hours_between(start: float, end: float) -> list[str]:
-    first = math.floor(start / HOUR) * HOUR
-    return [hour_name(t) for t in range(int(first), math.ceil(end), HOUR)]
+def windows_of(parts: list[Part], window: float) -> dict[float, list[Part]]:
+    """Window start -> the parts whose window-time range meets that window."""
+    out: dict[float, list[Part]] = {}
+    for p in parts:
+        for k in range(math.floor(p.lo / window), math.floor(p.hi / window) + 1):
+            out.setdefault(float(k * window), []).append(p)
+    return dict(sorted(out.items()))
 
 
 def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
@@ -77,37 +95,43 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     W = mon.window
     logs, store = p.logs, p.store
     label_hours = logs.hours("labels", endpoint)
-    closed = [
-        s for s in window_starts(logs.hours("predlog", endpoint), W) if s + W + mon.grace <= now
-    ]
+    by_window = windows_of(logs.index("predlog", endpoint, p.live("predlog", endpoint)), W)
+    live_labels = [_LiveLabels(tok, t) for tok, t in p.live("labels", endpoint)]
+    read_live = {x.segment for x in live_labels}
+    closed = [s for s in by_window if s + W + mon.grace <= now]
     known = store.monitoring.fingerprints(endpoint, since=closed[0] if closed else None)
     out: dict[str, Any] = {"computed": 0, "relabelled": 0, "unchanged": 0, "changed": {}}
     for s in closed:
         e = s + W
-        parts = logs.parts("predlog", endpoint, _hours_between(s, e))
-        parts = logs.overlapping(parts, "_ts", s, e)
-        if not parts:
-            continue
-        fp_log = logs.fingerprint(parts)
-        horizon = min(e + mon.labels_within, now)
+        parts = by_window[s]
+        fp_log = logs.window_fingerprint(parts, s, e)
+        # labels follow log time (request ids and label arrival), which event time may not
+        lo, hi = s, e
+        if any(q.event_time for q in parts):
+            lo, hi = min(q.ts_lo for q in parts), max(q.ts_hi for q in parts) + 0.001
+        horizon = min(hi + mon.labels_within, now)
         lab_parts = logs.parts(
             "labels",
             endpoint,
-            [h for h in label_hours if hour_start(h) + HOUR > s and hour_start(h) < horizon],
+            [h for h in label_hours if hour_start(h) + HOUR > lo and hour_start(h) < horizon],
         )
         lab_parts = logs.overlapping(
-            lab_parts, "_request_id", id_floor(s), id_floor(e), only_if=is_uuid7
+            lab_parts, "_request_id", id_floor(lo), id_floor(hi), only_if=is_uuid7
         )
-        fp_lab = logs.fingerprint(lab_parts)
+        lab_parts = [x for x in lab_parts if segment_of(x[0]) not in read_live]
+        lab_live = [x for x in live_labels if x.may_label(id_floor(lo), id_floor(hi))]
+        fp_lab = logs.fingerprint(lab_parts + [(f"live:{x.token}", x.rows) for x in lab_live])
         have = known.get(s, {})
         same_log = bool(have) and all(x["log_files"] == fp_log for x in have.values())
         if same_log and all(x["label_files"] == fp_lab for x in have.values()):
             out["unchanged"] += 1
             continue
-        labels = logs.labels([path for path, _ in lab_parts]) if lab_parts else None
-        groups = scan(
-            logs, [path for path, _ in parts], s, e, p.ref_of, p.cfg, labels, profiles=not same_log
+        labels = (
+            logs.labels([path for path, _ in lab_parts], [x.table for x in lab_live])
+            if lab_parts or lab_live
+            else None
         )
+        groups = scan(logs, parts, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
             if same_log and (version, role) in have:
@@ -143,7 +167,91 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
                 )
                 out["computed"] += 1
             out["changed"].setdefault((version, role), []).append(s)
+            if g.rows < mon.min_window_rows:
+                out.setdefault("waiting", []).append(
+                    f"window {span(s, e)} ({_who(version, role)}): {g.rows} rows of "
+                    f"{mon.min_window_rows} needed; too few rows, not scored"
+                )
+    out["provisional"] = provisional(p, endpoint, by_window, now)
     return out
+
+
+def span(start: float, end: float) -> str:
+    """'2024-03-01 14:00-15:00' (UTC); both dates when the window is longer than a day."""
+    a, b = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    return (
+        f"{a:%Y-%m-%d %H:%M}-{b:%H:%M}"
+        if end - start <= 86400
+        else f"{a:%Y-%m-%d %H:%M}-{b:%Y-%m-%d %H:%M}"
+    )
+
+
+def _who(version: int, role: str) -> str:
+    return f"version {version}, {role}"
+
+
+def provisional(
+    p: Pass, endpoint: str, by_window: dict[float, list[Part]], now: float
+) -> list[dict[str, Any]]:
+    """The windows still open (now before their end + grace), counted from the parts and the
+    live segments, never stored: what each (version, role) has so far and what it waits for."""
+    mon = p.cfg.monitor
+    W, need = mon.window, mon.min_window_rows
+    out = []
+    for s, parts in by_window.items():
+        e = s + W
+        if e + mon.grace <= now:
+            continue
+        counts: dict[tuple[int, str], int] = {}
+        for batch in p.logs.batches(parts, s, e, ["_version", "_role"]):
+            t = pa.table({"v": batch.column("_version"), "r": batch.column("_role")})
+            for row in t.group_by(["v", "r"]).aggregate([([], "count_all")]).to_pylist():
+                key = (int(row["v"]), str(row["r"]))
+                counts[key] = counts.get(key, 0) + int(row["count_all"])
+        for (version, role), rows in sorted(counts.items()):
+            closes = e + mon.grace
+            if rows < need:
+                message = (
+                    f"window {span(s, e)} ({_who(version, role)}): {rows} rows of {need} needed"
+                )
+            else:
+                message = (
+                    f"window {span(s, e)} ({_who(version, role)}): provisional, {rows} rows so "
+                    f"far; judged when it closes at {datetime.fromtimestamp(closes, UTC):%H:%M}"
+                )
+            out.append(
+                {
+                    "start": s,
+                    "end": e,
+                    "closes_at": closes,
+                    "version": version,
+                    "role": role,
+                    "rows": rows,
+                    "needed": need,
+                    "status": "waiting" if rows < need else "provisional",
+                    "message": message,
+                }
+            )
+    return out
+
+
+class _LiveLabels:
+    """A live label segment's rows and the range of request ids they label."""
+
+    def __init__(self, token: str, table: pa.Table) -> None:
+        self.token, self.table = token, table
+        self.segment = token.split(":", 1)[0]
+        self.rows = table.num_rows
+        ids = pc.min_max(table.column("_request_id")) if self.rows else None
+        self.ids = (ids["min"].as_py(), ids["max"].as_py()) if ids else None
+
+    def may_label(self, lo: str, hi: str) -> bool:
+        if self.ids is None:
+            return False
+        a, b = self.ids
+        if not (is_uuid7(a) and is_uuid7(b)):
+            return True  # ids this rule cannot order: joined everywhere (as label parts are)
+        return b >= lo and a < hi
 
 
 def run_monitor(
@@ -153,8 +261,14 @@ def run_monitor(
     now: float | None = None,
     progress: Steps | None = None,
     delivery: Delivery | None = None,
+    live: LiveLog | None = None,
 ) -> dict[str, Any]:
     """One pass over all endpoints: new windows, label updates, then alert rules.
+
+    ``live`` reads the segments the server has not compacted yet (given by the top floor,
+    see ``logfiles.LiveLog``): without it a pass sees only compacted Parquet parts. Each
+    endpoint's result lists its open windows under ``provisional`` (rows so far and what they
+    wait for) and closed windows with too few rows under ``waiting``.
 
     Returns ``{"endpoints": {name: {computed, relabelled, unchanged, alerts}}, "windows": n,
     "alerts": [events]}``. Only one monitor runs at a time across processes (a store lease);
@@ -166,10 +280,19 @@ def run_monitor(
     if not store.locks.acquire(LOCK, holder, ttl=max(600.0, cfg.monitor.schedule * 10)):
         return {"skipped": f"another monitor holds the lock ({store.locks.holder(LOCK)})"}
     try:
-        p = Pass(cfg, store)
+        p = Pass(cfg, store, live)
         summary: dict[str, Any] = {"endpoints": {}, "windows": 0, "alerts": []}
-        for endpoint in p.logs.endpoints():
+        with_alerts = {a["endpoint"] for a in store.monitoring.alerts(status="open", limit=10_000)}
+        # registered endpoints too: their recent rows may all be in live segments still
+        registered = {e["name"] for e in store.endpoints.list()} if live is not None else set()
+        for endpoint in sorted(set(p.logs.endpoints()) | with_alerts | registered):
             with steps.step(f"Monitor endpoint {endpoint}"):
+                try:
+                    row: dict[str, Any] | None = store.endpoints.get(endpoint)
+                except NotFoundError:
+                    row = None
+                # an endpoint the registry does not know (logs only) has no traffic to follow
+                live = alert_rules.live_subjects(row) if row is not None else None
                 res = monitor_endpoint(p, endpoint, now)
                 events: list[dict[str, Any]] = []
                 for (version, role), starts in sorted(res.pop("changed").items()):
@@ -183,7 +306,10 @@ def run_monitor(
                         starts,
                         ref.baseline if ref else {},
                         delivery=delivery,
+                        live=live,
                     )
+                if row is not None:
+                    events += alert_rules.retire_subjects(store, endpoint, row, now)
                 res["alerts"] = events
                 summary["endpoints"][endpoint] = res
                 summary["windows"] += res["computed"] + res["relabelled"]

@@ -8,12 +8,19 @@ Layout written by the server's compaction::
 Names starting with ``.`` or ``_`` are skipped (temporary files, write-ahead folders), and so
 are parts of a segment still open in ``{kind}/_wal`` (no ``.done`` marker): the server may
 still rewrite them. A window's rows are streamed as record batches (``pyarrow.dataset``) with
-only the columns asked for and the ``_ts`` range pushed into the scan.
+only the columns asked for and the time range pushed into the scan.
+
+Windows are cut by window time (event time where the log has it, see ``parts.py``); each
+part's range of it comes from its footer statistics (``part``), and the not yet compacted
+segments' rows (``LiveLog``) join as in-memory parts. Rows of role ``paired`` (the
+champion's off-path answer on canary-routed rows, which duplicates canary traffic) are never
+read by the monitor.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -24,6 +31,16 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from loopml.monitor.parts import (
+    EVENT_TIME,
+    PAIRED,
+    Part,
+    conform,
+    plain,
+    segment_of,
+    table_part,
+    window_time,
+)
 from loopml.monitor.performance import canonical
 
 HOUR = 3600
@@ -36,13 +53,6 @@ def hour_name(t: float) -> str:
 
 def hour_start(name: str) -> float:
     return datetime.strptime(name, "%Y%m%d%H").replace(tzinfo=UTC).timestamp()
-
-
-def _plain(v: object) -> object:
-    """Footer statistics as comparable values: timestamps as UNIX seconds (UTC)."""
-    if isinstance(v, datetime):
-        return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
-    return v
 
 
 def is_uuid7(v: object) -> bool:
@@ -74,6 +84,7 @@ class LogFiles:
         self._label_parts: dict[str, pa.Table] = {}
         self._ranges: dict[tuple[str, int, str], tuple[object, object] | None] = {}
         self._listing: dict[str, list[dict]] = {}
+        self._parts: dict[tuple[str, int], Part] = {}
 
     def value_range(self, path: str, size: int, column: str) -> tuple[object, object] | None:
         """(min, max) of ``column`` in a part, from its Parquet footer statistics (cached per
@@ -93,7 +104,7 @@ class LogFiles:
                     lo = st.min if lo is None or st.min < lo else lo
                     hi = st.max if hi is None or st.max > hi else hi
                 if lo is not None and idx >= 0:
-                    rng = (_plain(lo), _plain(hi))
+                    rng = (plain(lo), plain(hi))
             except (OSError, ValueError, pa.ArrowException):
                 rng = None  # unknown: the part is scanned
             self._ranges[key] = rng
@@ -182,40 +193,145 @@ class LogFiles:
             h.update(f"{path.rsplit('/', 3)[-2:]}:{size}\n".encode())
         return h.hexdigest()
 
-    def schema(self, paths: Sequence[str]) -> pa.Schema:
+    def _range(self, meta: pq.FileMetaData, column: str) -> tuple[float, float, int] | None:
+        """(min, max, null count) of a column from a part's footer; None when unknown."""
+        idx = meta.schema.to_arrow_schema().get_field_index(column)
+        if idx < 0:
+            return None
+        lo = hi = None
+        nulls = 0
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(idx).statistics
+            if st is None or not st.has_null_count:
+                return None
+            nulls += st.null_count
+            if st.has_min_max:
+                a, b = plain(st.min), plain(st.max)
+                lo = a if lo is None or a < lo else lo  # type: ignore[operator]
+                hi = b if hi is None or b > hi else hi  # type: ignore[operator]
+            elif st.null_count < meta.row_group(i).num_rows:
+                return None
+        return (float(lo), float(hi), nulls) if lo is not None else (math.nan, math.nan, nulls)
+
+    def part(self, path: str, size: int, hour: str) -> Part:
+        """A Parquet part with its ranges of window time and log time (cached per pass).
+
+        Without footer statistics the hour partition bounds the log time, and the event time
+        is taken to lie in the same range (the part is then scanned for those windows only).
+        """
+        key = (path, size)
+        got = self._parts.get(key)
+        if got is None:
+            h0 = hour_start(hour)
+            ts = et = None
+            has_event = False
+            try:
+                meta = pq.read_metadata(path, filesystem=self.arrow_fs)
+                ts = self._range(meta, "_ts")
+                has_event = meta.schema.to_arrow_schema().get_field_index(EVENT_TIME) >= 0
+                et = self._range(meta, EVENT_TIME) if has_event else None
+            except (OSError, ValueError, pa.ArrowException):
+                pass
+            ts_lo, ts_hi = (ts[0], ts[1]) if ts and not math.isnan(ts[0]) else (h0, h0 + HOUR)
+            lo, hi = ts_lo, ts_hi
+            if has_event and et is not None:
+                if math.isnan(et[0]):  # every event time null: log time decides
+                    pass
+                elif et[2] == 0:
+                    lo, hi = et[0], et[1]
+                else:
+                    lo, hi = min(et[0], ts_lo), max(et[1], ts_hi)
+            got = Part(path, size, lo, hi, ts_lo, ts_hi, has_event)
+            self._parts[key] = got
+        return got
+
+    def index(
+        self, kind: str, endpoint: str, live: Sequence[tuple[str, pa.Table]] = ()
+    ) -> list[Part]:
+        """Every part of an endpoint's log with its time ranges, plus the not yet compacted
+        segments' rows (``live``: (segment token, rows) pairs, see ``LiveLog``)."""
+        out: list[Part] = []
+        skip = {token.split(":", 1)[0] for token, _ in live}
+        for h in self.hours(kind, endpoint):
+            for path, size in self.parts(kind, endpoint, [h]):
+                if segment_of(path) not in skip:
+                    out.append(self.part(path, size, h))
+        for token, table in live:
+            if table.num_rows:
+                out.append(table_part(token, table))
+        return out
+
+    def schema(self, parts: Sequence[Part | str]) -> pa.Schema:
         """The union of the parts' schemas (a feature missing from one part reads as nulls)."""
-        schemas = [pq.read_schema(p, filesystem=self.arrow_fs) for p in paths]
+        schemas = [
+            p.table.schema
+            if isinstance(p, Part) and p.table is not None
+            else pq.read_schema(p.path if isinstance(p, Part) else p, filesystem=self.arrow_fs)
+            for p in parts
+        ]
         return pa.unify_schemas(schemas, promote_options="permissive")
+
+    def window_fingerprint(self, parts: Sequence[Part], start: float, end: float) -> str:
+        """``fingerprint`` of a window's sources: a live segment counts by the rows it holds
+        for this window, so appends outside the window do not make it look changed."""
+        keyed = []
+        for p in parts:
+            if p.table is None:
+                keyed.append((p.path, p.size))
+                continue
+            when = window_time(p.table.schema)
+            flt = (when >= ts_scalar(start)) & (when < ts_scalar(end))
+            if "_role" in p.table.schema.names:
+                flt = flt & (ds.field("_role") != PAIRED)
+            segment = p.path.split(":")[1]
+            keyed.append((f"live:{segment}", ds.dataset(p.table).count_rows(filter=flt)))
+        return self.fingerprint(keyed)
 
     def batches(
         self,
-        paths: Sequence[str],
+        parts: Sequence[Part],
         start: float,
         end: float,
         columns: Sequence[str] | None = None,
         schema: pa.Schema | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Rows with ``start <= _ts < end`` as record batches of the given columns."""
-        if not paths:
+        """Rows whose window time lies in [start, end), except role ``paired``, as record
+        batches of the given columns."""
+        if not parts:
             return
-        schema = schema or self.schema(paths)
-        dataset = ds.dataset(list(paths), schema=schema, format="parquet", filesystem=self.arrow_fs)
-        flt = (ds.field("_ts") >= ts_scalar(start)) & (ds.field("_ts") < ts_scalar(end))
+        schema = schema or self.schema(parts)
+        when = window_time(schema)
+        flt = (when >= ts_scalar(start)) & (when < ts_scalar(end))
+        if "_role" in schema.names:
+            flt = flt & (ds.field("_role") != PAIRED)
         cols = None if columns is None else [c for c in columns if c in schema.names]
-        # little readahead: memory stays bounded by a few batches, not by the window
-        for batch in dataset.to_batches(
-            columns=cols, filter=flt, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
-        ):
-            if batch.num_rows:
-                yield batch
+        files = [p.path for p in parts if p.table is None]
+        sources: list[ds.Dataset] = []
+        if files:
+            sources.append(
+                ds.dataset(files, schema=schema, format="parquet", filesystem=self.arrow_fs)
+            )
+        sources += [ds.dataset(conform(p.table, schema)) for p in parts if p.table is not None]
+        for dataset in sources:
+            # little readahead: memory stays bounded by a few batches, not by the window
+            for batch in dataset.to_batches(
+                columns=cols,
+                filter=flt,
+                batch_size=BATCH_ROWS,
+                batch_readahead=2,
+                fragment_readahead=1,
+            ):
+                if batch.num_rows:
+                    yield batch
 
-    def labels(self, paths: Sequence[str]) -> pa.Table:
-        """``_request_id, _label`` from label parts: the newest label of each request id.
+    def labels(self, paths: Sequence[str], live: Sequence[pa.Table] = ()) -> pa.Table:
+        """``_request_id, _label`` from label parts (and ``live`` segments' label rows): the
+        newest label of each request id.
 
         Each part is read once per ``LogFiles`` (one monitoring pass) and kept for the windows
         that share it.
         """
-        tables = []
+        tables = [t.select(["_request_id", "_label", "_ts"]) for t in live if t.num_rows]
         for p in sorted(paths):
             t = self._label_parts.get(p)
             if t is None:

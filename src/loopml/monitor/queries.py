@@ -32,6 +32,10 @@ SERIES = (
     "latency_p50",
     "latency_p99",
     "errors",
+    "estimate_status",
+    "label_drift",
+    "base_rate",
+    "multivariate_auc",
 )
 
 

@@ -12,25 +12,27 @@ from collections.abc import AsyncIterator
 
 from loopml.config import Config
 from loopml.monitor.jobs import run_monitor
+from loopml.monitor.parts import LiveLog
 from loopml.store import Store
 
 log = logging.getLogger("loopml.monitor")
 
 
-def _loop(cfg: Config, store: Store, stop: threading.Event) -> None:
+def _loop(cfg: Config, store: Store, stop: threading.Event, live: LiveLog | None) -> None:
     while not stop.wait(cfg.monitor.schedule):
         try:
-            run_monitor(cfg, store)
+            run_monitor(cfg, store, live=live)
         except Exception:  # a failing pass must not stop monitoring; it is retried next time
             log.exception("monitoring pass failed; retrying in %.0f s", cfg.monitor.schedule)
 
 
 @contextlib.asynccontextmanager
-async def monitor_service(cfg: Config) -> AsyncIterator[None]:
+async def monitor_service(cfg: Config, live: LiveLog | None = None) -> AsyncIterator[None]:
+    """``live``: the server's reader of its not yet compacted log segments (``server.py``)."""
     store = Store(cfg.store_url)
     stop = threading.Event()
     thread = threading.Thread(
-        target=_loop, args=(cfg, store, stop), name="loopml-monitor", daemon=True
+        target=_loop, args=(cfg, store, stop, live), name="loopml-monitor", daemon=True
     )
     thread.start()
     try:

@@ -21,12 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopml.config import Config
+from loopml.errors import DataError
+from loopml.monitor import labelshift
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
 from loopml.monitor.logfiles import LogFiles
+from loopml.monitor.parts import Part
 from loopml.monitor.performance import Performance, canonical_value, monitor_metric
 from loopml.monitor.reference import Reference
 from loopml.stats import DatasetProfile, check_quality, column_drift, dataset_drift
 from loopml.stats.calibration import calibrate
+from loopml.stats.multivariate import sample_drift
 from loopml.stats.sketch import QuantileSketch
 
 OUTPUT_COLUMNS = ("_prediction", "_score")
@@ -39,6 +43,9 @@ class Group:
     def __init__(self, ref: Reference | None, cfg: Config, profiles: bool) -> None:
         self.ref = ref
         self.profiles = profiles
+        # whole rows for the domain classifier, when the reference kept a sample to compare with
+        has_sample = ref is not None and ref.features is not None and ref.features.sample
+        self.sample_rows = cfg.monitor.multivariate_rows if has_sample else 0
         self.rows = 0
         self.features: DatasetProfile | None = None
         self.outputs: DatasetProfile | None = None
@@ -73,7 +80,7 @@ class Group:
             feats = batch.select([c for c in names if not c.startswith("_")])
             if self.features is None:
                 self.features = DatasetProfile.from_frame(
-                    feats, self.ref.features if self.ref else None
+                    feats, self.ref.features if self.ref else None, sample_rows=self.sample_rows
                 )
             else:
                 self.features.update(feats)
@@ -118,7 +125,7 @@ class Group:
 
 def scan(
     logs: LogFiles,
-    paths: Sequence[str],
+    parts: Sequence[Part],
     start: float,
     end: float,
     ref_of: Callable[[int], Reference | None],
@@ -140,13 +147,13 @@ def scan(
             *cfg.data.sensitive,
             *cfg.data.segments,
         }
-        columns = [c for c in logs.schema(paths).names if c in wanted]
+        columns = [c for c in logs.schema(parts).names if c in wanted]
     label_ids = (
         labels.column("_request_id").combine_chunks()
         if labels is not None and labels.num_rows
         else None
     )
-    for batch in logs.batches(paths, start, end, columns):
+    for batch in logs.batches(parts, start, end, columns):
         joined = None
         if label_ids is not None and labels is not None:
             idx = pc.index_in(batch.column("_request_id"), value_set=label_ids)
@@ -185,24 +192,54 @@ def _clean(x: Any) -> Any:
 
 
 def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Columns and results that depend on labels (recomputed when labels arrive)."""
+    """Columns and results that depend on labels (recomputed when labels arrive).
+
+    A window with fewer than ``monitor.min_window_rows`` rows gets no estimate, and one with
+    fewer labelled rows no realised metric: "too few rows", never a number from a handful
+    of rows (issue 11 item 7). The estimate is withheld when the labelled rows show it
+    unreliable (``labelshift.estimate_check``).
+    """
     ref = g.ref
     mon = cfg.monitor
+    need = mon.min_window_rows
     metric, metric_note = monitor_metric(mon.performance_metric, g.perf.task)
     classes = ref.classes if ref is not None else None
-    perf = g.perf.metrics(classes, mon.min_group_size)
-    est = g.estimate.get() if g.estimate is not None else None
+    n_lab = g.perf.n_labelled
+    perf = g.perf.metrics(classes, mon.min_group_size) if n_lab >= need else None
+    est = g.estimate.get() if g.estimate is not None and g.rows >= need else None
+    notes = []
+    if g.rows < need:
+        notes.append(f"too few rows: {g.rows} of {need} needed; the window is not scored")
+    elif n_lab < need:
+        notes.append(
+            f"too few labelled rows: {n_lab} of {need} needed for the live {metric}"
+            if n_lab
+            else f"no labels yet: {need} labelled rows needed for the live {metric}"
+        )
+    overall = (perf or {}).get("overall") or {}
+    check = None
     if est is not None:
         est["calibration"] = (
             "isotonic (reference)"
             if ref and ref.calibration
             else "none: the scores are assumed calibrated"
         )
+        check = labelshift.estimate_check(
+            g.perf,
+            overall.get("accuracy"),
+            ref.calibration if ref else None,
+            binary=isinstance(g.estimate, BinaryEstimate),
+            min_rows=need,
+        )
+        est["reliability"] = check
+        if check["status"] == "unreliable":
+            notes.append(check["reason"])
     fair = g.perf.fairness(min_group_size=mon.min_group_size)
     label_drift = None
-    if ref is not None and ref.label is not None and ref.target and g.perf.n_labelled:
+    if ref is not None and ref.label is not None and ref.target and n_lab >= need:
+        labels = g.perf.labels_array()
         try:
-            arr = _numeric_or_text(g.perf.labels_array(), ref.label.kind)
+            arr = _numeric_or_text(labels, ref.label.kind)
         except (pa.ArrowInvalid, ValueError):
             arr = None  # labels that are not numbers against a numeric training label
         if arr is not None:
@@ -210,15 +247,29 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
                 pa.table({ref.target: arr}), DatasetProfile({ref.target: ref.label})
             )
             label_drift = column_drift(ref.target, ref.label, cur.columns[ref.target]).to_dict()
-    overall = (perf or {}).get("overall") or {}
+            label_drift["base_rate"] = {
+                "reference": labelshift.reference_base_rate(ref.label, ref.positive, ref.task),
+                "current": labelshift.base_rate(labels, ref.positive, ref.task),
+                # what the model predicted on the same rows: beside the base rate it shows
+                # whether the prediction distribution followed the labels
+                "predicted": labelshift.base_rate(
+                    np.concatenate(g.perf.parts["pred"]), ref.positive, ref.task
+                ),
+                "of": "mean label" if ref.task == "regression" else f"class {ref.positive!r}",
+            }
+    unreliable = check is not None and check["status"] == "unreliable"
+    shown = None if est is None or unreliable else est
     columns = {
-        "labels": g.perf.n_labelled,
+        "labels": n_lab,
         "metric": metric,
         "performance": overall.get(metric),
         "accuracy": overall.get("accuracy"),
-        "estimated_performance": (est or {}).get(metric),
-        "estimated_accuracy": (est or {}).get("accuracy"),
+        "estimated_performance": (shown or {}).get(metric),
+        "estimated_accuracy": (shown or {}).get("accuracy"),
+        "estimate_status": None if check is None else check["status"],
         "fairness_ratio": (fair or {}).get("ratio"),
+        "label_drift": None if label_drift is None else label_drift["value"],
+        "base_rate": None if label_drift is None else label_drift["base_rate"]["current"],
     }
     results = {
         "performance": perf,
@@ -226,13 +277,14 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
         "fairness": fair,
         "label_drift": label_drift,
         "metric_note": metric_note,
+        "performance_notes": notes,
         "baseline": {
             k: v
             for k, v in (ref.baseline if ref else {}).items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         },
     }
-    return columns, _clean(results)
+    return _clean(columns), _clean(results)
 
 
 def _numeric_or_text(y: np.ndarray, kind: str) -> pa.Array:
@@ -253,7 +305,14 @@ def full_part(
         else ["the version is not in the registry: no reference to compare with"]
     }
     columns: dict[str, Any] = {"rows": g.rows, "errors": g.errors}
-    if ref is not None and ref.features is not None and g.features is not None:
+    scored = g.rows >= mon.min_window_rows
+    if not scored:  # drift on a handful of rows is noise: neither scored nor plotted
+        results["too_few_rows"] = {"rows": g.rows, "needed": mon.min_window_rows}
+        results["notes"].append(
+            f"too few rows: {g.rows} of {mon.min_window_rows} needed (monitor.min_window_rows); "
+            "drift and estimates are not computed for this window"
+        )
+    if scored and ref is not None and ref.features is not None and g.features is not None:
         thr = ref.thresholds("features", g.rows, mon.false_alarm_rate)
         drift = dataset_drift(
             ref.features,
@@ -266,7 +325,12 @@ def full_part(
         columns.update(
             drift_score=drift.share, drifted=drift.drifted, n_drifted=len(drift.drifted_columns)
         )
-    if ref is not None and ref.outputs is not None and g.outputs is not None:
+    if scored and ref is not None and ref.features is not None and g.features is not None:
+        mv = multivariate(ref.features, g.features, cfg)
+        if mv is not None:
+            results["multivariate"] = mv
+            columns["multivariate_auc"] = mv.get("auc")
+    if scored and ref is not None and ref.outputs is not None and g.outputs is not None:
         thr = ref.thresholds("outputs", g.rows, mon.false_alarm_rate)
         pdrift = dataset_drift(ref.outputs, g.outputs, thresholds=thr, drift_share=mon.drift_share)
         results["prediction_drift"] = pdrift.to_dict()
@@ -300,11 +364,32 @@ def full_part(
     return columns, _clean(results)
 
 
+def multivariate(
+    reference: DatasetProfile, window: DatasetProfile, cfg: Config
+) -> dict[str, Any] | None:
+    """The domain classifier on the reference's row sample against the window's (None without
+    samples); a failure is reported in the result, never raised."""
+    try:
+        md = sample_drift(reference, window, max_rows=cfg.monitor.multivariate_rows)
+    except DataError as exc:
+        return {"error": str(exc)}
+    if md is None:
+        return None
+    return {
+        **md.to_dict(),
+        "method": "domain classifier (gradient-boosted trees, 3-fold cross-validated ROC AUC) "
+        "on the reference's row sample against the window's",
+    }
+
+
 def window_profile(g: Group) -> DatasetProfile | None:
-    """Features and outputs in one mergeable profile (what is stored for the window)."""
+    """Features and outputs in one mergeable profile (what is stored for the window), with the
+    window's row sample."""
     if g.features is None:
         return None
     cols = dict(g.features.columns)
     if g.outputs is not None:
         cols.update(g.outputs.columns)
-    return DatasetProfile(cols, g.rows)
+    out = DatasetProfile(cols, g.rows)
+    out.sample = g.features.sample
+    return out

@@ -201,3 +201,25 @@ def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str
                 )
             )
     return found
+
+
+def live_tables(root: str | Path, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
+    """An endpoint's rows in the segments not compacted yet, one table per segment, each with
+    a token ``"<segment>:<bytes decoded>"`` (what the monitor reads beside the Parquet parts:
+    ``loopml.monitor.logfiles.LiveLog``). ``kind`` is ``"predlog"`` or ``"labels"``."""
+    from loopml.serve import logtables
+
+    kind_dir = Path(root) / kind
+    build = logtables.prediction_table if kind == "predlog" else logtables.label_table
+    live = _live_segments(kind_dir)
+    _forget_segments(kind_dir, live)
+    out: list[tuple[str, pa.Table]] = []
+    for seg in live:
+        found, table = _segment_table(build, seg)
+        if not found or table is None:
+            continue
+        with _decoded_lock:
+            offset = _decoded.get(seg, (0, None))[0]
+        table = table.filter(pc.equal(table.column("_endpoint"), endpoint))
+        out.append((f"{seg.stem}:{offset}", table))
+    return out

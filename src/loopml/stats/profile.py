@@ -7,7 +7,9 @@ batch whatever the file's size. ``reference=`` reuses a stored profile's column 
 edges, so a monitoring window's histograms line up with the training reference. Columns of a
 batch are profiled on a small thread pool (``threads``, default 2): numpy's searchsorted and
 arithmetic release the GIL, which measured ~1.8x on 2 cores.
-Serialises to a JSON-able dict (``to_dict``) or compact bytes (``to_bytes``: JSON + zlib).
+A profile can also keep a bounded uniform sample of whole rows (``sample``, ``reservoir.py``)
+for multivariate drift. Serialises to a JSON-able dict (``to_dict``) or compact bytes
+(``to_bytes``: JSON + zlib).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError, UsageError
@@ -36,11 +37,11 @@ from loopml.stats.column import (
     NumericProfile,
     column_from_dict,
 )
+from loopml.stats.frames import Frame, Kind, columns_of, numeric_array, sample_values
 from loopml.stats.parquet import column_groups, prefetched, row_group_batches
+from loopml.stats.reservoir import DEFAULT_SAMPLE_ROWS, RowSample, position_keys, smallest
 from loopml.stats.sketch import DEFAULT_K
 
-Kind = Literal["numeric", "categorical"]
-Frame: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatch
 FORMAT = "loopml.profile/1"
 BATCH_ROWS = 65_536  # rows per slice: temporaries stay in cache, a 1M x 100 window never whole
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
@@ -55,92 +56,6 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="loopml-stats")
         return pool
-
-
-def _arrow_kind(t: pa.DataType) -> Kind:
-    if (
-        pa.types.is_integer(t)
-        or pa.types.is_floating(t)
-        or pa.types.is_decimal(t)
-        or pa.types.is_temporal(t)
-        or pa.types.is_null(t)
-    ):
-        return "numeric"
-    return "categorical"
-
-
-def _numeric_array(arr: pa.Array) -> np.ndarray:
-    """float64 numpy view of an Arrow column; nulls become NaN, times become epoch seconds."""
-    t = arr.type
-    if (
-        pa.types.is_timestamp(t)
-        or pa.types.is_date(t)
-        or pa.types.is_time(t)
-        or pa.types.is_duration(t)
-    ):
-        unit_s = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-        if pa.types.is_date32(t):
-            arr, scale = arr.cast(pa.int32()), 86400.0
-        elif pa.types.is_date64(t):
-            arr, scale = arr.cast(pa.int64()), 1e-3
-        else:
-            scale = unit_s[t.unit]
-            arr = arr.cast(pa.int64())
-        return _numeric_array(arr) * scale
-    if not pa.types.is_float64(t):
-        arr = arr.cast(pa.float64())
-    if arr.null_count:
-        arr = pc.fill_null(arr, np.nan)
-    return arr.to_numpy(zero_copy_only=False)
-
-
-def _pandas_columns(frame: pd.DataFrame) -> Iterable[tuple[str, Kind, str, Any]]:
-    for name in frame.columns:
-        s = frame[name]
-        dt = s.dtype
-        if pd.api.types.is_bool_dtype(dt):
-            yield str(name), "categorical", "bool", pa.array(s, from_pandas=True)
-        elif pd.api.types.is_numeric_dtype(dt):
-            yield str(name), "numeric", str(dt), s.to_numpy(dtype=np.float64, na_value=np.nan)
-        elif pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
-            yield str(name), "numeric", str(dt), _numeric_array(pa.array(s, from_pandas=True))
-        else:
-            try:
-                arr = pa.array(s, from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                arr = pa.array(
-                    s.astype("string"), from_pandas=True
-                )  # mixed objects: compare as text
-            yield str(name), _arrow_kind(arr.type), str(dt), arr
-
-
-def _arrow_columns(frame: pa.Table | pa.RecordBatch) -> Iterable[tuple[str, Kind, str, Any]]:
-    for name, col in zip(frame.schema.names, frame.columns, strict=True):
-        t = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
-        yield (
-            name,
-            _arrow_kind(t) if not pa.types.is_dictionary(col.type) else "categorical",
-            str(t),
-            col,
-        )
-
-
-def _columns(frame: Frame) -> Iterable[tuple[str, Kind, str, Any]]:
-    if isinstance(frame, pd.DataFrame):
-        if not frame.columns.is_unique:
-            raise DataError(
-                "cannot profile a frame with duplicate column names: "
-                f"{sorted(set(frame.columns[frame.columns.duplicated()]))}; rename them",
-                field="frame",
-            )
-        return _pandas_columns(frame)
-    if isinstance(frame, pa.Table | pa.RecordBatch):
-        return _arrow_columns(frame)
-    raise DataError(
-        f"cannot profile a {type(frame).__name__}; pass a pandas DataFrame or a pyarrow "
-        "Table or RecordBatch",
-        field="frame",
-    )
 
 
 def _feed(profile: ColumnProfile, data: Any) -> None:
@@ -158,7 +73,7 @@ def _feed(profile: ColumnProfile, data: Any) -> None:
         if pa.types.is_dictionary(chunk.type):
             chunk = chunk.dictionary_decode()
         for start in range(0, max(len(chunk), 1), BATCH_ROWS):
-            profile.update(_numeric_array(chunk.slice(start, BATCH_ROWS)))
+            profile.update(numeric_array(chunk.slice(start, BATCH_ROWS)))
 
 
 def _feed_task(task: tuple[ColumnProfile, Any]) -> None:
@@ -173,6 +88,7 @@ class DatasetProfile:
         self.n_rows = n_rows
         self._reference: DatasetProfile | None = None
         self._options: dict[str, Any] = {}
+        self.sample: RowSample | None = None  # whole rows for multivariate drift
 
     @classmethod
     def from_frame(
@@ -186,6 +102,7 @@ class DatasetProfile:
         k: int = DEFAULT_K,
         sketch: bool | None = None,
         threads: int = DEFAULT_THREADS,
+        sample_rows: int | None = None,
     ) -> DatasetProfile:
         """Profile a frame. With ``reference``, reuse its column kinds and bin edges.
 
@@ -194,6 +111,8 @@ class DatasetProfile:
         KLL quantile sketch per numeric column: by default only without a reference (a reference
         profile keeps tail quantiles; a window's drift needs only the shared histograms).
         ``threads`` profiles columns in parallel on batches of at least 100k cells.
+        ``sample_rows`` whole rows are kept as a uniform sample (``reservoir.py``; 0: none), by
+        default 2,000 for a reference and none for a window (the monitor asks for one).
         """
         if threads < 1:
             raise UsageError(f"threads must be at least 1, got {threads}", field="threads")
@@ -207,6 +126,9 @@ class DatasetProfile:
             "sketch": reference is None if sketch is None else sketch,
             "threads": threads,
         }
+        if sample_rows is None:
+            sample_rows = DEFAULT_SAMPLE_ROWS if reference is None else 0
+        out.sample = RowSample(sample_rows) if sample_rows > 0 else None
         return out.update(frame)
 
     @classmethod
@@ -271,10 +193,30 @@ class DatasetProfile:
         if strings:
             pf = pq.ParquetFile(path, read_dictionary=strings)
         out = cls.from_frame(schema.empty_table().select(names), reference, **options)
+        n_rows = pf.metadata.num_rows
+        sample, picked = out.sample, {}
+        if sample is not None:  # the rows with the smallest position keys, known up front
+            keys = position_keys(0, n_rows, sample.seed)
+            chosen = np.sort(smallest(keys, sample.k))
         for group in column_groups(pf, names):
+            offset = 0
             for batch in prefetched(row_group_batches(pf, group, batch_size)):
-                out._update_columns(batch)
-        out.n_rows = pf.metadata.num_rows
+                out._update_columns(batch, sample=False)
+                if sample is not None:
+                    lo, hi = np.searchsorted(chosen, [offset, offset + batch.num_rows])
+                    local = chosen[lo:hi] - offset
+                    for name in batch.schema.names:
+                        kind = out.columns[name].kind
+                        part = sample_values(kind, batch.column(name), local)
+                        picked.setdefault(name, []).append(part)
+                offset += batch.num_rows
+        if sample is not None:
+            sample.add(
+                n_rows,
+                keys[chosen],
+                {n: pa.concat_arrays(parts) for n, parts in picked.items()},
+            )
+        out.n_rows = n_rows
         return out
 
     def _new_column(self, name: str, kind: Kind, dtype: str) -> ColumnProfile:
@@ -303,8 +245,8 @@ class DatasetProfile:
         self.n_rows += len(frame) if isinstance(frame, pd.DataFrame) else frame.num_rows
         return self
 
-    def _update_columns(self, frame: Frame) -> None:
-        columns = _columns(frame)
+    def _update_columns(self, frame: Frame, *, sample: bool = True) -> None:
+        columns = list(columns_of(frame))
         n = len(frame) if isinstance(frame, pd.DataFrame) else frame.num_rows
         tasks: list[tuple[ColumnProfile, Any]] = []
         for name, kind, dtype, data in columns:
@@ -327,6 +269,13 @@ class DatasetProfile:
         else:
             for task in tasks:
                 _feed_task(task)
+        if sample and self.sample is not None:
+            pos, keys = self.sample.candidates(n)
+            picked = {
+                name: sample_values(self.columns[name].kind, data, pos)
+                for name, _, _, data in columns
+            }
+            self.sample.add(n, keys, picked)
 
     def __add__(self, other: DatasetProfile) -> DatasetProfile:
         if not isinstance(other, DatasetProfile):
@@ -354,18 +303,24 @@ class DatasetProfile:
                 )
             merged.nulls += absent_rows
             cols[name] = merged
-        return DatasetProfile(cols, self.n_rows + other.n_rows)
+        out = DatasetProfile(cols, self.n_rows + other.n_rows)
+        if self.sample is not None and other.sample is not None:
+            out.sample = self.sample + other.sample
+        return out
 
     def get(self) -> dict[str, Any]:
         """Summary statistics of every column."""
         return {"n_rows": self.n_rows, "columns": {n: c.get() for n, c in self.columns.items()}}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "format": FORMAT,
             "n_rows": self.n_rows,
             "columns": {n: c.to_dict() for n, c in self.columns.items()},
         }
+        if self.sample is not None:
+            out["sample"] = self.sample.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DatasetProfile:
@@ -375,7 +330,9 @@ class DatasetProfile:
                 "written by DatasetProfile.to_dict?",
                 field="format",
             )
-        return cls({n: column_from_dict(c) for n, c in d["columns"].items()}, d["n_rows"])
+        out = cls({n: column_from_dict(c) for n, c in d["columns"].items()}, d["n_rows"])
+        out.sample = RowSample.from_dict(d["sample"]) if d.get("sample") else None
+        return out
 
     def to_bytes(self) -> bytes:
         return zlib.compress(json.dumps(self.to_dict(), separators=(",", ":")).encode(), 6)

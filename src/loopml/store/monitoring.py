@@ -47,6 +47,10 @@ SUMMARY = (
     "latency_p50",
     "latency_p99",
     "errors",
+    "estimate_status",
+    "label_drift",
+    "base_rate",
+    "multivariate_auc",
 )
 _SUMMARY_COLS = [monitor_windows.c[name] for name in SUMMARY]
 

@@ -194,6 +194,12 @@ monitor_windows = Table(
     Column("latency_p50", Float, nullable=True),
     Column("latency_p99", Float, nullable=True),
     Column("errors", Integer, nullable=False, server_default="0"),
+    # (migration 0006) the label-free estimate's check against labels: ok | unreliable |
+    # unchecked; label drift of the target and its base rate (issue 11 item 7)
+    Column("estimate_status", String(20), nullable=True),
+    Column("label_drift", Float, nullable=True),
+    Column("base_rate", Float, nullable=True),
+    Column("multivariate_auc", Float, nullable=True),  # domain classifier (multivariate drift)
     Column("profile", String(64), nullable=True),
     Column("log_files", String(64), nullable=False),
     Column("label_files", String(64), nullable=False),

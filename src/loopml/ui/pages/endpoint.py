@@ -27,6 +27,7 @@ NUMBERS = (
     "latency_p99",
     "errors",
     "rows",
+    "base_rate",
 )
 # alert rule kind (``on``) -> the chart its markers go on
 MARKER_CHART = {
@@ -102,6 +103,14 @@ def charts(ts: dict[str, Any], alerts: list[dict[str, Any]], cfg: Config) -> lis
             "unit": "",
             "series": _series(by_role, "performance", "live")
             + _series(by_role, "estimated_performance", "estimated"),
+        },
+        {
+            # label drift (issue 11 item 7): a base-rate shift no retrain can fix; windows
+            # with too few labelled rows have none and are not plotted
+            "id": "labels",
+            "title": "Labels: base rate of the labelled rows",
+            "unit": "",
+            "series": _series(by_role, "base_rate", "base rate"),
         },
         {
             "id": "drift",
@@ -222,6 +231,8 @@ def endpoint(
                         "window_id",
                     )
                 }
+                # why a resolved alert resolved (condition cleared, subject left traffic)
+                | {"resolution": (a.get("evidence") or {}).get("resolution")}
                 for a in alerts
             ],
             "windows": recent,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.config import Config
+from loopml.monitor.alerts import live_alerts
 from loopml.monitor.queries import latest, open_alerts
 from loopml.store import Store
 from loopml.ui.pages.common import clean
@@ -15,9 +16,11 @@ SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 def health(row: dict[str, Any] | None, alerts: list[dict[str, Any]]) -> tuple[str, str]:
     """(state, why): ``down`` with no champion, ``critical``/``warning`` with open alerts,
-    ``frozen`` when automation is stopped, else ``ok``."""
+    ``frozen`` when automation is stopped, else ``ok``. Only open alerts of live subjects
+    count (``monitor.alerts.live_alerts``: a version in the role it is alerted for)."""
     if row is None or row.get("champion_id") is None:
         return "down", "no champion is deployed: predictions answer 503"
+    alerts = live_alerts(alerts, row)
     worst = min((SEVERITY_ORDER.get(a["severity"], 2) for a in alerts), default=None)
     if worst == 0:
         return "critical", f"{len(alerts)} open alert(s), at least one critical"

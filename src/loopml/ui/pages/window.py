@@ -3,7 +3,8 @@ histogram of any feature, data-quality findings with their evidence, and the win
 performance, estimate, fairness groups and latency (from ``monitor.queries.window_detail``).
 
 Effect size here is the drift score divided by the column's own alarm threshold: scores of
-different methods (PSI for numbers, Jensen-Shannon for categories) are not on one scale, but
+different methods (normalised Wasserstein for numbers, Jensen-Shannon for categories) are not
+on one scale, but
 "how many thresholds past normal" is, and it orders the columns the way the alarm judges them.
 """
 
@@ -140,6 +141,11 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
                 "min_group_size": fair.get("min_group_size"),
             },
             "label_drift": res.get("label_drift"),
+            # issue 11 item 7: "too few rows" windows, the estimate's check against labels
+            "too_few_rows": res.get("too_few_rows"),
+            "multivariate": res.get("multivariate"),
+            "performance_notes": res.get("performance_notes", []),
+            "estimate_reliability": (res.get("estimated") or {}).get("reliability"),
             "latency": res.get("latency"),
             "errors": res.get("errors"),
             "flags": res.get("flags", {}),
