@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from loopml.serve import admin, handlers
+from loopml.serve import admin, explaining, handlers
 from loopml.serve.auth import OPEN, RANK
 from loopml.serve.middleware import build_middleware, error_handlers
 from loopml.serve.runtime import Runtime
@@ -37,6 +37,7 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v2/models/{endpoint}/ready", "viewer", handlers.v2_model_ready),
     ("POST", "/v2/models/{endpoint}/infer", "predictor", handlers.v2_infer),
     ("POST", "/v1/endpoints/{endpoint}/predict", "predictor", handlers.predict),
+    ("POST", "/v1/endpoints/{endpoint}/explain", "predictor", explaining.explain),
     ("POST", "/endpoints/{endpoint}/invocations", "predictor", handlers.invocations),
     ("POST", "/invocations", "predictor", handlers.invocations),
     ("POST", "/v1/labels", "labeller", handlers.labels),
