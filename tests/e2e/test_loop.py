@@ -113,7 +113,7 @@ def test_bad_canary_is_rolled_back_within_one_interval(project, store, versions)
         "train: data/train.parquet", "train: data/flipped.parquet"
     )
     (project / "loopml.yaml").write_text(text)
-    interval, _step_duration = 0.5, 2.0  # serve.controller_interval, rollout.step_duration
+    interval, step_duration = 0.5, 2.0  # serve.controller_interval, rollout.step_duration
     start = max((d["id"] for d in store.decisions.list(limit=1)), default=0)
     with L.server(project) as (url, _app), L.Client(url) as client:
         client.hold_labels = True
