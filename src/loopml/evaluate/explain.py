@@ -298,19 +298,16 @@ class Explainer:
         return out
 
     def _pick(self, values: Any, base: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The explained class's slice of a (n, m[, k]) array and its base value(s)."""
+        """The explained class's slice of a (n, m[, k]) array and its base value."""
         sv = np.asarray(values, dtype=np.float64)
         ev = np.asarray(base, dtype=np.float64).reshape(-1)
-        sign = 1.0
         if sv.ndim == 3:
-            k = sv.shape[2]
-            idx = self.class_index_ if (self.class_index_ is not None and k > 1) else 0
-            sv, ev = sv[:, :, idx], ev[idx if len(ev) > 1 else 0 : None][:1]
-        elif sv.ndim == 2 and len(ev) > 1 and self.class_index_ is not None:
-            ev = ev[self.class_index_ : self.class_index_ + 1]
-        elif self.classes_ is not None and len(self.classes_) == 2 and self.class_index_ == 0:
-            sign = -1.0  # one margin for the positive class: class 0's is its negative
-        return sign * sv, np.broadcast_to(sign * ev[:1], (n,)).copy()
+            i = self.class_index_ if self.class_index_ is not None and sv.shape[2] > 1 else 0
+            return sv[:, :, i], np.full(n, ev[i] if len(ev) > i else ev[0])
+        # one margin for a binary model's positive class: class 0's is its negative
+        binary = self.classes_ is not None and len(self.classes_) == 2
+        sign = -1.0 if binary and self.class_index_ == 0 else 1.0
+        return sign * sv, np.full(n, sign * ev[0])
 
     def _exact(self, X: pd.DataFrame) -> Explanation:
         Xt = transform(self.steps_, X)
