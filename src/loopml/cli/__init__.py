@@ -5,7 +5,7 @@ No logic lives here. Imports are lazy so that ``loopml --help`` starts fast. A
 (0 ok, 1 gates/checks failed or conflict, 2 usage or config error).
 
 ``parser`` holds every command's arguments; the handlers live in modules by what they
-act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``) and register
+act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``explaining``) and register
 themselves in ``common.COMMANDS`` when imported.
 """
 
@@ -16,14 +16,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loopml.cli import keys, monitoring, project, registry, traffic
+from loopml.cli import explaining, keys, monitoring, project, registry, traffic
 from loopml.cli.common import COMMANDS
 from loopml.cli.parser import build_parser
 
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
-_COMMAND_MODULES = (keys, monitoring, project, registry, traffic)
+_COMMAND_MODULES = (explaining, keys, monitoring, project, registry, traffic)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
