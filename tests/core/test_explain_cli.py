@@ -57,3 +57,20 @@ def test_explain_usage_errors_exit_2(project, tmp_path, capsys):
     synthetic_frame(n=3).drop(columns=["x2"]).to_csv(bad, index=False)
     assert main(["-c", str(project), "explain", "1", "--input", str(bad)]) == 2
     assert "x2" in capsys.readouterr().err
+
+
+def test_registration_stores_the_global_view_and_the_card_shows_it(project):
+    from loopml.evaluate.card import card_markdown, model_card
+
+    assert main(["-c", str(project), "run"]) == 0
+    cfg = load_config(project)
+    store = Store(cfg.store_url)
+    v = store.versions.get(1)
+    run = store.runs.get(v["run_id"])
+    store.close()
+    summary = v["extra"]["explanation"]
+    assert summary["method"] == "linear" and summary["output"] == "log-odds of class 1"
+    assert summary["rows"] > 100 and list(summary["mean_abs"])[:2] in (["x0", "x1"], ["x1", "x0"])
+    text = card_markdown(model_card(v, run))
+    assert "## Attributions (mean |Shapley value| per column, held-out rows)" in text
+    assert "| x0 |" in text and "log-odds of class 1" in text

@@ -201,3 +201,72 @@ def fairness_explanation(
         f"{top} ({first['attributions'][top]:+.2f} of {first['gap']:+.2f} {first['output']})."
     )
     return out, sentence
+
+
+def summarise_version(
+    model: Any,
+    X: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    task: str,
+    max_rows: int = 500,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The version's global view, stored at registration (``extra.explanation``): mean
+    |attribution| per column over at most ``max_rows`` held-out rows (60 when only the
+    model-agnostic method applies). Never raises: a failure is recorded as ``error``."""
+    from loopml.evaluate.explain import Budget
+
+    try:
+        k = len(features)
+        explainer = Explainer(
+            model,
+            features=features,
+            task=task,
+            background=X.sample(min(100, len(X)), random_state=seed),
+            budget=Budget(background_rows=25, max_evals=2 * k + 1, seed=seed),
+        )
+        explainer.explain(X.iloc[:2])
+        n = min(len(X), max_rows if explainer.exact else 60)
+        rows = X.sample(n, random_state=seed) if n < len(X) else X
+        return global_summary(explainer.explain(rows))
+    except ImportError as exc:
+        return {"error": f"{exc}; install the explain extra: pip install 'loopml[explain]'"}
+    except Exception as exc:  # an explanation must never stop a registration
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def fairness_gaps(gates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fairness gate's gap explanations from stored verdicts (``{}`` when none)."""
+    for g in gates:
+        if g.get("gate") == "fairness":
+            why = (g.get("evidence") or {}).get("explanation") or {}
+            return {k: v for k, v in why.items() if isinstance(v, dict)}
+    return {}
+
+
+def attribution_markdown(summary: Mapping[str, Any] | None, gaps: Mapping[str, Any]) -> list[str]:
+    """The model card's "Attributions" section (markdown lines)."""
+    lines = ["## Attributions (mean |Shapley value| per column, held-out rows)", ""]
+    if not summary or summary.get("error") or not summary.get("mean_abs"):
+        why = (summary or {}).get("error") or "not computed for this version"
+        return [*lines, f"No attributions: {why}.", ""]
+    lines += [
+        f"{summary['method']} method, {summary['rows']} rows, in units of the "
+        f"{summary['output']} (base value {summary['base_value']:.4g}).",
+        "",
+        "| feature | mean abs attribution |",
+        "| --- | --- |",
+        *(f"| {k} | {v:.4g} |" for k, v in list(summary["mean_abs"].items())[:15]),
+        "",
+    ]
+    for key, g in gaps.items():
+        if not g.get("attributions"):
+            continue
+        top = ", ".join(f"{c} {g['attributions'][c]:+.3g}" for c in g["top"])
+        lines += [
+            f"Fairness gap ({key}): mean {g['output']} of {g['group']} minus {g['reference']} "
+            f"is {g['gap']:+.3g}; the columns carrying most of it: {top}.",
+            "",
+        ]
+    return lines

@@ -15,6 +15,8 @@ import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loopml.evaluate.attribution import attribution_markdown, fairness_gaps
+
 FORMAT = "loopml.card/1"
 #: the headline metrics shown per slice, in this order (whichever the task has)
 HEADLINE = (
@@ -242,6 +244,8 @@ def model_card(
         ],
         "importance": extra.get("importance") or [],
         "importance_shift": extra.get("importance_shift"),
+        "attributions": extra.get("explanation"),
+        "fairness_gaps": fairness_gaps(gates),
         "limitations": limitations(version),
         "lineage": {
             "run_id": version.get("run_id"),
@@ -360,6 +364,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             f"; left: {', '.join(shift.get('left_top_k') or []) or 'none'}.",
             "",
         ]
+    lines += attribution_markdown(card.get("attributions"), card.get("fairness_gaps") or {})
     lines += ["## Limitations", ""]
     lines += [f"- {_md(x)}" for x in card["limitations"]] or ["- none derived"]
     ln = card["lineage"]

@@ -80,3 +80,24 @@ class CodedModel:
                 :, self.class_index
             ]
         return np.asarray(self.model.predict(frame), dtype=np.float64).reshape(-1)
+
+
+def permutation_values(
+    coded: CodedModel,
+    background: np.ndarray,
+    X: pd.DataFrame,
+    max_evals: int | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """shap's ``PermutationExplainer`` on ``coded`` with an ``Independent`` masker over the
+    background codes: (attributions, base values, the evaluation budget per row used)."""
+    import shap
+
+    k = len(coded.features)
+    budget = max(max_evals or 500, 2 * k + 1)
+    masker = shap.maskers.Independent(background, len(background))
+    engine = shap.PermutationExplainer(coded, masker, seed=seed)
+    result = engine(coded.encode(X), max_evals=budget, silent=True)
+    sv = np.asarray(result.values, dtype=np.float64).reshape(len(X), k)
+    base = np.asarray(result.base_values, dtype=np.float64).reshape(len(X))
+    return sv, base, budget

@@ -375,16 +375,11 @@ class Explainer:
         return None
 
     def _permutation(self, X: pd.DataFrame) -> Explanation:
-        import shap
+        from loopml.evaluate.coded import permutation_values
 
-        k = len(self.features)
-        budget = max(self.budget.max_evals or 500, 2 * k + 1)
-        masker = shap.maskers.Independent(self.background_codes_, len(self.background_codes_))
-        engine = shap.PermutationExplainer(self.coded_, masker, seed=self.budget.seed)
-        codes = self.coded_.encode(X)
-        result = engine(codes, max_evals=budget, silent=True)
-        sv = np.asarray(result.values, dtype=np.float64).reshape(len(X), k)
-        base = np.asarray(result.base_values, dtype=np.float64).reshape(len(X))
+        sv, base, budget = permutation_values(
+            self.coded_, self.background_codes_, X, self.budget.max_evals, self.budget.seed
+        )
         return Explanation(
             output=self.output_,
             method="permutation",
@@ -399,15 +394,3 @@ class Explainer:
                 f"background rows, at most {budget} model evaluations per row",
             ],
         )
-
-    def describe(self) -> dict[str, Any]:
-        """Method, output and budget, for answers and the card (after a first ``explain``)."""
-        return {
-            "method": getattr(self, "method_", None),
-            "exact": self.exact if hasattr(self, "method_") else None,
-            "output": getattr(self, "output_", None),
-            "budget": self.budget.to_dict()
-            if getattr(self, "method_", "") == "permutation"
-            else None,
-            "notes": list(self.notes_),
-        }
