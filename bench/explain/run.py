@@ -124,9 +124,9 @@ def latency(root: Path, X, n: int) -> None:
 
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "loopml.cli", "-c", str(root), "serve", "--no-auth"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loopml.cli", "-c", str(root), "serve", "--port", str(port)]
-        + ["--no-auth"],
+        [*cmd, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
