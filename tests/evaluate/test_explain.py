@@ -216,3 +216,22 @@ def test_background_is_drawn_from_the_reference_profile():
     assert bg["age"].dtype == np.int64 and bg["age"].between(18, 89).all()
     assert abs(bg["age"].mean() - frame["age"].mean()) < 2.0
     assert abs((bg["city"] == "a").mean() - 0.8) < 0.04
+
+
+def test_multiclass_explains_the_asked_class():
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    names = list(X.columns)
+    for model in (
+        HistGradientBoostingClassifier(max_iter=15).fit(X, y),
+        LogisticRegression(max_iter=500).fit(X, y),
+    ):
+        for cls in (0, 2):
+            r = Explainer(model, features=names, target_class=cls, background=X).explain(X)
+            assert r.exact and r.output == f"raw score (softmax log-odds) of class {cls}"
+            np.testing.assert_allclose(r.values, model.decision_function(X)[:, cls], atol=1e-6)
+    with pytest.raises(Exception, match="not one of the model's classes"):
+        Explainer(model, features=names, target_class=7).explain(X.iloc[:2])
