@@ -125,10 +125,13 @@ def latency(root: Path, X, n: int) -> None:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "loopml.cli", "-c", str(root), "serve", "--no-auth"]
+    # the server's log goes to a file: a pipe nobody reads fills up (the access log writes a
+    # line per request) and blocks the server
+    errors = open(root / "serve.log", "wb")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [*cmd, "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         env=env,
         preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
     )
@@ -141,7 +144,9 @@ def latency(root: Path, X, n: int) -> None:
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-2000:]
+            assert proc.poll() is None and time.time() < deadline, (root / "serve.log").read_text()[
+                -2000:
+            ]
             time.sleep(0.2)
         rows = [
             {k: (None if v != v else v) for k, v in r.items()}
@@ -163,6 +168,7 @@ def latency(root: Path, X, n: int) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+        errors.close()
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ async def test_explain_rows_match_shap_and_add_up(settings, keys, versions):
     assert doc["model_version"] == versions["champion"]
     assert doc["output"] == "log-odds of class 1", r.headers
     assert r.headers["x-explanation-method"] == "linear"
+    assert r.headers["x-model-version"] == str(versions["champion"])
     X = pd.DataFrame(rows)
     model = loaded.model
     logit = model.decision_function(X)
@@ -96,6 +97,8 @@ async def test_explain_errors_are_4xx_json(settings, keys):
             "/v1/endpoints/credit/explain?method=magic", json={"rows": [h.row(0)]}, headers=auth
         )
         assert r.status_code in (400, 422) and r.json()["field"] == "method"
+        r = await c.post("/v1/endpoints/nope/explain", json={"rows": [h.row(0)]}, headers=auth)
+        assert r.status_code == 404, r.text
         r = await c.post("/v1/endpoints/credit/explain", json={"request_ids": "x"}, headers=auth)
         assert r.status_code in (400, 422) and r.json()["field"] == "request_ids"
         r = await c.post(

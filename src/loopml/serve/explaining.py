@@ -47,7 +47,10 @@ def _explainer(rt: Runtime, loaded: Loaded, target_class: str | None, method: st
 
     key = (str(target_class), method)
     with _cache_lock:
-        per_model = _cache.setdefault(loaded.model, {})
+        try:
+            per_model = _cache.setdefault(loaded.model, {})
+        except TypeError:  # a model object that takes no weak reference: build per request
+            per_model = {}
         entry = per_model.get(key)
         if entry is None:
             entry = (
@@ -74,12 +77,16 @@ def _explain(
         "model_version": loaded.id,
         "output": result.output,
         "explanations": result.rows(ids),
-    }, _headers(result)
+    }, _headers(result, loaded.id)
 
 
-def _headers(result: Any) -> dict[str, str]:
+def _headers(result: Any, version: int) -> dict[str, str]:
     """How the attributions were computed (the body keeps the documented shape)."""
-    headers = {"X-Explanation-Method": result.method, "X-Explanation-Exact": str(result.exact)}
+    headers = {
+        "X-Model-Version": str(version),
+        "X-Explanation-Method": result.method,
+        "X-Explanation-Exact": str(result.exact),
+    }
     if result.notes:
         headers["X-Explanation-Notes"] = (
             " | ".join(result.notes).encode("ascii", "replace")[:1000].decode()
