@@ -235,3 +235,30 @@ def test_multiclass_explains_the_asked_class():
             np.testing.assert_allclose(r.values, model.decision_function(X)[:, cls], atol=1e-6)
     with pytest.raises(Exception, match="not one of the model's classes"):
         Explainer(model, features=names, target_class=7).explain(X.iloc[:2])
+
+
+def test_a_forced_method_that_does_not_fit_the_model_is_a_clear_error():
+    from sklearn.linear_model import LogisticRegression
+
+    from loopml.errors import DataError
+
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+    model = LogisticRegression().fit(X, (X["a"] > 20).astype(int))
+    with pytest.raises(DataError, match="The tree method cannot explain this model") as err:
+        Explainer(model, features=["a", "b"], method="tree").explain(X.iloc[:2])
+    assert err.value.field == "method"
+
+
+def test_fast_one_hot_path_equals_the_pipelines_own_transform(employment_model):
+    """Regression: the per-row shortcut must give exactly scikit-learn's encoded rows."""
+    from loopml.evaluate.feature_groups import fast_transform, split_pipeline, transform
+
+    model, X, cats = employment_model
+    steps, _ = split_pipeline(model)
+    fast = fast_transform(steps, list(X.columns))
+    assert fast is not None
+    rows = X.iloc[:300]
+    np.testing.assert_array_equal(fast(rows), transform(steps, rows))
+    odd = rows.iloc[:3].copy()
+    odd[cats[0]] = "a level never seen"  # unknown: the real transform decides (zeros here)
+    np.testing.assert_array_equal(fast(odd), transform(steps, odd))

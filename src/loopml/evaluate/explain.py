@@ -34,44 +34,20 @@ import numpy as np
 import pandas as pd
 
 from loopml.errors import ConfigError, DataError
-from loopml.evaluate.feature_groups import encoded_sources, group_matrix, split_pipeline, transform
+from loopml.evaluate.explainable import (
+    LINEAR_MODELS,
+    NATIVE_MODELS,
+    PROBABILITY_TREES,
+    TREE_MODELS,
+)
+from loopml.evaluate.feature_groups import (
+    encoded_sources,
+    fast_transform,
+    group_matrix,
+    split_pipeline,
+    transform,
+)
 
-TREE_MODELS = frozenset(
-    {
-        "HistGradientBoostingClassifier",
-        "HistGradientBoostingRegressor",
-        "GradientBoostingClassifier",
-        "GradientBoostingRegressor",
-        "RandomForestClassifier",
-        "RandomForestRegressor",
-        "ExtraTreesClassifier",
-        "ExtraTreesRegressor",
-        "DecisionTreeClassifier",
-        "DecisionTreeRegressor",
-        "XGBClassifier",
-        "XGBRegressor",
-    }
-)
-# trees whose raw output is a probability (averaged leaf class shares), not a margin
-PROBABILITY_TREES = frozenset(
-    {"RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier"}
-)
-LINEAR_MODELS = frozenset(
-    {
-        "LogisticRegression",
-        "LogisticRegressionCV",
-        "LinearRegression",
-        "Ridge",
-        "RidgeCV",
-        "Lasso",
-        "LassoCV",
-        "ElasticNet",
-        "ElasticNetCV",
-        "SGDClassifier",
-        "SGDRegressor",
-    }
-)
-NATIVE_MODELS = frozenset({"LGBMClassifier", "LGBMRegressor", "Booster"})
 METHODS = ("auto", "tree", "native", "linear", "permutation")
 EXACT = frozenset({"tree", "native", "linear"})
 TOLERANCE = 1e-6
@@ -186,7 +162,11 @@ class Explainer:
                 return
             except Exception as exc:
                 if self.method != "auto":
-                    raise
+                    raise DataError(
+                        f"The {method} method cannot explain this model "
+                        f"({type(exc).__name__}: {exc}); use method 'auto'.",
+                        field="method",
+                    ) from exc
                 self.notes_.append(
                     f"{method} explanation unavailable ({type(exc).__name__}: {exc}); "
                     "used the model-agnostic method"
@@ -204,8 +184,13 @@ class Explainer:
         return "permutation"
 
     def _setup_exact(self, method: str, X: pd.DataFrame) -> None:
-        sources = encoded_sources(self.steps_, self.features, X[self.features].head(2))
+        head = X[self.features].head(2)
+        sources = encoded_sources(self.steps_, self.features, head)
         self.group_, self.columns_ = group_matrix(sources, self.features)
+        self.encode_ = lambda rows: transform(self.steps_, rows)
+        fast = fast_transform(self.steps_, self.features)
+        if fast is not None and np.array_equal(fast(head), self.encode_(head), equal_nan=True):
+            self.encode_ = fast
         kind, binary = _kind(self.final_), self.classes_ is not None and len(self.classes_) == 2
         if self.task == "regression" or self.classes_ is None:
             self.output_ = "the regression value"
@@ -269,20 +254,22 @@ class Explainer:
         missing = [c for c in self.features if c not in X.columns]
         if missing:
             raise DataError(f"Columns {missing[:5]} are missing from the rows.", field="rows")
+        if list(X.columns) != self.features:  # selecting columns costs ~1 ms a call
+            X = X[self.features]
         if not self._ready:
             self._setup(X)
             self._ready = True
         if self.method_ == "permutation":
-            return self._permutation(X[self.features])
+            return self._permutation(X)
         try:
-            out = self._exact(X[self.features])
+            out = self._exact(X)
         except Exception as exc:
             if self.method != "auto" or self._checked:
                 raise
             out = None
             self.notes_.append(f"{self.method_} explanation failed ({type(exc).__name__}: {exc})")
         if not self._checked:
-            reason = out is None or self._mismatch(X[self.features], out)
+            reason = out is None or self._mismatch(X, out)
             self._checked = True
             if reason:
                 if self.method != "auto":
@@ -293,7 +280,7 @@ class Explainer:
                         "used the model-agnostic method"
                     )
                 self._setup_permutation()
-                return self._permutation(X[self.features])
+                return self._permutation(X)
         assert out is not None
         return out
 
@@ -310,7 +297,7 @@ class Explainer:
         return sign * sv, np.full(n, sign * ev[0])
 
     def _exact(self, X: pd.DataFrame) -> Explanation:
-        Xt = transform(self.steps_, X)
+        Xt = self.encode_(X)
         n = len(X)
         if self.method_ == "native":
             contrib = np.asarray(self._native_contrib(Xt), dtype=np.float64)
