@@ -49,7 +49,7 @@ def attribution_drift(
     each one's share of the total; largest absolute change first."""
     ref_total = sum(reference.values()) or 1.0
     win_total = sum(window.values()) or 1.0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for col in dict.fromkeys([*reference, *window]):
         r, w = float(reference.get(col, 0.0)), float(window.get(col, 0.0))
         rows.append(

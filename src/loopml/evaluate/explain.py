@@ -226,7 +226,6 @@ class Explainer:
 
         self.method_ = "permutation"
         self.columns_ = list(self.features)
-        self.group_ = None
         self.coded_ = CodedModel(self.model, self.features, self.class_index_)
         if self.class_index_ is not None and hasattr(self.model, "predict_proba"):
             self.output_ = f"probability of class {self.target_class}"

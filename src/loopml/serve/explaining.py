@@ -102,10 +102,10 @@ async def _loaded(rt: Runtime, version: int) -> Loaded:
 
 
 def _logged_rows(rt: Runtime, endpoint: str, ids: list[str]) -> pa.Table:
-    millis = [request_id_millis(r) for r in ids]
+    millis = [m for m in map(request_id_millis, ids) if m is not None]
     start = end = None
-    if all(m is not None for m in millis):
-        lo, hi = min(millis), max(millis)  # type: ignore[type-var]
+    if len(millis) == len(ids):  # every id says when it was made: read only those hours
+        lo, hi = min(millis), max(millis)
         start = datetime.fromtimestamp(lo / 1000, UTC) - timedelta(minutes=1)
         end = datetime.fromtimestamp(hi / 1000, UTC) + timedelta(hours=1)
     table = read_log(rt.settings.log_root, endpoint, start, end)
