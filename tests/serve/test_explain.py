@@ -3,6 +3,8 @@ answer, exact linear attributions equal to shap's own, and 4xx errors."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,3 +119,18 @@ async def test_explain_errors_are_4xx_json(settings, keys):
             headers=h.bearer(keys["viewer"]),
         )
         assert r.status_code == 403
+
+
+async def test_explain_takes_the_predict_body_with_context_columns(settings, keys):
+    """Regression: rows carrying the declared context columns (data.id) explain as they predict."""
+    if not hasattr(settings, "context_columns"):
+        pytest.skip("this server has no context columns")
+    settings = dataclasses.replace(settings, context_columns=("id",))
+    rows = [{**h.row(i), "id": i} for i in range(2)]
+    auth = h.bearer(keys["predictor"])
+    async with h.serving(settings) as (_app, c):
+        p = await c.post("/v1/endpoints/credit/predict", json={"rows": rows}, headers=auth)
+        r = await c.post("/v1/endpoints/credit/explain", json={"rows": rows}, headers=auth)
+    assert p.status_code == 200, p.text
+    assert r.status_code == 200, r.text
+    assert "id" not in r.json()["explanations"][0]["attributions"]

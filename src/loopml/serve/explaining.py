@@ -180,7 +180,10 @@ async def explain(request: Request, rt: Runtime, who: Principal) -> Response:
     parsed = parse_loopml(body)
     version, _ = rt.watcher.state(endpoint).table().route(request.headers.get("x-entity-key"))
     loaded = rt.pool.get(version)
-    frame = loaded.validator.frame(loaded.validator.validate(parsed.columns))
+    # declared context columns (data.id, time, sensitive) ride along as in predict: not inputs
+    context = set(getattr(rt.settings, "context_columns", ())) - set(loaded.signature.names)
+    columns = {k: v for k, v in parsed.columns.items() if k not in context}
+    frame = loaded.validator.frame(loaded.validator.validate(columns))
     ids = [None] * len(frame)
     answer, headers = await asyncio.to_thread(_explain, rt, loaded, frame, query, ids)
     return Response(dumps(answer), media_type=JSON, headers=headers)
