@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["html", "md", "json"], default="html")
     sp.add_argument("--out", help="output file (default version-N.html or report-ENDPOINT.html)")
     sp = add("explain", "why a version scores the rows of a file: per-row attributions (JSON)")
-    sp.add_argument("version", type=int)
+    sp.add_argument("version", type=int, help="the version to explain (loopml versions)")
     sp.add_argument("--input", required=True, help="rows: a Parquet, CSV or JSON-lines file")
     sp.add_argument("--out", help="write the JSON here instead of printing it")
     sp.add_argument("--class", dest="cls", help="the class whose output is explained")
