@@ -1,6 +1,6 @@
 """``make bench``: every benchmark against its anchors, in one run, printing ratios.
 
-Each suite lives in its own folder (serving, monitoring, fairness, training) and can run
+Each suite lives in its own folder (serving, monitoring, fairness, training, explain) and can run
 alone; this runs them in sequence and passes ``--quick`` through (``make bench
 BENCH_ARGS=--quick``).
 The anchors (MLflow, MLServer, Evidently, whylogs, fairlearn) are installed by each suite in
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SUITES = ("fairness", "monitoring", "serving", "training")
+SUITES = ("explain", "fairness", "monitoring", "serving", "training")
 
 
 def main() -> int:

@@ -302,3 +302,32 @@ def test_a_review_queue_label_needs_the_labeller_role(browser, live):
         )
     )
     assert rid in got and float(got[rid]) == 1.0
+
+
+def test_explanations_on_the_version_window_and_review_pages(browser, live):
+    store, info = live["store"], live["info"]
+    drifted = [w for w in store.monitoring.series(scenario.ENDPOINT) if w["drifted"]][-1]
+    with session(browser, live, "viewer") as s:
+        s.go(f"/versions/{info['v1']}")
+        rows = s.page.locator("#attributions tbody tr")
+        assert rows.count() >= 8  # x0..x5, cat, sex, group
+        assert {rows.nth(i).locator("td").first.inner_text() for i in range(2)} == {"x0", "x1"}
+        assert s.page.locator("#attributions td.bar span").first.bounding_box()["width"] > 0
+        s.shot("version-attributions")
+
+        s.go(f"/windows/{drifted['id']}")
+        drift = s.page.locator("#attribution-drift tbody tr")
+        assert drift.count() >= 8
+        assert {drift.nth(i).locator("td").first.inner_text() for i in range(2)} == {"x0", "x1"}
+        assert s.page.locator("#window-fairness-gap tbody tr").count() >= 2
+        s.shot("window-attributions")
+
+        s.go(f"/review?since={live['predicted_at'] - 60:.0f}")
+        why = s.page.locator("#queue tbody tr[data-request-id] td.why")
+        # (an earlier test may have labelled one of them: labelled rows leave the queue)
+        assert why.count() == s.page.locator("#queue tbody tr[data-request-id]").count() >= 5
+        text = why.first.inner_text()
+        assert "log-odds of class 1" in text and "=" in text
+        s.shot("review-explanations")
+        assert s.errors == [], s.errors
+        assert s.offsite() == [], s.offsite()

@@ -9,7 +9,7 @@ traceback).
 
 ``parser`` holds every command's arguments; the handlers live in modules by what they
 act on (``registry``, ``traffic``, ``keys``, ``monitoring``, ``project``, ``describe``,
-``backtest``) and register
+``backtest``, ``explaining``) and register
 themselves in ``common.COMMANDS`` when imported.
 """
 
@@ -20,7 +20,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loopml.cli import backtest, describe, keys, monitoring, project, registry, traffic
+from loopml.cli import (
+    backtest,
+    describe,
+    explaining,
+    keys,
+    monitoring,
+    project,
+    registry,
+    traffic,
+)
 from loopml.cli.common import COMMANDS
 from loopml.cli.parser import build_parser
 
@@ -34,7 +43,7 @@ EXIT_CODES = {
 }
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
-_COMMAND_MODULES = (backtest, describe, keys, monitoring, project, registry, traffic)
+_COMMAND_MODULES = (backtest, describe, explaining, keys, monitoring, project, registry, traffic)
 NOT_FOUND = 2  # a usage error: the command was right, the thing is not there
 
 

@@ -267,6 +267,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["html", "md", "json"], default="html", help="(default: html)"
     )
     sp.add_argument("--out", help="output file (default version-N.html or report-ENDPOINT.html)")
+    sp = add("explain", "why a version scores the rows of a file: per-row attributions (JSON)")
+    sp.add_argument("version", type=int, help="the version to explain (loopml versions)")
+    sp.add_argument("--input", required=True, help="rows: a Parquet, CSV or JSON-lines file")
+    sp.add_argument("--out", help="write the JSON here instead of printing it")
+    sp.add_argument("--class", dest="cls", help="the class whose output is explained")
+    sp.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "tree", "native", "linear", "permutation"],
+        help="auto: exact where the model allows (trees, linear), else model-agnostic",
+    )
+    sp.add_argument("--limit", type=int, help="explain only the first N rows")
+    sp.add_argument(
+        "--background", type=int, default=100, help="model-agnostic: background rows (100)"
+    )
+    sp.add_argument(
+        "--max-evals", type=int, default=None, help="model-agnostic: model calls per row (500)"
+    )
     sp = add("inventory", "export every version in production with its card summary")
     sp.add_argument("--format", choices=["json", "csv"], default="json", help="(default: json)")
     sp = add(

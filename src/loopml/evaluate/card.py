@@ -15,6 +15,8 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
+from loopml.evaluate.attribution import fairness_gaps
+
 FORMAT = "loopml.card/1"
 #: the headline metrics shown per slice, in this order (whichever the task has)
 HEADLINE = (
@@ -273,6 +275,8 @@ def model_card(
         ],
         "importance": extra.get("importance") or [],
         "importance_shift": extra.get("importance_shift"),
+        "attributions": extra.get("explanation"),
+        "fairness_gaps": fairness_gaps(gates),
         "limitations": limitations(version),
         "lineage": {
             "run_id": version.get("run_id"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loopml.evaluate.attribution import attribution_markdown
 from loopml.evaluate.card import HEADLINE, USE_KEYS
 
 
@@ -154,6 +155,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             f"; left: {', '.join(shift.get('left_top_k') or []) or 'none'}.",
             "",
         ]
+    lines += attribution_markdown(card.get("attributions"), card.get("fairness_gaps") or {})
     lines += ["## Limitations", ""]
     lines += [f"- {_md(x)}" for x in card["limitations"]] or ["- none derived"]
     ln = card["lineage"]

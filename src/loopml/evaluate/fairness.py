@@ -264,6 +264,7 @@ class FairnessGate(Gate):
     block_insufficient: bool = False
     pos_label: Any = None
     blocking: bool = True
+    explain: bool = True  # a failed check says which columns carry its gap (attribution.py)
 
     def validate(self, task: str = "classification") -> None:
         if not isinstance(self.thresholds, dict) or not self.thresholds:
@@ -295,6 +296,11 @@ class FairnessGate(Gate):
                     f"gates.fairness.{key} must be a whole number >= 0; got {value!r}.",
                     field=f"gates.fairness.{key}",
                 )
+        if not isinstance(self.explain, bool):
+            raise ConfigError(
+                f"gates.fairness.explain must be true or false; got {self.explain!r}.",
+                field="gates.fairness.explain",
+            )
         if not 0 < self.confidence < 1:
             raise ConfigError(
                 f"gates.fairness.confidence must be in (0, 1); got {self.confidence!r}.",
@@ -396,7 +402,12 @@ class FairnessGate(Gate):
             else ""
         )
         if failures:
-            return self.result("fail", "; ".join(failures) + "." + note, **evidence)
+            why = ""
+            if self.explain:
+                from loopml.evaluate.attribution import fairness_explanation
+
+                evidence["explanation"], why = fairness_explanation(ctx, checks)
+            return self.result("fail", "; ".join(failures) + "." + why + note, **evidence)
         if missing or unsure:
             blocks = (
                 " (this blocks: gates.fairness.block_insufficient)"

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from loopml.errors import ForbiddenError, LoopmlError, NotFoundError
-from loopml.serve import admin, handlers, openapi, scopes
+from loopml.serve import admin, explaining, handlers, openapi, scopes
 from loopml.serve.auth import OPEN, RANK
 from loopml.serve.middleware import build_middleware, error_handlers, require_json
 from loopml.serve.runtime import Runtime
@@ -44,6 +44,7 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/v2/models/{endpoint}/versions/{version}/ready", "viewer", handlers.v2_model_ready),
     ("POST", "/v2/models/{endpoint}/versions/{version}/infer", "predictor", handlers.v2_infer),
     ("POST", "/v1/endpoints/{endpoint}/predict", "predictor", handlers.predict),
+    ("POST", "/v1/endpoints/{endpoint}/explain", "predictor", explaining.explain),
     ("POST", "/endpoints/{endpoint}/invocations", "predictor", handlers.invocations),
     ("POST", "/invocations", "predictor", handlers.invocations),
     ("POST", "/v1/labels", "labeller", handlers.labels),

@@ -143,6 +143,7 @@ def register(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from loopml.artifacts.signing import build_manifest, sign_manifest
+    from loopml.evaluate.attribution import summarise_version
     from loopml.stats.calibration import fit_calibration
     from loopml.stats.schema import infer_schema
 
@@ -163,6 +164,9 @@ def register(
     extra = dict(extra or {})
     extra["schema"] = infer_schema(train_df[features]).to_dict()
     extra["importance"] = importance(cfg, model, X_test, y_test, features, signature.task)
+    extra["explanation"] = summarise_version(
+        model, X_test[features], features=features, task=signature.task, seed=cfg.model.seed
+    )
     classes = signature.classes
     if proba is not None and classes is not None and len(classes) == 2:
         # score -> observed rate on the test set, so estimated performance starts calibrated

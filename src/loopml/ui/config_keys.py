@@ -91,6 +91,9 @@ DESCRIPTIONS: dict[str, str] = {
     "predictive_parity. Default: demographic_parity_ratio 0.8 (the four-fifths rule).",
     "gates.fairness.block_insufficient": "Block registration when a fairness ratio's "
     "interval straddles its threshold (insufficient evidence); by default it only warns.",
+    "gates.fairness.explain": "When a check fails, say which columns carry the gap in mean "
+    "score between the flagged group and the reference group (difference of mean Shapley "
+    "attributions, in the gate's evidence and message; needs `loopml[explain]`).",
     "gates.fairness.min_group_size": "Groups (combinations of sensitive values) with fewer "
     "test rows are listed as not judged.",
     "gates.fairness.min_positives": "Fewer actual positives than this in a group: rates that "

@@ -1,6 +1,8 @@
 """Page 6, Review queue: the predictions the model was least sure of that have no label yet,
 for a person with the labeller role to label (the browser posts to ``POST /v1/labels``), and
-the training rows the label lint flagged (fixed in the source data, not here).
+the training rows the label lint flagged (fixed in the source data, not here). Each row shows
+its explanation (the attributions that moved its score most), so a labeller sees why the
+model hesitated.
 
 Sureness is the largest class probability: ``max(_proba)`` when the log has the probability
 vector, else ``max(s, 1 - s)`` for a binary score ``s``. The log is read with the serving
@@ -24,6 +26,7 @@ from loopml.monitor.logfiles import HOUR, LogFiles, hour_start
 from loopml.serve.logreader import read_labels, read_log
 from loopml.serve.settings import Settings
 from loopml.store import Store
+from loopml.ui.explanations import review_explanations
 from loopml.ui.pages.common import clean
 
 
@@ -139,6 +142,7 @@ def review(
         for r, s in zip(data, sure, strict=True)
     ]
     ctx["features"] = features
+    ctx["explain_note"] = review_explanations(store, cfg, ctx["items"]) if ctx["items"] else None
     ctx["period"] = {
         "since": start,
         "until": end,

@@ -9,6 +9,7 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.errors import LoopmlError, NotFoundError
+from loopml.evaluate.attribution import fairness_gaps
 from loopml.store import Store
 from loopml.ui.pages.common import clean, subject_link, version_brief
 
@@ -255,6 +256,8 @@ def version(store: Store, cfg: Config, version_id: int) -> dict[str, Any]:
             ],
             "fairness": fairness_table(gates),
             "importance": importance(v.get("extra") or {}),
+            "attributions": (v.get("extra") or {}).get("explanation"),
+            "fairness_gaps": fairness_gaps(gates),
             "quarantine": quarantine,
             "card": model_card(store, cfg, v),
             "deployed": placed,

@@ -1,6 +1,7 @@
 """Page 3, Monitor window: per-feature drift sorted by effect size, the reference vs current
 histogram of any feature, data-quality findings with their evidence, and the window's
-performance, estimate, fairness groups and latency (from ``monitor.queries.window_detail``).
+performance, estimate, fairness groups and latency (from ``monitor.queries.window_detail``),
+and which features moved the predictions (attribution drift, ``ui.explanations``).
 
 Effect size here is the drift score divided by the column's own alarm threshold: scores of
 different methods (normalised Wasserstein for numbers, Jensen-Shannon for categories) are not
@@ -17,6 +18,7 @@ from loopml.config import Config
 from loopml.evaluate.metrics import REGRESSION_METRICS
 from loopml.monitor.queries import window_detail
 from loopml.store import Store
+from loopml.ui.explanations import window_explanation
 from loopml.ui.pages.common import clean
 
 
@@ -99,6 +101,12 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
     fair = res.get("fairness") or {}
     metric = d.get("metric") or "accuracy"
     regression = metric in REGRESSION_METRICS
+    fairness = {
+        "ratio": (fair.get("selection") or {}).get("ratio"),
+        "selection": (fair.get("selection") or {}).get("groups", []),
+        "labelled": (fair.get("labelled") or {}).get("groups", []),
+        "min_group_size": fair.get("min_group_size"),
+    }
     return clean(
         {
             "page": "window",
@@ -134,12 +142,8 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
                 else "none: the version's predictions carry no probabilities"
             ),
             "baseline": res.get("baseline", {}),
-            "fairness": {
-                "ratio": (fair.get("selection") or {}).get("ratio"),
-                "selection": (fair.get("selection") or {}).get("groups", []),
-                "labelled": (fair.get("labelled") or {}).get("groups", []),
-                "min_group_size": fair.get("min_group_size"),
-            },
+            "fairness": fairness,
+            "explanation": window_explanation(store, cfg, d, fairness),
             "label_drift": res.get("label_drift"),
             # issue 11 item 7: "too few rows" windows, the estimate's check against labels
             "too_few_rows": res.get("too_few_rows"),
