@@ -62,6 +62,25 @@ class PredictAnswer(Closed):
     model_version: int
 
 
+class RequestIdsBody(Closed):
+    """Logged predictions to explain, by request id (each with the version that answered)."""
+
+    request_ids: list[str] = Field(min_length=1)
+
+
+class Explanation(Open):
+    request_id: str | None = None
+    value: float
+    base_value: float
+    attributions: dict[str, float]
+
+
+class ExplainAnswer(Open):
+    model_version: int | list[int]
+    output: str = Field(description="The explained quantity, e.g. 'probability of class 1'.")
+    explanations: list[Explanation]
+
+
 class MLflowSplit(Open):
     columns: list[str] | None = None
     data: list[Any]

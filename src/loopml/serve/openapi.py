@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from loopml.serve import admin, handlers
+from loopml.serve import admin, explaining, handlers
 from loopml.serve import apimodels as m
 from loopml.serve.auth import OPEN
 from loopml.store.endpoints import ENDPOINT_NAME
@@ -68,6 +68,16 @@ OPERATIONS: dict[Any, Operation] = {
         body=(m.RowsBody, m.ColumnsBody),
         answer=m.PredictAnswer,
         entity_key=True,
+    ),
+    explaining.explain: Operation(
+        "Explain predictions: Shapley attributions per original column, exact for trees and "
+        "linear models (value = base_value + sum of attributions).",
+        body=(m.RowsBody, m.ColumnsBody, m.RequestIdsBody),
+        answer=m.ExplainAnswer,
+        query=(
+            ("class", _STR, "The class whose probability is explained (default: the first)."),
+            ("method", _STR, "exact, native or permutation (default: the best that applies)."),
+        ),
     ),
     handlers.invocations: Operation(
         "Predict (MLflow scoring protocol), JSON or CSV.",
