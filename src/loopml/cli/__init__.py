@@ -16,14 +16,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loopml.cli import keys, monitoring, project, registry, traffic
+from loopml.cli import keys, monitoring, project, registry, scoring, traffic
 from loopml.cli.common import COMMANDS
 from loopml.cli.parser import build_parser
 
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
-_COMMAND_MODULES = (keys, monitoring, project, registry, traffic)
+_COMMAND_MODULES = (keys, monitoring, project, registry, scoring, traffic)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
