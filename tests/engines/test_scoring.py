@@ -149,7 +149,7 @@ def test_a_rerun_resumes_only_missing_chunks_and_logs_no_row_twice(project):
 
 
 def test_another_job_in_the_same_output_is_refused(project):
-    root, version = project
+    root, _ = project
     src = _input(root)
     cfg = load_config(root)
     store = Store(cfg.store_url)

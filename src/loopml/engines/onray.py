@@ -54,15 +54,26 @@ class RayEngine:
         total = int(ray.cluster_resources().get("CPU", 1))
         self.cpus = max(1, min(cpus or total, total))
 
+    def _get(self, ref: Any) -> Any:
+        """The result of ``ref``; a worker's LoopmlError is raised here as itself, so the CLI
+        prints its message (not Ray's wrapper with the worker's traceback)."""
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, LoopmlError):
+                raise cause from None
+            raise
+
     def _ordered(self, refs: Iterable[Any]) -> Iterator[Any]:
         window: deque[Any] = deque()
         limit = 2 * self.cpus
         for ref in refs:
             window.append(ref)
             if len(window) >= limit:
-                yield self.ray.get(window.popleft())
+                yield self._get(window.popleft())
         while window:
-            yield self.ray.get(window.popleft())
+            yield self._get(window.popleft())
 
     def map(
         self, fn: Callable[[Any, Any], R], items: Iterable[Any], *, shared: Any = None

@@ -20,8 +20,10 @@ from typing import Any
 
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
+from loopml.engines import Engine
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
+from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_name, hour_start, id_floor, is_uuid7
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.webhooks import Delivery
@@ -35,8 +37,9 @@ LOCK = "monitor"
 class Pass:
     """State shared by one monitoring pass: readers and the references it loaded."""
 
-    def __init__(self, cfg: Config, store: Store) -> None:
+    def __init__(self, cfg: Config, store: Store, engine: Engine | None = None) -> None:
         self.cfg, self.store = cfg, store
+        self.engine = engine  # None: scan in this process
         self.artifacts = ArtifactStore(cfg.artifacts_root)
         self.logs = LogFiles(cfg.artifacts_root)
         self.refs: dict[int, Reference | None] = {}
@@ -105,9 +108,22 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             out["unchanged"] += 1
             continue
         labels = logs.labels([path for path, _ in lab_parts]) if lab_parts else None
-        groups = scan(
-            logs, [path for path, _ in parts], s, e, p.ref_of, p.cfg, labels, profiles=not same_log
-        )
+        paths = [path for path, _ in parts]
+        if p.engine is None or p.engine.name == "local":
+            groups = scan(logs, paths, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
+        else:  # blocks of parts on the engine's workers, merged here (monitor.blocks)
+            groups = scan_blocks(
+                p.engine,
+                logs,
+                p.cfg.artifacts_root,
+                paths,
+                s,
+                e,
+                p.ref_of,
+                p.cfg,
+                labels,
+                profiles=not same_log,
+            )
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
             if same_log and (version, role) in have:
@@ -153,6 +169,7 @@ def run_monitor(
     now: float | None = None,
     progress: Steps | None = None,
     delivery: Delivery | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """One pass over all endpoints: new windows, label updates, then alert rules.
 
@@ -166,7 +183,7 @@ def run_monitor(
     if not store.locks.acquire(LOCK, holder, ttl=max(600.0, cfg.monitor.schedule * 10)):
         return {"skipped": f"another monitor holds the lock ({store.locks.holder(LOCK)})"}
     try:
-        p = Pass(cfg, store)
+        p = Pass(cfg, store, engine)
         summary: dict[str, Any] = {"endpoints": {}, "windows": 0, "alerts": []}
         for endpoint in p.logs.endpoints():
             with steps.step(f"Monitor endpoint {endpoint}"):
