@@ -174,7 +174,7 @@ def put_part(fs: Any, path: str, table: pa.Table, fmt: str = "parquet") -> None:
     if fmt == "csv":
         pacsv.write_csv(table, buf)
     else:
-        pq.write_table(table, buf, row_group_size=65_536)
+        pq.write_table(table, buf, row_group_size=65_536, use_dictionary=_dictionary(table))
     data = buf.getvalue()
     if _is_local(fs):
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -193,6 +193,26 @@ def put_part(fs: Any, path: str, table: pa.Table, fmt: str = "parquet") -> None:
             "written there. Check the connection and credentials, then rerun to resume.",
             field="output",
         ) from exc
+
+
+_UNIQUE = frozenset({"_request_id", "_call", "request_id"})
+
+
+def _dictionary(table: pa.Table) -> list[str]:
+    """Dictionary-encode text columns only: trying it on a float column (and giving up once
+    the dictionary page is full) made writing 6x slower (1.6 s against 0.27 s for 262,144 x
+    22 columns, measured), and request ids are unique."""
+    return [
+        f.name
+        for f in table.schema
+        if f.name not in _UNIQUE
+        and (
+            pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)
+            or pa.types.is_boolean(f.type)
+        )
+    ]
 
 
 def _is_local(fs: Any) -> bool:

@@ -104,9 +104,9 @@ def log_table(
     arrays: dict[str, pa.Array] = {
         "_request_id": ids,
         "_call": ids,  # every batch row is its own unit
-        "_endpoint": pa.array(np.full(n, job.endpoint, dtype=object), pa.string()),
+        "_endpoint": pa.repeat(pa.scalar(job.endpoint, pa.string()), n),
         "_version": pa.array(np.full(n, job.version, dtype=np.int64)),
-        "_role": pa.array(np.full(n, ROLE, dtype=object), pa.string()),
+        "_role": pa.repeat(pa.scalar(ROLE, pa.string()), n),
         "_ts": pa.array(np.full(n, job.ts_us, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
         "_entity_key": pa.nulls(n, pa.string()),
         # no latency: a batch row's would skew the endpoint's latency monitor
