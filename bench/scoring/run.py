@@ -250,7 +250,7 @@ def main() -> int:
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(
                 missing_ok=True
             )
-        shutil.rmtree(project / ".loopml" / "predlog", ignore_errors=True)
+        shutil.rmtree(project / ".loopml" / "artifacts" / "predlog", ignore_errors=True)
         wall, peak, cpu, out = measure(cmd)
         results[name] = (wall, peak, cpu)
         inner = _inner_seconds(name, out)
