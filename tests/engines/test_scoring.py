@@ -247,3 +247,18 @@ def test_batch_rows_are_monitored_as_their_own_group(project):
     rows = store.monitoring.series("credit", version=version, role="batch", until=1e10, limit=10)
     assert sum(r["rows"] for r in rows) == 3000
     json.dumps(summary, default=str)
+
+
+def test_a_folder_of_parquet_files_is_scored_in_file_order(project):
+    root, _ = project
+    folder = root / "rows"
+    folder.mkdir()
+    parts = [frame(700, seed=s).drop(columns=["label"]) for s in (1, 2)]
+    for i, part in enumerate(parts):
+        part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    (folder / "_SUCCESS.parquet").write_bytes(b"not data")  # hidden names are skipped
+    cfg = load_config(root)
+    summary = score(cfg, Store(cfg.store_url), "credit", str(folder), str(root / "o"))
+    assert (summary.rows, summary.chunks) == (1400, 2)
+    got = pq.read_table(root / "o").to_pandas()
+    np.testing.assert_array_equal(got["f0"], pd.concat(parts)["f0"])
