@@ -121,6 +121,22 @@ def test_the_log_part_has_the_schema_the_servers_compaction_writes():
         assert ours.column(name).to_pylist() == theirs.column(name).to_pylist(), name
 
 
+def test_log_columns_follow_the_servers_rules_for_mixed_values():
+    from loopml.scoring.scorer import _log_column
+    from loopml.serve.logtables import _column
+
+    for values in (
+        [1, "a", None],
+        [True, None],
+        [None, None],
+        ["x", "y"],
+        [1, 2.5, None],
+    ):
+        ours = _log_column(np.array(values, dtype=object))
+        assert ours.type == _column(values).type, values
+        assert ours.to_pylist() == _column(values).to_pylist(), values
+
+
 def test_vectorised_request_ids_are_uuid7_at_the_given_time():
     ids = request_ids(1000, 1_700_000_123_456).to_pylist()
     assert len(set(ids)) == 1000

@@ -33,6 +33,16 @@ def _ray() -> Any:
     return ray
 
 
+class _Worker:
+    """A Ray actor's state: ``factory(*args)`` built once, called once per item."""
+
+    def __init__(self, factory: Callable[..., Callable[[Any], Any]], args: tuple[Any, ...]) -> None:
+        self.fn = factory(*args)
+
+    def call(self, item: Any) -> Any:
+        return self.fn(item)
+
+
 class RayEngine:
     name = "ray"
 
@@ -89,16 +99,8 @@ class RayEngine:
         items: Iterable[Any],
     ) -> Iterator[R]:
         ray = self.ray
-
-        @ray.remote(num_cpus=1)
-        class Worker:
-            def __init__(self) -> None:
-                self.fn = factory(*args)
-
-            def call(self, item: Any) -> Any:
-                return self.fn(item)
-
-        actors = [Worker.remote() for _ in range(self.cpus)]
+        actor_class: Any = ray.remote(num_cpus=1)(_Worker)
+        actors = [actor_class.remote(factory, args) for _ in range(self.cpus)]
         try:
             yield from self._ordered(
                 actors[i % len(actors)].call.remote(item) for i, item in enumerate(items)

@@ -73,16 +73,23 @@ class Job:
 
 
 def _log_column(arr: np.ndarray) -> pa.Array:
-    """A feature or prediction as the log stores it: numbers float64, booleans bool, text."""
+    """A feature or prediction as the server's log stores it (``serve.logtables._column``):
+    numbers float64, booleans bool (a column of nulls too), anything else text."""
     if arr.dtype.kind == "b":
         return pa.array(arr, pa.bool_())
     if arr.dtype.kind in "iuf":
         return pa.array(arr.astype(np.float64, copy=False), pa.float64())
-    return (
-        pa.array(arr, pa.string(), from_pandas=True)
-        if arr.dtype == object
-        else pa.array(arr.astype(str), pa.string())
-    )
+    try:
+        inferred = pa.array(arr, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds: text, as the server logs them
+        return pa.array([None if v is None else str(v) for v in arr], pa.string())
+    if pa.types.is_null(inferred.type):
+        return inferred.cast(pa.bool_())
+    if pa.types.is_boolean(inferred.type) or pa.types.is_string(inferred.type):
+        return inferred
+    if pa.types.is_integer(inferred.type) or pa.types.is_floating(inferred.type):
+        return inferred.cast(pa.float64())
+    return pa.array([None if v is None else str(v) for v in arr], pa.string())
 
 
 def log_table(
