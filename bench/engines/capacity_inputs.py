@@ -36,7 +36,7 @@ def _cpu(fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
 
 def log_bytes(decimals: int | None) -> dict[str, float]:
     """Parquet bytes per logged row (20 float features, a binary classifier's outputs)."""
-    from loopml.scoring.chunks import _dictionary
+    from loopml.engines.chunks import _dictionary
     from loopml.scoring.scorer import Job, log_table, request_ids
     from loopml.serve.batch import Batch
 

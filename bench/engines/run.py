@@ -41,7 +41,7 @@ def write_parts(project: Path, version: int, rows: int, parts: int) -> None:
     sys.path.insert(0, str(sb.SRC))
     import fsspec
 
-    from loopml.scoring.chunks import put_part
+    from loopml.engines.chunks import put_part
     from loopml.scoring.scorer import Job, log_table, request_ids
     from loopml.serve.batch import Batch
 

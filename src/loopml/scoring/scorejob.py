@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 
 from loopml.config import Config
 from loopml.engines import Engine, get_engine
+from loopml.engines.chunks import Chunk, csv_chunks, input_format, plan, put_part
 from loopml.errors import ConflictError, NotFoundError, UsageError
-from loopml.scoring.chunks import Chunk, csv_chunks, input_format, plan, put_part
 from loopml.scoring.scorer import Job, Scorer, new_job_time, part_path
 from loopml.serve.compaction import check_endpoint
 from loopml.serve.settings import Settings

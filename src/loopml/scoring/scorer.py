@@ -25,8 +25,8 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
+from loopml.engines.chunks import Chunk, put_part, read_chunk
 from loopml.errors import DataError, ValidationError
-from loopml.scoring.chunks import Chunk, put_part, read_chunk
 from loopml.serve.compaction import hour_of
 from loopml.serve.pool import ModelFailure, ModelPool
 from loopml.serve.settings import Settings

@@ -1,7 +1,7 @@
-"""The input of a batch scoring job cut into chunks, and the parts it writes.
+"""Parquet or CSV input cut into chunks for an engine's workers, and the parts they write.
 
-A chunk is what one worker scores at a time, and the unit of resumption, so it must be the
-same rows on every run of a job:
+A chunk is what one worker handles at a time (scores, or profiles), and for batch scoring the
+unit of resumption, so it must be the same rows on every run:
 
 - Parquet (a file or a folder of files, local or any fsspec URL): consecutive row groups of
   one file, at least ``chunk_rows`` rows together (or the file's last ones). Workers read their
@@ -151,15 +151,18 @@ def csv_chunks(url: str, chunk_rows: int) -> Iterator[Chunk]:
         yield Chunk(index, have, table=pa.Table.from_batches(pending))
 
 
-def read_chunk(chunk: Chunk) -> pa.Table:
-    """The rows of a chunk (read from its Parquet file, or carried with it for CSV)."""
+def read_chunk(chunk: Chunk, columns: list[str] | None = None) -> pa.Table:
+    """The rows of a chunk (read from its Parquet file, or carried with it for CSV), only
+    ``columns`` when given."""
     if chunk.table is not None:
-        return chunk.table
+        return chunk.table if columns is None else chunk.table.select(columns)
     assert chunk.path is not None
     fs, path = fsspec.core.url_to_fs(chunk.path)
     try:
         with fs.open(path, "rb") as fh:
-            return pq.ParquetFile(fh).read_row_groups(list(chunk.groups), use_threads=False)
+            return pq.ParquetFile(fh).read_row_groups(
+                list(chunk.groups), columns=columns, use_threads=False
+            )
     except (OSError, pa.ArrowException) as exc:
         raise DataError(
             f"Cannot read row groups {list(chunk.groups)} of {chunk.path!r}: {exc}. Rerun the "
