@@ -77,7 +77,7 @@ def test_score_writes_input_columns_predictions_and_probabilities_and_logs_batch
     np.testing.assert_array_equal(got["prediction"], model.predict(X))
     np.testing.assert_allclose(got[["proba_0", "proba_1"]], model.predict_proba(X), rtol=1e-12)
     assert got["request_id"].is_unique
-    assert not (root / "scored.parquet.parts").exists()
+    assert [p.name for p in (root / "scored.parquet.parts").iterdir()] == ["_loopml_score.json"]
 
     log = _log_rows(root)
     assert log.num_rows == len(data)
@@ -85,6 +85,19 @@ def test_score_writes_input_columns_predictions_and_probabilities_and_logs_batch
     assert set(log.column("_version").to_pylist()) == {version}
     assert sorted(log.column("_request_id").to_pylist()) == sorted(got["request_id"])
     assert log.column("_latency_ms").null_count == log.num_rows  # no fake latencies
+
+
+def test_rerunning_a_finished_single_file_job_logs_nothing_twice(project):
+    """Guards against a rerun of a finished job scoring (and logging) every row again."""
+    root, _ = project
+    src = _input(root)
+    cfg = load_config(root)
+    store = Store(cfg.store_url)
+    first = score(cfg, store, "credit", str(src), str(root / "o.parquet"), chunk_rows=1000)
+    again = score(cfg, store, "credit", str(src), str(root / "o.parquet"), chunk_rows=1000)
+    assert (again.rows, again.chunks, again.skipped_chunks) == (3000, 3, 3)
+    assert first.rows == 3000 and _log_rows(root).num_rows == 3000
+    assert pq.read_table(root / "o.parquet").num_rows == 3000
 
 
 def test_the_log_part_has_the_schema_the_servers_compaction_writes():

@@ -3,7 +3,8 @@
 The output is a folder of parts (``part-000000.parquet`` ...) with a manifest
 (``_loopml_score.json``: version, endpoint, input, chunk size, the job's id and time). A name
 ending in ``.parquet`` or ``.csv`` is one file instead: the parts are written to
-``<name>.parts/`` and streamed into the file at the end. Rerunning the same command resumes:
+``<name>.parts/`` and streamed into the file at the end; the manifest stays there, marked done,
+so rerunning a finished job does nothing (and logs nothing twice). Rerunning the same command resumes:
 chunks whose output part exists are skipped (see :mod:`loopml.scoring.scorer`); a manifest of a
 different job is refused rather than mixed with.
 """
@@ -139,6 +140,22 @@ def score(
         parts_path,
         {"version": version, "endpoint": ep, "input": input_url, "chunk_rows": chunk_rows},
     )
+    if (
+        final is not None
+        and doc.get("done")
+        and fsspec.core.url_to_fs(final)[0].exists(fsspec.core.url_to_fs(final)[1])
+    ):  # finished before: rerunning must not log its rows twice
+        name = engine if isinstance(engine, str) else getattr(engine, "name", "local")
+        return ScoreSummary(
+            version,
+            ep,
+            final,
+            doc["rows"],
+            doc["chunks"],
+            doc["chunks"],
+            time.perf_counter() - t0,
+            name or "local",
+        )
     ext = "csv" if fmt == "csv" else "parquet"
     done = {p.rsplit("/", 1)[-1] for p in fs.glob(f"{parts_path}/part-*.{ext}")}
     job = Job(
@@ -178,6 +195,8 @@ def score(
     n_parts = counts["chunks"] + counts["skipped"]
     if final is not None:
         _concat(fs, parts_path, n_parts, final, fmt)
+        doc.update(done=True, rows=counts["rows"], chunks=n_parts)
+        fs.pipe_file(f"{parts_path}/{MANIFEST}", json.dumps(doc, indent=2).encode())
     return ScoreSummary(
         version,
         ep,
@@ -191,8 +210,9 @@ def score(
 
 
 def _concat(fs: Any, parts_path: str, n_parts: int, final: str, fmt: str) -> None:
-    """Stream the parts, in order, into one file (one part in memory at a time), then drop
-    the parts folder. Written to a temporary name first, so the file appears whole."""
+    """Stream the parts, in order, into one file (one part in memory at a time), then delete
+    them (the manifest stays, marking the job done). Written to a temporary name first, so the
+    file appears whole."""
     out_fs, out_path = fsspec.core.url_to_fs(final)
     tmp = f"{out_path}.tmp"
     writer: Any = None
@@ -210,6 +230,7 @@ def _concat(fs: Any, parts_path: str, n_parts: int, final: str, fmt: str) -> Non
         if writer is not None:
             writer.close()
     out_fs.mv(tmp, out_path)
-    fs.rm(parts_path, recursive=True)
+    for i in range(n_parts):
+        fs.rm_file(part_path(parts_path, i, fmt))
     if n_parts == 0:  # no rows at all: still leave a readable file behind
         put_part(out_fs, out_path, pa.table({}), fmt)
