@@ -81,10 +81,10 @@ def scan_blocks(
     profiles: bool = True,
 ) -> Groups:
     """:func:`loopml.monitor.windows.scan` of ``paths``, one block per part, on ``engine``."""
-    table = ds.dataset(list(paths), format="parquet", filesystem=logs.arrow_fs).to_table(
-        columns=["_version"]
-    )
-    versions = [int(v) for v in pc.unique(table.column("_version")).to_pylist() if v is not None]
+    versions: set[int] = set()  # streamed: one column, a batch at a time
+    dataset = ds.dataset(list(paths), format="parquet", filesystem=logs.arrow_fs)
+    for batch in dataset.to_batches(columns=["_version"]):
+        versions.update(int(v) for v in pc.unique(batch.column(0)).to_pylist() if v is not None)
     refs = {v: ref_of(v) for v in versions}
     if len(paths) < 2 or any(
         r is None or r.features is None or r.outputs is None for r in refs.values()
