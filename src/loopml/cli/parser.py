@@ -8,7 +8,9 @@ import argparse
 
 def engine_args(sp: argparse.ArgumentParser) -> None:
     """``--engine`` and ``--cpus``: where heavy work runs (``RAY_ADDRESS`` for a cluster)."""
-    sp.add_argument("--engine", choices=["local", "ray"], default="local")
+    sp.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="where heavy work runs"
+    )
     sp.add_argument("--cpus", type=int, help="CPUs for a local Ray (default: all)")
 
 
