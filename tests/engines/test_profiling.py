@@ -1,6 +1,7 @@
 """Profiling a Parquet file in blocks on an engine equals one streamed pass
 (``DatasetProfile.from_parquet``): counts exactly, moments up to rounding, sketches within
-their rank error; the Ray engine equals the local one bit for bit."""
+their rank error; the Ray engine equals the local one bit for bit (but for the sketches, whose
+compaction is randomised)."""
 
 from __future__ import annotations
 
@@ -92,4 +93,9 @@ def test_blocks_against_a_reference_equal_one_streamed_pass(parquet, tmp_path):
 def test_ray_profile_equals_the_local_engines_bit_for_bit(parquet, ray_engine):
     local = profile_parquet(str(parquet), engine="local", rows_per_block=40_000)
     on_ray = profile_parquet(str(parquet), engine=ray_engine, rows_per_block=40_000)
-    assert local.to_dict() == on_ray.to_dict()
+    a, b = local.to_dict(), on_ray.to_dict()
+    for name in a["columns"]:  # KLL compaction flips a random coin: sketches within error
+        a["columns"][name].pop("sketch", None)
+        b["columns"][name].pop("sketch", None)
+    assert a == b  # everything else bit for bit, floating sums included
+    _check(local, on_ray)

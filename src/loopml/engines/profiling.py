@@ -11,7 +11,8 @@ only when their numeric columns share bin edges, so:
   sketches.
 
 Blocks are merged in file order, so the local and the Ray engine give the same profile bit for
-bit; against one streamed :meth:`~loopml.stats.DatasetProfile.from_parquet` pass, counts,
+bit, floating sums included (but for the KLL quantile sketches, whose compactions flip a random
+coin in each process: they agree within their rank error); against one streamed :meth:`~loopml.stats.DatasetProfile.from_parquet` pass, counts,
 nulls, minima, maxima and histograms are equal, means and variances equal up to floating-point
 rounding (summed in another order), and quantile sketches agree within their rank error.
 """
