@@ -291,3 +291,14 @@ def test_a_folder_of_parquet_files_is_scored_in_file_order(project):
     assert (summary.rows, summary.chunks) == (1400, 2)
     got = pq.read_table(root / "o").to_pandas()
     np.testing.assert_array_equal(got["f0"], pd.concat(parts)["f0"])
+
+
+def test_monitor_cli_takes_an_engine(project, capsys):
+    root, _ = project
+    score_args = ["-c", str(root), "score", "credit", "--input", str(_input(root)), "--output"]
+    assert main([*score_args, str(root / "o"), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(root), "monitor", "--engine", "local", "--json"]) == 0
+    assert "endpoints" in json.loads(capsys.readouterr().out)
+    assert main(["-c", str(root), "monitor", "--engine", "local", "--cpus", "0"]) == 2
+    assert "--cpus must be at least 1" in capsys.readouterr().err
