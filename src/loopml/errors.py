@@ -139,3 +139,10 @@ class PayloadTooLargeError(DataError):
     """The request body is over the configured size limit."""
 
     http_status = 413
+
+
+class StorageError(LoopmlError, OSError):
+    """A remote store (S3 or another fsspec backend) could not be reached or refused a call."""
+
+    exit_code = 1
+    http_status = 503

@@ -1,8 +1,10 @@
 """Content-addressed artifact files on a local folder or any fsspec URL (``s3://...``).
 
 Every file is named by the sha256 of its bytes: ``{root}/sha256/ab/cd/<digest><suffix>``.
-Writes are atomic on local disks (temp file + ``os.replace``) and idempotent (an existing
-digest is not rewritten). Every read re-hashes the bytes and refuses a mismatch, so a file
+Writes are atomic on local disks (temp file + ``os.replace``) and on object stores (an S3
+object appears only once its PUT, or its multipart upload, completes), and idempotent (an
+existing digest is not rewritten). A remote store's failure (network, credentials, throttling)
+is a :class:`~loopml.errors.StorageError` naming the call and the URL. Every read re-hashes the bytes and refuses a mismatch, so a file
 changed on disk after it was registered is never loaded (MITRE ATLAS M0014).
 """
 
@@ -19,7 +21,7 @@ from typing import IO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from loopml.errors import IntegrityError, NotFoundError, UsageError
+from loopml.errors import IntegrityError, LoopmlError, NotFoundError, StorageError, UsageError
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -66,7 +68,8 @@ class ArtifactStore:
         key = self._key(digest, "")
         folder = key.rsplit("/", 1)[0]
         try:
-            names = self.fs.ls(folder, detail=False)
+            with self._remote("list", folder):
+                names = self.fs.ls(folder, detail=False)
         except FileNotFoundError:
             names = []
         for name in sorted(names):
@@ -94,12 +97,13 @@ class ArtifactStore:
         """Store ``data``; return its sha256 hex digest. Idempotent."""
         digest = hashlib.sha256(data).hexdigest()
         key = self._key(digest, suffix)
-        if self.fs.exists(key):
-            return digest
-        if self.is_local:
-            self._write_local(key, lambda f: f.write(data))
-        else:
-            self.fs.pipe_file(key, data)
+        with self._remote("write", key):
+            if self.fs.exists(key):
+                return digest
+            if self.is_local:
+                self._write_local(key, lambda f: f.write(data))
+            else:
+                self.fs.pipe_file(key, data)
         return digest
 
     def put_file(self, path: str | os.PathLike[str], *, suffix: str = "") -> str:
@@ -110,8 +114,9 @@ class ArtifactStore:
                 h.update(chunk)
         digest = h.hexdigest()
         key = self._key(digest, suffix)
-        if self.fs.exists(key):
-            return digest
+        with self._remote("write", key):
+            if self.fs.exists(key):
+                return digest
         if self.is_local:
 
             def copy(dst: IO[bytes]) -> None:
@@ -121,7 +126,8 @@ class ArtifactStore:
 
             self._write_local(key, copy)
         else:
-            self.fs.put_file(os.fspath(path), key)
+            with self._remote("write", key):
+                self.fs.put_file(os.fspath(path), key)
         if self.get_digest_of(key) != digest:
             self.fs.rm_file(key)
             raise IntegrityError(
@@ -150,7 +156,7 @@ class ArtifactStore:
     # --- reading ------------------------------------------------------------------------
     def get_digest_of(self, key: str) -> str:
         h = hashlib.sha256()
-        with self.fs.open(key, "rb") as f:
+        with self._remote("read", key), self.fs.open(key, "rb") as f:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 h.update(chunk)
         return h.hexdigest()
@@ -158,7 +164,8 @@ class ArtifactStore:
     def get_bytes(self, digest: str) -> bytes:
         """The bytes stored under ``digest``, re-hashed; ``IntegrityError`` on a mismatch."""
         key = self._find(digest)
-        data = self.fs.cat_file(key)
+        with self._remote("read", key):
+            data = self.fs.cat_file(key)
         _verify(digest, hashlib.sha256(data).hexdigest(), self._show(key))
         return data
 
@@ -174,7 +181,12 @@ class ArtifactStore:
         if not os.path.exists(target):
             fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
             os.close(fd)
-            self.fs.get_file(key, tmp)
+            try:
+                with self._remote("read", key):
+                    self.fs.get_file(key, tmp)
+            except BaseException:
+                os.unlink(tmp)
+                raise
             os.replace(tmp, target)
         _verify(digest, _sha256_file(target), target)
         return target
@@ -184,6 +196,25 @@ class ArtifactStore:
         """Open a verified local copy of the artifact for reading."""
         with open(self.local_path(digest), "rb") as f:
             yield f
+
+    @contextmanager
+    def _remote(self, action: str, key: str) -> Iterator[None]:
+        """Turn a remote backend's failure into a :class:`StorageError` (local disks raise
+        their own errors, and ``FileNotFoundError`` means absent, not failed)."""
+        try:
+            yield
+        except (LoopmlError, FileNotFoundError):
+            raise
+        except Exception as exc:
+            if self.is_local:
+                raise
+            raise StorageError(
+                f"Could not {action} {self._show(key)} ({type(exc).__name__}: "
+                f"{str(exc)[:200]}). Nothing was half-written: an object appears only once "
+                f"complete. Check the store's address (AWS_ENDPOINT_URL), the network and "
+                f"the credentials (AWS_* variables or profile), then retry.",
+                field="artifacts",
+            ) from exc
 
     def _show(self, key: str) -> str:
         return key if self.is_local else self.fs.unstrip_protocol(key)

@@ -28,6 +28,7 @@ from loopml.cli import (
     monitoring,
     project,
     registry,
+    scoring,
     traffic,
 )
 from loopml.cli.common import COMMANDS
@@ -43,7 +44,17 @@ EXIT_CODES = {
 }
 
 # Imported for their side effect: each module's @command handlers fill COMMANDS.
-_COMMAND_MODULES = (backtest, describe, explaining, keys, monitoring, project, registry, traffic)
+_COMMAND_MODULES = (
+    backtest,
+    describe,
+    explaining,
+    keys,
+    monitoring,
+    project,
+    registry,
+    scoring,
+    traffic,
+)
 NOT_FOUND = 2  # a usage error: the command was right, the thing is not there
 
 

@@ -11,18 +11,24 @@ from loopml.cli.common import cli_actor, command, print_json, project_config
 @command
 def cmd_monitor(args: argparse.Namespace) -> int:
     """One monitoring pass over every endpoint (for cron)."""
+    from loopml.engines import get_engine
     from loopml.monitor.jobs import run_monitor
     from loopml.progress import ConsoleSteps
     from loopml.server import monitor_live
     from loopml.store import Store
 
     cfg = project_config(args)
-    summary = run_monitor(
-        cfg,
-        Store(cfg.store_url),
-        progress=None if args.json else ConsoleSteps(),
-        live=monitor_live(cfg),  # recent traffic in log segments not compacted yet
-    )
+    engine = get_engine(args.engine, cpus=args.cpus)
+    try:
+        summary = run_monitor(
+            cfg,
+            Store(cfg.store_url),
+            progress=None if args.json else ConsoleSteps(),
+            live=monitor_live(cfg),  # recent traffic in log segments not compacted yet
+            engine=engine,
+        )
+    finally:
+        engine.close()
     if args.json:
         print_json(summary)
         return 0

@@ -68,6 +68,14 @@ Example (in the demo's project folder):
 """
 
 
+def engine_args(sp: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--cpus``: where heavy work runs (``RAY_ADDRESS`` for a cluster)."""
+    sp.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="where heavy work runs"
+    )
+    sp.add_argument("--cpus", type=int, help="CPUs for a local Ray (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="loopml",
@@ -218,7 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", help="interface to listen on (default: serve.host, 127.0.0.1)")
     sp.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
     sp.add_argument("--no-auth", action="store_true", help="no API keys (loopback only)")
-    add("monitor", "one monitoring pass over every endpoint (for cron)", json=True)
+    sp = add("monitor", "one monitoring pass over every endpoint (for cron)", json=True)
+    engine_args(sp)
+    sp = add("score", "batch-score a Parquet/CSV file with a version or an endpoint", json=True)
+    sp.add_argument("target", metavar="VERSION|ENDPOINT")
+    sp.add_argument("--input", required=True, help="Parquet/CSV file or folder, or a URL")
+    sp.add_argument("--output", required=True, help="a folder of parts, or a .parquet/.csv file")
+    sp.add_argument(
+        "--endpoint", help="log the rows under this endpoint (default: deploy.endpoint)"
+    )
+    sp.add_argument("--chunk-rows", type=int, default=262_144, help="rows per chunk")
+    engine_args(sp)
     sp = add(
         "rollout",
         "start a guarded rollout of a candidate (shadow -> canary -> champion)",

@@ -28,8 +28,10 @@ import pyarrow.compute as pc
 
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
+from loopml.engines import Engine
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
+from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
 from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
@@ -44,8 +46,15 @@ LOCK = "monitor"
 class Pass:
     """State shared by one monitoring pass: readers and the references it loaded."""
 
-    def __init__(self, cfg: Config, store: Store, live: LiveLog | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        live: LiveLog | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.cfg, self.store = cfg, store
+        self.engine = engine  # None: scan in this process
         self.artifacts = ArtifactStore(cfg.artifacts_root)
         self.logs = LogFiles(cfg.artifacts_root)
         self.refs: dict[int, Reference | None] = {}
@@ -131,7 +140,22 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             if lab_parts or lab_live
             else None
         )
-        groups = scan(logs, parts, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
+        files = all(part.table is None for part in parts)  # live segments: scanned here
+        if p.engine is None or p.engine.name == "local" or not files:
+            groups = scan(logs, parts, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
+        else:  # blocks of parts on the engine's workers, merged here (monitor.blocks)
+            groups = scan_blocks(
+                p.engine,
+                logs,
+                p.cfg.artifacts_root,
+                parts,
+                s,
+                e,
+                p.ref_of,
+                p.cfg,
+                labels,
+                profiles=not same_log,
+            )
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
             if same_log and (version, role) in have:
@@ -262,6 +286,7 @@ def run_monitor(
     progress: Steps | None = None,
     delivery: Delivery | None = None,
     live: LiveLog | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """One pass over all endpoints: new windows, label updates, then alert rules.
 
@@ -280,7 +305,7 @@ def run_monitor(
     if not store.locks.acquire(LOCK, holder, ttl=max(600.0, cfg.monitor.schedule * 10)):
         return {"skipped": f"another monitor holds the lock ({store.locks.holder(LOCK)})"}
     try:
-        p = Pass(cfg, store, live)
+        p = Pass(cfg, store, live, engine)
         summary: dict[str, Any] = {"endpoints": {}, "windows": 0, "alerts": []}
         with_alerts = {a["endpoint"] for a in store.monitoring.alerts(status="open", limit=10_000)}
         # registered endpoints too: their recent rows may all be in live segments still

@@ -82,6 +82,14 @@ class QuantileSketch:
             return np.zeros(len(points))
         return np.asarray(self._kll.get_cdf(list(map(float, points))), dtype=np.float64)[:-1]
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable (the datasketches object is not): profiles travel to engine workers."""
+        return {"k": self.k, "kll": self._kll.serialize()}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.k = int(state["k"])  # type: ignore[call-overload]
+        self._kll = datasketches.kll_doubles_sketch.deserialize(state["kll"])
+
     def to_str(self) -> str:
         return base64.b64encode(self._kll.serialize()).decode("ascii")
 

@@ -1,0 +1,32 @@
+"""The local engine: every item in this process, one after the other (the default)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+class LocalEngine:
+    name = "local"
+    cpus = 1
+
+    def map(
+        self, fn: Callable[[Any, Any], R], items: Iterable[Any], *, shared: Any = None
+    ) -> Iterator[R]:
+        for item in items:
+            yield fn(item, shared)
+
+    def map_actors(
+        self,
+        factory: Callable[..., Callable[[Any], R]],
+        args: tuple[Any, ...],
+        items: Iterable[Any],
+    ) -> Iterator[R]:
+        worker = factory(*args)
+        for item in items:
+            yield worker(item)
+
+    def close(self) -> None:
+        pass
