@@ -22,13 +22,13 @@ def test_blocks_merge_to_the_single_scan(tmp_path):
     cfg, store, v = project_with_parts(tmp_path, "p")
     p = Pass(cfg, store)
     start, end = T0 + 3600, T0 + 7200
-    parts = p.logs.parts("predlog", "ep", ["2024030101"])
-    paths = [path for path, _ in parts]
-    assert len(paths) == 3
+    found = p.logs.parts("predlog", "ep", ["2024030101"])
+    parts = [p.logs.part(path, size, "2024030101") for path, size in found]
+    assert len(parts) == 3
     lab = p.logs.labels([x for x, _ in p.logs.parts("labels", "ep", ["2024030101"])])
-    one = scan(p.logs, paths, start, end, p.ref_of, cfg, lab)
+    one = scan(p.logs, parts, start, end, p.ref_of, cfg, lab)
     many = scan_blocks(
-        get_engine("local"), p.logs, cfg.artifacts_root, paths, start, end, p.ref_of, cfg, lab
+        get_engine("local"), p.logs, cfg.artifacts_root, parts, start, end, p.ref_of, cfg, lab
     )
     assert one.keys() == many.keys() == {(v["id"], "champion")}
     a, b = one[(v["id"], "champion")], many[(v["id"], "champion")]

@@ -70,7 +70,10 @@ def test_ray_monitor_equals_local(tmp_path, ray_engine):
             "drift_score",
             "prediction_drift",
         ):
-            assert a[key] == pytest.approx(b[key], rel=1e-9, nan_ok=True), key
+            if a[key] is None or b[key] is None:  # e.g. an estimate withheld as unreliable
+                assert a[key] is b[key] is None, key
+            else:
+                assert a[key] == pytest.approx(b[key], rel=1e-9, nan_ok=True), key
         # latency quantiles come from a KLL sketch: merged sketches agree within its rank error
         assert a["latency_p50"] == pytest.approx(b["latency_p50"], rel=0.05)
     assert sum(a["drifted"] or 0 for a in wl) >= 1  # the shifted hour is caught by both

@@ -115,6 +115,10 @@ def log_table(
         "_version": pa.array(np.full(n, job.version, dtype=np.int64)),
         "_role": pa.repeat(pa.scalar(ROLE, pa.string()), n),
         "_ts": pa.array(np.full(n, job.ts_us, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
+        # no event time of its own: the job's time (as the server logs a row without one)
+        "_event_time": pa.array(np.full(n, job.ts_us, dtype=np.int64)).cast(
+            pa.timestamp("us", tz="UTC")
+        ),
         "_entity_key": pa.nulls(n, pa.string()),
         # no latency: a batch row's would skew the endpoint's latency monitor
         "_latency_ms": pa.nulls(n, pa.float64()),
