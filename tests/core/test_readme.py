@@ -85,9 +85,8 @@ def _sh_blocks() -> list[str]:
 def test_every_shell_block_of_the_readme_is_run_by_a_test():
     """Guards against a README block added without a test (make demo/make test aside)."""
     tested = {block("Quickstart"), block("After the demo"), block("A tour"), own_data_block()}
-    tested.add(
-        block("Backtest: what your policy would have done")
-    )  # tests/control/test_backtest.py
+    tested.add(block("Backtest: what your policy would have done"))  # test_backtest.py
+    tested.add(scoring_block())
     assert set(_sh_blocks()) == tested
 
 
@@ -118,3 +117,32 @@ def test_init_on_your_own_data_runs_as_written(tmp_path):
     frame.to_csv(tmp_path / "customers.csv", index=False)
     res = _bash(own_data_block() + "\nloopml -c churn run\n", tmp_path)
     assert res.returncode == 0, f"failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
+
+
+def scoring_block() -> str:
+    return (
+        README.read_text().split("### Batch scoring", 1)[1].split("```sh\n", 1)[1].split("```")[0]
+    )
+
+
+def test_the_scoring_block_runs_as_written(tmp_path):
+    """The README's `loopml score` line, on a small project whose endpoint is 'employment'."""
+    import subprocess
+
+    from tests.conftest import CONFIG, make_project, synthetic_frame
+
+    from loopml.cli import main
+
+    root = make_project(
+        tmp_path / "p", config=CONFIG.replace("endpoint: tiny", "endpoint: employment")
+    )
+    assert main(["-c", str(root), "run"]) == 0
+    assert main(["-c", str(root), "deploy", "employment", "1"]) == 0
+    synthetic_frame(50, seed=3).drop(columns=["label"]).to_parquet(root / "rows.parquet")
+    script = "set -euo pipefail\n" + scoring_block()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run(["bash", "-c", script], cwd=root, env=env, check=True, timeout=300)
+    import pandas as pd
+
+    out = pd.read_parquet(root / "scored.parquet")
+    assert len(out) == 50 and {"request_id", "prediction", "proba_0", "proba_1"} <= set(out)

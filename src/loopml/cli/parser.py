@@ -229,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("monitor", "one monitoring pass over every endpoint (for cron)", json=True)
     engine_args(sp)
     sp = add("score", "batch-score a Parquet/CSV file with a version or an endpoint", json=True)
-    sp.add_argument("target", metavar="VERSION|ENDPOINT")
+    sp.add_argument(
+        "target", metavar="VERSION|ENDPOINT", help="a version id, or an endpoint (its champion)"
+    )
     sp.add_argument("--input", required=True, help="Parquet/CSV file or folder, or a URL")
     sp.add_argument("--output", required=True, help="a folder of parts, or a .parquet/.csv file")
     sp.add_argument(
