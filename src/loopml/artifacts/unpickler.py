@@ -49,7 +49,7 @@ class _Checked:
         return super().find_class(module, name)  # type: ignore[misc]
 
 
-class CheckedUnpickler(_Checked, pickle._Unpickler):  # type: ignore[name-defined,misc]
+class CheckedUnpickler(_Checked, pickle._Unpickler):
     """``pickle.loads`` that imports only ``allowed`` names."""
 
     def __init__(self, data: bytes, allowed: frozenset[str]) -> None:
@@ -66,7 +66,7 @@ def load_joblib(data: bytes, allowed: frozenset[str]) -> Any:
     """``joblib.load`` of uncompressed joblib bytes, importing only ``allowed`` names."""
     from joblib.numpy_pickle import NumpyUnpickler
 
-    class CheckedNumpyUnpickler(_Checked, NumpyUnpickler):  # type: ignore[misc]
+    class CheckedNumpyUnpickler(_Checked, NumpyUnpickler):
         pass
 
     unpickler = CheckedNumpyUnpickler("", io.BytesIO(data), True, mmap_mode=None)

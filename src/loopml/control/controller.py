@@ -200,7 +200,9 @@ class Controller:
                 version_id=vid,
             )
             if res["outcome"] == "not_better":
-                champ = next((g for g in res["gates"] if g["gate"] == "champion"), {})
+                champ: dict[str, Any] = next(
+                    (g for g in res["gates"] if g["gate"] == "champion"), {}
+                )
                 reason = (
                     f"retraining ({trig.name}): a fresh model does not help on recent data: "
                     f"version {vid} is not better than the champion ({champ.get('message', '')})"

@@ -58,7 +58,7 @@ def concat(parts: list[Pairs]) -> Pairs:
     """One set of pairs from several (the shadow's and the canary steps')."""
     cat = [np.concatenate([getattr(p, f) for p in parts]) for f in FIELDS]
     unit = next((p.unit for p in reversed(parts) if p.rows), parts[0].unit)
-    return Pairs(*cat, unit=unit, paired=sum(p.paired for p in parts))
+    return Pairs(cat[0], cat[1], cat[2], cat[3], unit=unit, paired=sum(p.paired for p in parts))
 
 
 FIELDS = ("cluster", "diff", "champion_loss", "ts")

@@ -317,7 +317,7 @@ def run_monitor(
                 except NotFoundError:
                     row = None
                 # an endpoint the registry does not know (logs only) has no traffic to follow
-                live = alert_rules.live_subjects(row) if row is not None else None
+                serving = alert_rules.live_subjects(row) if row is not None else None
                 res = monitor_endpoint(p, endpoint, now)
                 events: list[dict[str, Any]] = []
                 for (version, role), starts in sorted(res.pop("changed").items()):
@@ -331,7 +331,7 @@ def run_monitor(
                         starts,
                         ref.baseline if ref else {},
                         delivery=delivery,
-                        live=live,
+                        live=serving,
                     )
                 if row is not None:
                     events += alert_rules.retire_subjects(store, endpoint, row, now)

@@ -211,7 +211,9 @@ class LogFiles:
                 hi = b if hi is None or b > hi else hi  # type: ignore[operator]
             elif st.null_count < meta.row_group(i).num_rows:
                 return None
-        return (float(lo), float(hi), nulls) if lo is not None else (math.nan, math.nan, nulls)
+        if lo is None:
+            return (math.nan, math.nan, nulls)
+        return (float(lo), float(hi), nulls)  # type: ignore[arg-type]
 
     def part(self, path: str, size: int, hour: str) -> Part:
         """A Parquet part with its ranges of window time and log time (cached per pass).

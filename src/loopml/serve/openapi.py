@@ -211,6 +211,7 @@ def _operation(method: str, path: str, role: str, handler: Any) -> dict[str, Any
         if op.csv:
             content["text/csv"] = {"schema": {"type": "string"}}
         out["requestBody"] = {"required": True, "content": content}
+    ok: dict[str, Any]
     if op.text:
         ok = {"text/plain": {"schema": {"type": "string"}}}
     elif op.answer is None:

@@ -30,7 +30,7 @@ def protocol(header_timeout: float, body_timeout: float, max_connections: int) -
     """uvicorn's ``HttpToolsProtocol`` with the bounds of the module docstring."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class BoundedHttpTools(HttpToolsProtocol):  # type: ignore[misc]
+    class BoundedHttpTools(HttpToolsProtocol):
         _timer: asyncio.TimerHandle | None = None
         _phase = "idle"  # idle -> headers -> body -> app -> idle (kept alive)
         _born = 0.0
@@ -94,7 +94,7 @@ def protocol(header_timeout: float, body_timeout: float, max_connections: int) -
                 if getattr(c, "_phase", "app") in ("idle", "headers")
                 and not c.transport.is_closing()
             ]
-            victim = min(waiting, key=lambda c: c._born) if waiting else self
+            victim = min(waiting, key=lambda c: getattr(c, "_born", 0.0)) if waiting else self
             victim.transport.close()
 
     return BoundedHttpTools

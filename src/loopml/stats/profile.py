@@ -194,7 +194,8 @@ class DatasetProfile:
             pf = pq.ParquetFile(path, read_dictionary=strings)
         out = cls.from_frame(schema.empty_table().select(names), reference, **options)
         n_rows = pf.metadata.num_rows
-        sample, picked = out.sample, {}
+        sample = out.sample
+        picked: dict[Any, Any] = {}
         if sample is not None:  # the rows with the smallest position keys, known up front
             keys = position_keys(0, n_rows, sample.seed)
             chosen = np.sort(smallest(keys, sample.k))
