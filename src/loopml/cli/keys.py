@@ -11,9 +11,12 @@ from loopml.cli.common import cli_actor, command, open_store, print_json, print_
 def cmd_keys(args: argparse.Namespace) -> int:
     store = open_store(args)
     if args.action == "create":
-        key, rec = store.keys.create(args.role, name=args.name or "", actor=cli_actor(args))
+        key, rec = store.keys.create(
+            args.role, name=args.name or "", rate_per_s=args.rate_limit, actor=cli_actor(args)
+        )
         print(
-            f"Created API key {rec['id']} ({rec['prefix']}) with role {rec['role']}. It is shown once:"
+            f"Created API key {rec['id']} ({rec['prefix']}) with role {rec['role']}"
+            f"{_limit(rec)}. It is shown once:"
         )
         print(key)
         return 0
@@ -27,12 +30,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 0
     print_table(
         "API keys",
-        ["id", "prefix", "role", "name", "created", "revoked"],
+        ["id", "prefix", "role", "rate limit", "name", "created", "revoked"],
         [
             (
                 r["id"],
                 r["prefix"],
                 r["role"],
+                f"{r['rate_per_s']:g}/s" if r.get("rate_per_s") else "default",
                 r["name"],
                 when(r["created_at"]),
                 when(r["revoked_at"]),
@@ -41,3 +45,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         ],
     )
     return 0
+
+
+def _limit(rec: dict) -> str:
+    rate = rec.get("rate_per_s")
+    return f" and its own rate limit of {rate:g} requests/s" if rate else ""

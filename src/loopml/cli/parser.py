@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["viewer", "predictor", "labeller", "deployer", "admin"],
     )
     sp.add_argument("--name")
+    sp.add_argument(
+        "--rate-limit",
+        type=_positive_rate,
+        metavar="N",
+        help="this key's own rate limit, in requests/s (default: serve.rate_limit_per_s)",
+    )
     sp = add(
         "control",
         "run the controller: one pass with --once (cron), else a loop",
@@ -123,3 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dir", default="loopml-demo")
     sp.add_argument("--no-serve", action="store_true", help="stop before starting the server")
     return p
+
+
+def _positive_rate(text: str) -> float:
+    """A rate limit in requests/s: a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of requests per second, such as 5000; got {text!r}"
+        )
+    return value
