@@ -6,8 +6,9 @@ concurrency 16 and 64. Each server is pinned to core 0 (taskset), wrk to core 1,
 research note (serving.md §1). loopml runs as configured for production: auth on (a
 predictor key), canary at 10%, one shadow mirroring all traffic, durable prediction log.
 
-    .venv/bin/python bench/serving/run.py            # 20 s per load level
+    .venv/bin/python bench/serving/run.py            # both cases, 20 s per load level
     .venv/bin/python bench/serving/run.py --quick    # 5 s per load level
+    .venv/bin/python bench/serving/run.py --case lr  # this case only (categorical.py: the other)
 
 MLflow runs twice: a DataFrame-fitted model with a column signature, sent ``dataframe_split``
 (named columns, as loopml's request), and an array-fitted model sent ``inputs`` (a bare tensor,
