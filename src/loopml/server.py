@@ -35,6 +35,7 @@ from loopml.control.service import controller_service
 from loopml.errors import UsageError
 from loopml.monitor.parts import LiveLog
 from loopml.monitor.service import monitor_service
+from loopml.serve.accesslog import JSONLinesHandler
 from loopml.serve.app import create_app
 from loopml.serve.logreader import live_tables
 from loopml.serve.settings import Settings
@@ -93,28 +94,10 @@ def compose(cfg: Config, settings: Settings) -> Starlette:
     return app
 
 
-class _JSONLines(logging.StreamHandler):
-    """Writes messages as they are (already JSON) and flushes at most every 0.5 s, so the
-    access log costs no syscall per request under load."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream)
-        self._last = 0.0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(record.getMessage() + "\n")
-            if record.created - self._last >= 0.5:
-                self._last = record.created
-                self.stream.flush()
-        except Exception:  # pragma: no cover - a broken stderr must not fail requests
-            self.handleError(record)
-
-
 def configure_logging(access_log: bool = True) -> None:
     """JSON access lines on stderr; server messages as plain lines."""
     access = logging.getLogger("loopml.access")
-    access.handlers[:] = [_JSONLines(sys.stderr)] if access_log else []
+    access.handlers[:] = [JSONLinesHandler(sys.stderr)] if access_log else []
     access.setLevel(logging.INFO if access_log else logging.WARNING)
     access.propagate = False
     serve_log = logging.getLogger("loopml.serve")

@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E",
         help="scope the new key to endpoint E (repeat for more); default: every endpoint",
     )
+    sp.add_argument(
+        "--rate-limit",
+        type=_positive_rate,
+        metavar="N",
+        help="this key's own rate limit, in requests/s (default: serve.rate_limit_per_s)",
+    )
     sp = add(
         "control",
         "run the controller: one pass with --once (cron), else a loop",
@@ -329,3 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit after the story (the default; kept for older scripts)",
     )
     return p
+
+
+def _positive_rate(text: str) -> float:
+    """A rate limit in requests/s: a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of requests per second, such as 5000; got {text!r}"
+        )
+    return value

@@ -4,8 +4,9 @@ The order is written down once, in :func:`build_middleware` (outermost first):
 
 0. :class:`LoopbackOnly` — only with auth off: refuses requests whose ``Host`` or ``Origin``
    is not loopback (or configured), see :mod:`loopml.serve.origins`.
-1. :class:`AccessLog` — times every request and writes one structured JSON line per request
-   to the ``loopml.access`` logger (uvicorn's own access log is off), and counts it by route
+1. :class:`AccessLog` — times every request and queues one structured JSON line per request
+   for the ``loopml.access`` logger, written by a thread off the event loop
+   (:mod:`loopml.serve.accesslog`; uvicorn's own access log is off), and counts it by route
    template and status (never by raw path: junk URLs must not create metric series).
 2. :class:`FastRoutes` — the prediction routes, called without Starlette's router.
 3. Starlette's ``ServerErrorMiddleware`` (added by Starlette itself, inside 1) and its
@@ -36,11 +37,11 @@ from loopml.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from loopml.serve.accesslog import AccessLines, access_log
 from loopml.serve.metrics import Metrics
 from loopml.serve.origins import Hosts
 from loopml.serve.protocols import dumps
 
-access_log = logging.getLogger("loopml.access")
 log = logging.getLogger("loopml.serve")
 
 JSON = "application/json"
@@ -53,11 +54,16 @@ class AccessLog:
         self.app = app
         self.metrics = metrics
         self.enabled = enabled
+        self.lines = AccessLines()
         self._children: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if scope["type"] == "lifespan":  # the server stops: write what is queued
+                    self.lines.close()
             return
         t0 = time.perf_counter()
         status = 500
@@ -80,19 +86,17 @@ class AccessLog:
             child.inc()
             if self.enabled and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
-                access_log.info(
-                    dumps(
-                        {
-                            "ts": time.time(),
-                            "method": scope["method"],
-                            "path": scope["path"][:200],
-                            "route": template,
-                            "status": status,
-                            "ms": round((time.perf_counter() - t0) * 1000, 3),
-                            "client": client[0] if client else None,
-                            "actor": scope.get("loopml.actor"),
-                        }
-                    ).decode()
+                self.lines.add(  # the fields of accesslog.FIELDS, in order
+                    (
+                        time.time(),
+                        scope["method"],
+                        scope["path"][:200],
+                        template,
+                        status,
+                        round((time.perf_counter() - t0) * 1000, 3),
+                        client[0] if client else None,
+                        scope.get("loopml.actor"),
+                    )
                 )
 
 

@@ -206,7 +206,7 @@ class Runtime:
 
     def _scrape(self) -> dict[str, Any]:
         return {
-            "batch_sizes": {v: dict(ld.batcher.batch_sizes) for v, ld in self.pool.loaded.items()},
+            "batch_sizes": {v: dict(ld.batch_sizes) for v, ld in self.pool.loaded.items()},
             "logs": {"predictions": self.log.predictions, "labels": self.log.labels},
         }
 
@@ -350,7 +350,7 @@ class Runtime:
             if batch is None:
                 features, _ = split_context(columns, loaded.names, self.settings.context_columns)
                 batch = loaded.validator.validate(features)
-            result = await loaded.batcher.submit(batch)
+            result = await (loaded.shadow_batcher or loaded.batcher).submit(batch)
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(

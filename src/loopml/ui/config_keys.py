@@ -287,6 +287,8 @@ DESCRIPTIONS: dict[str, str] = {
     "serve.durable_log": "Answer only after the prediction is in the log on disk (group "
     "commit); false trades the guarantee for latency.",
     "serve.auth": "Require an API key (`Authorization: Bearer KEY`). Off only on loopback.",
+    "serve.shadow_batch_wait_ms": "How long shadow scoring gathers requests into one model "
+    "call (nobody waits on a shadow's answer).",
     "serve.rate_limit_per_s": "Requests per second per API key (a token bucket), unless the "
     "key's own record sets another rate.",
     "serve.rate_burst": "Burst size of that bucket.",

@@ -1,0 +1,75 @@
+"""Shadows gather for serve.shadow_batch_wait_ms into fewer, larger predict calls."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+
+import pytest
+import serve_helpers as h
+
+from loopml.serve.batching import MicroBatcher
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_patient_batcher_waits_its_window_and_a_plain_one_does_not():
+    calls: list[int] = []
+
+    def predict(items: list[int]) -> list[int]:
+        calls.append(len(items))
+        return [i * 2 for i in items]
+
+    async def spread(batcher: MicroBatcher[int, int]) -> list[int]:
+        async def one(i: int) -> int:
+            await asyncio.sleep(0.004 * i)  # one arrival every 4 ms
+            return await batcher.submit(i)
+
+        return await asyncio.gather(*(one(i) for i in range(8)))
+
+    patient = MicroBatcher(predict, max_wait_ms=80, executor="inline", patient=True)
+    assert await spread(patient) == [i * 2 for i in range(8)]
+    assert calls == [8]
+    calls.clear()
+    plain = MicroBatcher(predict, max_wait_ms=80, executor="inline")
+    await spread(plain)
+    assert len(calls) == 8  # a lone arrival is predicted at once
+
+
+async def test_shadow_predicts_in_fewer_calls_than_the_routed_version(
+    settings, keys, store, versions
+):
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["spare"]), actor="test", shadow=True
+    )
+    waiting = dataclasses.replace(
+        settings,
+        serve=settings.serve.model_copy(
+            update={"shadow_batch_wait_ms": 200.0, "durable_log": False}
+        ),
+    )
+    async with h.serving(waiting) as (app, c):
+        for i in range(20):  # one at a time: the champion predicts 20 batches of one
+            r = await c.post(
+                "/v1/endpoints/credit/predict",
+                json={"rows": [h.row(i)]},
+                headers=h.bearer(keys["predictor"]),
+            )
+            assert r.status_code == 200
+        rt = app.state.runtime
+        for _ in range(200):
+            if not rt._shadow_tasks:
+                break
+            await asyncio.sleep(0.02)
+        assert not rt._shadow_tasks
+        metrics = (await c.get("/metrics")).text
+
+    def count(version: int) -> float:
+        m = re.search(rf'^loopml_batch_size_count{{version="{version}"}} (\S+)$', metrics, re.M)
+        assert m, metrics
+        return float(m.group(1))
+
+    # the champion's warm-up call is not counted by the batcher; neither is the shadow's
+    assert count(versions["champion"]) == 20
+    assert count(versions["spare"]) <= 5
