@@ -70,6 +70,7 @@ serve:
 DEPLOY = """
 deploy:
   endpoint: employment
+  metric: accuracy   # the one decision metric: champion gate, paired rollout test, decay
   rollout:
     shadow: 4s
     shadow_min_samples: 500
@@ -77,7 +78,7 @@ deploy:
     step_duration: 4s
     # labels arrive within a window here, so live accuracy guards the rollout; prediction
     # drift against the champion would punish a retrain that learned a changed world
-    guards: {max_error_rate: 0.01, max_p99_ms: 2000, margin: 0.03, max_prediction_drift: null,
+    guards: {max_error_rate: 0.01, max_p99_ms: 2000, margin: 0.02, max_prediction_drift: null,
              consecutive: 2, min_samples: 300}
   expire_after: 90d
 """
