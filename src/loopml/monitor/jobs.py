@@ -297,7 +297,8 @@ def run_monitor(
     wait for) and closed windows with too few rows under ``waiting``.
 
     Returns ``{"endpoints": {name: {computed, relabelled, unchanged, alerts}}, "windows": n,
-    "alerts": [events]}``. Only one monitor runs at a time across processes (a store lease);
+    "alerts": [events]}``; an endpoint with refused requests also has ``refused``
+    (``{"windows": [stored now], "open": [still open]}``, see ``monitor.refused``). Only one monitor runs at a time across processes (a store lease);
     a pass that finds the lease taken returns ``{"skipped": reason}``.
     """
     now = time.time() if now is None else now
@@ -340,7 +341,8 @@ def run_monitor(
                 events += refusals.evaluate(
                     store, cfg, endpoint, refused.pop("changed"), delivery=delivery
                 )
-                res["refused"] = refused
+                if refused["windows"] or refused["open"]:  # stored or still open, with counts
+                    res["refused"] = refused
                 if row is not None:
                     events += alert_rules.retire_subjects(store, endpoint, row, now)
                 res["alerts"] = events
