@@ -5,6 +5,7 @@ monitor``, and raise the data-quality alert ``on: refused``."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -139,3 +140,26 @@ async def test_a_few_refusals_show_on_the_window_page_without_an_alert(project):
         assert detail["refused"]["rows"] == 10 and detail["refused"]["served"] == 40
         page = await c.get(f"/windows/{wid}", headers=HTML)
         assert page.status_code == 200 and "20.0%" in page.text
+
+
+def test_refusals_still_in_open_log_segments_reach_the_monitor(project):
+    """Guards against the live reader decoding refused segments as predictions: a pass while
+    the server runs (nothing compacted yet) counts the refusals."""
+    from loopml.server import monitor_live
+
+    _root, cfg, store, key = project
+    settings = Settings.from_config(cfg, poll_seconds=0.05, access_log=False)
+    rows = _frame(5, 1).drop(columns=["label"]).to_dict(orient="records")
+    with (
+        h.thread_server(settings) as (url, app),
+        httpx.Client(base_url=url, headers=h.bearer(key), timeout=30) as c,
+    ):
+        for _ in range(3):
+            r = c.post("/v1/endpoints/ep/predict", json={"rows": [{**x, "x1": None} for x in rows]})
+            assert r.status_code == 422, r.text
+        app.state.runtime.flush_refusals()
+        assert not list((Path(settings.log_root) / "refused").glob("endpoint=*/hour=*/*.parquet"))
+        summary = run_monitor(cfg, store, now=time.time() + 3 * 3600, live=monitor_live(cfg))
+        [w] = summary["endpoints"]["ep"]["refused"]["windows"]
+        assert (w["requests"], w["rows"], w["counts"][0]["column"]) == (3, 15, "x1")
+        assert [a["rule"] for a in summary["alerts"]] == ["refused-traffic"]
