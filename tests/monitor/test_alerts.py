@@ -144,6 +144,7 @@ def test_default_rules_need_two_of_three_drifted_windows(tmp_path):
         "estimated_performance",
         "drift",
         "quality",
+        "refused",  # judged on the endpoint's refused windows (monitor.refused)
     }
     starts = _windows(store, [0.5, 0.0, 0.5])
     assert _run(store, cfg, starts[:2]) == []

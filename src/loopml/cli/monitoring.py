@@ -46,6 +46,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             print(f"  {line}")
         for w in s.get("provisional", []):  # open windows: what they have and wait for
             print(f"  {w['message']}")
+        refused = s.get("refused") or {}
+        for w in refused.get("windows", []):
+            print(f"  {refused_line(w)}")
+        for w in refused.get("open", []):
+            print(f"  {refused_line(w)} (window still open)")
     for a in summary.get("alerts", []):
         print(f"  alert {a.get('event', '')}: {a.get('rule', '')} {a.get('message', '')}")
     if not summary.get("windows"):
@@ -57,6 +62,24 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 + f" (monitor.min_window_rows {cfg.monitor.min_window_rows})"
             )
     return 0
+
+
+def refused_line(w: dict[str, Any]) -> str:
+    """'window 2024-03-01 14:00-15:00: refused 40 request(s), 120 row(s) (100% of rows; served
+    0): null f2 30 rows, ...'."""
+    from loopml.monitor.jobs import span
+
+    share = "" if w["share"] is None else f"{w['share']:.0%} of rows; "
+    top = ", ".join(
+        f"{c['reason']} {c['column']} {c['rows']} row(s)"
+        if c["rows"]
+        else f"{c['reason']} {c['column']} {c['requests']} request(s)"
+        for c in w["counts"][:3]
+    )
+    return (
+        f"window {span(w['start'], w['end'])}: refused {w['requests']} request(s), "
+        f"{w['rows']} row(s) ({share}served {w['served']}): {top}"
+    )
 
 
 def window_rows(cfg: Any, now: float | None = None) -> dict[str, tuple[int, int]]:

@@ -190,7 +190,14 @@ class DeployConfig(Section):
 class AlertRule(Section):
     name: str
     on: Literal[
-        "drift", "quality", "performance", "estimated_performance", "fairness", "latency", "errors"
+        "drift",
+        "quality",
+        "performance",
+        "estimated_performance",
+        "fairness",
+        "latency",
+        "errors",
+        "refused",
     ]
     k: int = Field(1, ge=1)
     m: int = Field(1, ge=1)
@@ -199,8 +206,8 @@ class AlertRule(Section):
     severity: Literal["info", "warning", "critical"] = "warning"
     # drift: share of drifted columns; performance / estimated_performance: largest drop below
     # the version's test metric; fairness: smallest ratio; latency: p99 ms; errors: error rate;
-    # quality: error findings per window. None = the monitor section's setting (or 1000 ms,
-    # 1% errors, 1 finding).
+    # quality: error findings per window; refused: share of the endpoint's rows refused with a
+    # 4xx. None = the monitor section's setting (or 1000 ms, 1% errors, 1 finding, 0.5 refused).
     threshold: float | None = None
 
     @model_validator(mode="after")

@@ -41,6 +41,7 @@ def default_rules(cfg: Config) -> list[AlertRule]:
         AlertRule(name="estimated-performance-drop", on="estimated_performance", k=2, m=3),
         AlertRule(name="dataset-drift", on="drift", k=2, m=3),
         AlertRule(name="data-quality", on="quality", k=1, m=1, severity="critical"),
+        AlertRule(name="refused-traffic", on="refused", k=1, m=1, severity="critical"),
     ]
 
 
@@ -54,6 +55,8 @@ def judge(
     """Whether one window breaches the rule (None: cannot be judged), with the numbers."""
     mon = cfg.monitor
     on = rule.on
+    if on == "refused":  # judged on the endpoint's refused windows (monitor.refused)
+        return None, {}
     if on == "drift":
         value, thr = (
             row["drift_score"],
@@ -137,6 +140,7 @@ def _message(rule: AlertRule, endpoint: str, subject: str, ev: dict[str, Any], h
         "fairness": "fairness ratio",
         "latency": "p99 latency (ms)",
         "errors": "error rate",
+        "refused": "share of rows refused",
     }[rule.on]
     value = ev.get("value")
     shown = f"{value:.4g}" if isinstance(value, float) else str(value)
@@ -227,9 +231,15 @@ def _apply(
     firing: bool,
     hits: int,
     delivery: Delivery | None,
+    window_id: int | None = -1,
 ) -> dict[str, Any] | None:
+    """Open, update, reopen or resolve the alert of (rule, endpoint, subject) at window
+    ``row`` (its ``id`` dedupes reruns; ``window_id`` is the monitor window the alert links
+    to, that row's unless given)."""
     mon = store.monitoring
     t = row["end"]
+    if window_id == -1:
+        window_id = row["id"]
     current = mon.open_alert(rule.name, endpoint, subject)
     if not firing:
         if current is not None and t >= current["last_seen"]:
@@ -264,7 +274,7 @@ def _apply(
             count=current["count"] + 1,
             last_seen=max(t, current["last_seen"]),
             message=message,
-            window_id=row["id"],
+            window_id=window_id,
             evidence={
                 **ev,
                 "seen_windows": [*seen, row["id"]][-100:],
@@ -286,7 +296,7 @@ def _apply(
             count=last["count"] + 1,
             last_seen=t,
             message=message,
-            window_id=row["id"],
+            window_id=window_id,
             evidence={
                 **ev,
                 "opened": last["evidence"].get("opened"),
@@ -308,7 +318,7 @@ def _apply(
         count=1,
         first_seen=t,
         last_seen=t,
-        window_id=row["id"],
+        window_id=window_id,
     )
     urls = [rule.webhook] if rule.webhook else list(cfg.monitor.webhooks)
     if urls:

@@ -31,6 +31,7 @@ from loopml.config import Config
 from loopml.engines import Engine
 from loopml.errors import NotFoundError
 from loopml.monitor import alerts as alert_rules
+from loopml.monitor import refused as refusals
 from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
 from loopml.monitor.parts import LiveLog, Part, segment_of
@@ -296,7 +297,8 @@ def run_monitor(
     wait for) and closed windows with too few rows under ``waiting``.
 
     Returns ``{"endpoints": {name: {computed, relabelled, unchanged, alerts}}, "windows": n,
-    "alerts": [events]}``. Only one monitor runs at a time across processes (a store lease);
+    "alerts": [events]}``; an endpoint with refused requests also has ``refused``
+    (``{"windows": [stored now], "open": [still open]}``, see ``monitor.refused``). Only one monitor runs at a time across processes (a store lease);
     a pass that finds the lease taken returns ``{"skipped": reason}``.
     """
     now = time.time() if now is None else now
@@ -310,7 +312,9 @@ def run_monitor(
         with_alerts = {a["endpoint"] for a in store.monitoring.alerts(status="open", limit=10_000)}
         # registered endpoints too: their recent rows may all be in live segments still
         registered = {e["name"] for e in store.endpoints.list()} if live is not None else set()
-        for endpoint in sorted(set(p.logs.endpoints()) | with_alerts | registered):
+        # an endpoint that refused every request has refused counts and no predictions
+        logged = set(p.logs.endpoints()) | set(refusals.endpoints(p))
+        for endpoint in sorted(logged | with_alerts | registered):
             with steps.step(f"Monitor endpoint {endpoint}"):
                 try:
                     row: dict[str, Any] | None = store.endpoints.get(endpoint)
@@ -333,6 +337,12 @@ def run_monitor(
                         delivery=delivery,
                         live=serving,
                     )
+                refused = refusals.refused_windows(p, endpoint, now)
+                events += refusals.evaluate(
+                    store, cfg, endpoint, refused.pop("changed"), delivery=delivery
+                )
+                if refused["windows"] or refused["open"]:  # stored or still open, with counts
+                    res["refused"] = refused
                 if row is not None:
                     events += alert_rules.retire_subjects(store, endpoint, row, now)
                 res["alerts"] = events

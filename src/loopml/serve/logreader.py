@@ -206,11 +206,10 @@ def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str
 def live_tables(root: str | Path, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
     """An endpoint's rows in the segments not compacted yet, one table per segment, each with
     a token ``"<segment>:<bytes decoded>"`` (what the monitor reads beside the Parquet parts:
-    ``loopml.monitor.logfiles.LiveLog``). ``kind`` is ``"predlog"`` or ``"labels"``."""
-    from loopml.serve import logtables
-
+    ``loopml.monitor.logfiles.LiveLog``). ``kind`` is ``"predlog"``, ``"labels"`` or
+    ``"refused"``."""
     kind_dir = Path(root) / kind
-    build = logtables.prediction_table if kind == "predlog" else logtables.label_table
+    build = BUILDERS[kind]
     live = _live_segments(kind_dir)
     _forget_segments(kind_dir, live)
     out: list[tuple[str, pa.Table]] = []

@@ -15,6 +15,7 @@ from loopml.store.endpoints import Endpoints
 from loopml.store.keys import Keys
 from loopml.store.locks import Locks
 from loopml.store.monitoring import Monitoring
+from loopml.store.refusals_table import RefusedWindows
 from loopml.store.registry import Aliases, Runs, Snapshots, Versions
 from loopml.store.rollouts import Rollouts
 
@@ -33,6 +34,7 @@ class Store:
         self.keys = Keys(self.engine)
         self.locks = Locks(self.engine)
         self.monitoring = Monitoring(self.engine)
+        self.refused = RefusedWindows(self.engine)
         self.rollouts = Rollouts(self.engine)
 
     def disable(self, version_id: int, *, actor: str, reason: str) -> list[str]:

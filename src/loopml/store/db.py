@@ -18,8 +18,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from loopml.errors import ConfigError, StoreVersionError
 
-HEAD = "0006"  # newest migration this loopml knows; keep in step with migrations/versions
-KNOWN = ("0001", "0002", "0003", "0004", "0005", "0006")
+HEAD = "0007"  # newest migration this loopml knows; keep in step with migrations/versions
+KNOWN = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -218,6 +218,30 @@ monitor_results = Table(
     Column("results", JSON, nullable=False),
 )
 
+# (migration 0007) Refused traffic per (endpoint, window start), issue 13 item 4: requests and
+# rows answered 4xx before any model ran, so they have no row in ``monitor_windows`` (a window
+# where every request was refused has no version and no prediction). ``served`` is the rows the
+# endpoint answered in the same window (champion and canary), ``share`` the refused share of
+# rows the alert rule ``on: refused`` judges; ``counts`` the breakdown by reason, column and
+# status; ``log_files`` a digest of the counts, so a rerun rewrites only a changed window.
+monitor_refused = Table(
+    "monitor_refused",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("served", Integer, nullable=False),
+    Column("share", Float, nullable=True),
+    Column("counts", JSON, nullable=False),
+    Column("log_files", String(64), nullable=False),
+    Column("computed_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("endpoint", "start", name="uq_monitor_refused_key"),
+)
+
 # Alerts, deduplicated by (rule, endpoint, subject): at most one open row per key. ``first_seen``
 # / ``last_seen`` are window times (data time), ``created_at`` / ``updated_at`` wall-clock.
 alerts = Table(

@@ -234,7 +234,8 @@ DESCRIPTIONS: dict[str, str] = {
     "monitor.alerts": "Alert rules; each names what it watches (`on`).",
     "monitor.alerts[].name": "The rule's name, in alerts and webhooks.",
     "monitor.alerts[].on": "What it watches: drift, quality, performance, "
-    "estimated_performance, fairness, latency or errors.",
+    "estimated_performance, fairness, latency, errors, or refused (the share of an "
+    "endpoint's rows answered 4xx before the model, e.g. every request failing validation).",
     "monitor.alerts[].k": "Fire when k of the last m windows breach.",
     "monitor.alerts[].m": "See k.",
     "monitor.alerts[].cooldown": "After firing, stay quiet this long.",
@@ -242,7 +243,8 @@ DESCRIPTIONS: dict[str, str] = {
     "`monitor.webhooks`).",
     "monitor.alerts[].severity": "info, warning or critical.",
     "monitor.alerts[].threshold": "The breach level: drifted share, metric drop, fairness "
-    "ratio, p99 ms, error rate or quality findings; unset: the monitor section's setting.",
+    "ratio, p99 ms, error rate, quality findings or refused share; unset: the monitor "
+    "section's setting (refused: 0.5).",
     "monitor.webhooks": "URLs that receive every alert as JSON.",
     # ---------------------------------------------------------------- retrain
     "retrain.on": "What starts a retrain: decay (the decision metric fell below the champion's own live "

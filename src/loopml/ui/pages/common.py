@@ -84,3 +84,11 @@ def version_brief(v: dict[str, Any]) -> dict[str, Any]:
         "created_at": v["created_at"],
         "href": f"/versions/{v['id']}",
     }
+
+
+def refused_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``monitor_refused`` row as the pages show it (None: nothing was refused)."""
+    if row is None:
+        return None
+    keep = ("start", "end", "requests", "rows", "served", "share", "counts")
+    return {k: row[k] for k in keep}

@@ -13,7 +13,7 @@ from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor.queries import timeseries
 from loopml.store import Store
-from loopml.ui.pages.common import clean
+from loopml.ui.pages.common import clean, refused_summary
 from loopml.ui.pages.overview import endpoint_summary
 from loopml.ui.series import split_by
 
@@ -236,6 +236,10 @@ def endpoint(
                 for a in alerts
             ],
             "windows": recent,
+            "refused": [
+                refused_summary(r)
+                for r in store.refused.series(name, since=since, until=until, limit=RECENT_WINDOWS)
+            ][::-1],
             "rollouts": store.rollouts.list(endpoint=name, limit=20),
         }
     )

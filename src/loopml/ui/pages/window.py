@@ -19,7 +19,7 @@ from loopml.evaluate.metrics import REGRESSION_METRICS
 from loopml.monitor.queries import window_detail
 from loopml.store import Store
 from loopml.ui.explanations import window_explanation
-from loopml.ui.pages.common import clean
+from loopml.ui.pages.common import clean, refused_summary
 
 
 def histogram(evidence: dict[str, Any]) -> dict[str, Any] | None:
@@ -155,5 +155,7 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
             "flags": res.get("flags", {}),
             "notes": res.get("notes", []),
             "reference": res.get("reference"),
+            # issue 13 item 4: requests the endpoint refused (4xx) in the same window
+            "refused": refused_summary(store.refused.at(d["endpoint"], d["start"])),
         }
     )

@@ -1,0 +1,219 @@
+"""Refused traffic per endpoint and window, and the alert rule ``on: refused`` (issue 13 item 4).
+
+The server counts the requests it answers 4xx before any model runs (by reason, column and
+status) and writes the counts to the log kind ``refused``, read here as files like the
+predictions (the monitor never imports serve)::
+
+    {root}/refused/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
+
+with columns ``_ts, _endpoint, _version, _role, _reason, _column, _status, _requests,
+_rows``; segments not compacted yet come from the pass's ``LiveLog``. Counts fall in windows
+by log time (``_ts``, the first refusal of an aggregate), aligned as the monitor's windows
+are; a closed window with refusals is stored in ``monitor_refused`` beside the rows the
+endpoint answered in it (champion and canary), rewritten only when its digest changes.
+
+Such traffic has no version and no prediction, so it never shows in ``monitor_windows``: an
+upstream change that makes every request fail validation would leave the monitor silent. The
+rule ``on: refused`` judges the share of refused rows, ``rows / (rows + served)``, against
+``threshold`` (0.5 unless set) with the usual persistence (``k`` of ``m`` windows) on the
+endpoint-wide subject ``endpoint:E``. A window where nothing was served and only requests
+whose rows could not be counted were refused (bodies that are not JSON) has share 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loopml.config import AlertRule, Config
+from loopml.monitor.alerts import _apply, rules_of
+from loopml.monitor.webhooks import Delivery
+from loopml.store import Store
+
+if TYPE_CHECKING:
+    from loopml.monitor.jobs import Pass
+
+KIND = "refused"
+DEFAULT_SHARE = 0.5
+SERVED_ROLES = ("champion", "canary")  # what clients were answered; shadows answer no one
+
+
+def endpoints(p: Pass) -> list[str]:
+    """Endpoints with refused-log partitions."""
+    return sorted(
+        n[len("endpoint=") :]
+        for n in p.logs._ls(f"{p.logs.base}/{KIND}")
+        if n.startswith("endpoint=")
+    )
+
+
+def _counts(p: Pass, endpoint: str) -> pa.Table | None:
+    """Every refusal count of the endpoint, from Parquet parts and live segments."""
+    logs = p.logs
+    live = p.live(KIND, endpoint)
+    skip = {token.split(":", 1)[0] for token, _ in live}
+    paths = [
+        path
+        for path, _ in logs.parts(KIND, endpoint, logs.hours(KIND, endpoint))
+        if path.rsplit("/", 1)[-1][len("part-") : -len(".parquet")] not in skip
+    ]
+    cols = ["_ts", "_reason", "_column", "_status", "_requests", "_rows"]
+    tables = [pq.read_table(path, columns=cols, filesystem=logs.arrow_fs) for path in paths]
+    tables += [t.select(cols) for _, t in live if t.num_rows]
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _served(p: Pass, endpoint: str, start: float, end: float) -> int:
+    """Rows the endpoint answered (champion and canary) in [start, end)."""
+    parts = p.logs.index("predlog", endpoint, p.live("predlog", endpoint))
+    n = 0
+    for batch in p.logs.batches(parts, start, end, ["_role"]):
+        n += pc.sum(pc.is_in(batch.column("_role"), pa.array(SERVED_ROLES))).as_py() or 0
+    return int(n)
+
+
+def share_of(rows: int, requests: int, served: int) -> float | None:
+    """The refused share of a window's rows (see the module docstring)."""
+    if rows + served:
+        return rows / (rows + served)
+    return 1.0 if requests else None
+
+
+def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
+    """Store the endpoint's closed windows with refusals that are new or changed.
+
+    Returns ``{"changed": [starts], "windows": [rows of the changed windows], "open": [counts
+    of the windows still open]}``."""
+    mon = p.cfg.monitor
+    W = mon.window
+    out: dict[str, Any] = {"changed": [], "windows": [], "open": []}
+    table = _counts(p, endpoint)
+    if table is None or not table.num_rows:
+        return out
+    ts = pc.divide(table.column("_ts").cast(pa.int64()), 1_000_000)
+    starts = [math.floor(t / W) * W for t in ts.to_pylist()]
+    grouped = (
+        table.drop(["_ts"])
+        .append_column("start", pa.array(starts, pa.float64()))
+        .group_by(["start", "_reason", "_column", "_status"])
+        .aggregate([("_requests", "sum"), ("_rows", "sum")])
+        .to_pylist()
+    )
+    by_window: dict[float, list[dict[str, Any]]] = {}
+    for g in grouped:
+        by_window.setdefault(float(g["start"]), []).append(
+            {
+                "reason": g["_reason"],
+                "column": g["_column"],
+                "status": int(g["_status"]),
+                "requests": int(g["_requests_sum"] or 0),
+                "rows": int(g["_rows_sum"] or 0),
+            }
+        )
+    known = p.store.refused.fingerprints(endpoint)
+    for s, counts in sorted(by_window.items()):
+        counts.sort(key=lambda c: (-c["rows"], -c["requests"], c["reason"], c["column"]))
+        requests = sum(c["requests"] for c in counts)
+        rows = sum(c["rows"] for c in counts)
+        served = _served(p, endpoint, s, s + W)
+        summary = {
+            "endpoint": endpoint,
+            "start": s,
+            "end": s + W,
+            "requests": requests,
+            "rows": rows,
+            "served": served,
+            "share": share_of(rows, requests, served),
+            "counts": counts,
+        }
+        if s + W + mon.grace > now:
+            out["open"].append(summary)  # provisional: never stored nor judged
+            continue
+        digest = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
+        if known.get(s) == digest:
+            continue
+        values = {k: v for k, v in summary.items() if k not in ("endpoint", "start")}
+        wid = p.store.refused.save(endpoint=endpoint, start=s, log_files=digest, **values)
+        out["changed"].append(s)
+        out["windows"].append({"id": wid, **summary})
+    return out
+
+
+def judge(rule: AlertRule, row: dict[str, Any]) -> tuple[bool | None, dict[str, Any]]:
+    """Whether one refused window breaches ``rule`` (None: nothing to judge)."""
+    thr = rule.threshold if rule.threshold is not None else DEFAULT_SHARE
+    value = row["share"]
+    ev = {
+        "value": value,
+        "threshold": thr,
+        "op": ">=",
+        "refused_requests": row["requests"],
+        "refused_rows": row["rows"],
+        "served_rows": row["served"],
+        "top": row["counts"][:5],
+    }
+    return (None if value is None else value >= thr), ev
+
+
+def evaluate(
+    store: Store,
+    cfg: Config,
+    endpoint: str,
+    starts: list[float],
+    *,
+    delivery: Delivery | None = None,
+) -> list[dict[str, Any]]:
+    """Apply the ``on: refused`` rules at each changed window, in time order; returns the
+    alert events. Windows are referred to as ``refused:<id>`` (they are not monitor windows);
+    the alert links to the version window at the same start when there is one."""
+    rules = [r for r in rules_of(cfg) if r.on == "refused"]
+    if not starts or not rules:
+        return []
+    series = store.refused.series(endpoint, until=max(starts) + 1e-6)
+    position = {r["start"]: i for i, r in enumerate(series)}
+    subject = f"endpoint:{endpoint}"
+    events: list[dict[str, Any]] = []
+    for rule in rules:
+        verdicts = [judge(rule, r) for r in series]
+        for s in sorted(set(starts)):
+            i = position.get(s)
+            if i is None or verdicts[i][0] is None:
+                continue
+            judged = [j for j in range(i + 1) if verdicts[j][0] is not None][-rule.m :]
+            hits = sum(bool(verdicts[j][0]) for j in judged)
+            row = {**series[i], "id": f"refused:{series[i]['id']}"}
+            ev = dict(verdicts[i][1])
+            ev.update(
+                k=rule.k,
+                m=rule.m,
+                windows=[f"refused:{series[j]['id']}" for j in judged],
+                breached=[f"refused:{series[j]['id']}" for j in judged if verdicts[j][0]],
+                window={"refused": series[i]["id"], "start": s, "end": series[i]["end"]},
+            )
+            same = store.monitoring.series(endpoint, since=s, until=s + 1e-6)
+            linked = next((w["id"] for w in same if w["role"] == "champion"), None)
+            linked = linked if linked is not None or not same else same[0]["id"]
+            event = _apply(
+                store,
+                cfg,
+                rule,
+                endpoint,
+                subject,
+                row,
+                ev,
+                hits >= rule.k,
+                hits,
+                delivery,
+                window_id=linked,
+            )
+            if event:
+                events.append(event)
+    return events
