@@ -17,7 +17,9 @@ import pytest
 from tests.e2e import _loop as L
 from tests.replicas import _cluster as C
 
-pytestmark = pytest.mark.slow
+# three servers on a shared 2-core machine beside the rest of the suite: more than the
+# suite's 300 s per test may be needed when the box is busy
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
