@@ -10,21 +10,30 @@ How the other parts join (the hook list):
   controller's reconcile loop).
 
 Everything runs on one uvicorn worker with uvloop + httptools (serving.md §5.2: scale by
-running more such processes; they share the store and the log directory). uvicorn's access
-log is off: the app writes its own structured JSON access log (``loopml.access``).
+running more such processes; they share the store and the log directory). ``--workers N``
+does that on one machine: uvicorn's supervisor binds the port once and starts N worker
+processes sharing it (the kernel spreads the connections), each building the whole app from
+the project's loopml.yaml (:func:`worker_app`) and writing its own log segments (their names
+carry the pid); one controller acts at a time among them (the leader lock), and a worker
+that dies is restarted by the supervisor. uvicorn's access log is off: the app writes its
+own structured JSON access log (``loopml.access``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
+import json
 import logging
+import os
 import socket
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, TextIO
 
 from starlette.applications import Starlette
@@ -182,6 +191,47 @@ def serve_in_thread(
     return Background(server, thread, f"http://{host}:{port}")
 
 
+WORKER_ENV = "LOOPML_SERVE_WORKER"
+
+
+@functools.cache
+def _worker_config() -> tuple[Config, dict[str, Any]]:
+    from loopml.config import load_config
+    from loopml.data.sources import add_project_path
+
+    spec = json.loads(os.environ[WORKER_ENV])
+    cfg = load_config(spec["config"])
+    add_project_path(cfg.root)
+    return cfg, spec
+
+
+def worker_http(*args: Any, **kwargs: Any) -> Any:
+    """uvicorn's http protocol in a ``--workers`` process: the bounded httptools protocol of
+    :mod:`loopml.serve.slowclients`, built from the worker's loopml.yaml (a class made at run
+    time cannot be sent to a spawned worker, so uvicorn is given this function's name)."""
+    cfg, _ = _worker_config()
+    return _worker_protocol(
+        cfg.serve.header_timeout, cfg.serve.body_timeout, cfg.serve.max_connections
+    )(*args, **kwargs)
+
+
+@functools.cache
+def _worker_protocol(header: float, body: float, connections: int) -> type:
+    from loopml.serve.slowclients import protocol
+
+    return protocol(header, body, connections)
+
+
+def worker_app() -> Starlette:
+    """The app of one ``loopml serve --workers N`` process: uvicorn calls this factory in each
+    worker; what to build comes from :data:`WORKER_ENV` (set by :func:`serve`)."""
+    cfg, spec = _worker_config()
+    settings = Settings.from_config(cfg, auth=spec["auth"], access_log=spec["access_log"])
+    sys.setswitchinterval(0.001)
+    configure_logging(spec["access_log"])
+    return compose(cfg, settings)
+
+
 def serve(
     cfg: Config,
     *,
@@ -189,11 +239,18 @@ def serve(
     port: int | None = None,
     auth: bool | None = None,
     access_log: bool = True,
+    workers: int = 1,
+    project: str | Path | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the server until SIGINT/SIGTERM; a graceful stop flushes the prediction log."""
+    """Run the server until SIGINT/SIGTERM; a graceful stop flushes the prediction log.
+    With ``workers`` > 1 each worker process reads the project's loopml.yaml itself
+    (``project``: the file or its folder, default ``cfg.root``; changes made to ``cfg`` in
+    this process do not reach them)."""
     import uvicorn
 
+    if workers < 1:
+        raise UsageError(f"--workers must be 1 or more; got {workers}.", field="workers")
     host = host or cfg.serve.host
     port = port or cfg.serve.port
     auth = cfg.serve.auth if auth is None else auth
@@ -210,22 +267,29 @@ def serve(
     sys.setswitchinterval(0.001)
     configure_logging(access_log)
     key_hint(settings, host, out)
-    app = compose(cfg, settings)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 10,
+        **uvicorn_options(cfg.serve),  # bounds on slow and idle clients
+    }
     print(
-        f"loopml serving on http://{host}:{port} (auth {'on' if auth else 'OFF'})",
+        f"loopml serving on http://{host}:{port} (auth {'on' if auth else 'OFF'}"
+        + (f", {workers} worker processes" if workers > 1 else "")
+        + ")",
         file=out,
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-        workers=None,
-        **uvicorn_options(cfg.serve),  # bounds on slow and idle clients
-    )
+    if workers > 1:
+        source = Path(project) if project is not None else cfg.root
+        spec = {"config": str(source.resolve()), "auth": auth, "access_log": access_log}
+        os.environ[WORKER_ENV] = json.dumps(spec)
+        options["http"] = "loopml.server:worker_http"
+        uvicorn.run("loopml.server:worker_app", factory=True, workers=workers, **options)
+        return 0
+    uvicorn.run(compose(cfg, settings), workers=None, **options)
     return 0

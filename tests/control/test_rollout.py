@@ -121,6 +121,9 @@ def test_shadow_canary_steps_then_promote(setup) -> None:
         if not d["action"].startswith("status:")
     ]
     assert actions == ["deploy", "shadow", "canary", "rollout-step", "rollout-step", "promote"]
+    # with replicas, the audit log says which one's controller moved the traffic
+    moved = [d for d in store.decisions.list(endpoint="ep") if d["action"] in ("canary", "promote")]
+    assert {d["evidence"]["controller"] for d in moved} == {ctl.holder}
 
 
 def test_step_waits_for_a_judged_batch(setup) -> None:
@@ -144,6 +147,7 @@ def test_bad_canary_rolled_back_in_the_pass_that_sees_it(setup) -> None:
     q = ds[0]["evidence"]["quality"]
     assert q["interval"][0] > q["margin"] and q["rows"] == 360
     assert store.versions.get(cand)["status"] == "rolled_back"
+    assert ds[0]["evidence"]["controller"] == ctl.holder
     ep = store.endpoints.get("ep")
     assert (ep["champion_id"], ep["canary_id"], ep["shadows"]) == (champ, None, [])
     assert store.rollouts.list(endpoint="ep")[0]["state"] == "rolled_back"

@@ -232,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", help="interface to listen on (default: serve.host, 127.0.0.1)")
     sp.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
     sp.add_argument("--no-auth", action="store_true", help="no API keys (loopback only)")
+    sp.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N worker processes sharing the port, each with its own log segments (default 1)",
+    )
     sp = add("monitor", "one monitoring pass over every endpoint (for cron)", json=True)
     engine_args(sp)
     sp = add("score", "batch-score a Parquet/CSV file with a version or an endpoint", json=True)

@@ -49,7 +49,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from loopml.server import serve
 
     return serve(
-        project_config(args), host=args.host, port=args.port, auth=False if args.no_auth else None
+        project_config(args),
+        host=args.host,
+        port=args.port,
+        auth=False if args.no_auth else None,
+        workers=args.workers,
+        project=getattr(args, "config", None),
     )
 
 

@@ -133,7 +133,13 @@ def _end(
     ctx.store.endpoints.rollback(
         endpoint,
         actor=ctx.actor,
-        evidence={"rollout": ro["id"], "state": ro["state"], "step": ro["step"], **evidence},
+        evidence={
+            "rollout": ro["id"],
+            "state": ro["state"],
+            "step": ro["step"],
+            **evidence,
+            "controller": ctx.holder,
+        },
         reason=reason,
         left={ro["candidate_id"]: outcome},
         action=action,
@@ -282,7 +288,7 @@ def _after_shadow(
         canary=ro["candidate_id"],
         canary_weight=weight,
         shadows=[s for s in ep["shadows"] if s["version_id"] != ro["candidate_id"]],
-        evidence={"rollout": ro["id"], "quality": quality.evidence},
+        evidence={"rollout": ro["id"], "quality": quality.evidence, "controller": ctx.holder},
         expected_lock=ep["lock"],
         reason=f"shadow held ({paired} paired rows; {J.describe(quality)}): "
         f"version {ro['candidate_id']} takes {weight:g}% as canary",
@@ -314,6 +320,7 @@ def _after_step(
         "judged_batches": ro["judged"],
         "last": ro["evidence"].get("last"),
         "quality": quality.evidence,
+        "controller": ctx.holder,  # which replica moved the traffic
     }
     if step + 1 < len(cfg.steps):
         weight = cfg.steps[step + 1]
