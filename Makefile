@@ -28,6 +28,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	  { echo "make: the browser tests need chromium; trying 'apt-get install chromium' (needs root)"; \
 	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
 	    echo "warning: could not install chromium; browser tests will be skipped"; }
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  { echo "make: the replica tests need nginx; trying 'apt-get install nginx-light' (needs root)"; \
+	    (apt-get update -qq && apt-get install -y -qq nginx-light) >/dev/null 2>&1 || \
+	    echo "warning: could not install nginx; replica tests will be skipped"; }
 	touch $@
 
 install: $(VENV)/.installed
