@@ -66,6 +66,21 @@ def request_retrain(
     return row
 
 
+def start_rollout(
+    cfg: Config,
+    store: Store,
+    endpoint: str,
+    candidate: dict[str, Any],
+    *,
+    actor: str,
+    evidence: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Start a guarded rollout of ``candidate`` on ``endpoint`` by hand (``loopml rollout``):
+    it enters in shadow and the controller moves it on; returns the decisions written."""
+    ctx = Context(cfg=cfg, store=store, clock=time.time, holder="cli", actor=actor)
+    return rollout.start(ctx, endpoint, candidate, evidence=evidence)
+
+
 class Controller:
     """Closes the loop for ``cfg``; see the module docstring."""
 
