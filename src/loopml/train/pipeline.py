@@ -96,6 +96,19 @@ class _Split:
 
 
 @dataclass
+class _Job:
+    """What the recorded part of a run works with."""
+
+    cfg: Config
+    store: Store
+    artifacts: Any
+    steps: Steps
+    timings: dict[str, float]
+    inputs: _Inputs
+    parts: _Split
+
+
+@dataclass
 class _Outcome:
     version: dict[str, Any]
     verdicts: list[dict[str, Any]]
@@ -138,13 +151,7 @@ def run(
     run_id, details = _start_run(cfg, store, parts, trigger, limits)
     try:
         out = _train_gate_register(
-            cfg,
-            store,
-            artifacts,
-            steps,
-            timings,
-            inputs,
-            parts,
+            _Job(cfg, store, artifacts, steps, timings, inputs, parts),
             run_id=run_id,
             actor=actor,
             recent_frame=recent_frame,
@@ -274,13 +281,7 @@ def _split(cfg: Config, store: Store | None, inputs: _Inputs) -> tuple[_Split, S
 
 
 def _train_gate_register(
-    cfg: Config,
-    store: Store,
-    artifacts: Any,
-    steps: Steps,
-    timings: dict[str, float],
-    inputs: _Inputs,
-    parts: _Split,
+    job: _Job,
     *,
     run_id: int,
     actor: str,
@@ -290,22 +291,22 @@ def _train_gate_register(
     """The recorded part of a run: train, evaluate, gate, then profile, save and register."""
     from loopml.train import registration
 
-    task, features, train_df, test_df = inputs.task, inputs.features, parts.train_df, parts.test_df
+    cfg, store, steps, timings, parts = job.cfg, job.store, job.steps, job.timings, job.parts
+    task, features, train_df, test_df = (
+        job.inputs.task,
+        job.inputs.features,
+        parts.train_df,
+        parts.test_df,
+    )
     X_test, y_test = test_df[features], test_df[cfg.data.target]
-    model = _fit(cfg, steps, timings, inputs, train_df)
+    model = _fit(cfg, steps, timings, job.inputs, train_df)
     with steps.step("Evaluate overall and per slice"):
         t = time.perf_counter()
         pred, proba, classes, metrics, slices = evaluate(cfg, model, task, features, test_df)
         timings["evaluate"] = time.perf_counter() - t
 
     verdicts, passed = _gate(
-        cfg,
-        store,
-        artifacts,
-        steps,
-        timings,
-        inputs,
-        parts,
+        job,
         model,
         classes,
         pred,
@@ -325,7 +326,7 @@ def _train_gate_register(
         version = registration.register(
             cfg,
             store,
-            artifacts,
+            job.artifacts,
             model=model,
             run_id=run_id,
             signature=signature,
@@ -352,13 +353,7 @@ def _train_gate_register(
 
 
 def _gate(
-    cfg: Config,
-    store: Store,
-    artifacts: Any,
-    steps: Steps,
-    timings: dict[str, float],
-    inputs: _Inputs,
-    parts: _Split,
+    job: _Job,
     model: Any,
     classes: list[Any] | None,
     pred: np.ndarray,
@@ -368,6 +363,7 @@ def _gate(
     """Run every gate (the split's own verdict first); passed: none of them blocks."""
     from loopml.train.gating import run_all_gates, verdict_counts
 
+    cfg, steps, inputs, parts = job.cfg, job.steps, job.inputs, job.parts
     task, features, train_df, test_df = inputs.task, inputs.features, parts.train_df, parts.test_df
     y_train, y_test = train_df[cfg.data.target], test_df[cfg.data.target]
     with steps.step("Run gates"):
@@ -375,8 +371,8 @@ def _gate(
         verdicts = run_all_gates(
             inputs.gates,
             cfg,
-            store,
-            artifacts,
+            job.store,
+            job.artifacts,
             model=model,
             task=task,
             classes=classes,
@@ -390,9 +386,8 @@ def _gate(
         )
         verdicts.insert(0, judge_split(y_train, y_test, task, parts.how))
         passed = not any(blocks(v) for v in verdicts)
-        timings["gates"] = time.perf_counter() - t
+        job.timings["gates"] = time.perf_counter() - t
         steps.note(verdict_counts(verdicts))  # each verdict is printed once, by the report
-
     return verdicts, passed
 
 
