@@ -90,13 +90,6 @@ class TrainingError(LoopmlError, RuntimeError):
     http_status = 500
 
 
-class GateFailedError(LoopmlError, RuntimeError):
-    """A blocking gate rejected a candidate."""
-
-    exit_code = 1
-    http_status = 409
-
-
 class StoreVersionError(LoopmlError, RuntimeError):
     """The metadata store was written by a newer loopml."""
 

@@ -4,13 +4,13 @@ and the controller. This is the top floor: it may import every stage; no stage i
 How the other parts join (the hook list):
 
 - :data:`MOUNTS` — functions ``(cfg) -> (path, asgi_app)``; each app is mounted under its
-  path on the serving app (the dashboard: ``("/ui", ui_app)``).
+  path on the serving app (the dashboard: ``("/", ui_app)``; API routes match first).
 - :data:`SERVICES` — functions ``(cfg) -> async context manager``; each is entered after the
   serving app has started (models loaded, log open) and left before it stops (the
   controller's reconcile loop).
 
-Everything runs on one uvicorn worker with uvloop + httptools (serving.md §5.2: scale by
-running more such processes; they share the store and the log directory). ``--workers N``
+Everything runs on one uvicorn worker with uvloop + httptools (docs/design/measurements.md,
+"Serving": scale by running more such processes; they share the store and the log directory). ``--workers N``
 does that on one machine: uvicorn's supervisor binds the port once and starts N worker
 processes sharing it (the kernel spreads the connections), each building the whole app from
 the project's loopml.yaml (:func:`worker_app`) and writing its own log segments (their names

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loopml.control import Controller
+from loopml.control import Controller, start_rollout
 from loopml.control import rollout as R
 from loopml.store import Store
 from tests.control._log import Clock, make_config, register, write_pairs, write_rows
@@ -124,6 +124,15 @@ def test_shadow_canary_steps_then_promote(setup) -> None:
     # with replicas, the audit log says which one's controller moved the traffic
     moved = [d for d in store.decisions.list(endpoint="ep") if d["action"] in ("canary", "promote")]
     assert {d["evidence"]["controller"] for d in moved} == {ctl.holder}
+
+
+def test_rollout_started_by_hand_reports_the_decision_it_wrote(setup) -> None:
+    cfg, store, _ctl, _clock, _champ, cand = setup
+    [d] = start_rollout(cfg, store, "ep", store.versions.get(cand), actor="alice")
+    ro = store.rollouts.active("ep")[0]
+    assert (d["action"], d["rollout"], ro["candidate_id"]) == ("shadow", ro["id"], cand)
+    assert store.decisions.get(d["id"])["actor"] == "alice"
+    assert store.endpoints.get("ep")["shadows"] == [{"version_id": cand, "fraction": 1.0}]
 
 
 def test_step_waits_for_a_judged_batch(setup) -> None:

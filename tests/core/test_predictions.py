@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from loopml.evaluate.predictions import predicts_argmax
-from loopml.train.pipeline import predict
+from loopml.train.heldout import predict
 
 
 def _data(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

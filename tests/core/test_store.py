@@ -128,6 +128,24 @@ def test_traffic_changes_history_and_decisions(store_url):
     )
 
 
+def test_traffic_change_returns_the_id_of_its_own_decision(store_url):
+    store = Store(store_url)
+    v1, v2 = _version(store), _version(store)
+    first = store.endpoints.deploy("ep", v1, actor="alice", reason="first")
+    # another writer records a change of the same kind right after: the id still finds ours
+    store.decisions.record(
+        actor="bob", action="deploy", subject="endpoint:ep", endpoint="ep", reason="other"
+    )
+    mine = store.decisions.get(first["decision_id"])
+    assert mine is not None and (mine["actor"], mine["reason"]) == ("alice", "first")
+    canary = store.endpoints.deploy("ep", store.versions.get(v2["id"]), actor="carol", canary=5)
+    back = store.endpoints.rollback("ep", actor="dan", reason="breach")
+    assert [store.decisions.get(c["decision_id"])["action"] for c in (canary, back)] == [
+        "canary",
+        "rollback",
+    ]
+
+
 def test_kill_switch_falls_back_to_previous_champion_or_empties(store_url):
     store = Store(store_url)
     v1, v2 = _version(store), _version(store)

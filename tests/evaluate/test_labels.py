@@ -3,6 +3,8 @@ quarantine list holds row ids, and the gate is advisory by default."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,3 +148,15 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"gates.labels.id_column 'row'"):
         train, _ = data(200)
         LabelGate(id_column="row").run(context(train))
+
+
+def test_without_cleanlab_the_gate_names_the_extra(monkeypatch):
+    # cleanlab is the labels extra: a missing one is a configuration failure that says what to
+    # install, not a bare ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "cleanlab", None)
+    monkeypatch.setitem(sys.modules, "cleanlab.filter", None)
+    train, _ = data(n=300)
+    res = run_gates([LabelGate()], context(train))[0]
+    assert res.verdict == "fail" and "(configuration)" in res.message
+    assert "pip install 'loopml[labels]'" in res.message
+    assert res.evidence["error_type"] == "UsageError"

@@ -2,7 +2,7 @@
 
 Written by hand because no well-kept library does this as an *acceptance* test: modelscan is
 a deny-list that misses ``timeit``/``importlib`` payloads and gives up on joblib files, and
-fickling flags every scikit-learn pickle (governance research note, section 5).
+fickling flags every scikit-learn pickle (docs/design/measurements.md, "Model-artifact scanning").
 
 The scanner never unpickles. It walks the opcodes beside a small symbolic stack machine
 (``pickle_machine.py``) in which nothing is called, and checks every import the stream would

@@ -154,18 +154,16 @@ def cmd_history(args: argparse.Namespace) -> int:
 @command
 def cmd_rollout(args: argparse.Namespace) -> int:
     """Start a guarded rollout of a candidate: shadow -> canary steps -> champion."""
-    import time
-
-    from loopml.control.context import Context
-    from loopml.control.rollout import start
+    from loopml.control import start_rollout
 
     cfg = project_config(args)
     store = open_store(args)
-    ctx = Context(cfg=cfg, store=store, clock=time.time, holder="cli", actor=cli_actor(args))
-    start(
-        ctx,
+    start_rollout(
+        cfg,
+        store,
         args.endpoint,
         store.versions.get(args.version),
+        actor=cli_actor(args),
         evidence={"requested_by": cli_actor(args), "reason": args.reason or ""},
     )
     print(

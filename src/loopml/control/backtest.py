@@ -171,19 +171,10 @@ def load_history(cfg: Config, data: str | Path) -> Any:
     return frame[frame[cfg.data.target].notna()].reset_index(drop=True)
 
 
-def run_backtest(
-    cfg: Config,
-    data: str | Path,
-    opts: BacktestOptions | None = None,
-    *,
-    steps: Steps | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Replay ``data`` through the loop of ``cfg``; returns the result described in
-    ``control.timeline.build_result``."""
-    opts = opts or BacktestOptions()
-    steps = steps or NullSteps()
-    t_wall = time.perf_counter()
+def _history_in_range(
+    cfg: Config, data: str | Path, opts: BacktestOptions
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled rows of ``data`` between ``--from`` and ``--to``, and their event times."""
     frame = load_history(cfg, data)
     assert cfg.deploy is not None and cfg.data.time is not None  # checked above
     t = event_seconds(frame[cfg.data.time], cfg.data.time)
@@ -198,7 +189,67 @@ def run_backtest(
             f"{_iso(t.min())} to {_iso(t.max())}.",
             field="from",
         )
-    frame, t = frame[keep].reset_index(drop=True), t[keep]
+    return frame[keep].reset_index(drop=True), t[keep]
+
+
+def _first_champion(
+    cfg: Config, sim_cfg: Config, store: Store, steps: Steps, frame: pd.DataFrame
+) -> tuple[int, pd.DataFrame]:
+    """Train and deploy the backtest's first champion; returns its id and ``frame`` typed as
+    its signature."""
+    from loopml.train import run
+
+    assert cfg.deploy is not None
+    with steps.step(f"Train the first champion on {cfg.data.train} (gates included)"):
+        first = run(sim_cfg, store=store, trigger="backtest", actor=ACTOR)
+    if not first.passed or first.version is None:
+        failed = [g["gate"] for g in first.gates if g.get("verdict") == "fail"]
+        raise GatesFailedError(
+            f"The first champion, trained on {cfg.data.train}, failed its gates "
+            f"({', '.join(failed) or 'see loopml run'}); a backtest needs a champion to "
+            "start from. Run 'loopml run' to see the verdicts."
+        )
+    endpoint = cfg.deploy.endpoint
+    store.endpoints.deploy(
+        endpoint, first.version, actor=ACTOR, reason="first champion of the backtest"
+    )
+    signature = Signature.from_dict(first.version["signature"])
+    missing = [c.name for c in signature.columns if c.name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"DATA has no column {', '.join(map(repr, missing))}, which the model takes "
+            "as input. Replay a file with the columns the model was trained on.",
+            field=missing[0],
+        )
+    return int(first.version["id"]), typed_as(frame, signature)
+
+
+def _check_served(server: SimServing, n_requests: int) -> None:
+    """A replay whose every request was refused says nothing about the loop."""
+    if server.rejected == n_requests:
+        why = server.refusals.most_common(1)[0][0] if server.refusals else "unknown"
+        raise DataError(
+            f"The model's input checks refused every request of DATA, e.g.: {why} Check "
+            "DATA's columns and types against the training data.",
+            field="DATA",
+        )
+
+
+def run_backtest(
+    cfg: Config,
+    data: str | Path,
+    opts: BacktestOptions | None = None,
+    *,
+    steps: Steps | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Replay ``data`` through the loop of ``cfg``; returns the result described in
+    ``control.timeline.build_result``."""
+    opts = opts or BacktestOptions()
+    steps = steps or NullSteps()
+    t_wall = time.perf_counter()
+    frame, t = _history_in_range(cfg, data, opts)
+    assert cfg.deploy is not None  # checked by load_history
     W = cfg.monitor.window
     scale = (opts.per_window / W) if opts.per_window else 1.0
     history_window = W * scale
@@ -222,42 +273,12 @@ def run_backtest(
     store = Store(sim_cfg.store_url)
     server = None
     try:
-        from loopml.train import run
-
-        with steps.step(f"Train the first champion on {cfg.data.train} (gates included)"):
-            first = run(sim_cfg, store=store, trigger="backtest", actor=ACTOR)
-        if not first.passed or first.version is None:
-            failed = [g["gate"] for g in first.gates if g.get("verdict") == "fail"]
-            raise GatesFailedError(
-                f"The first champion, trained on {cfg.data.train}, failed its gates "
-                f"({', '.join(failed) or 'see loopml run'}); a backtest needs a champion to "
-                "start from. Run 'loopml run' to see the verdicts."
-            )
-        endpoint = cfg.deploy.endpoint
-        store.endpoints.deploy(
-            endpoint, first.version, actor=ACTOR, reason="first champion of the backtest"
-        )
-        first_id = int(first.version["id"])
-        signature = Signature.from_dict(first.version["signature"])
-        missing = [c.name for c in signature.columns if c.name not in frame.columns]
-        if missing:
-            raise DataError(
-                f"DATA has no column {', '.join(map(repr, missing))}, which the model takes "
-                "as input. Replay a file with the columns the model was trained on.",
-                field=missing[0],
-            )
-        frame = typed_as(frame, signature)
+        first_id, frame = _first_champion(cfg, sim_cfg, store, steps, frame)
         features = {c: frame[c].to_numpy() for c in frame.columns}
         y = frame[cfg.data.target].to_numpy()
         server = SimServing(sim_cfg, store, features, y, label_delay=delay_v, seed=opts.seed)
         decided_at = _replay(sim_cfg, store, server, plan, vt, clock, delay_v, opts, progress)
-        if server.rejected == len(plan):
-            why = server.refusals.most_common(1)[0][0] if server.refusals else "unknown"
-            raise DataError(
-                f"The model's input checks refused every request of DATA, e.g.: {why} Check "
-                "DATA's columns and types against the training data.",
-                field="DATA",
-            )
+        _check_served(server, len(plan))
         return build_result(
             cfg=sim_cfg,
             store=store,

@@ -64,7 +64,9 @@ class Context:
             "evidence": ev,
         }
 
-    def traffic_decision(self, endpoint: str, action: str) -> dict[str, Any]:
-        """The decision the store just recorded for a traffic change of ``endpoint``."""
-        row = self.store.decisions.list(endpoint=endpoint, action=action, limit=1)[0]
+    def traffic_decision(self, changed: dict[str, Any]) -> dict[str, Any]:
+        """The decision the store recorded for the traffic change that returned ``changed``
+        (found by the id the store returned, never by "the latest of this action")."""
+        row = self.store.decisions.get(changed["decision_id"])
+        assert row is not None, "a traffic change returns the id of the decision it wrote"
         return {k: row[k] for k in ("id", "action", "subject", "endpoint", "reason", "evidence")}

@@ -66,6 +66,21 @@ def request_retrain(
     return row
 
 
+def start_rollout(
+    cfg: Config,
+    store: Store,
+    endpoint: str,
+    candidate: dict[str, Any],
+    *,
+    actor: str,
+    evidence: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Start a guarded rollout of ``candidate`` on ``endpoint`` by hand (``loopml rollout``):
+    it enters in shadow and the controller moves it on; returns the decisions written."""
+    ctx = Context(cfg=cfg, store=store, clock=time.time, holder="cli", actor=actor)
+    return rollout.start(ctx, endpoint, candidate, evidence=evidence)
+
+
 class Controller:
     """Closes the loop for ``cfg``; see the module docstring."""
 
@@ -156,22 +171,9 @@ class Controller:
 
     def _run(self, endpoint: str, trig: triggers.Trigger) -> list[dict[str, Any]]:
         ctx, store, now = self.ctx, self.store, self.clock()
-        if trig.request_id is not None:
-            if not store.rollouts.claim_retrain(trig.request_id, at=now):
-                return []
-            req = store.rollouts.retrain(trig.request_id)
-        else:
-            req = store.rollouts.request_retrain(
-                endpoint,
-                trigger=trig.name,
-                key=trig.key,
-                status="running",
-                reason=trig.reason,
-                requested_by=ctx.actor,
-                at=now,
-                evidence=trig.evidence,
-            )
-            req = store.rollouts.set_retrain(req["id"], started_at=now)
+        req = self._open_request(endpoint, trig, now)
+        if req is None:
+            return []
         out = [
             ctx.decide(
                 action="retrain",
@@ -189,40 +191,8 @@ class Controller:
         res = retrain(ctx, endpoint, trig.name, now=now)
         version = res.pop("version", None)
         vid = version["id"] if version else None
-        done = self.clock()
         if res["outcome"] != "passed":
-            store.rollouts.set_retrain(
-                req["id"],
-                status="done",
-                outcome=res["outcome"],
-                finished_at=done,
-                run_id=res.get("run"),
-                version_id=vid,
-            )
-            if res["outcome"] == "not_better":
-                champ: dict[str, Any] = next(
-                    (g for g in res["gates"] if g["gate"] == "champion"), {}
-                )
-                reason = (
-                    f"retraining ({trig.name}): a fresh model does not help on recent data: "
-                    f"version {vid} is not better than the champion ({champ.get('message', '')})"
-                )
-            else:
-                reason = f"retraining ({trig.name}) produced no candidate: " + (
-                    res.get("error") or f"version {vid} failed its gates"
-                )
-            out.append(
-                ctx.decide(
-                    action=f"retrain-{res['outcome'].replace('_', '-')}",
-                    subject=f"endpoint:{endpoint}",
-                    endpoint=endpoint,
-                    evidence={"request": req["id"], **res},
-                    reason=reason,
-                )
-            )
-            if res["outcome"] in NO_HELP:
-                return out + self._back_off(endpoint, res["outcome"], {"request": req["id"]})
-            return out + self._check_breaker(endpoint, res["outcome"])
+            return out + self._no_candidate(endpoint, trig, req["id"], res, vid)
         store.rollouts.set_retrain(
             req["id"], status="done", outcome="rollout", run_id=res["run"], version_id=vid
         )
@@ -243,6 +213,69 @@ class Controller:
             retrain_id=req["id"],
             evidence={"trigger": trig.name, "run": res["run"]},
         )
+
+    def _open_request(
+        self, endpoint: str, trig: triggers.Trigger, now: float
+    ) -> dict[str, Any] | None:
+        """The retraining request this trigger runs: a pending one it claims (None when another
+        controller claimed it first), or a new one, started now."""
+        store = self.store
+        if trig.request_id is not None:
+            if not store.rollouts.claim_retrain(trig.request_id, at=now):
+                return None
+            return store.rollouts.retrain(trig.request_id)
+        req = store.rollouts.request_retrain(
+            endpoint,
+            trigger=trig.name,
+            key=trig.key,
+            status="running",
+            reason=trig.reason,
+            requested_by=self.ctx.actor,
+            at=now,
+            evidence=trig.evidence,
+        )
+        return store.rollouts.set_retrain(req["id"], started_at=now)
+
+    def _no_candidate(
+        self,
+        endpoint: str,
+        trig: triggers.Trigger,
+        request_id: int,
+        res: dict[str, Any],
+        vid: int | None,
+    ) -> list[dict[str, Any]]:
+        """Close a retraining that produced no candidate, say why, and back off (it did not
+        help) or count it towards the breaker (it failed)."""
+        self.store.rollouts.set_retrain(
+            request_id,
+            status="done",
+            outcome=res["outcome"],
+            finished_at=self.clock(),
+            run_id=res.get("run"),
+            version_id=vid,
+        )
+        if res["outcome"] == "not_better":
+            champ: dict[str, Any] = next((g for g in res["gates"] if g["gate"] == "champion"), {})
+            reason = (
+                f"retraining ({trig.name}): a fresh model does not help on recent data: "
+                f"version {vid} is not better than the champion ({champ.get('message', '')})"
+            )
+        else:
+            reason = f"retraining ({trig.name}) produced no candidate: " + (
+                res.get("error") or f"version {vid} failed its gates"
+            )
+        out = [
+            self.ctx.decide(
+                action=f"retrain-{res['outcome'].replace('_', '-')}",
+                subject=f"endpoint:{endpoint}",
+                endpoint=endpoint,
+                evidence={"request": request_id, **res},
+                reason=reason,
+            )
+        ]
+        if res["outcome"] in NO_HELP:
+            return out + self._back_off(endpoint, res["outcome"], {"request": request_id})
+        return out + self._check_breaker(endpoint, res["outcome"])
 
     def _back_off(
         self, endpoint: str, outcome: str, evidence: dict[str, Any]

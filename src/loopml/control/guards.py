@@ -5,10 +5,10 @@ a row. (Decision quality is not judged here but by the paired sequential test of
 
 Why batches and k-consecutive, not a threshold at every look: a canary is looked at again and
 again, and a check repeated at every look raises an A/A false rollback from 5% to 28% over 30
-looks (measured; see tests/control/test_guards.py). Each batch holds at least
-``guards.min_samples`` new challenger rows, batches never overlap, so the number of looks is set
-by the traffic and not by how often the controller wakes up, and a breach must persist for
-``consecutive`` batches (Flagger's ``threshold``, Argo's ``failureLimit``).
+looks (docs/design/measurements.md, "Drift"; tests/control/test_guards.py checks that these
+guards keep it at or below 5%). Each batch holds at least ``guards.min_samples`` new challenger
+rows, batches never overlap, so the number of looks is set by the traffic and not by how often
+the controller wakes up, and a breach must persist for ``consecutive`` batches (Flagger's ``threshold``, Argo's ``failureLimit``).
 
 Checks (each is skipped, not passed, when it has too few rows):
 

@@ -3,7 +3,7 @@
 A version is *expired* when its ``expires_at`` (set at registration) has passed, and *idle*
 when it has been out of every endpoint's traffic for ``idle_after`` (its last status change
 is that old, and it was created before then) and the monitor saw none of its rows in that
-time (Uber's Michelangelo retires on traffic, not age; research note "loop", section 1).
+time (Uber's Michelangelo retires on traffic, not age; docs/design/measurements.md, "Retirement by traffic").
 ``store.retire`` keeps it in the registry with its history and takes it out of every endpoint
 (the servers unload it at their next poll). A version serving as a champion is never retired
 by the controller, since that would leave the endpoint without a replacement: it gets a warning decision

@@ -51,7 +51,7 @@ def start(
     """Mirror ``candidate`` as a shadow of ``endpoint`` and open its rollout."""
     now = ctx.clock()
     ep = ctx.store.endpoints.get(endpoint)
-    ctx.store.endpoints.deploy(
+    changed = ctx.store.endpoints.deploy(
         endpoint,
         candidate,
         actor=ctx.actor,
@@ -66,7 +66,7 @@ def start(
         retrain_id=retrain_id,
         evidence={"start": evidence or {}, "rows": 0},
     )
-    return [{**ctx.traffic_decision(endpoint, "shadow"), "rollout": ro["id"]}]
+    return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
 def _in_traffic(ep: dict[str, Any], ro: dict[str, Any]) -> bool:
@@ -130,7 +130,7 @@ def _end(
     inconclusive), and close the rollout."""
     endpoint = ro["endpoint"]
     action = "rollback" if outcome == "rolled_back" else "rollout-inconclusive"
-    ctx.store.endpoints.rollback(
+    changed = ctx.store.endpoints.rollback(
         endpoint,
         actor=ctx.actor,
         evidence={
@@ -145,7 +145,7 @@ def _end(
         action=action,
     )
     _finish(ctx, ro, outcome, reason, now)
-    return [{**ctx.traffic_decision(endpoint, action), "rollout": ro["id"]}]
+    return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
 def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
@@ -281,7 +281,7 @@ def _after_shadow(
         return []
     ep = ctx.store.endpoints.get(endpoint)
     weight = cfg.steps[0]
-    ctx.store.endpoints.change_traffic(
+    changed = ctx.store.endpoints.change_traffic(
         endpoint,
         actor=ctx.actor,
         action="canary",
@@ -304,7 +304,7 @@ def _after_shadow(
         breaches=0,
         evidence={**ro["evidence"], "shadow": quality.evidence},
     )
-    return [{**ctx.traffic_decision(endpoint, "canary"), "rollout": ro["id"]}]
+    return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
 def _after_step(
@@ -325,7 +325,7 @@ def _after_step(
     if step + 1 < len(cfg.steps):
         weight = cfg.steps[step + 1]
         ep = ctx.store.endpoints.get(endpoint)
-        ctx.store.endpoints.change_traffic(
+        changed = ctx.store.endpoints.change_traffic(
             endpoint,
             actor=ctx.actor,
             action="rollout-step",
@@ -336,7 +336,7 @@ def _after_step(
             f"({J.describe(quality)}): version {ro['candidate_id']} takes {weight:g}%",
         )
         ctx.store.rollouts.update(ro, at=now, step=step + 1, step_started_at=now, judged=0)
-        return [{**ctx.traffic_decision(endpoint, "rollout-step"), "rollout": ro["id"]}]
+        return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
     no_labels = quality.evidence.get("rows", 0) == 0
     if quality.outcome != "non_inferior" and not (no_labels and ctx.guards.promote_without_labels):
         return []  # the last step waits for the test (or the deadline)
@@ -346,7 +346,7 @@ def _after_step(
         else "no labels arrived and guards.promote_without_labels is on"
     )
     try:
-        ctx.store.endpoints.promote(
+        changed = ctx.store.endpoints.promote(
             endpoint,
             ro["candidate_id"],
             actor=ctx.actor,
@@ -357,4 +357,4 @@ def _after_step(
     except ConflictError:
         return []  # traffic changed under us; the next pass sees it and stops the rollout
     _finish(ctx, ro, "promoted", why, now)
-    return [{**ctx.traffic_decision(endpoint, "promote"), "rollout": ro["id"]}]
+    return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]

@@ -15,9 +15,9 @@ Triggers (``retrain.on``), each read from what is already stored:
 - ``manual``: a pending request (``loopml control --retrain ENDPOINT``).
 
 Each window is judged with the monitor's own rule (``loopml.monitor.alerts.judge``), so an
-alert and a trigger never disagree about a window. Persistence (k of m) is the research
-note's advice against one-window noise (section 4); then, for automatic triggers, in order:
-dedupe (the same evidence fires once: a trigger carries a key, e.g. the newest window it
+alert and a trigger never disagree about a window. Persistence (k of m) guards against
+one-window noise and repeated looks (docs/design/measurements.md, "Drift"); then, for
+automatic triggers, in order: dedupe (the same evidence fires once: a trigger carries a key, e.g. the newest window it
 judged), the breaker (``retrain.breaker`` retrainings in a row *failed*: errors, or gates that
 failed on something other than the champion comparison), cooldown (``retrain.cooldown`` since
 the last retraining started, doubled for every retraining in a row that did not help: a

@@ -11,7 +11,7 @@ Singh, "Beyond Accuracy: Behavioral Testing of NLP Models with CheckList", ACL 2
   when the mean move is not above ``min_mean_effect``, i.e. the model ignores the feature).
 
 Written by hand: CheckList is NLP-only and does not build; Deepchecks and Giskard's tabular
-checks do not install with numpy 2 (research note "governance", section 2).
+checks do not install with numpy 2 (docs/design/measurements.md, "Behavioural tests").
 """
 
 from __future__ import annotations

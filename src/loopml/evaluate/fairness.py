@@ -10,7 +10,7 @@ fairlearn's names: demographic parity (selection rate), equal opportunity (TPR),
 parity (precision). The default threshold is the four-fifths rule (UGESP, 29 CFR 1607.4(D)):
 demographic-parity ratio >= 0.8.
 
-Written by hand (research note "governance", section 1): fairlearn has no minimum group size —
+Written by hand (docs/design/measurements.md, "Fairness"): fairlearn has no minimum group size —
 a 3-row group with no positives silently gives ratio 0.0 — and is ~50x slower than a bincount.
 Here a group too small for a rate is reported and judged "insufficient data", never 0.0.
 """

@@ -3,7 +3,7 @@
 Written by hand because the libraries that do per-group metrics (fairlearn's MetricFrame,
 pandas ``groupby().apply``) call a metric function once per group through layers of
 validation; fairlearn takes 13.5 s for one ratio on 1M rows where a bincount takes well under
-a second (research note "governance", section 1). Here every column is factorized once, the
+a second (docs/design/measurements.md, "Fairness"). Here every column is factorized once, the
 codes are combined into one integer key in mixed radix, and only combinations that occur in
 the data become groups (fairlearn's cartesian product adds all-NaN rows for unseen ones).
 """

@@ -3,9 +3,9 @@ against the champion.
 
 Permutation importance (Breiman 2001; scikit-learn's ``permutation_importance``) is the drop in
 a score when one feature's values are shuffled: model-agnostic, on held-out data, and in the
-units of the score. Research note "governance" §6: 5.9-12.9 s for 5k rows x 5 repeats on a
-20-feature forest, so the rows are capped (``max_rows``) and the repeats few. The score is a
-plain callable (ROC AUC from ``predict_proba`` for a binary classifier, accuracy otherwise, R²
+units of the score. It takes 5.9-12.9 s for 5k rows x 5 repeats on a 20-feature model
+(docs/design/measurements.md, "Permutation importance"), so the rows are capped
+(``max_rows``) and the repeats few. The score is a plain callable (ROC AUC from ``predict_proba`` for a binary classifier, accuracy otherwise, R²
 for regression), so a user's model that is not a scikit-learn estimator works too.
 """
 

@@ -5,14 +5,16 @@ training set, with a quarantine list of row ids for human review. Rows are never
   Jiang and Chuang, "Confident Learning", JAIR 2021) on *out-of-fold* probabilities: the model
   is retrained ``n_folds`` times (the user's ``train_fn`` when given, else a clone of the
   candidate) on a random subsample of at most ``max_rows`` rows, so the cost is ``n_folds``
-  small trainings. Research note "governance" §4: recall ~0.87, precision 0.46-0.86 — a review
-  aid, hence a quarantine list and an advisory gate (``blocking: false``) by default.
+  small trainings. Recall ~0.87, precision 0.46-0.86 (docs/design/measurements.md, "Label
+  quality"): a review aid, hence a quarantine list and an advisory gate (``blocking: false``)
+  by default.
 - Class imbalance: the minority class's share of the training labels.
 - Outliers: scikit-learn's ``IsolationForest`` on the numeric features (Liu, Ting and Zhou
-  2008; §4: precision@200 1.00 in 0.8 s against 0.64 for cleanlab's kNN OOD). A row is an
-  outlier when its anomaly score ``s = -score_samples`` exceeds ``outlier_score`` (0.65; the
-  paper reads s near 1 as anomalous and s <= 0.5 as normal). scikit-learn's own cut
-  (``contamination="auto"``, s > 0.5) flags ~18% of plain Gaussian rows. Measured here at
+  2008; precision@200 1.00 in 0.8 s against 0.64 for cleanlab's kNN OOD,
+  docs/design/measurements.md, "Label quality"). A row is an outlier when its anomaly score
+  ``s = -score_samples`` exceeds ``outlier_score`` (0.65; the paper reads s near 1 as
+  anomalous and s <= 0.5 as normal). scikit-learn's own cut (``contamination="auto"``,
+  s > 0.5) flags ~18% of plain Gaussian rows. Measured here at
   0.65: 1-2.4% of Gaussian rows (1 to 16 dimensions) and 80-94% of planted gross outliers
   (sigma 8); 2.5% of the employment rows (its one numeric feature, age, at 0 and 94).
 """
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.errors import ConfigError
+from loopml.errors import ConfigError, UsageError
 from loopml.evaluate.gates import Gate, GateContext, GateResult
 from loopml.evaluate.retrain import aligned_proba, fit_function, training_data
 
@@ -80,6 +82,21 @@ def outlier_scores(
     forest = IsolationForest(n_estimators=100, random_state=seed).fit(values)
     score = -forest.score_samples(values)
     return score > threshold, score
+
+
+def _cleanlab_filter() -> Any:
+    """cleanlab's ``find_label_issues``; cleanlab is an extra (``loopml[labels]``), imported only
+    when the label gate checks label issues."""
+    try:
+        from cleanlab.filter import find_label_issues
+    except ImportError as exc:
+        raise UsageError(
+            "The labels gate checks label issues with cleanlab, which is not installed. Run "
+            "`pip install 'loopml[labels]'` (or `pip install cleanlab`), or remove gates.labels "
+            f"from loopml.yaml. ({exc})",
+            field="gates.labels",
+        ) from exc
+    return find_label_issues
 
 
 @dataclass(kw_only=True)
@@ -146,8 +163,7 @@ class LabelGate(Gate):
     def _label_issues(
         self, ctx: GateContext, X: pd.DataFrame, y: np.ndarray, ids: np.ndarray, fit: Any
     ) -> dict[str, Any]:
-        from cleanlab.filter import find_label_issues
-
+        find_label_issues = _cleanlab_filter()
         classes = np.unique(y)
         t0 = time.perf_counter()
         proba = oof_probabilities(fit, X, y, classes, self.n_folds, ctx.seed)

@@ -1,5 +1,5 @@
-"""``create_app(settings)``: the serving ASGI app (Starlette, no FastAPI: it is measured to cost
-less per request, serving.md §1). Nothing is created at import time.
+"""``create_app(settings)``: the serving ASGI app (Starlette, no FastAPI: the HTTP stack sets
+the per-request ceiling, docs/design/measurements.md, "Serving"). Nothing is created at import time.
 
 :data:`ROUTES` is the single place that says which role each route needs (viewer < predictor
 < labeller < deployer < admin; ``open`` = no key). ``/metrics`` is open, like the health

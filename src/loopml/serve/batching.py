@@ -1,7 +1,7 @@
 """Adaptive micro-batching for asyncio: concurrent requests share one vectorised predict.
 
 scikit-learn's cost per ``predict`` call is nearly flat from 1 to 256 rows (~250 µs, almost
-all input validation; research note serving.md §1), so rows that arrive together should be
+all input validation; docs/design/measurements.md, "Serving"), so rows that arrive together should be
 predicted together. The batcher does not wait a fixed time: a lone request is predicted at
 once; requests that arrive while a batch is being collected or predicted join the next
 batch. Collection yields to the event loop and stops as soon as one turn brings nothing new,
@@ -13,7 +13,7 @@ busy for the predict's duration) or ``thread`` (one worker thread per batcher; t
 keeps parsing requests while the model runs). ``auto`` (the default) runs inline while the
 measured predict CPU time stays below ``inline_below_ms`` and moves to the thread for slow
 models. MLServer's adaptive batching waits on a queue with a timeout; BentoML's dispatcher
-sheds load with 503s (serving.md §3.5); neither fits, hence this small module.
+sheds load with 503s (docs/design/measurements.md, "Serving"); neither fits, hence this small module.
 """
 
 from __future__ import annotations

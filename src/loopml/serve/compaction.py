@@ -27,16 +27,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from orjson import loads as _loads
 
 from loopml.errors import UsageError
 from loopml.serve import wal
 from loopml.serve.logtables import BUILDERS
 from loopml.store.endpoints import ENDPOINT_NAME
-
-try:
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads  # type: ignore[assignment]
 
 _ENDPOINT = ENDPOINT_NAME  # one rule: names are checked with it at deploy (store.endpoints)
 

@@ -17,16 +17,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from orjson import loads as _loads
 
 from loopml.serve import wal
 from loopml.serve.compaction import hour_of
 from loopml.serve.ids import request_id_millis
 from loopml.serve.logtables import BUILDERS, concat_tables
-
-try:
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    from json import loads as _loads  # type: ignore[assignment]
 
 _HOUR_US = 3_600_000_000
 

@@ -4,14 +4,13 @@ Each ``parse_*`` turns a request body into a :class:`Request` holding columns of
 (name -> list or array) for :class:`~loopml.serve.validation.Validator`; each ``encode_*``
 turns predictions into response bytes. Every format is converted to columns in one pass,
 without pandas: MLflow's own ``dataframe_split`` path costs ~14 ms/row because it casts
-through pandas twice (research note serving.md §1, §3.2); the Open Inference Protocol is in
+through pandas twice (docs/design/measurements.md, "Serving"); the Open Inference Protocol is in
 :mod:`loopml.serve.oip`. Parse errors raise
 :class:`~loopml.errors.DataError` (or ``ValidationError``) naming the field and never echo
-the payload (MLflow reflects whole bodies back, §2).
+the payload (MLflow reflects whole bodies back, same page).
 
-JSON goes through orjson when it is installed (about 3-10x faster than the standard
-library on these bodies, and it serialises NumPy arrays without ``tolist``), else through
-``json``.
+JSON goes through orjson (a required dependency: about 3-10x faster than the standard
+library on these bodies, and it serialises NumPy arrays without ``tolist``).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from loopml.data.signature import Signature
 from loopml.errors import (
@@ -34,24 +34,14 @@ from loopml.errors import (
 )
 from loopml.serve.refusals import tag
 
-try:
-    import orjson
 
-    def dumps(obj: Any) -> bytes:
-        """Serialise to JSON bytes (NumPy arrays and scalars included)."""
-        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
+def dumps(obj: Any) -> bytes:
+    """Serialise to JSON bytes (NumPy arrays and scalars included)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
 
-    _loads = orjson.loads
-    _DecodeError: type[Exception] = orjson.JSONDecodeError
-except ImportError:  # pragma: no cover - orjson is optional
-    import json
 
-    def dumps(obj: Any) -> bytes:
-        """Serialise to JSON bytes (NumPy arrays and scalars included)."""
-        return json.dumps(obj, default=_default, separators=(",", ":")).encode()
-
-    _loads = json.loads  # type: ignore[assignment]
-    _DecodeError = json.JSONDecodeError
+_loads = orjson.loads
+_DecodeError: type[Exception] = orjson.JSONDecodeError
 
 
 def _default(obj: Any) -> Any:

@@ -7,7 +7,7 @@ checks them against the version's :class:`~loopml.data.signature.Signature` and 
 trained on.
 
 Written by hand because the generic tools (pandas casting, pydantic, MLflow's schema
-enforcement) cost 100 µs to 10 ms per request (research note serving.md §1, §5.1), while a
+enforcement) cost 100 µs to 10 ms per request (docs/design/measurements.md, "Serving"), while a
 model's own predict costs ~250 µs. All-float columns are converted together in one NumPy
 call; the others one column at a time by :mod:`loopml.serve.coercion`, which holds the rules
 per column kind. Nulls are allowed in columns the signature marks nullable, or everywhere

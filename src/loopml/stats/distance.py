@@ -14,7 +14,7 @@ functions also take 2-D arrays (one row per resample) so threshold calibration i
   and ``scipy.stats.wasserstein_distance`` with unit weights); the KS p-value is scipy's: the
   exact Kolmogorov distribution ``kstwo`` at n_eff = n m / (n + m) while n_eff < 10,000, and its
   asymptotic form ``kstwobign`` beyond (the exact one costs ~0.5 s at n_eff = 500k, see
-  research/monitoring.md on whylogs).
+  docs/design/measurements.md, "Exact Kolmogorov-Smirnov p-values").
 - KS and Wasserstein-1 of two histograms on shared cells (``binned_ks``, ``binned_wasserstein``)
   with certain bounds: within a cell each CDF lies between its values at the cell's ends, so
   the exact statistic of the raw rows lies between the returned lower and upper bounds.

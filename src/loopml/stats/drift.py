@@ -2,7 +2,7 @@
 
 Per column every distance is computed (they are cheap once the profiles exist) and one, the
 column's *method*, decides. Defaults use effect sizes, not p-values, because on large windows
-a p-value measures the sample size (research/loop.md section 4): numeric columns use the
+a p-value measures the sample size (docs/design/measurements.md, "Drift"): numeric columns use the
 normalised Wasserstein distance (W1 / reference standard deviation, Evidently's
 ``wasserstein_distance_norm``, its default above 1,000 reference rows), categorical ones the
 Jensen-Shannon distance (base 2), both with Evidently's 0.1 as the minimum effect.

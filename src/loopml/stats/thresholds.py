@@ -1,7 +1,7 @@
 """Drift thresholds: the minimum effect per method and calibration to a window size.
 
 Defaults are effect sizes, not p-values, because on large windows a p-value measures the
-sample size (research/loop.md section 4): Evidently's 0.1 for PSI, Jensen-Shannon and the
+sample size (docs/design/measurements.md, "Drift"): Evidently's 0.1 for PSI, Jensen-Shannon and the
 normalised Wasserstein distance. On small windows a no-drift window can cross that floor by
 chance, so ``calibrate_thresholds`` raises it to a high quantile of the distances of windows
 drawn from the stored reference profile itself (never the training rows).

@@ -137,7 +137,8 @@ class Endpoints:
         left: dict[int, str] | None = None,
     ) -> dict[str, Any]:
         """Change ``name``'s traffic if its revision is still ``expected_lock``; versions that
-        leave traffic become ``candidate``, or the status ``left`` names for them."""
+        leave traffic become ``candidate``, or the status ``left`` names for them. Returns the
+        endpoint as changed, with ``decision_id``: the id of the decision this change wrote."""
         now = time.time()
         try:
             return self._change_traffic(
@@ -241,7 +242,7 @@ class Endpoints:
             self._sync_statuses(conn, row, new, left, actor=actor, reason=reason, endpoint=name)
             before, after = traffic_of(row), traffic_of(new)
             conn.execute(insert(traffic_history).values(endpoint=name, at=now, traffic=after))
-            audit.record(
+            decision_id = audit.record(
                 conn,
                 actor=actor,
                 action=action,
@@ -253,7 +254,9 @@ class Endpoints:
                 after=after,
                 at=now,
             )
-        return self.get(name)
+        # the id of the decision written here, so a caller reports it without re-reading
+        # "the latest decision" (which a concurrent writer may have replaced)
+        return {**self.get(name), "decision_id": decision_id}
 
     @staticmethod
     def _conflict(name: str, action: str, expected: int, now: int | None) -> ConflictError:

@@ -13,6 +13,7 @@ import pandas as pd
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.errors import ConfigError, LoopmlError, NotFoundError
+from loopml.evaluate.gates import blocks
 from loopml.store import Store
 
 
@@ -149,3 +150,14 @@ def run_all_gates(
         if r["gate"] == "champion" and champion_row is not None:
             r["evidence"]["champion_version"] = champion_row["id"]
     return results
+
+
+def verdict_counts(verdicts: list[dict[str, Any]]) -> str:
+    """'5 gates: 3 passed, 1 not judged, 1 failed (blocking)' for the progress line."""
+    from collections import Counter
+
+    words = {"pass": "passed", "fail": "failed", "insufficient_data": "not judged"}
+    counts = Counter(words.get(v["verdict"], v["verdict"]) for v in verdicts)
+    blocked = sum(blocks(v) for v in verdicts)
+    parts = ", ".join(f"{n} {w}" for w, n in counts.items())
+    return f"{len(verdicts)} gates: {parts}" + (f"; {blocked} blocking" if blocked else "")

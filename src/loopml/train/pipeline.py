@@ -28,6 +28,7 @@ from loopml.evaluate.holdout import judge_split
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 from loopml.train import environment
+from loopml.train.heldout import evaluate
 from loopml.train.inputs import (
     check_columns,
     check_model_task,
@@ -54,17 +55,6 @@ class RunResult:
     split: str = ""
 
 
-def verdict_counts(verdicts: list[dict[str, Any]]) -> str:
-    """'5 gates: 3 passed, 1 not judged, 1 failed (blocking)' for the progress line."""
-    from collections import Counter
-
-    words = {"pass": "passed", "fail": "failed", "insufficient_data": "not judged"}
-    counts = Counter(words.get(v["verdict"], v["verdict"]) for v in verdicts)
-    blocked = sum(blocks(v) for v in verdicts)
-    parts = ", ".join(f"{n} {w}" for w, n in counts.items())
-    return f"{len(verdicts)} gates: {parts}" + (f"; {blocked} blocking" if blocked else "")
-
-
 def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], seed: int) -> Any:
     """Call the user's ``train(X, y, params)`` (passing ``seed=`` when it accepts one)."""
     kwargs = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
@@ -83,17 +73,48 @@ def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], s
     return model
 
 
-def predict(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions and (for a classifier) probabilities on ``X``, equal to ``model.predict``;
-    one ``predict_proba`` pass where :func:`loopml.evaluate.predictions.predicts_argmax`."""
-    from loopml.evaluate.predictions import from_proba, predicts_argmax
+@dataclass
+class _Inputs:
+    """What is checked before a run is recorded: the rows, their features, the user's training
+    function, the task and the gates built for it."""
 
-    if task != "classification" or not hasattr(model, "predict_proba"):
-        return np.asarray(model.predict(X)), None
-    proba = np.asarray(model.predict_proba(X), dtype=float)
-    if not predicts_argmax(model) or proba.ndim != 2 or proba.shape[1] != len(model.classes_):
-        return np.asarray(model.predict(X)), proba
-    return from_proba(model, X, proba), proba
+    frame: pd.DataFrame
+    features: list[str]
+    train_fn: Any
+    y_all: pd.Series
+    task: str
+    gates: list[Any]
+
+
+@dataclass
+class _Split:
+    train_df: pd.DataFrame
+    test_df: pd.DataFrame
+    how: str
+    snaps: dict[str, Any]
+    snap_ids: dict[str, Any]
+
+
+@dataclass
+class _Job:
+    """What the recorded part of a run works with."""
+
+    cfg: Config
+    store: Store
+    artifacts: Any
+    steps: Steps
+    timings: dict[str, float]
+    inputs: _Inputs
+    parts: _Split
+
+
+@dataclass
+class _Outcome:
+    version: dict[str, Any]
+    verdicts: list[dict[str, Any]]
+    passed: bool
+    metrics: dict[str, Any]
+    slices: list[dict[str, Any]]
 
 
 def run(
@@ -109,10 +130,6 @@ def run(
 ) -> RunResult:
     """Train, evaluate, gate and register one version from ``cfg``."""
     from loopml.artifacts.store import ArtifactStore
-    from loopml.evaluate.metrics import classification_metrics, regression_metrics
-    from loopml.evaluate.slices import metrics_by_slice
-    from loopml.train import registration
-    from loopml.train.gating import build_gates, check_gates_on_data, run_all_gates
 
     steps = steps or NullSteps()
     timings: dict[str, float] = {}
@@ -120,6 +137,95 @@ def run(
     cpu0 = time.process_time()
 
     # ---- everything checkable before the run is recorded
+    inputs = _load(cfg, steps, timings, extra_frame, include_original)
+    with steps.step("Split and snapshot"):
+        t = time.perf_counter()
+        parts, store = _split(cfg, store, inputs)
+        artifacts = ArtifactStore(cfg.artifacts_root)
+        timings["split"] = time.perf_counter() - t
+        steps.note(
+            f"split {parts.how}: {len(parts.train_df):,} train / {len(parts.test_df):,} test rows"
+        )
+
+    limits = contextlib.ExitStack()  # thread caps for the whole run's compute (train/threads.py)
+    run_id, details = _start_run(cfg, store, parts, trigger, limits)
+    try:
+        out = _train_gate_register(
+            _Job(cfg, store, artifacts, steps, timings, inputs, parts),
+            run_id=run_id,
+            actor=actor,
+            recent_frame=recent_frame,
+            extra={**details},
+        )
+    except BaseException as e:
+        limits.close()
+        store.runs.finish(
+            run_id,
+            status="failed",
+            error=str(e) if isinstance(e, LoopmlError) else f"{type(e).__name__}: {e}",
+            wall_seconds=time.perf_counter() - t_all,
+            cpu_seconds=time.process_time() - cpu0,
+            peak_memory_mb=environment.peak_memory_mb(),
+        )
+        raise
+    limits.close()
+    timings["total"] = time.perf_counter() - t_all
+    store.runs.finish(
+        run_id,
+        status="succeeded",
+        metrics=out.metrics,
+        wall_seconds=timings["total"],
+        train_seconds=timings["train"],
+        cpu_seconds=time.process_time() - cpu0,
+        peak_memory_mb=environment.peak_memory_mb(),
+    )
+    return RunResult(
+        run_id=run_id,
+        version=out.version,
+        passed=out.passed,
+        metrics=out.metrics,
+        slices=out.slices,
+        gates=out.verdicts,
+        timings=timings,
+        split=parts.how,
+    )
+
+
+def _start_run(
+    cfg: Config, store: Store, parts: _Split, trigger: str, limits: contextlib.ExitStack
+) -> tuple[int, dict[str, Any]]:
+    """Cap the compute's threads (until ``limits`` closes) and record the run's start with its
+    code, environment and snapshots; returns the run's id and its details."""
+    commit, dirty = environment.git_state(cfg.root)
+    code = environment.code_lineage(cfg.root, cfg.model.train)
+    threads = limits.enter_context(thread_limits(cfg.model.threads))
+    details = {"code": code, "threads": threads}
+    run_id = store.runs.start(
+        details=details,
+        project=cfg.project,
+        model=cfg.model.name,
+        trigger=trigger,
+        params=cfg.model.params,
+        snapshots={k: s.hash for k, s in parts.snaps.items()},
+        git_commit=commit,
+        git_dirty=dirty,
+        python=environment.python_version(),
+        packages=environment.packages(),
+    )
+    return run_id, details
+
+
+def _load(
+    cfg: Config,
+    steps: Steps,
+    timings: dict[str, float],
+    extra_frame: pd.DataFrame | None,
+    include_original: bool,
+) -> _Inputs:
+    """Load the rows (with any extra labelled rows), the user's training function and the gates,
+    and check all of them before anything is recorded."""
+    from loopml.train.gating import build_gates, check_gates_on_data
+
     with steps.step(f"Load data from {cfg.data.train}"):
         t = time.perf_counter()
         frame = load_frame(cfg.data.train, cfg.root)
@@ -147,173 +253,152 @@ def run(
         check_gates_on_data(gates, cfg, frame[features].head(0))
         timings["load"] = time.perf_counter() - t
         steps.note(f"{len(frame):,} rows, {len(features)} features, task: {task}")
+    return _Inputs(frame, features, train_fn, y_all, task, gates)
 
+
+def _split(cfg: Config, store: Store | None, inputs: _Inputs) -> tuple[_Split, Store]:
+    """Split the rows into train and test and record both snapshots (in ``store``, opened from
+    the config when None)."""
     from loopml.train.split import split
 
-    with steps.step("Split and snapshot"):
+    frame = inputs.frame
+    tr, te, how = split(frame, cfg.data, inputs.task, cfg.model.seed)
+    train_df, test_df = (
+        frame.iloc[tr].reset_index(drop=True),
+        frame.iloc[te].reset_index(drop=True),
+    )
+    snaps = {
+        "train": snapshot(train_df, cfg.data.train),
+        "test": snapshot(test_df, cfg.data.train),
+    }
+    if store is None:
+        store = Store(cfg.store_url)
+    snap_ids = {
+        k: store.snapshots.ensure(hash=s.hash, source=s.source, rows=s.rows, columns=s.columns)
+        for k, s in snaps.items()
+    }
+    return _Split(train_df, test_df, how, snaps, snap_ids), store
+
+
+def _train_gate_register(
+    job: _Job,
+    *,
+    run_id: int,
+    actor: str,
+    recent_frame: pd.DataFrame | None,
+    extra: dict[str, Any],
+) -> _Outcome:
+    """The recorded part of a run: train, evaluate, gate, then profile, save and register."""
+    from loopml.train import registration
+
+    cfg, store, steps, timings, parts = job.cfg, job.store, job.steps, job.timings, job.parts
+    task, features, train_df, test_df = (
+        job.inputs.task,
+        job.inputs.features,
+        parts.train_df,
+        parts.test_df,
+    )
+    X_test, y_test = test_df[features], test_df[cfg.data.target]
+    model = _fit(cfg, steps, timings, job.inputs, train_df)
+    with steps.step("Evaluate overall and per slice"):
         t = time.perf_counter()
-        tr, te, how = split(frame, cfg.data, task, cfg.model.seed)
-        train_df, test_df = (
-            frame.iloc[tr].reset_index(drop=True),
-            frame.iloc[te].reset_index(drop=True),
+        pred, proba, classes, metrics, slices = evaluate(cfg, model, task, features, test_df)
+        timings["evaluate"] = time.perf_counter() - t
+
+    verdicts, passed = _gate(
+        job,
+        model,
+        classes,
+        pred,
+        proba,
+        recent_frame,
+    )
+
+    with steps.step("Profile, save and register"):
+        t = time.perf_counter()
+        signature = infer_signature(
+            train_df,
+            features,
+            task=task,  # type: ignore[arg-type]
+            target=cfg.data.target,
+            classes=classes,
         )
-        snaps = {
-            "train": snapshot(train_df, cfg.data.train),
-            "test": snapshot(test_df, cfg.data.train),
-        }
-        if store is None:
-            store = Store(cfg.store_url)
-        artifacts = ArtifactStore(cfg.artifacts_root)
-        snap_ids = {
-            k: store.snapshots.ensure(hash=s.hash, source=s.source, rows=s.rows, columns=s.columns)
-            for k, s in snaps.items()
-        }
-        timings["split"] = time.perf_counter() - t
-        steps.note(f"split {how}: {len(tr):,} train / {len(te):,} test rows")
-
-    commit, dirty = environment.git_state(cfg.root)
-    code = environment.code_lineage(cfg.root, cfg.model.train)
-    limits = contextlib.ExitStack()  # thread caps for the whole run's compute (train/threads.py)
-    threads = limits.enter_context(thread_limits(cfg.model.threads))
-    run_id = store.runs.start(
-        details={"code": code, "threads": threads},
-        project=cfg.project,
-        model=cfg.model.name,
-        trigger=trigger,
-        params=cfg.model.params,
-        snapshots={k: s.hash for k, s in snaps.items()},
-        git_commit=commit,
-        git_dirty=dirty,
-        python=environment.python_version(),
-        packages=environment.packages(),
-    )
-    try:
-        X_train, y_train = train_df[features], train_df[cfg.data.target]
-        X_test, y_test = test_df[features], test_df[cfg.data.target]
-        with steps.step(f"Train ({cfg.model.train})"):
-            t = time.perf_counter()
-            model = call_train(train_fn, X_train, y_train, cfg.model.params, cfg.model.seed)
-            timings["train"] = time.perf_counter() - t
-            check_model_task(model, task, task_note(cfg, y_all, task))
-
-        with steps.step("Evaluate overall and per slice"):
-            t = time.perf_counter()
-            try:
-                pred, proba = predict(model, X_test, task)
-            except Exception as e:
-                why = (str(e).strip().splitlines() or [""])[0][:300]
-                raise TrainingError(
-                    f"The trained model cannot predict the held-out rows: {type(e).__name__}: "
-                    f"{why} It is given the same columns as in training "
-                    f"({len(features)}: {', '.join(map(str, features[:10]))}"
-                    f"{' ...' if len(features) > 10 else ''}) and must predict from them as they "
-                    "are: put any column selection or preprocessing (imputing NaNs, encoding "
-                    "strings) inside the returned model, e.g. a scikit-learn Pipeline, or list "
-                    "the columns it takes in data.features."
-                ) from e
-            classes = list(getattr(model, "classes_", [])) or None
-            if task == "classification":
-                metrics = classification_metrics(y_test, pred, proba, classes=classes)
-            else:
-                metrics = regression_metrics(y_test, pred)
-            slices = metrics_by_slice(
-                test_df,
-                y_test,
-                pred,
-                proba,
-                sensitive=cfg.data.sensitive,
-                segments=cfg.data.segments,
-                task=task,
-                classes=classes,
-            )
-            timings["evaluate"] = time.perf_counter() - t
-
-        with steps.step("Run gates"):
-            t = time.perf_counter()
-            verdicts = run_all_gates(
-                gates,
-                cfg,
-                store,
-                artifacts,
-                model=model,
-                task=task,
-                classes=classes,
-                features=features,
-                train_df=train_df,
-                test_df=test_df,
-                pred=pred,
-                proba=proba,
-                train_fn=train_fn,
-                recent=recent_frame,
-            )
-            verdicts.insert(0, judge_split(y_train, y_test, task, how))
-            passed = not any(blocks(v) for v in verdicts)
-            timings["gates"] = time.perf_counter() - t
-            steps.note(verdict_counts(verdicts))  # each verdict is printed once, by the report
-
-        with steps.step("Profile, save and register"):
-            t = time.perf_counter()
-            signature = infer_signature(
-                train_df,
-                features,
-                task=task,  # type: ignore[arg-type]
-                target=cfg.data.target,
-                classes=classes,
-            )
-            version = registration.register(
-                cfg,
-                store,
-                artifacts,
-                model=model,
-                run_id=run_id,
-                signature=signature,
-                train_df=train_df,
-                features=features,
-                metrics=metrics,
-                slices=slices,
-                verdicts=verdicts,
-                passed=passed,
-                snapshots={k: s.hash for k, s in snaps.items()},
-                snapshot_ids=snap_ids,
-                actor=actor,
-                pred=pred,
-                proba=proba,
-                X_test=X_test,
-                y_test=y_test,
-                extra={"code": code, "threads": threads},
-            )
-            timings["register"] = time.perf_counter() - t
-            # registration may add a verdict (a refused artifact) and so reject the version
-            verdicts, passed = list(version["gates"]), version["status"] == "candidate"
-    except BaseException as e:
-        limits.close()
-        store.runs.finish(
-            run_id,
-            status="failed",
-            error=str(e) if isinstance(e, LoopmlError) else f"{type(e).__name__}: {e}",
-            wall_seconds=time.perf_counter() - t_all,
-            cpu_seconds=time.process_time() - cpu0,
-            peak_memory_mb=environment.peak_memory_mb(),
+        version = registration.register(
+            cfg,
+            store,
+            job.artifacts,
+            model=model,
+            run_id=run_id,
+            signature=signature,
+            train_df=train_df,
+            features=features,
+            metrics=metrics,
+            slices=slices,
+            verdicts=verdicts,
+            passed=passed,
+            snapshots={k: s.hash for k, s in parts.snaps.items()},
+            snapshot_ids=parts.snap_ids,
+            actor=actor,
+            pred=pred,
+            proba=proba,
+            X_test=X_test,
+            y_test=y_test,
+            extra=extra,
         )
-        raise
-    limits.close()
-    timings["total"] = time.perf_counter() - t_all
-    store.runs.finish(
-        run_id,
-        status="succeeded",
-        metrics=metrics,
-        wall_seconds=timings["total"],
-        train_seconds=timings["train"],
-        cpu_seconds=time.process_time() - cpu0,
-        peak_memory_mb=environment.peak_memory_mb(),
+        timings["register"] = time.perf_counter() - t
+    # registration may add a verdict (a refused artifact) and so reject the version
+    return _Outcome(
+        version, list(version["gates"]), version["status"] == "candidate", metrics, slices
     )
-    return RunResult(
-        run_id=run_id,
-        version=version,
-        passed=passed,
-        metrics=metrics,
-        slices=slices,
-        gates=verdicts,
-        timings=timings,
-        split=how,
-    )
+
+
+def _gate(
+    job: _Job,
+    model: Any,
+    classes: list[Any] | None,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    recent_frame: pd.DataFrame | None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Run every gate (the split's own verdict first); passed: none of them blocks."""
+    from loopml.train.gating import run_all_gates, verdict_counts
+
+    cfg, steps, inputs, parts = job.cfg, job.steps, job.inputs, job.parts
+    task, features, train_df, test_df = inputs.task, inputs.features, parts.train_df, parts.test_df
+    y_train, y_test = train_df[cfg.data.target], test_df[cfg.data.target]
+    with steps.step("Run gates"):
+        t = time.perf_counter()
+        verdicts = run_all_gates(
+            inputs.gates,
+            cfg,
+            job.store,
+            job.artifacts,
+            model=model,
+            task=task,
+            classes=classes,
+            features=features,
+            train_df=train_df,
+            test_df=test_df,
+            pred=pred,
+            proba=proba,
+            train_fn=inputs.train_fn,
+            recent=recent_frame,
+        )
+        verdicts.insert(0, judge_split(y_train, y_test, task, parts.how))
+        passed = not any(blocks(v) for v in verdicts)
+        job.timings["gates"] = time.perf_counter() - t
+        steps.note(verdict_counts(verdicts))  # each verdict is printed once, by the report
+    return verdicts, passed
+
+
+def _fit(
+    cfg: Config, steps: Steps, timings: dict[str, float], inputs: _Inputs, train_df: pd.DataFrame
+) -> Any:
+    """Train the user's model on the training rows and check it suits the task."""
+    X_train, y_train = train_df[inputs.features], train_df[cfg.data.target]
+    with steps.step(f"Train ({cfg.model.train})"):
+        t = time.perf_counter()
+        model = call_train(inputs.train_fn, X_train, y_train, cfg.model.params, cfg.model.seed)
+        timings["train"] = time.perf_counter() - t
+        check_model_task(model, inputs.task, task_note(cfg, inputs.y_all, inputs.task))
+    return model

@@ -142,11 +142,9 @@ def register(
     y_test: Any,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from loopml.artifacts.signing import build_manifest, sign_manifest
-    from loopml.evaluate.attribution import summarise_version
-    from loopml.stats.calibration import fit_calibration
-    from loopml.stats.schema import infer_schema
-
+    """Save the model (checked as the server will load it), its reference profile and signed
+    manifest, and register the version: a candidate when every blocking gate passed, else
+    rejected."""
     digest, refused = save_checked(cfg, artifacts, model, X_test.head(256))
     if refused is not None:
         verdicts = [
@@ -161,35 +159,11 @@ def register(
             },
         ]
         passed = False
-    extra = dict(extra or {})
-    extra["schema"] = infer_schema(train_df[features]).to_dict()
-    extra["importance"] = importance(cfg, model, X_test, y_test, features, signature.task)
-    extra["explanation"] = summarise_version(
-        model, X_test[features], features=features, task=signature.task, seed=cfg.model.seed
-    )
-    classes = signature.classes
-    if proba is not None and classes is not None and len(classes) == 2:
-        # score -> observed rate on the test set, so estimated performance starts calibrated
-        extra["calibration"] = fit_calibration(proba[:, 1], np.asarray(y_test) == classes[1])
+    extra = _details(cfg, model, extra, train_df, features, signature, proba, X_test, y_test)
     ref = artifacts.put_bytes(
         reference_bytes(train_df, features, cfg.data.target, pred, proba), suffix=".profile"
     )
-    manifest = build_manifest(
-        digest,
-        snapshots,
-        environment.packages(),
-        {
-            "model": cfg.model.name,
-            "format": cfg.model.format,
-            "reference_profile": ref,
-            "signature": signature.to_dict(),
-        },
-    )
-    sig = (
-        sign_manifest(manifest, str(cfg.path(cfg.security.private_key)))
-        if cfg.security.private_key
-        else None
-    )
+    manifest, sig = _manifest(cfg, digest, snapshots, ref, signature)
     status = "candidate" if passed else "rejected"
     failed = [v["gate"] for v in verdicts if blocks(v)]
     reason = (
@@ -220,3 +194,58 @@ def register(
         created_at=now,
         expires_at=now + expire if expire else None,
     )
+
+
+def _details(
+    cfg: Config,
+    model: Any,
+    extra: dict[str, Any] | None,
+    train_df: pd.DataFrame,
+    features: list[str],
+    signature: Signature,
+    proba: np.ndarray | None,
+    X_test: pd.DataFrame,
+    y_test: Any,
+) -> dict[str, Any]:
+    """The version's details beside ``extra``: input schema, permutation importance, the
+    explanation summary and (binary classifiers) the score calibration."""
+    from loopml.evaluate.attribution import summarise_version
+    from loopml.stats.calibration import fit_calibration
+    from loopml.stats.schema import infer_schema
+
+    extra = dict(extra or {})
+    extra["schema"] = infer_schema(train_df[features]).to_dict()
+    extra["importance"] = importance(cfg, model, X_test, y_test, features, signature.task)
+    extra["explanation"] = summarise_version(
+        model, X_test[features], features=features, task=signature.task, seed=cfg.model.seed
+    )
+    classes = signature.classes
+    if proba is not None and classes is not None and len(classes) == 2:
+        # score -> observed rate on the test set, so estimated performance starts calibrated
+        extra["calibration"] = fit_calibration(proba[:, 1], np.asarray(y_test) == classes[1])
+    return extra
+
+
+def _manifest(
+    cfg: Config, digest: str, snapshots: dict[str, str], ref: str, signature: Signature
+) -> tuple[dict[str, Any], str | None]:
+    """The version's manifest, and its signature when ``security.private_key`` is set."""
+    from loopml.artifacts.signing import build_manifest, sign_manifest
+
+    manifest = build_manifest(
+        digest,
+        snapshots,
+        environment.packages(),
+        {
+            "model": cfg.model.name,
+            "format": cfg.model.format,
+            "reference_profile": ref,
+            "signature": signature.to_dict(),
+        },
+    )
+    sig = (
+        sign_manifest(manifest, str(cfg.path(cfg.security.private_key)))
+        if cfg.security.private_key
+        else None
+    )
+    return manifest, sig

@@ -75,7 +75,8 @@ DESCRIPTIONS: dict[str, str] = {
     "gates.behaviour": "Behavioural tests: minimum functionality (MFT), invariance (INV) and "
     "directional (DIR) perturbations.",
     "gates.data": "Schema, quality and single-feature leakage checks of the training set.",
-    "gates.labels": "Label lint: likely mislabelled rows, rare classes, outliers.",
+    "gates.labels": "Label lint: likely mislabelled rows (needs `pip install 'loopml[labels]'`), "
+    "rare classes, outliers.",
     "gates.stability": "Retrain with several seeds and measure how much the metric and "
     "the predictions move (underspecification).",
     "gates.*.blocking": "Whether a failure rejects the candidate (true) or is only recorded "

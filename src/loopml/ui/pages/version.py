@@ -10,10 +10,9 @@ from typing import Any
 from loopml.config import Config
 from loopml.errors import LoopmlError, NotFoundError
 from loopml.evaluate.attribution import fairness_gaps
+from loopml.evaluate.labels import quarantine_rows
 from loopml.store import Store
 from loopml.ui.pages.common import clean, subject_link, version_brief
-
-ON_TRAFFIC = ("champion", "canary", "shadow")
 
 
 def lineage(store: Store, v: dict[str, Any]) -> dict[str, Any]:
@@ -210,13 +209,8 @@ def version(store: Store, cfg: Config, version_id: int) -> dict[str, Any]:
     v = store.versions.get(version_id)
     gates = v.get("gates") or []
     placed, acts = actions(store, v)
-    try:
-        from loopml.evaluate.labels import quarantine_rows
-
-        labels_gate = next((g for g in gates if g.get("gate") == "labels"), None)
-        quarantine = quarantine_rows(labels_gate)[:200] if labels_gate else []
-    except ImportError:  # the label lint lands separately
-        quarantine = []
+    labels_gate = next((g for g in gates if g.get("gate") == "labels"), None)
+    quarantine = quarantine_rows(labels_gate)[:200] if labels_gate else []
     decisions = store.decisions.list(subject=f"version:{v['id']}", limit=50)
     return clean(
         {
