@@ -10,8 +10,8 @@ How the other parts join (the hook list):
   controller's reconcile loop).
 
 Everything runs on one uvicorn worker with uvloop + httptools (docs/design/measurements.md,
-"Serving": scale by running more such processes; they share the store and the log directory). ``--workers N``
-does that on one machine: uvicorn's supervisor binds the port once and starts N worker
+"Serving": scale by running more such processes; they share the store and the log
+directory). ``--workers N`` does that on one machine: uvicorn's supervisor binds the port once and starts N worker
 processes sharing it (the kernel spreads the connections), each building the whole app from
 the project's loopml.yaml (:func:`worker_app`) and writing its own log segments (their names
 carry the pid); one controller acts at a time among them (the leader lock), and a worker
