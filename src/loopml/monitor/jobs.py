@@ -26,10 +26,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopml.artifacts.loading import verify_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.engines import Engine
-from loopml.errors import NotFoundError
+from loopml.errors import IntegrityError, NotFoundError
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
@@ -58,6 +59,9 @@ class Pass:
         self.artifacts = ArtifactStore(cfg.artifacts_root)
         self.logs = LogFiles(cfg.artifacts_root)
         self.refs: dict[int, Reference | None] = {}
+        self.refused: dict[int, str] = {}  # version -> why its reference was not used
+        key = cfg.security.public_key
+        self.public_key = key if not key or "BEGIN" in key else str(cfg.path(key))
         self._live = live
 
     def live(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
@@ -70,10 +74,17 @@ class Pass:
                 version = self.store.versions.get(version_id)
             except NotFoundError:
                 self.refs[version_id] = None
-            else:
-                self.refs[version_id] = load_reference(
-                    self.artifacts, version, positive_class=self.cfg.data.positive_class
-                )
+                return None
+            if self.public_key:  # an unsigned or altered version is no reference (issue 14)
+                try:
+                    verify_version(version, self.public_key)
+                except IntegrityError as exc:
+                    self.refused[version_id] = str(exc)
+                    self.refs[version_id] = None
+                    return None
+            self.refs[version_id] = load_reference(
+                self.artifacts, version, positive_class=self.cfg.data.positive_class
+            )
         return self.refs[version_id]
 
 
@@ -176,6 +187,16 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
                 digest = p.artifacts.put_bytes(prof.to_bytes(), suffix=".profile") if prof else None
                 ref = p.ref_of(version)
                 fres["reference"] = {"version": version, "profile": ref.digest if ref else None}
+                if version in p.refused:  # a finding of the window, not a crash of the pass
+                    why = p.refused[version]
+                    fres["reference"]["refused"] = why
+                    fres["notes"] = [
+                        f"the reference of version {version} was refused: {why} Drift, data "
+                        "quality and estimates are not computed for this window."
+                    ]
+                    out.setdefault("refused", []).append(
+                        f"window {span(s, e)} ({_who(version, role)}): {why}"
+                    )
                 store.monitoring.save_window(
                     endpoint=endpoint,
                     version=version,
