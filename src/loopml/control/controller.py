@@ -323,10 +323,11 @@ class Controller:
                 "canary_weight": ep.get("canary_weight"),
                 "shadows": ep.get("shadows"),
             }
-            repaired = ""
+            repaired, after = "", state
             weight = ep.get("canary_weight")
-            if ro["state"] == "canary" and weight in steps and steps.index(weight) > ro["step"]:
-                k = steps.index(weight)
+            k = steps.index(weight) if weight in steps else -1
+            if ro["state"] == "canary" and k > ro["step"]:
+                after = {**state, "step": k}
                 now = self.clock()
                 self.store.rollouts.update(ro, at=now, step=k, step_started_at=now, judged=0)
                 repaired = (
@@ -339,7 +340,6 @@ class Controller:
                 + (f", step {ro['step'] + 1}" if ro["state"] == "canary" else "")
                 + repaired
             )
-            after = {**state, "step": steps.index(weight)} if repaired else state
             out.append(
                 {
                     **self.ctx.decide(
