@@ -60,10 +60,14 @@ class Leadership:
         if got:
             self._conn = conn
             # the advisory lock decides; the lock row only names the holder, for takeovers
-            before = self.store.locks.holder(LOCK_NAME, expired=True)
-            if before is not None:
-                self.store.locks.release(LOCK_NAME, before)
-            self.store.locks.acquire(LOCK_NAME, self.holder, 10 * 365 * 86400.0)
+            try:
+                before = self.store.locks.holder(LOCK_NAME, expired=True)
+                if before is not None:
+                    self.store.locks.release(LOCK_NAME, before)
+                self.store.locks.acquire(LOCK_NAME, self.holder, 10 * 365 * 86400.0)
+            except SQLAlchemyError as exc:  # leading all the same; only the name is missing
+                log.warning("controller %s could not record itself as leader: %s", self.holder, exc)
+                before = None
             if before not in (None, self.holder):
                 self.taken_from = before
         else:
@@ -76,7 +80,8 @@ class Leadership:
         return self.store.locks.holder(LOCK_NAME) == self.holder
 
     def release(self) -> None:
-        self.store.locks.release(LOCK_NAME, self.holder)  # a clean stop: no takeover to report
+        with contextlib.suppress(SQLAlchemyError):  # a clean stop: no takeover to report
+            self.store.locks.release(LOCK_NAME, self.holder)  # (down: the lease runs out)
         if not self.postgres:
             return
         if self._conn is not None:
