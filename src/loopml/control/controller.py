@@ -104,6 +104,9 @@ class Controller:
         if not self.leadership.acquire():
             return []
         out: list[dict[str, Any]] = []
+        if self.leadership.taken_from is not None:  # another controller stopped or was killed
+            out += self._take_over(self.leadership.taken_from)
+            self.leadership.taken_from = None
         for ro in self.store.rollouts.active():
             try:
                 out += rollout.advance(self.ctx, ro)
@@ -337,6 +340,54 @@ class Controller:
                 evidence=ev,
             )
         ]
+
+    def _take_over(self, prev: str) -> list[dict[str, Any]]:
+        """On taking over from controller ``prev`` (stopped or killed): every active rollout
+        resumes from its state in the store, and a ``rollout-resumed`` decision says so. A step
+        whose traffic change was made but not yet recorded in the rollout row (the controller
+        died between the two) is recorded now, so the step is neither lost nor taken twice."""
+        out = []
+        steps = self.ctx.rollout.steps if self.cfg.deploy is not None else []
+        for ro in self.store.rollouts.active():
+            ep = self.store.endpoints.get(ro["endpoint"])
+            state = {
+                "state": ro["state"],
+                "step": ro["step"],
+                "canary_weight": ep.get("canary_weight"),
+                "shadows": ep.get("shadows"),
+            }
+            repaired, after = "", state
+            weight = ep.get("canary_weight")
+            k = steps.index(weight) if weight in steps else -1
+            if ro["state"] == "canary" and k > ro["step"]:
+                after = {**state, "step": k}
+                now = self.clock()
+                self.store.rollouts.update(ro, at=now, step=k, step_started_at=now, judged=0)
+                repaired = (
+                    f"; the traffic had moved to {weight:g}% before the rollout recorded step "
+                    f"{k + 1}, which is recorded now and held from this time"
+                )
+            reason = (
+                f"controller {self.holder} took over from {prev} (stopped or killed); the "
+                f"rollout resumes from its stored state {ro['state']}"
+                + (f", step {ro['step'] + 1}" if ro["state"] == "canary" else "")
+                + repaired
+            )
+            out.append(
+                {
+                    **self.ctx.decide(
+                        action="rollout-resumed",
+                        subject=f"version:{ro['candidate_id']}",
+                        endpoint=ro["endpoint"],
+                        reason=reason,
+                        evidence={"rollout": ro["id"], "previous_controller": prev, **after},
+                        before=state,
+                        after=after,
+                    ),
+                    "rollout": ro["id"],
+                }
+            )
+        return out
 
     # ------------------------------------------------------------------ running
     def run_forever(self, stop_event: threading.Event, interval: float | None = None) -> None:

@@ -30,11 +30,18 @@ class Leadership:
         self.store, self.holder, self.ttl = store, holder, ttl
         self.postgres = store.engine.dialect.name == "postgresql"
         self._conn: Any = None
+        # set when leadership was just taken over from another controller (stopped or killed):
+        # its holder name, read from the lock row it left (Postgres keeps one for this too)
+        self.taken_from: str | None = None
 
     def acquire(self) -> bool:
         """Become (or stay) the acting controller; False when another one is."""
         if not self.postgres:
-            return self.store.locks.acquire(LOCK_NAME, self.holder, self.ttl)
+            before = self.store.locks.holder(LOCK_NAME, expired=True)
+            got = self.store.locks.acquire(LOCK_NAME, self.holder, self.ttl)
+            if got and before not in (None, self.holder):
+                self.taken_from = before
+            return got
         if self._conn is not None:
             try:
                 self._conn.execute(text("SELECT 1"))
@@ -52,6 +59,17 @@ class Leadership:
             raise
         if got:
             self._conn = conn
+            # the advisory lock decides; the lock row only names the holder, for takeovers
+            try:
+                before = self.store.locks.holder(LOCK_NAME, expired=True)
+                if before is not None:
+                    self.store.locks.release(LOCK_NAME, before)
+                self.store.locks.acquire(LOCK_NAME, self.holder, 10 * 365 * 86400.0)
+            except SQLAlchemyError as exc:  # leading all the same; only the name is missing
+                log.warning("controller %s could not record itself as leader: %s", self.holder, exc)
+                before = None
+            if before not in (None, self.holder):
+                self.taken_from = before
         else:
             conn.close()
         return got
@@ -62,8 +80,9 @@ class Leadership:
         return self.store.locks.holder(LOCK_NAME) == self.holder
 
     def release(self) -> None:
+        with contextlib.suppress(SQLAlchemyError):  # a clean stop: no takeover to report
+            self.store.locks.release(LOCK_NAME, self.holder)  # (down: the lease runs out)
         if not self.postgres:
-            self.store.locks.release(LOCK_NAME, self.holder)
             return
         if self._conn is not None:
             with contextlib.suppress(SQLAlchemyError):

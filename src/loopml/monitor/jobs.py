@@ -26,18 +26,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loopml.artifacts.loading import verify_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.engines import Engine
-from loopml.errors import NotFoundError
+from loopml.errors import IntegrityError, NotFoundError
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import refused as refusals
 from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
 from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
+from loopml.monitor.unreadable import count_rows, scan_window
 from loopml.monitor.webhooks import Delivery
-from loopml.monitor.windows import full_part, performance_part, scan, window_profile
+from loopml.monitor.windows import full_part, performance_part, window_profile
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 
@@ -59,6 +61,9 @@ class Pass:
         self.artifacts = ArtifactStore(cfg.artifacts_root)
         self.logs = LogFiles(cfg.artifacts_root)
         self.refs: dict[int, Reference | None] = {}
+        self.refused: dict[int, str] = {}  # version -> why its reference was not used
+        key = cfg.security.public_key
+        self.public_key = key if not key or "BEGIN" in key else str(cfg.path(key))
         self._live = live
 
     def live(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
@@ -71,10 +76,17 @@ class Pass:
                 version = self.store.versions.get(version_id)
             except NotFoundError:
                 self.refs[version_id] = None
-            else:
-                self.refs[version_id] = load_reference(
-                    self.artifacts, version, positive_class=self.cfg.data.positive_class
-                )
+                return None
+            if self.public_key:  # an unsigned or altered version is no reference (issue 14)
+                try:
+                    verify_version(version, self.public_key)
+                except IntegrityError as exc:
+                    self.refused[version_id] = str(exc)
+                    self.refs[version_id] = None
+                    return None
+            self.refs[version_id] = load_reference(
+                self.artifacts, version, positive_class=self.cfg.data.positive_class
+            )
         return self.refs[version_id]
 
 
@@ -141,22 +153,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             if lab_parts or lab_live
             else None
         )
-        files = all(part.table is None for part in parts)  # live segments: scanned here
-        if p.engine is None or p.engine.name == "local" or not files:
-            groups = scan(logs, parts, s, e, p.ref_of, p.cfg, labels, profiles=not same_log)
-        else:  # blocks of parts on the engine's workers, merged here (monitor.blocks)
-            groups = scan_blocks(
-                p.engine,
-                logs,
-                p.cfg.artifacts_root,
-                parts,
-                s,
-                e,
-                p.ref_of,
-                p.cfg,
-                labels,
-                profiles=not same_log,
-            )
+        groups, bad = scan_window(p, parts, s, e, labels, profiles=not same_log)
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
             if same_log and (version, role) in have:
@@ -177,6 +174,24 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
                 digest = p.artifacts.put_bytes(prof.to_bytes(), suffix=".profile") if prof else None
                 ref = p.ref_of(version)
                 fres["reference"] = {"version": version, "profile": ref.digest if ref else None}
+                if bad:  # a finding of the window: which rows it could not read, and why
+                    fres["corrupt_parts"] = bad
+                    fres["notes"].append(
+                        f"{len(bad)} prediction-log part(s) of this window could not be read and "
+                        f"were skipped (their rows are not counted): "
+                        + "; ".join(f"{k}: {v}" for k, v in bad.items())
+                        + ". Restore them from a backup or remove them, then rerun the monitor."
+                    )
+                if version in p.refused:  # a finding of the window, not a crash of the pass
+                    why = p.refused[version]
+                    fres["reference"]["refused"] = why
+                    fres["notes"] = [
+                        f"the reference of version {version} was refused: {why} Drift, data "
+                        "quality and estimates are not computed for this window."
+                    ]
+                    out.setdefault("refused_references", []).append(
+                        f"window {span(s, e)} ({_who(version, role)}): {why}"
+                    )
                 store.monitoring.save_window(
                     endpoint=endpoint,
                     version=version,
@@ -198,6 +213,9 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
                     f"{mon.min_window_rows} needed; too few rows, not scored"
                 )
     out["provisional"] = provisional(p, endpoint, by_window, now)
+    bad = {k: v for k, v in p.logs.corrupt.items() if f"/endpoint={endpoint}/" in k}
+    if bad:  # skipped, every other part read; each closed window it touched says so too
+        out["corrupt_parts"] = bad
     return out
 
 
@@ -227,12 +245,7 @@ def provisional(
         e = s + W
         if e + mon.grace <= now:
             continue
-        counts: dict[tuple[int, str], int] = {}
-        for batch in p.logs.batches(parts, s, e, ["_version", "_role"]):
-            t = pa.table({"v": batch.column("_version"), "r": batch.column("_role")})
-            for row in t.group_by(["v", "r"]).aggregate([([], "count_all")]).to_pylist():
-                key = (int(row["v"]), str(row["r"]))
-                counts[key] = counts.get(key, 0) + int(row["count_all"])
+        counts = count_rows(p, parts, s, e)
         for (version, role), rows in sorted(counts.items()):
             closes = e + mon.grace
             if rows < need:

@@ -85,6 +85,21 @@ class LogFiles:
         self._ranges: dict[tuple[str, int, str], tuple[object, object] | None] = {}
         self._listing: dict[str, list[dict]] = {}
         self._parts: dict[tuple[str, int], Part] = {}
+        self.corrupt: dict[str, str] = {}  # path -> why it cannot be read (skipped, reported)
+
+    def damaged(self, path: str) -> str | None:
+        """Why a Parquet part cannot be read whole (footer and every page decoded), or None.
+        Called only after a scan failed, to find the part to skip; remembered for the pass."""
+        if path not in self.corrupt:
+            try:
+                with self.arrow_fs.open_input_file(path) as f:
+                    for _ in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS):
+                        pass
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                self.corrupt[path] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            else:
+                return None
+        return self.corrupt[path]
 
     def value_range(self, path: str, size: int, column: str) -> tuple[object, object] | None:
         """(min, max) of ``column`` in a part, from its Parquet footer statistics (cached per
@@ -234,7 +249,10 @@ class LogFiles:
                 et = self._range(meta, EVENT_TIME) if has_event else None
             except (OSError, ValueError, pa.ArrowException):
                 pass
-            ts_lo, ts_hi = (ts[0], ts[1]) if ts and not math.isnan(ts[0]) else (h0, h0 + HOUR)
+            # without statistics the hour bounds it: [h0, h0 + HOUR), not the next hour's first window
+            ts_lo, ts_hi = (
+                (ts[0], ts[1]) if ts and not math.isnan(ts[0]) else (h0, h0 + HOUR - 1e-6)
+            )
             lo, hi = ts_lo, ts_hi
             if has_event and et is not None:
                 if math.isnan(et[0]):  # every event time null: log time decides

@@ -49,7 +49,10 @@ class Locks:
         with self.engine.begin() as conn:
             conn.execute(delete(locks).where(locks.c.name == name, locks.c.holder == holder))
 
-    def holder(self, name: str) -> str | None:
+    def holder(self, name: str, *, expired: bool = False) -> str | None:
+        """Who holds the lease now (``expired``: or held it last, lease run out or not)."""
         with self.engine.connect() as conn:
             r = conn.execute(select(locks).where(locks.c.name == name)).first()
-        return r.holder if r is not None and r.expires_at >= time.time() else None
+        if r is None:
+            return None
+        return r.holder if expired or r.expires_at >= time.time() else None
