@@ -33,7 +33,6 @@ from loopml.engines import Engine
 from loopml.errors import IntegrityError, NotFoundError
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import refused as refusals
-from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
 from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
