@@ -55,7 +55,9 @@ def tell_payoff(
                 f"[bold]{p['alone']:.3f}[/] ({p['loop'] - p['alone']:+.3f})."
             )
     console.print(
-        "Why the estimated accuracy (CBPE) stayed high while live accuracy fell: CBPE reads "
-        "only the model's own confidence on the inputs. The 2018 change moved who is "
-        "employed (the labels), not the inputs the model sees, so only labels could show it."
+        "Why the estimate (CBPE) shows '-' from 2018: CBPE reads only the model's own "
+        "confidence on the inputs, so it kept saying about 0.83. The 2018 change moved who is "
+        "employed (the labels), not the inputs the model sees, so only labels could show it; "
+        "once they put live accuracy outside the estimate's error band, the monitor withholds "
+        "the estimate as unreliable (concept shift) instead of showing a confident number."
     )
