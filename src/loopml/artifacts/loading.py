@@ -16,7 +16,21 @@ from typing import Any
 from loopml.artifacts.formats import load_model
 from loopml.artifacts.signing import verify_manifest
 from loopml.artifacts.store import ArtifactStore
+from loopml.config import Config
 from loopml.errors import IntegrityError, SignatureError
+
+
+def load_for_project(artifacts: ArtifactStore, version: Mapping[str, Any], cfg: Config) -> Any:
+    """:func:`load_version` with the project's trust settings (``model.trusted_types``,
+    ``model.trust_pickle``, ``security.public_key``)."""
+    key = cfg.security.public_key
+    return load_version(
+        artifacts,
+        version,
+        trusted_types=cfg.model.trusted_types,
+        trust_pickle=cfg.model.trust_pickle,
+        public_key=str(cfg.path(key)) if key else None,
+    )
 
 
 def load_version(

@@ -36,7 +36,7 @@ def read_rows(path: str) -> object:
 @command
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain a version's outputs on the rows of a file."""
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.loading import load_for_project
     from loopml.artifacts.store import ArtifactStore
     from loopml.data.signature import Signature
     from loopml.errors import UsageError
@@ -48,13 +48,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     store = open_store(args)
     row = store.versions.get(args.version)
     artifacts = ArtifactStore(cfg.artifacts_root)
-    model = load_version(
-        artifacts,
-        row,
-        trusted_types=cfg.model.trusted_types,
-        trust_pickle=cfg.model.trust_pickle,
-        public_key=str(cfg.path(cfg.security.public_key)) if cfg.security.public_key else None,
-    )
+    model = load_for_project(artifacts, row, cfg)
     frame = read_rows(args.input)
     if args.limit is not None:
         frame = frame.head(args.limit)  # type: ignore[attr-defined]

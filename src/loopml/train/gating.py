@@ -70,7 +70,7 @@ def champion_model(
     compare the candidate with. A champion that exists but cannot be loaded (a damaged or
     refused artifact, a module that no longer imports) is returned as ``(None, row, reason)``
     so that the champion gate fails closed instead of reporting "no champion yet"."""
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.loading import load_for_project
 
     if cfg.deploy is None:
         return None, None, None
@@ -82,13 +82,7 @@ def champion_model(
         return None, None, None
     row = store.versions.get(ep["champion_id"])
     try:
-        model = load_version(
-            artifacts,
-            row,
-            trusted_types=cfg.model.trusted_types,
-            trust_pickle=cfg.model.trust_pickle,
-            public_key=str(cfg.path(cfg.security.public_key)) if cfg.security.public_key else None,
-        )
+        model = load_for_project(artifacts, row, cfg)
     except LoopmlError as e:
         return None, row, e.message
     except Exception as e:  # e.g. a class whose module is gone: still the champion, not absent

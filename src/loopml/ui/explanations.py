@@ -41,7 +41,7 @@ def explainer_for(
     store: Store, cfg: Config, version_id: int
 ) -> tuple[Explainer, dict[str, Any], threading.Lock]:
     """(explainer, version row, its lock) for a registered version, cached."""
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.loading import load_for_project
     from loopml.artifacts.store import ArtifactStore
     from loopml.evaluate.background import version_explainer
 
@@ -52,13 +52,7 @@ def explainer_for(
             return _CACHE[key]
     row = store.versions.get(int(version_id))
     artifacts = ArtifactStore(cfg.artifacts_root)
-    model = load_version(
-        artifacts,
-        row,
-        trusted_types=cfg.model.trusted_types,
-        trust_pickle=cfg.model.trust_pickle,
-        public_key=str(cfg.path(cfg.security.public_key)) if cfg.security.public_key else None,
-    )
+    model = load_for_project(artifacts, row, cfg)
     k = len((row.get("signature") or {}).get("columns") or [])
     explainer = version_explainer(
         artifacts, row, model, budget=Budget(background_rows=25, max_evals=2 * k + 1)
