@@ -1,5 +1,6 @@
 """What the controller reads from the prediction log: rows of a period, their labels, guard
-samples per version and role, non-overlapping guard batches, and the shadow comparison.
+samples per version and role, and non-overlapping guard batches (the paired comparison of
+challenger and champion lives in ``control.judgement``).
 
 The log is read with ``loopml.serve.logreader.read_log`` / ``read_labels`` (control sits above
 serve, so it may use serve's readers; they also see rows still in open write-ahead segments).
@@ -9,14 +10,12 @@ Labels are joined by request id, the latest label of a request winning.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import stats
 
-from loopml.control.guards import Sample, prediction_drift
+from loopml.control.guards import Sample
 from loopml.serve.logreader import read_labels, read_log
 
 COLUMNS = (
@@ -125,65 +124,4 @@ def batch_bounds(ts: np.ndarray, start: float, min_rows: int) -> list[tuple[floa
         out.append((lo, hi))
         i = int(np.searchsorted(ts, hi, side="left"))
         lo = hi
-    return out
-
-
-def compare_shadow(
-    rows: pd.DataFrame, labels: pd.Series, candidate: int, champion: int | None
-) -> dict[str, Any]:
-    """Challenger vs champion on the same requests (shadow rows paired with champion rows by
-    request id): disagreement, score shift (PSI and the two-sample KS statistic, scipy), and
-    accuracy with a paired bootstrap interval on the pairs whose labels arrived."""
-    sh = role_rows(rows, candidate, ("shadow",))
-    ch = role_rows(rows, champion, ("champion",))
-    pairs = sh.merge(ch, on="_request_id", suffixes=("_c", "_p"))
-    out: dict[str, Any] = {"pairs": len(pairs)}
-    if not len(pairs):
-        return out
-    agree = _equal(pairs["_prediction_c"], pairs["_prediction_p"])
-    out["disagreement"] = float(1 - agree.mean())
-    a = output_values(pairs.rename(columns={"_score_c": "_score", "_prediction_c": "_prediction"}))
-    b = output_values(pairs.rename(columns={"_score_p": "_score", "_prediction_p": "_prediction"}))
-    out["score_psi"] = prediction_drift(a, b)
-    if a.dtype.kind in "fiu" and b.dtype.kind in "fiu":
-        fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
-        if len(fa) and len(fb):
-            out["score_ks"] = float(stats.ks_2samp(fa, fb).statistic)
-    y = labels.reindex(pairs["_request_id"].to_numpy())
-    have = y.notna().to_numpy()
-    out["labelled"] = int(have.sum())
-    if have.sum() >= 2:
-        yy = y[have].reset_index(drop=True)
-        pc, pp = (
-            pairs["_prediction_c"][have].reset_index(drop=True),
-            pairs["_prediction_p"][have].reset_index(drop=True),
-        )
-        acc_c, acc_p = float(_equal(pc, yy).mean()), float(_equal(pp, yy).mean())
-        out["accuracy"] = {"challenger": acc_c, "champion": acc_p, "improvement": acc_c - acc_p}
-        from loopml.evaluate.compare import compare_models
-
-        same = pd.to_numeric(yy, errors="coerce").notna().all()
-        conv = (
-            (lambda s: pd.to_numeric(s).to_numpy())
-            if same
-            else (lambda s: s.astype(str).to_numpy())
-        )
-        try:
-            ci = compare_models(
-                "accuracy",
-                conv(yy),
-                (conv(pc), None),
-                (conv(pp), None),
-                classes=sorted(set(conv(yy)) | set(conv(pc)) | set(conv(pp))),
-                n_boot=500,
-                seed=0,
-            )
-            out["accuracy"]["interval"] = {
-                k: ci.get(k) for k in ("ci_low", "ci_high", "confidence", "method")
-            }
-        except (
-            ValueError,
-            TypeError,
-        ):  # an interval is evidence, not a verdict: keep the point estimate
-            pass
     return out
