@@ -38,7 +38,7 @@ def log_bytes(decimals: int | None) -> dict[str, float]:
     """Parquet bytes per logged row (20 float features, a binary classifier's outputs)."""
     from loopml.engines.chunks import _dictionary
     from loopml.scoring.scorer import Job, log_table, request_ids
-    from loopml.serve.batch import Batch
+    from loopml.serve.inference.request_rows import Batch
 
     rng = np.random.default_rng(0)
     block = rng.normal(size=(N_FEATURES, ROWS))

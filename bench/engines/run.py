@@ -43,7 +43,7 @@ def write_parts(project: Path, version: int, rows: int, parts: int) -> None:
 
     from loopml.engines.chunks import put_part
     from loopml.scoring.scorer import Job, log_table, request_ids
-    from loopml.serve.batch import Batch
+    from loopml.serve.inference.request_rows import Batch
 
     folder = project / LOG / "endpoint=bench" / "hour=2025120100"
     marker = folder / f"_done-{rows}-{parts}"

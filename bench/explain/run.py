@@ -1,7 +1,7 @@
 """Explanations of the employment model (the example's one-hot + histogram gradient boosting):
 loopml against calling ``shap`` directly the way its documentation shows, in one run.
 
-1. Exact (TreeSHAP): rows explained per second by ``loopml.evaluate.explain.Explainer``
+1. Exact (TreeSHAP): rows explained per second by ``loopml.evaluate.xai.explain.Explainer``
    (transform, TreeSHAP, one-hot levels summed back to the user's columns) and by
    ``shap.TreeExplainer(model)(X_encoded)`` on the pipeline's encoded rows, with the numbers
    checked equal to 1e-6 so the timing is of equal work.
@@ -59,7 +59,7 @@ def train(root: Path) -> tuple[object, object, dict]:
 def exact(model, X, rows: int) -> None:
     import shap
 
-    from loopml.evaluate.explain import Explainer
+    from loopml.evaluate.xai.explain import Explainer
 
     feats = list(X.columns)
     sample = X.iloc[:rows]
@@ -82,8 +82,8 @@ def agnostic(cfg, version, model, X, rows: int) -> None:
     import shap
 
     from loopml.artifacts.store import ArtifactStore
-    from loopml.evaluate.background import version_explainer
-    from loopml.evaluate.explain import Budget
+    from loopml.evaluate.xai.background import version_explainer
+    from loopml.evaluate.xai.explain import Budget
 
     budget = Budget(background_rows=100, max_evals=None)
     ours = version_explainer(
@@ -107,7 +107,7 @@ def agnostic(cfg, version, model, X, rows: int) -> None:
     except Exception as exc:  # shap's maskers take numbers; the employment rows hold text
         print(f"  shap.PermutationExplainer on the raw rows failed: {type(exc).__name__}: {exc}")
         # what a user has to write instead: code the text columns, decode them for the model
-        from loopml.evaluate.coded import CodedModel
+        from loopml.evaluate.xai.coded import CodedModel
 
         coded = CodedModel(model, list(X.columns), 1)
         bg = coded.learn(background)
@@ -175,7 +175,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="fewer rows")
     args = p.parse_args()
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.model_loader import load_version
     from loopml.artifacts.store import ArtifactStore
     from loopml.data.signature import Signature
 

@@ -21,17 +21,17 @@ from threadpoolctl import threadpool_limits
 def main() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from loopml.evaluate.behaviour import BehaviourGate
-    from loopml.evaluate.card import card_markdown, model_card
-    from loopml.evaluate.data_gate import DataGate
-    from loopml.evaluate.fairness import FairnessGate
-    from loopml.evaluate.gates import GateContext, run_gates
-    from loopml.evaluate.importance import permutation_importance_table
-    from loopml.evaluate.labels import LabelGate
-    from loopml.evaluate.metric_gates import ChampionGate, MetricGate
-    from loopml.evaluate.report import card_html
-    from loopml.evaluate.slices import metrics_by_slice
-    from loopml.evaluate.stability import StabilityGate
+    from loopml.evaluate.checklist.behaviour import BehaviourGate
+    from loopml.evaluate.documents.card import card_markdown, model_card
+    from loopml.evaluate.documents.version_report import card_html
+    from loopml.evaluate.gating.data_gate import DataGate
+    from loopml.evaluate.gating.fairness import FairnessGate
+    from loopml.evaluate.gating.gates import GateContext, run_gates
+    from loopml.evaluate.gating.label_lint import LabelGate
+    from loopml.evaluate.gating.metric_gates import ChampionGate, MetricGate
+    from loopml.evaluate.gating.stability import StabilityGate
+    from loopml.evaluate.measure.slices import metrics_by_slice
+    from loopml.evaluate.xai.importance import permutation_importance_table
 
     root = Path(importlib.util.find_spec("nannyml").submodule_search_locations[0])
     df = pd.read_parquet(root / "datasets/data/employment_MA_reference.pq")

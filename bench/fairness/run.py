@@ -36,7 +36,7 @@ def main() -> None:
     df = make_data(args.rows)
     sf = df[["SEX", "RAC1P"]]
 
-    from loopml.evaluate.fairness import group_fairness
+    from loopml.evaluate.gating.fairness import group_fairness
 
     t0 = time.perf_counter()
     rep = group_fairness(df, df["y"], df["yhat"], sensitive=["SEX", "RAC1P"])

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 
 def main(project: str, version: int, src: str, dst: str, batch_rows: int) -> None:
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.model_loader import load_version
     from loopml.artifacts.store import ArtifactStore
     from loopml.config import load_config
     from loopml.store import Store

@@ -18,11 +18,11 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from loopml.data.signature import Column, Signature
-from loopml.serve import protocols
-from loopml.serve.batching import MicroBatcher, batch_predictor
-from loopml.serve.ids import new_request_ids
+from loopml.serve.inference.batching import MicroBatcher, batch_predictor
 from loopml.serve.predlog import PredictionLog
-from loopml.serve.validation import Validator
+from loopml.serve.wire import protocols
+from loopml.serve.wire.ids import new_request_ids
+from loopml.serve.wire.validation import Validator
 
 
 def best_us(fn, n=5000, repeat=5):

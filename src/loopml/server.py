@@ -40,15 +40,15 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from loopml.config import Config
-from loopml.control.service import controller_service
+from loopml.control.loop_service import controller_service
 from loopml.errors import UsageError
+from loopml.monitor.monitor_service import monitor_service
 from loopml.monitor.parts import LiveLog
-from loopml.monitor.service import monitor_service
-from loopml.serve.accesslog import JSONLinesHandler
-from loopml.serve.app import create_app
+from loopml.serve.http.accesslog import JSONLinesHandler
+from loopml.serve.http.application import create_app
+from loopml.serve.http.slowclients import uvicorn_options
 from loopml.serve.logreader import live_tables
 from loopml.serve.settings import Settings
-from loopml.serve.slowclients import uvicorn_options
 from loopml.ui import mount as ui_mount
 
 
@@ -164,7 +164,7 @@ def serve_in_thread(
 ) -> Background:
     """Run ``app`` under uvicorn (uvloop + httptools) on a free port of ``host`` in a daemon
     thread; returns once uvicorn has started (its lifespan startup has run). ``options`` go
-    to uvicorn (e.g. :func:`loopml.serve.slowclients.uvicorn_options`)."""
+    to uvicorn (e.g. :func:`loopml.serve.http.slowclients.uvicorn_options`)."""
     import uvicorn
 
     port = free_port(host)
@@ -207,7 +207,7 @@ def _worker_config() -> tuple[Config, dict[str, Any]]:
 
 def worker_http(*args: Any, **kwargs: Any) -> Any:
     """uvicorn's http protocol in a ``--workers`` process: the bounded httptools protocol of
-    :mod:`loopml.serve.slowclients`, built from the worker's loopml.yaml (a class made at run
+    :mod:`loopml.serve.http.slowclients`, built from the worker's loopml.yaml (a class made at run
     time cannot be sent to a spawned worker, so uvicorn is given this function's name)."""
     cfg, _ = _worker_config()
     return _worker_protocol(
@@ -217,7 +217,7 @@ def worker_http(*args: Any, **kwargs: Any) -> Any:
 
 @functools.cache
 def _worker_protocol(header: float, body: float, connections: int) -> type:
-    from loopml.serve.slowclients import protocol
+    from loopml.serve.http.slowclients import protocol
 
     return protocol(header, body, connections)
 

@@ -171,7 +171,7 @@ def test_a_signed_version_trained_served_and_batch_scored_on_s3(s3, tmp_path):
     import pyarrow.parquet as pq
 
     from loopml.artifacts import generate_keypair
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.model_loader import load_version
     from loopml.cli import main
     from loopml.config import load_config
     from loopml.errors import SignatureError

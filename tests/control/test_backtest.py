@@ -321,7 +321,7 @@ def test_no_mirror_is_logged_for_a_request_the_canary_refused(
     from sqlalchemy import update
 
     from loopml.serve.predlog import PredictionLog
-    from loopml.store.schema import versions
+    from loopml.store.tables import versions
 
     root, data = project
     work = tmp_path / "copy"
@@ -606,7 +606,7 @@ def test_the_readme_backtest_runs_as_written(
 
 
 def test_the_cli_line_of_a_rollout_decision_says_what_was_judged_and_the_offline_check() -> None:
-    from loopml.cli.backtest import describe_rollout
+    from loopml.cli.backtesting import describe_rollout
 
     r = {
         "decision": 7,

@@ -197,7 +197,7 @@ def test_serve_service_runs_and_hands_over(project: Path) -> None:
     """The async context manager ``loopml serve`` enters: a pass runs, and leaving it frees the lock."""
     import asyncio
 
-    from loopml.control.service import controller_service
+    from loopml.control.loop_service import controller_service
 
     cfg = load_config(project)
     store = Store(cfg.store_url)

@@ -119,7 +119,7 @@ def test_a_missing_version_is_not_found_not_a_traceback(busy, capsys, argv):
 
 def test_a_monitor_pass_with_nothing_to_do_says_what_it_waits_for(busy, capsys):
     """Guards against `loopml monitor` printing nothing while it waits for a window to close."""
-    from loopml.cli.monitoring import waiting_for
+    from loopml.cli.scheduled import waiting_for
     from loopml.config import load_config
 
     assert main(["monitor", "-c", str(busy)]) == 0

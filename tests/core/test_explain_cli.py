@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tests.conftest import synthetic_frame
 
-from loopml.artifacts.loading import load_version
+from loopml.artifacts.model_loader import load_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.cli import main
 from loopml.config import load_config
@@ -60,7 +60,7 @@ def test_explain_usage_errors_exit_2(project, tmp_path, capsys):
 
 
 def test_registration_stores_the_global_view_and_the_card_shows_it(project):
-    from loopml.evaluate.card import card_markdown, model_card
+    from loopml.evaluate.documents.card import card_markdown, model_card
 
     assert main(["-c", str(project), "run"]) == 0
     cfg = load_config(project)

@@ -11,7 +11,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from loopml.evaluate.predictions import predicts_argmax
+from loopml.evaluate.measure.predictions import predicts_argmax
 from loopml.train.heldout import predict
 
 

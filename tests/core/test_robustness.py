@@ -39,7 +39,7 @@ from tests.serve.serve_helpers import thread_server
 
 from loopml.cli import main
 from loopml.config import load_config
-from loopml.evaluate.data_gate import auc3
+from loopml.evaluate.gating.data_gate import auc3
 
 NANNYML = Path(pd.__file__).parents[1] / "nannyml" / "datasets" / "data"
 

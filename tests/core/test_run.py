@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import CONFIG, make_project
 
-from loopml.artifacts.loading import load_version
+from loopml.artifacts.model_loader import load_version
 from loopml.artifacts.signing import generate_keypair
 from loopml.artifacts.store import ArtifactStore
 from loopml.cli import main

@@ -10,8 +10,8 @@ from tests.conftest import CONFIG
 
 from loopml.cli import main
 from loopml.config import load_config
-from loopml.evaluate.card import model_card
-from loopml.evaluate.card_text import card_markdown
+from loopml.evaluate.documents.card import model_card
+from loopml.evaluate.documents.card_text import card_markdown
 from loopml.store import Store
 
 

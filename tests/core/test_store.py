@@ -204,7 +204,7 @@ def test_direct_creation_matches_the_replayed_migrations(store_url, tmp_path, re
     from alembic.migration import MigrationContext
 
     from loopml.store.db import migrate
-    from loopml.store.schema import metadata
+    from loopml.store.tables import metadata
 
     direct = make_engine(store_url)
     assert migrate(direct) is None and current_revision(direct) == HEAD

@@ -18,7 +18,7 @@ from loopml.config import load_config
 from loopml.errors import ConflictError, ValidationError
 from loopml.scoring import score
 from loopml.scoring.scorer import request_ids
-from loopml.serve.ids import request_id_millis
+from loopml.serve.wire.ids import request_id_millis
 from loopml.store import Store
 
 from .conftest import NAMES, frame
@@ -37,7 +37,7 @@ def _log_rows(root: Path) -> pa.Table:
 
 
 def _model(root: Path, version: int):
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.model_loader import load_version
     from loopml.artifacts.store import ArtifactStore
 
     cfg = load_config(root)
@@ -103,7 +103,7 @@ def test_rerunning_a_finished_single_file_job_logs_nothing_twice(project):
 def test_the_log_part_has_the_schema_the_servers_compaction_writes():
     """Guards against batch log parts drifting from the server's (the monitor reads both)."""
     from loopml.scoring.scorer import Job, log_table
-    from loopml.serve.batch import Batch
+    from loopml.serve.inference.request_rows import Batch
     from loopml.serve.logtables import prediction_table
 
     cols = {"f0": np.array([0.5, 1.5]), "cat": np.array(["a", "b"], dtype=object)}

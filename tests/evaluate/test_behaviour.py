@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 
 from loopml.errors import ConfigError
-from loopml.evaluate.behaviour import DIR, INV, MFT, BehaviourGate, behaviour_test, load_cases
-from loopml.evaluate.gates import GateContext, run_gates
+from loopml.evaluate.checklist.behaviour import (
+    DIR,
+    INV,
+    MFT,
+    BehaviourGate,
+    behaviour_test,
+    load_cases,
+)
+from loopml.evaluate.gating.gates import GateContext, run_gates
 
 
 class ScoreModel:

@@ -13,18 +13,23 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from loopml.evaluate.behaviour import BehaviourGate
-from loopml.evaluate.card import model_card
-from loopml.evaluate.card_text import card_markdown
-from loopml.evaluate.data_gate import DataGate
-from loopml.evaluate.fairness import FairnessGate
-from loopml.evaluate.gates import GateContext, run_gates
-from loopml.evaluate.importance import importance_shift, permutation_importance_table
-from loopml.evaluate.inventory import inventory_csv, inventory_rows, read_inventory_csv
-from loopml.evaluate.labels import LabelGate
-from loopml.evaluate.metrics import classification_metrics
-from loopml.evaluate.report import card_html, gate_report_html, gate_report_json, render
-from loopml.evaluate.slices import metrics_by_slice
+from loopml.evaluate.checklist.behaviour import BehaviourGate
+from loopml.evaluate.documents.card import model_card
+from loopml.evaluate.documents.card_text import card_markdown
+from loopml.evaluate.documents.inventory import inventory_csv, inventory_rows, read_inventory_csv
+from loopml.evaluate.documents.version_report import (
+    card_html,
+    gate_report_html,
+    gate_report_json,
+    render,
+)
+from loopml.evaluate.gating.data_gate import DataGate
+from loopml.evaluate.gating.fairness import FairnessGate
+from loopml.evaluate.gating.gates import GateContext, run_gates
+from loopml.evaluate.gating.label_lint import LabelGate
+from loopml.evaluate.measure.metrics import classification_metrics
+from loopml.evaluate.measure.slices import metrics_by_slice
+from loopml.evaluate.xai.importance import importance_shift, permutation_importance_table
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from loopml.errors import ConfigError
-from loopml.evaluate.data_gate import DataGate, schema_of
-from loopml.evaluate.gates import GateContext, run_gates
-from loopml.evaluate.leakage import numeric_auc, oof_target_mean, single_feature_auc
-from loopml.evaluate.registry import build_gate, build_gates
+from loopml.evaluate.gating.data_gate import DataGate, schema_of
+from loopml.evaluate.gating.gate_registry import build_gate, build_gates
+from loopml.evaluate.gating.gates import GateContext, run_gates
+from loopml.evaluate.gating.leakage import numeric_auc, oof_target_mean, single_feature_auc
 
 
 def frame(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -203,7 +203,7 @@ def test_strong_features_below_the_block_level_are_named_as_warnings():
 
 
 def test_auc_is_rounded_down_so_it_never_prints_as_the_limit():
-    from loopml.evaluate.data_gate import auc3, pct
+    from loopml.evaluate.gating.data_gate import auc3, pct
 
     assert auc3(0.9797) == "0.979" and auc3(0.98) == "0.980"
     assert pct(0.005) == "0.5%" and pct(0.5) == "50%"
@@ -222,7 +222,7 @@ def test_thirty_percent_missing_is_a_warning():
 
 def test_a_code_with_three_values_is_not_far_values():
     """Regression (Titanic): Pclass 1/2/3 was flagged as 79% far values of the span [2, 2]."""
-    from loopml.evaluate.data_gate import far_values
+    from loopml.evaluate.gating.data_gate import far_values
 
     pclass = pd.Series(np.repeat([1, 2, 3], [216, 184, 491]))
     assert far_values(pclass, 10.0) is None

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from loopml.evaluate.behaviour import BehaviourGate
-from loopml.evaluate.fairness import FairnessGate
-from loopml.evaluate.gates import GateContext, overall_verdict, run_gates
-from loopml.evaluate.slices import metrics_by_slice
+from loopml.evaluate.checklist.behaviour import BehaviourGate
+from loopml.evaluate.gating.fairness import FairnessGate
+from loopml.evaluate.gating.gates import GateContext, overall_verdict, run_gates
+from loopml.evaluate.measure.slices import metrics_by_slice
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

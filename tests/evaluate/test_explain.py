@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from loopml.evaluate.explain import Budget, Explainer
+from loopml.evaluate.xai.explain import Budget, Explainer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -174,7 +174,7 @@ def test_encoded_columns_group_back_even_with_underscores_in_names():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from loopml.evaluate.feature_groups import encoded_sources
+    from loopml.evaluate.xai.feature_groups import encoded_sources
 
     rng = np.random.default_rng(4)
     X = pd.DataFrame(
@@ -198,7 +198,7 @@ def test_encoded_columns_group_back_even_with_underscores_in_names():
 
 def test_background_is_drawn_from_the_reference_profile():
     from loopml.data.signature import Column, Signature
-    from loopml.evaluate.background import draw_background
+    from loopml.evaluate.xai.background import draw_background
     from loopml.stats.profile import DatasetProfile
 
     rng = np.random.default_rng(5)
@@ -251,7 +251,7 @@ def test_a_forced_method_that_does_not_fit_the_model_is_a_clear_error():
 
 def test_fast_one_hot_path_equals_the_pipelines_own_transform(employment_model):
     """Regression: the per-row shortcut must give exactly scikit-learn's encoded rows."""
-    from loopml.evaluate.feature_groups import fast_transform, split_pipeline, transform
+    from loopml.evaluate.xai.feature_groups import fast_transform, split_pipeline, transform
 
     model, X, cats = employment_model
     steps, _ = split_pipeline(model)

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from loopml.evaluate.attribution import explain_gaps, gap, group_mask
-from loopml.evaluate.explain import Explainer
-from loopml.evaluate.fairness import FairnessGate
-from loopml.evaluate.gates import GateContext, run_gates
+from loopml.evaluate.gating.fairness import FairnessGate
+from loopml.evaluate.gating.gates import GateContext, run_gates
+from loopml.evaluate.xai.attribution import explain_gaps, gap, group_mask
+from loopml.evaluate.xai.explain import Explainer
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -77,7 +77,7 @@ def test_planted_bias_is_explained_by_the_feature_that_carries_it(employment):
 
 
 def test_gap_decomposition_and_group_masks():
-    from loopml.evaluate.explain import Explanation
+    from loopml.evaluate.xai.explain import Explanation
 
     frame = pd.DataFrame({"sex": ["1", "2", "2", "1"], "race": [1, 1, 2, 2]})
     assert group_mask(frame, "sex=2 & race=1").tolist() == [False, True, False, False]

@@ -21,9 +21,9 @@ from scipy.stats import binomtest
 from sklearn.metrics import precision_score
 
 from loopml.errors import ConfigError
-from loopml.evaluate.fairness import FairnessGate, group_fairness
-from loopml.evaluate.gates import GateContext
-from loopml.evaluate.intervals import wilson_interval
+from loopml.evaluate.gating.fairness import FairnessGate, group_fairness
+from loopml.evaluate.gating.gates import GateContext
+from loopml.evaluate.measure.intervals import wilson_interval
 
 NO_MINIMUM = {
     "min_group_size": 1,

@@ -11,8 +11,7 @@ from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
 from loopml.errors import ConfigError
-from loopml.evaluate.bootstrap import paired_bootstrap, weighted_metric
-from loopml.evaluate.gates import (
+from loopml.evaluate.gating.gates import (
     Gate,
     GateContext,
     GateResult,
@@ -20,7 +19,8 @@ from loopml.evaluate.gates import (
     overall_verdict,
     run_gates,
 )
-from loopml.evaluate.metric_gates import ChampionGate, MetricGate
+from loopml.evaluate.gating.metric_gates import ChampionGate, MetricGate
+from loopml.evaluate.measure.bootstrap import paired_bootstrap, weighted_metric
 
 
 def _data(n=1500, seed=0, noise=1.0):
@@ -212,7 +212,7 @@ def _delong_bruteforce(y, a, b):
 
 
 def test_delong_equals_its_definition_and_sklearn_auc():
-    from loopml.evaluate.compare import delong_paired
+    from loopml.evaluate.measure.compare import delong_paired
 
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 300)
@@ -230,7 +230,7 @@ def test_delong_equals_its_definition_and_sklearn_auc():
 @pytest.mark.parametrize("metric", ["accuracy", "precision", "recall", "f1"])
 def test_cell_bootstrap_matches_row_bootstrap(metric):
     """The multinomial-over-cells shortcut gives the same interval as resampling rows."""
-    from loopml.evaluate.compare import compare_models
+    from loopml.evaluate.measure.compare import compare_models
 
     rng = np.random.default_rng(6)
     n = 2000

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 
-from loopml.evaluate.importance import importance_shift, permutation_importance_table
+from loopml.evaluate.xai.importance import importance_shift, permutation_importance_table
 
 
 def data(n=2000, seed=0):

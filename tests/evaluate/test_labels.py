@@ -11,10 +11,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from loopml.errors import ConfigError
-from loopml.evaluate.gates import GateContext, overall_verdict, run_gates
-from loopml.evaluate.labels import LabelGate, oof_probabilities, quarantine_rows
-from loopml.evaluate.registry import build_gate
-from loopml.evaluate.retrain import fit_function
+from loopml.evaluate.gating.gate_registry import build_gate
+from loopml.evaluate.gating.gates import GateContext, overall_verdict, run_gates
+from loopml.evaluate.gating.label_lint import LabelGate, oof_probabilities, quarantine_rows
+from loopml.evaluate.gating.refit import fit_function
 
 
 def data(n: int = 2000, flip: float = 0.05, seed: int = 0):

@@ -8,8 +8,12 @@ import pytest
 from sklearn import metrics as skm
 
 from loopml.errors import DataError
-from loopml.evaluate.metrics import binary_roc_auc, classification_metrics, regression_metrics
-from loopml.evaluate.slices import metrics_by_slice
+from loopml.evaluate.measure.metrics import (
+    binary_roc_auc,
+    classification_metrics,
+    regression_metrics,
+)
+from loopml.evaluate.measure.slices import metrics_by_slice
 
 
 def _binary(n=500, seed=0):

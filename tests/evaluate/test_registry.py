@@ -6,7 +6,7 @@ import pytest
 
 import loopml.evaluate as ev
 from loopml.errors import ConfigError
-from loopml.evaluate.registry import build_gates
+from loopml.evaluate.gating.gate_registry import build_gates
 
 
 def test_fairness_runs_by_default_when_sensitive_is_declared():
@@ -47,6 +47,6 @@ def test_errors_name_the_key_and_list_valid_values(section, match):
 
 
 def test_lazy_package_exports():
-    assert ev.run_gates.__module__ == "loopml.evaluate.gates"
+    assert ev.run_gates.__module__ == "loopml.evaluate.gating.gates"
     with pytest.raises(AttributeError):
         ev.nope  # noqa: B018

@@ -12,9 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from loopml.errors import ConfigError
-from loopml.evaluate.gates import GateContext, overall_verdict, run_gates
-from loopml.evaluate.registry import build_gate
-from loopml.evaluate.stability import StabilityGate, disagreement
+from loopml.evaluate.gating.gate_registry import build_gate
+from loopml.evaluate.gating.gates import GateContext, overall_verdict, run_gates
+from loopml.evaluate.gating.stability import StabilityGate, disagreement
 
 
 def noisy(n: int, seed: int) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from sqlalchemy import insert
 
 from loopml.monitor.queries import open_alerts, timeseries, window_detail
 from loopml.store import Store
-from loopml.store.schema import monitor_results, monitor_windows
+from loopml.store.tables import monitor_results, monitor_windows
 
 from ._log import T0
 

@@ -13,7 +13,7 @@ from loopml.monitor import run_monitor
 from loopml.monitor.jobs import Pass
 from loopml.monitor.queries import timeseries, window_detail
 from loopml.store import Store
-from loopml.store.schema import versions as versions_table
+from loopml.store.tables import versions as versions_table
 
 from ._log import T0, make_config, register, write_predictions
 

@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from loopml.serve.ids import new_request_ids
 from loopml.serve.predlog import PredictionLog
+from loopml.serve.wire.ids import new_request_ids
 
 
 async def main(root: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 import serve_helpers as h
 
 from loopml.cli import main
-from loopml.serve.accesslog import AccessLines, JSONLinesHandler
+from loopml.serve.http.accesslog import AccessLines, JSONLinesHandler
 
 pytestmark = pytest.mark.anyio
 

@@ -301,7 +301,7 @@ def test_regression_labels_must_be_numbers():
     """Guards against text or booleans logged as the ground truth of a regression."""
     from loopml.data.signature import Column, Signature
     from loopml.errors import ValidationError
-    from loopml.serve.labels import check_labels
+    from loopml.serve.wire.label_check import check_labels
 
     sig = Signature(columns=(Column("x", "number", "float64"),), task="regression")
     endpoints = {"a": "ep", "b": "ep", "c": "other"}

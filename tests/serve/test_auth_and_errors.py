@@ -8,8 +8,8 @@ import re
 import pytest
 import serve_helpers as h
 
-from loopml.serve.app import ROUTES
-from loopml.serve.auth import OPEN, RANK, Authenticator, TokenBucket
+from loopml.serve.access.auth import OPEN, RANK, Authenticator, TokenBucket
+from loopml.serve.http.application import ROUTES
 from loopml.types import ROLES
 
 pytestmark = pytest.mark.anyio

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.serve.batch import Batch
-from loopml.serve.batching import MicroBatcher, batch_predictor
-from loopml.serve.validation import Validator
+from loopml.serve.inference.batching import MicroBatcher, batch_predictor
+from loopml.serve.inference.request_rows import Batch
+from loopml.serve.wire.validation import Validator
 
 
 def _rows(n: int, seed: int = 0) -> list[dict[str, list[float]]]:
@@ -174,8 +174,8 @@ def test_predictions_from_proba_equal_the_models_own_predict(numeric_sig, model,
     """The oracle is the estimator's own ``predict`` on the same frame, row by row."""
     from sklearn.base import clone
 
-    from loopml.evaluate.predictions import predicts_argmax as predicts_argmax_of_proba
-    from loopml.serve.batching import accepts_array
+    from loopml.evaluate.measure.predictions import predicts_argmax as predicts_argmax_of_proba
+    from loopml.serve.inference.batching import accepts_array
 
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(600, 4)), columns=[f"f{j}" for j in range(4)])
@@ -199,7 +199,7 @@ def test_unknown_classifiers_keep_both_calls():
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
-    from loopml.evaluate.predictions import predicts_argmax as predicts_argmax_of_proba
+    from loopml.evaluate.measure.predictions import predicts_argmax as predicts_argmax_of_proba
 
     X, y = np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2
     assert not predicts_argmax_of_proba(SVC().fit(X, y))  # no predict_proba of its own
@@ -212,7 +212,7 @@ def test_models_that_read_columns_by_name_keep_the_dataframe(numeric_sig):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from loopml.serve.batching import accepts_array
+    from loopml.serve.inference.batching import accepts_array
 
     v = Validator(numeric_sig)
     rng = np.random.default_rng(0)

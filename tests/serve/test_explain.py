@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore::UserWarning
 async def test_explain_rows_match_shap_and_add_up(settings, keys, versions):
     import shap
 
-    from loopml.evaluate.background import _profile_columns, draw_background
-    from loopml.evaluate.feature_groups import transform
+    from loopml.evaluate.xai.background import _profile_columns, draw_background
+    from loopml.evaluate.xai.feature_groups import transform
 
     rows = [h.row(i, cat="abc"[i % 3]) for i in range(5)]
     async with h.serving(settings) as (app, c):

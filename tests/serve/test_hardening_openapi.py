@@ -21,9 +21,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from loopml.serve.app import ROUTES
-from loopml.serve.auth import OPEN
-from loopml.serve.openapi import OPERATIONS, document
+from loopml.serve.access.auth import OPEN
+from loopml.serve.http.application import ROUTES
+from loopml.serve.http.openapi import OPERATIONS, document
 
 EXAMPLES = 8  # per operation and mode, each sent with 6 identities: ~1,800 requests, ~30 s
 ECHO = 64
@@ -207,7 +207,7 @@ def test_fuzz_every_route_with_every_role(settings, keys):
 
 
 def test_quoted_echoes_are_capped_and_other_text_is_not():
-    from loopml.serve.middleware import cap_quoted
+    from loopml.serve.http.middleware import cap_quoted
 
     long = "x" * 300
     out = cap_quoted(f"No endpoint '{long}' (nor \"{long}\").")

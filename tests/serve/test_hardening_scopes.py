@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import serve_helpers as h
 
-from loopml.serve.auth import Authenticator
+from loopml.serve.access.auth import Authenticator
 
 pytestmark = pytest.mark.anyio
 
@@ -148,7 +148,7 @@ async def test_no_paths_in_answers_below_admin(settings, project, store, keys, v
 
 
 def test_redact_paths_keeps_api_routes():
-    from loopml.serve.scopes import redact_paths
+    from loopml.serve.access.scopes import redact_paths
 
     text = (
         "No artifact under /tmp/x/.loopml/artifacts/sha256/ab (see GET /v2/models/credit and "

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loopml.serve.sessions import COOKIE, Sessions
+from loopml.serve.access.sessions import COOKIE, Sessions
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1:8000"

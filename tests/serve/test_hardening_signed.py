@@ -10,10 +10,10 @@ import pytest
 import serve_helpers as h
 from sqlalchemy import update
 
-from loopml.artifacts.loading import verify_version
+from loopml.artifacts.model_loader import verify_version
 from loopml.artifacts.signing import generate_keypair, sign_manifest
 from loopml.errors import IntegrityError, SignatureError
-from loopml.store.schema import versions as versions_table
+from loopml.store.tables import versions as versions_table
 
 pytestmark = pytest.mark.anyio
 

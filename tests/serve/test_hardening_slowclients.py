@@ -11,7 +11,7 @@ import httpx
 import serve_helpers as h
 
 from loopml.serve import create_app
-from loopml.serve.slowclients import uvicorn_options
+from loopml.serve.http.slowclients import uvicorn_options
 from loopml.server import serve_in_thread
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from loopml.errors import AuthError, UnavailableError
-from loopml.serve.auth import Authenticator
+from loopml.serve.access.auth import Authenticator
 from loopml.store import Store
 
 pytestmark = pytest.mark.anyio

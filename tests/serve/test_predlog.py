@@ -14,9 +14,9 @@ import pyarrow.dataset as ds
 
 from loopml.serve import wal
 from loopml.serve.compaction import compact
-from loopml.serve.ids import new_request_ids
 from loopml.serve.logreader import read_labels, read_log
 from loopml.serve.predlog import PredictionLog
+from loopml.serve.wire.ids import new_request_ids
 
 T0 = int(datetime(2026, 11, 23, 10, 30, tzinfo=UTC).timestamp() * 1e6)
 HOUR = 3_600_000_000

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loopml.errors import DataError, ValidationError
-from loopml.serve import oip
-from loopml.serve import protocols as p
-from loopml.serve.validation import Validator
+from loopml.serve.wire import oip
+from loopml.serve.wire import protocols as p
+from loopml.serve.wire.validation import Validator
 
 
 def test_loopml_rows_and_split_give_the_same_columns(mixed_sig):

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from loopml.errors import UnavailableError, UsageError
-from loopml.serve.routing import Router, TrafficTable
+from loopml.serve.inference.routing import Router, TrafficTable
 
 
 def _share(table: TrafficTable, keys) -> float:

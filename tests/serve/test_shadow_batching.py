@@ -9,7 +9,7 @@ import re
 import pytest
 import serve_helpers as h
 
-from loopml.serve.batching import MicroBatcher
+from loopml.serve.inference.batching import MicroBatcher
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ from sklearn.preprocessing import OneHotEncoder
 
 from loopml.data.signature import infer_signature
 from loopml.errors import ValidationError
-from loopml.serve.batch import Batch
-from loopml.serve.validation import Validator
+from loopml.serve.inference.request_rows import Batch
+from loopml.serve.wire.validation import Validator
 
 GOOD = {"age": [31, 40], "income": [1.5, None], "member": [True, False], "city": ["rome", "paris"]}
 
@@ -167,7 +167,7 @@ def test_nulls_are_named_before_a_model_that_cannot_take_them():
     from sklearn.pipeline import Pipeline
 
     from loopml.data.signature import Column, Signature
-    from loopml.serve.pool import isolating_predictor, null_takers
+    from loopml.serve.inference.pool import isolating_predictor, null_takers
 
     sig = Signature(
         columns=(

@@ -21,7 +21,7 @@ T0 = 1_704_067_200.0  # 2024-01-01
 
 
 def fill(store) -> int:
-    from loopml.store.schema import alerts, monitor_results, monitor_windows
+    from loopml.store.tables import alerts, monitor_results, monitor_windows
 
     rng_edges = [i / 2 - 5 for i in range(21)]
     with store.engine.begin() as conn:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from loopml.config import load_config
-from loopml.evaluate.report import render
+from loopml.evaluate.documents.version_report import render
 from loopml.store import Store
 from loopml.ui import create_ui
 

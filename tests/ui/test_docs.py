@@ -56,7 +56,7 @@ def test_the_reference_lists_every_key_with_its_default():
 
 def test_the_cli_and_http_references_list_every_command_and_route():
     from loopml.cli import COMMANDS
-    from loopml.serve.app import ROUTES
+    from loopml.serve.http.application import ROUTES
 
     cli = docgen.cli_reference()
     assert all(f"## `loopml {name}`" in cli for name in COMMANDS)

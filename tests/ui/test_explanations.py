@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.artifacts.loading import load_version
+from loopml.artifacts.model_loader import load_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import load_config
 from loopml.store import Store

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from loopml.cli.monitoring import window_rows
+from loopml.cli.scheduled import window_rows
 from loopml.config import load_config
 from loopml.store import Store
 from tests.ui import scenario

@@ -15,9 +15,9 @@ import pytest
 from loopml.config import load_config
 from loopml.store import Store
 from loopml.ui import create_ui, pages
+from loopml.ui.html_report import write_endpoint_report, write_version_report
 from loopml.ui.pages.review import least_sure
 from loopml.ui.pages.window import drift_table
-from loopml.ui.report import write_endpoint_report, write_version_report
 from loopml.ui.series import bucketed
 from loopml.ui.session import safe_next
 from tests.ui import scenario

@@ -20,18 +20,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from loopml.cli import (
-    backtest,
-    describe,
-    explaining,
-    keys,
-    monitoring,
-    project,
-    registry,
-    scoring,
-    traffic,
-)
-from loopml.cli.common import COMMANDS
+from loopml.cli import apikeys as keys
+from loopml.cli import backtesting as backtest
+from loopml.cli import describe, explaining, project, scoring, traffic
+from loopml.cli import runs as registry
+from loopml.cli import scheduled as monitoring
+from loopml.cli.commands import COMMANDS
 from loopml.cli.parser import build_parser
 
 __all__ = ["COMMANDS", "EXIT_CODES", "NOT_FOUND", "build_parser", "entry", "main"]

@@ -1,5 +1,5 @@
 """``loopml describe ENDPOINT|VERSION``: the inputs, outputs and traffic of an endpoint, and a
-ready-to-paste request per protocol (built by ``loopml.ui.describe``)."""
+ready-to-paste request per protocol (built by ``loopml.ui.usage``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import textwrap
 from typing import Any
 
-from loopml.cli.common import command, open_store, print_json, print_table, project_config
+from loopml.cli.commands import command, open_store, print_json, print_table, project_config
 
 PROTOCOL_TITLES = {
     "loopml": "loopml JSON",
@@ -38,7 +38,7 @@ def _accepts(c: dict[str, Any]) -> str:
 
 @command
 def cmd_describe(args: argparse.Namespace) -> int:
-    from loopml.ui.describe import describe
+    from loopml.ui.usage import describe
 
     d = describe(project_config(args), open_store(args), args.target, base=args.url)
     if args.json:

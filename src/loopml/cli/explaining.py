@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from loopml.cli.common import command, open_store, project_config
+from loopml.cli.commands import command, open_store, project_config
 
 
 def read_rows(path: str) -> object:
@@ -36,13 +36,13 @@ def read_rows(path: str) -> object:
 @command
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain a version's outputs on the rows of a file."""
-    from loopml.artifacts.loading import load_for_project
+    from loopml.artifacts.model_loader import load_for_project
     from loopml.artifacts.store import ArtifactStore
     from loopml.data.signature import Signature
     from loopml.errors import UsageError
-    from loopml.evaluate.background import version_explainer
-    from loopml.evaluate.explain import Budget
-    from loopml.serve.validation import Validator
+    from loopml.evaluate.xai.background import version_explainer
+    from loopml.evaluate.xai.explain import Budget
+    from loopml.serve.wire.validation import Validator
 
     cfg = project_config(args)
     store = open_store(args)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loopml.cli.common import command, project_config
+from loopml.cli.commands import command, project_config
 
 
 @command

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from loopml.cli.common import command, print_json, project_config
+from loopml.cli.commands import command, print_json, project_config
 
 
 @command

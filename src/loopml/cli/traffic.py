@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from loopml.cli.common import (
+from loopml.cli.commands import (
     cli_actor,
     command,
     open_store,

@@ -81,7 +81,7 @@ GateOptions = dict[str, Any] | None
 
 
 class GatesConfig(Section):
-    """Each gate's options are checked by the gate itself (``loopml.evaluate.registry``), which
+    """Each gate's options are checked by the gate itself (``loopml.evaluate.gating.gate_registry``), which
     names the valid options and metric/perturbation names in its errors. Unset gates are off,
     except fairness, which runs with the four-fifths rule whenever ``data.sensitive`` is set
     (``fairness: {enabled: false}`` turns it off)."""
@@ -305,12 +305,12 @@ class ServeConfig(Section):
     controller_interval: Duration = 5.0
     log_segment: Duration = 300.0  # the prediction log rolls to a new segment this often ...
     compact_every: Duration = 60.0  # ... and closed segments become Parquet this often
-    # with auth off, names (or origins) besides loopback the server answers to (serve/origins.py)
+    # with auth off, names (or origins) besides loopback the server answers to (serve/access/origins.py)
     allowed_hosts: list[str] = Field(default_factory=list)
-    # signs dashboard session cookies (serve/sessions.py); set it when several processes
+    # signs dashboard session cookies (serve/access/sessions.py); set it when several processes
     # serve one dashboard, e.g. session_secret: ${LOOPML_SESSION_SECRET}; else per process
     session_secret: str | None = None
-    # slow and idle clients (serve/slowclients.py): a request's headers and body must arrive
+    # slow and idle clients (serve/http/slowclients.py): a request's headers and body must arrive
     # within these times; an idle kept-alive connection closes after idle_timeout; past
     # max_connections the oldest connection not being answered is closed
     header_timeout: Duration = 10.0

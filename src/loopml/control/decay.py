@@ -22,7 +22,7 @@ import math
 from typing import Any
 
 from loopml.config import Config
-from loopml.evaluate.metrics import LOWER_IS_BETTER
+from loopml.evaluate.measure.metrics import LOWER_IS_BETTER
 
 Z = 1.645  # one-sided 95%
 PROPORTIONS = ("accuracy", "balanced_accuracy", "precision", "recall", "error_rate")

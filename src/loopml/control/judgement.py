@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.config import GuardsConfig
-from loopml.evaluate.rowloss import NEEDS_PROBA, default_margin, row_loss
+from loopml.evaluate.measure.rowloss import NEEDS_PROBA, default_margin, row_loss
 from loopml.stats.sequential import paired_cs
 
 TEST = (

@@ -32,7 +32,7 @@ from loopml.control import judgement as J
 from loopml.control.context import Context
 from loopml.control.samples import batch_bounds, read_label_map, read_rows, role_rows, sample_of
 from loopml.errors import ConflictError
-from loopml.evaluate.rowloss import NEEDS_PROBA, score_for
+from loopml.evaluate.measure.rowloss import NEEDS_PROBA, score_for
 
 CHALLENGER_ROLE = {"shadow": ("shadow",), "canary": ("canary",)}
 # whose answers pair with the challenger's, per state: the champion's own (shadow mirrors the

@@ -3,10 +3,10 @@ on virtual time.
 
 What the server does per request, done here per tick for the requests of that tick:
 
-- route with :class:`loopml.serve.routing.TrafficTable`, built from the store's endpoint row
+- route with :class:`loopml.serve.inference.routing.TrafficTable`, built from the store's endpoint row
   as the server's traffic watcher builds it (``table_from_row``), so canary stickiness by
   ``X-Entity-Key`` and the per-request shadow draw are the router's own;
-- load each version through :class:`loopml.serve.pool.ModelPool` (sha256 check, safe loader,
+- load each version through :class:`loopml.serve.inference.pool.ModelPool` (sha256 check, safe loader,
   warm-up, the fast predict path), validate each request with its validator, and predict the
   requests routed to one version in one call (the server's micro-batching, at full size);
 - log every answer through :class:`loopml.serve.predlog.PredictionLog` with the request's
@@ -34,12 +34,12 @@ import numpy as np
 
 from loopml.config import Config
 from loopml.errors import DataError, LoopmlError, NotFoundError
-from loopml.serve.batch import Batch
 from loopml.serve.compaction import compact
-from loopml.serve.pool import Loaded, ModelFailure, ModelPool
+from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool
+from loopml.serve.inference.request_rows import Batch
+from loopml.serve.inference.watcher import table_from_row
 from loopml.serve.predlog import PredictionLog
 from loopml.serve.settings import Settings
-from loopml.serve.watcher import table_from_row
 from loopml.store import Store
 
 

@@ -74,11 +74,11 @@ def same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def row_loss(
     score: str, y: np.ndarray, pred: np.ndarray, proba: Any, classes: Any
 ) -> np.ndarray | None:
-    """Per-row loss named by a rollout decision's ``score`` (``loopml.evaluate.rowloss``, the
+    """Per-row loss named by a rollout decision's ``score`` (``loopml.evaluate.measure.rowloss``, the
     same code the controller judged with); None when it cannot be computed from these
     outputs (e.g. a probability score for a model without probabilities)."""
-    from loopml.evaluate.rowloss import NEEDS_PROBA
-    from loopml.evaluate.rowloss import row_loss as loss
+    from loopml.evaluate.measure.rowloss import NEEDS_PROBA
+    from loopml.evaluate.measure.rowloss import row_loss as loss
 
     score = "error_rate" if score == "accuracy" else score
     if score in NEEDS_PROBA and (proba is None or classes is None):
@@ -91,12 +91,12 @@ def window_metric(
     name: str, task: str, y: np.ndarray, pred: np.ndarray, proba: Any, classes: Any
 ) -> float | None:
     """The monitor's metric ``name`` on one window's rows (accuracy, r2, ... as the monitor
-    computes them, through ``loopml.evaluate.metrics``)."""
+    computes them, through ``loopml.evaluate.measure.metrics``)."""
     if not len(y):
         return None
     if name == "accuracy":
         return float(same(pred, y).mean())
-    from loopml.evaluate.metrics import classification_metrics, regression_metrics
+    from loopml.evaluate.measure.metrics import classification_metrics, regression_metrics
 
     try:
         if task == "regression":

@@ -130,7 +130,7 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
     from loopml.progress import ConsoleSteps
     from loopml.store import Store
     from loopml.train import run
-    from loopml.train.report import print_run
+    from loopml.train.outcome import print_run
 
     console = Console(highlight=False)
     t_start = time.perf_counter()
@@ -190,7 +190,7 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
         v1["signature"]["columns"][i]["name"] for i in range(len(v1["signature"]["columns"]))
     )
     replay = Replay(base, key, features)
-    from loopml.ui.describe import training_ranges
+    from loopml.ui.usage import training_ranges
 
     narrator = Narrator(console, store, training_ranges(cfg, v1))
     rng = np.random.default_rng(7)

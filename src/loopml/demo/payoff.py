@@ -36,7 +36,7 @@ def tell_payoff(
     console: Any, cfg: Any, v1: dict[str, Any], answered: list[Any], *, since: tuple[int, int]
 ) -> None:
     """Live accuracy with the loop vs. the first model left alone, over the same months."""
-    from loopml.artifacts.loading import load_version
+    from loopml.artifacts.model_loader import load_version
     from loopml.artifacts.store import ArtifactStore
 
     first = load_version(ArtifactStore(cfg.artifacts_root), v1)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loopml.config import AlertRule, Config
-from loopml.evaluate.metrics import LOWER_IS_BETTER
+from loopml.evaluate.measure.metrics import LOWER_IS_BETTER
 from loopml.monitor.webhooks import Delivery, deliver
 from loopml.store import Store
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopml.artifacts.loading import verify_version
+from loopml.artifacts.model_loader import verify_version
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.engines import Engine

@@ -22,9 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loopml.evaluate.fairness import group_fairness
-from loopml.evaluate.metrics import metric_names, regression_metrics
-from loopml.evaluate.slices import metrics_by_slice
+from loopml.evaluate.gating.fairness import group_fairness
+from loopml.evaluate.measure.metrics import metric_names, regression_metrics
+from loopml.evaluate.measure.slices import metrics_by_slice
 
 
 def canonical(arr: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -1,8 +1,8 @@
 """One batch-scoring worker: the model loaded once, then chunk after chunk scored and written.
 
-The model is loaded exactly as the server loads it (:meth:`loopml.serve.pool.ModelPool.load_sync`:
+The model is loaded exactly as the server loads it (:meth:`loopml.serve.inference.pool.ModelPool.load_sync`:
 sha256 and signature checks, the format's safe loader, the warm-up prediction, the same fast
-predictor), and rows are checked by the same :class:`~loopml.serve.validation.Validator`. Input
+predictor), and rows are checked by the same :class:`~loopml.serve.wire.validation.Validator`. Input
 columns the signature lacks are carried to the output but never given to the model (a batch
 file usually holds ids and other columns the model does not take).
 
@@ -28,7 +28,7 @@ import pyarrow as pa
 from loopml.engines.chunks import Chunk, put_part, read_chunk
 from loopml.errors import DataError, ValidationError
 from loopml.serve.compaction import hour_of
-from loopml.serve.pool import ModelFailure, ModelPool
+from loopml.serve.inference.pool import ModelFailure, ModelPool
 from loopml.serve.settings import Settings
 
 ROLE = "batch"
@@ -38,7 +38,7 @@ _DASHES = (8, 13, 18, 23)
 
 def request_ids(n: int, ms: int) -> pa.StringArray:
     """``n`` UUIDv7 request ids (RFC 9562) created at Unix millisecond ``ms``, as one Arrow
-    array: the layout of :func:`loopml.serve.ids.new_request_ids`, vectorised (10M ids in
+    array: the layout of :func:`loopml.serve.wire.ids.new_request_ids`, vectorised (10M ids in
     about a second instead of two minutes of Python strings)."""
     raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, :6] = np.frombuffer(ms.to_bytes(6, "big"), dtype=np.uint8)

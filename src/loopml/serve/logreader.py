@@ -21,8 +21,8 @@ from orjson import loads as _loads
 
 from loopml.serve import wal
 from loopml.serve.compaction import hour_of
-from loopml.serve.ids import request_id_millis
 from loopml.serve.logtables import BUILDERS, concat_tables
+from loopml.serve.wire.ids import request_id_millis
 
 _HOUR_US = 3_600_000_000
 

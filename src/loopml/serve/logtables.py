@@ -111,7 +111,7 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def refused_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Refusal counts (:mod:`loopml.serve.refusals`): one row per record."""
+    """Refusal counts (:mod:`loopml.serve.http.refusals`): one row per record."""
 
     def col(key: str) -> list[Any]:
         return [rec.get(key) for rec in records]

@@ -21,7 +21,7 @@ from typing import Any
 from loopml.serve import wal
 from loopml.serve.compaction import check_endpoint
 from loopml.serve.logreader import lookup_request_ids
-from loopml.serve.protocols import dumps
+from loopml.serve.wire.protocols import dumps
 
 
 class PredictionLog:
@@ -45,7 +45,7 @@ class PredictionLog:
         }
         self.predictions = wal.SegmentLog(self.root / "predlog" / "_wal", **opts)
         self.labels = wal.SegmentLog(self.root / "labels" / "_wal", **opts)
-        # refusal counts (loopml.serve.refusals): appended without waiting for fsync
+        # refusal counts (loopml.serve.http.refusals): appended without waiting for fsync
         self.refused = wal.SegmentLog(self.root / "refused" / "_wal", **opts)
         self._recent: dict[str, str] = {}
 

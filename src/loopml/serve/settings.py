@@ -1,6 +1,6 @@
 """What the serving app needs to know, gathered from ``loopml.yaml`` in one small object.
 
-:func:`loopml.serve.app.create_app` takes a :class:`Settings`; nothing else reads the config.
+:func:`loopml.serve.http.application.create_app` takes a :class:`Settings`; nothing else reads the config.
 Tests build one with :meth:`Settings.from_config` and override fields with
 ``dataclasses.replace``.
 """

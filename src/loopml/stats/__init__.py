@@ -5,10 +5,10 @@ Knows nothing of the store, the server or the config; every input is a frame or 
 
 from loopml.stats.column import CategoricalProfile, NumericProfile
 from loopml.stats.drift import ColumnDrift, DatasetDrift, column_drift, dataset_drift
+from loopml.stats.inferred_schema import ColumnSchema, Schema, infer_schema
 from loopml.stats.multivariate import MultivariateDrift, domain_classifier_drift
 from loopml.stats.profile import DatasetProfile
 from loopml.stats.quality import Finding, Tolerances, check_quality
-from loopml.stats.schema import ColumnSchema, Schema, infer_schema
 from loopml.stats.thresholds import Thresholds, calibrate_thresholds
 
 __all__ = [

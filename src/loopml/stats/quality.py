@@ -18,8 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from loopml.stats.column import CategoricalProfile, NumericProfile
+from loopml.stats.inferred_schema import Schema, out_of_range
 from loopml.stats.profile import DatasetProfile, Frame
-from loopml.stats.schema import Schema, out_of_range
 
 Severity = Literal["info", "warning", "error"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.engine import Engine
 
-from loopml.store.schema import decisions
+from loopml.store.tables import decisions
 from loopml.store.util import row_dict
 
 

@@ -93,7 +93,7 @@ def migrate(engine: Engine, *, replay: bool = False) -> str | None:
 
 def _create_if_empty(engine: Engine) -> bool:
     """Create every table at HEAD in an empty database; False if it holds any table."""
-    from loopml.store.schema import metadata
+    from loopml.store.tables import metadata
 
     with engine.begin() as conn:
         if inspect(conn).get_table_names():

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
 from loopml.store.registry import disabled_note, set_status
-from loopml.store.schema import endpoints, traffic_history, versions
+from loopml.store.tables import endpoints, traffic_history, versions
 from loopml.store.util import row_dict
 
 _KEEP: Any = object()

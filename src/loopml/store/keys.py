@@ -3,7 +3,7 @@
 Keys are 32 random bytes, so a plain SHA-256 is enough (no password stretching needed);
 lookup is by a public prefix and the digest is compared in constant time. A key may be scoped
 to endpoints (``endpoints``: a list of names; ``None``: every endpoint); the serving app
-applies the scope on every route (:mod:`loopml.serve.scopes`).
+applies the scope on every route (:mod:`loopml.serve.access.scopes`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from loopml.errors import NotFoundError, UsageError
 from loopml.store import audit
 from loopml.store.endpoints import check_endpoint_name
-from loopml.store.schema import api_keys
+from loopml.store.tables import api_keys
 from loopml.store.util import row_dict
 from loopml.types import ROLES
 

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from loopml.store.schema import locks
+from loopml.store.tables import locks
 
 
 class Locks:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from loopml.errors import NotFoundError
-from loopml.store.schema import alerts, monitor_results, monitor_windows
+from loopml.store.tables import alerts, monitor_results, monitor_windows
 from loopml.store.util import row_dict
 
 W = monitor_windows.c

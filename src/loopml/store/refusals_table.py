@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
-from loopml.store.schema import monitor_refused
+from loopml.store.tables import monitor_refused
 from loopml.store.util import row_dict
 
 T = monitor_refused.c

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
-from loopml.store.schema import aliases, decisions, runs, snapshots, versions
+from loopml.store.tables import aliases, decisions, runs, snapshots, versions
 from loopml.store.util import row_dict
 
 STATUSES = (

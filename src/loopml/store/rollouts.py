@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from loopml.errors import ConflictError, NotFoundError
-from loopml.store.schema import retrains, rollouts
+from loopml.store.tables import retrains, rollouts
 from loopml.store.util import row_dict
 
 ACTIVE = ("shadow", "canary")

@@ -13,7 +13,7 @@ import pandas as pd
 from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.errors import ConfigError, LoopmlError, NotFoundError
-from loopml.evaluate.gates import blocks
+from loopml.evaluate.gating.gates import blocks
 from loopml.store import Store
 
 
@@ -38,7 +38,7 @@ def _with_project_paths(cfg: Config, section: dict[str, Any]) -> dict[str, Any]:
 
 def build_gates(cfg: Config, task: str) -> list[Any]:
     """Gate objects for this project, validated before any training starts."""
-    from loopml.evaluate.registry import build_gates as build
+    from loopml.evaluate.gating.gate_registry import build_gates as build
 
     section = _with_project_paths(cfg, cfg.gates.model_dump(exclude_none=True))
     try:
@@ -70,7 +70,7 @@ def champion_model(
     compare the candidate with. A champion that exists but cannot be loaded (a damaged or
     refused artifact, a module that no longer imports) is returned as ``(None, row, reason)``
     so that the champion gate fails closed instead of reporting "no champion yet"."""
-    from loopml.artifacts.loading import load_for_project
+    from loopml.artifacts.model_loader import load_for_project
 
     if cfg.deploy is None:
         return None, None, None
@@ -107,7 +107,7 @@ def run_all_gates(
     train_fn: Any,
     recent: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
-    from loopml.evaluate.gates import GateContext, run_gates
+    from loopml.evaluate.gating.gates import GateContext, run_gates
 
     champion, champion_row, champion_error = champion_model(cfg, store, artifacts)
     for gate in gates:  # the label gate quarantines rows by the data's id column

@@ -14,8 +14,8 @@ from loopml.errors import TrainingError
 
 def predict(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Predictions and (for a classifier) probabilities on ``X``, equal to ``model.predict``;
-    one ``predict_proba`` pass where :func:`loopml.evaluate.predictions.predicts_argmax`."""
-    from loopml.evaluate.predictions import from_proba, predicts_argmax
+    one ``predict_proba`` pass where :func:`loopml.evaluate.measure.predictions.predicts_argmax`."""
+    from loopml.evaluate.measure.predictions import from_proba, predicts_argmax
 
     if task != "classification" or not hasattr(model, "predict_proba"):
         return np.asarray(model.predict(X)), None
@@ -29,8 +29,8 @@ def evaluate(
     cfg: Config, model: Any, task: str, features: list[str], test_df: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray | None, list[Any] | None, dict[str, Any], list[dict[str, Any]]]:
     """Predict the held-out rows; the metrics overall and per slice."""
-    from loopml.evaluate.metrics import classification_metrics, regression_metrics
-    from loopml.evaluate.slices import metrics_by_slice
+    from loopml.evaluate.measure.metrics import classification_metrics, regression_metrics
+    from loopml.evaluate.measure.slices import metrics_by_slice
 
     X_test, y_test = test_df[features], test_df[cfg.data.target]
     try:

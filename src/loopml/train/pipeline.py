@@ -23,8 +23,8 @@ from loopml.data.signature import infer_signature
 from loopml.data.snapshot import snapshot
 from loopml.data.sources import load_callable, load_frame
 from loopml.errors import ConfigError, LoopmlError, TrainingError
-from loopml.evaluate.gates import blocks
-from loopml.evaluate.holdout import judge_split
+from loopml.evaluate.gating.gates import blocks
+from loopml.evaluate.measure.holdout import judge_split
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 from loopml.train import environment

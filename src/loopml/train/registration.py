@@ -17,7 +17,7 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.data.signature import Signature
 from loopml.errors import DataError, NotFoundError, TrainingError, UnsafeArtifactError
-from loopml.evaluate.gates import blocks
+from loopml.evaluate.gating.gates import blocks
 from loopml.store import Store
 from loopml.train import environment
 
@@ -59,7 +59,7 @@ def importance(
     cfg: Config, model: Any, X: pd.DataFrame, y: Any, features: list[str], task: str
 ) -> list[dict[str, Any]]:
     """Permutation importance on a capped test sample (kept small: it is re-predicting)."""
-    from loopml.evaluate.importance import permutation_importance_table
+    from loopml.evaluate.xai.importance import permutation_importance_table
 
     return permutation_importance_table(
         model, X, y, features=features, task=task, n_repeats=2, max_rows=500, seed=cfg.model.seed
@@ -209,9 +209,9 @@ def _details(
 ) -> dict[str, Any]:
     """The version's details beside ``extra``: input schema, permutation importance, the
     explanation summary and (binary classifiers) the score calibration."""
-    from loopml.evaluate.attribution import summarise_version
+    from loopml.evaluate.xai.attribution import summarise_version
     from loopml.stats.calibration import fit_calibration
-    from loopml.stats.schema import infer_schema
+    from loopml.stats.inferred_schema import infer_schema
 
     extra = dict(extra or {})
     extra["schema"] = infer_schema(train_df[features]).to_dict()

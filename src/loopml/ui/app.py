@@ -26,14 +26,14 @@ from starlette.staticfiles import StaticFiles
 
 from loopml.config import Config
 from loopml.errors import AuthError, LoopmlError, UsageError
-from loopml.serve.auth import Authenticator
-from loopml.serve.middleware import cap_quoted, read_body
-from loopml.serve.sessions import is_tls
+from loopml.serve.access.auth import Authenticator
+from loopml.serve.access.sessions import is_tls
+from loopml.serve.http.middleware import cap_quoted, read_body
 from loopml.store import Store
 from loopml.ui import pages
 from loopml.ui.formatting import FILTERS
-from loopml.ui.pages.common import parse_int, parse_time
 from loopml.ui.pages.endpoint import DEFAULT_DAYS
+from loopml.ui.pages.page_helpers import parse_int, parse_time
 from loopml.ui.session import (
     COOKIE,
     COOKIE_MAX_AGE,
@@ -264,7 +264,7 @@ async def login(request: Request) -> Response:
         return _error(exc, True, request.app.state.env, request.url.path)
     resp.set_cookie(
         COOKIE,
-        token,  # signed, names the key by id; never the key (loopml.serve.sessions)
+        token,  # signed, names the key by id; never the key (loopml.serve.access.sessions)
         max_age=COOKIE_MAX_AGE,
         httponly=True,
         samesite="strict",

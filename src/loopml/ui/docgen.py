@@ -131,7 +131,7 @@ def _walk(model: type[BaseModel], prefix: str, described: dict[str, str]) -> lis
 
 
 def _gate_options(described: dict[str, str]) -> list[Key]:
-    from loopml.evaluate.registry import GATE_TYPES
+    from loopml.evaluate.gating.gate_registry import GATE_TYPES
 
     out = []
     for gate, cls in GATE_TYPES.items():
@@ -234,12 +234,12 @@ def cli_reference() -> str:
 
 
 def http_reference() -> str:
-    from loopml.serve.app import ROUTES
+    from loopml.serve.http.application import ROUTES
 
     lines = [
         "# HTTP API",
         "",
-        "Generated from the server's route table (`loopml.serve.app.ROUTES`). Authenticate "
+        "Generated from the server's route table (`loopml.serve.http.application.ROUTES`). Authenticate "
         "with `Authorization: Bearer KEY`; a key's role must be at least the one listed "
         "(viewer < predictor < labeller < deployer < admin; `open` needs no key). Errors "
         'have one shape: `{"error": "...", "field": "...", "status": 422}`. '

@@ -1,6 +1,6 @@
 """Explanations on dashboard pages: a window's attribution drift and fairness gap, and the
 review queue's per-row explanations, computed from the logged rows with the library
-(:mod:`loopml.evaluate.explain`, :mod:`loopml.evaluate.attribution`), the same functions
+(:mod:`loopml.evaluate.xai.explain`, :mod:`loopml.evaluate.xai.attribution`), the same functions
 ``POST /explain`` and ``loopml explain`` call.
 
 The monitor keeps no attributions (it profiles inputs and outputs, see
@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopml.config import Config
-from loopml.evaluate.attribution import attribution_drift, explain_gaps, mean_abs
-from loopml.evaluate.explain import Budget, Explainer, Explanation
+from loopml.evaluate.xai.attribution import attribution_drift, explain_gaps, mean_abs
+from loopml.evaluate.xai.explain import Budget, Explainer, Explanation
 from loopml.store import Store
 
 WINDOW_ROWS = 300
@@ -41,9 +41,9 @@ def explainer_for(
     store: Store, cfg: Config, version_id: int
 ) -> tuple[Explainer, dict[str, Any], threading.Lock]:
     """(explainer, version row, its lock) for a registered version, cached."""
-    from loopml.artifacts.loading import load_for_project
+    from loopml.artifacts.model_loader import load_for_project
     from loopml.artifacts.store import ArtifactStore
-    from loopml.evaluate.background import version_explainer
+    from loopml.evaluate.xai.background import version_explainer
 
     key = (cfg.store_url, int(version_id))
     with _lock:
@@ -68,7 +68,7 @@ def explainer_for(
 def model_rows(row: dict[str, Any], table: pa.Table) -> pd.DataFrame:
     """The model's input frame from logged rows (typed by the version's signature)."""
     from loopml.data.signature import Signature
-    from loopml.serve.validation import Validator
+    from loopml.serve.wire.validation import Validator
 
     sig = Signature.from_dict(row["signature"])
     validator = Validator(sig, extra="drop", unseen="accept", allow_nulls=True)

@@ -1,8 +1,8 @@
 """Who is looking: page requests authenticate like the API, with the same key and checks.
 
 The browser's key entry (``/login``) sends the key once; the server checks it with the API's
-:class:`~loopml.serve.auth.Authenticator` and answers with a signed session cookie
-(:mod:`loopml.serve.sessions`: it names the key by id, never holds it; ``HttpOnly``,
+:class:`~loopml.serve.access.auth.Authenticator` and answers with a signed session cookie
+(:mod:`loopml.serve.access.sessions`: it names the key by id, never holds it; ``HttpOnly``,
 ``SameSite=Strict``, ``Secure`` over TLS or behind a TLS proxy). Pages and the JSON API's
 actions accept that cookie with the key's role (deployer for promote/rollback/disable,
 labeller for labels); nothing in the browser keeps the raw key. A cross-site page cannot use
@@ -24,9 +24,9 @@ from urllib.parse import unquote
 from starlette.requests import Request
 
 from loopml.errors import ForbiddenError
-from loopml.serve.auth import RANK, Authenticator, Principal
-from loopml.serve.scopes import redact_paths
-from loopml.serve.sessions import COOKIE, MAX_AGE
+from loopml.serve.access.auth import RANK, Authenticator, Principal
+from loopml.serve.access.scopes import redact_paths
+from loopml.serve.access.sessions import COOKIE, MAX_AGE
 
 COOKIE_MAX_AGE = MAX_AGE
 
@@ -88,7 +88,7 @@ class ParentAuth:
         await self.app(scope, receive, send)
 
 
-# -- scoped keys on the dashboard (the API's rule: loopml.serve.scopes) ------------------------
+# -- scoped keys on the dashboard (the API's rule: loopml.serve.access.scopes) ------------------------
 
 
 def check_request(request: Request, p: Principal) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.store import Store
-from loopml.ui.pages.common import clean, subject_link
+from loopml.ui.pages.page_helpers import clean, subject_link
 
 _WINDOW_KEYS = ("window_id", "window", "windows", "window_ids")
 

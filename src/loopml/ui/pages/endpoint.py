@@ -13,8 +13,8 @@ from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor.queries import timeseries
 from loopml.store import Store
-from loopml.ui.pages.common import clean, refused_summary
 from loopml.ui.pages.overview import endpoint_summary
+from loopml.ui.pages.page_helpers import clean, refused_summary
 from loopml.ui.series import split_by
 
 NUMBERS = (

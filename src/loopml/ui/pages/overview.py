@@ -9,7 +9,7 @@ from loopml.config import Config
 from loopml.monitor.alerts import live_alerts
 from loopml.monitor.queries import latest, open_alerts
 from loopml.store import Store
-from loopml.ui.pages.common import clean
+from loopml.ui.pages.page_helpers import clean
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 

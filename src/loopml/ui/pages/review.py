@@ -27,7 +27,7 @@ from loopml.serve.logreader import read_labels, read_log
 from loopml.serve.settings import Settings
 from loopml.store import Store
 from loopml.ui.explanations import review_explanations
-from loopml.ui.pages.common import clean
+from loopml.ui.pages.page_helpers import clean
 
 
 def log_root(cfg: Config) -> str:
@@ -158,7 +158,7 @@ def review(
         ctx["classes"] = (champion.get("signature") or {}).get("classes") or []
         gate = next((g for g in champion.get("gates") or [] if g.get("gate") == "labels"), None)
         if gate is not None:
-            from loopml.evaluate.labels import quarantine_rows
+            from loopml.evaluate.gating.label_lint import quarantine_rows
 
             ctx["suspects"] = quarantine_rows(gate)[:100]
             ctx["suspects_version"] = champion["id"]

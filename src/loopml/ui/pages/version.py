@@ -9,10 +9,10 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.errors import LoopmlError, NotFoundError
-from loopml.evaluate.attribution import fairness_gaps
-from loopml.evaluate.labels import quarantine_rows
+from loopml.evaluate.gating.label_lint import quarantine_rows
+from loopml.evaluate.xai.attribution import fairness_gaps
 from loopml.store import Store
-from loopml.ui.pages.common import clean, subject_link, version_brief
+from loopml.ui.pages.page_helpers import clean, subject_link, version_brief
 
 
 def lineage(store: Store, v: dict[str, Any]) -> dict[str, Any]:
@@ -109,12 +109,12 @@ def importance(extra: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def model_card(store: Store, cfg: Config, v: dict[str, Any]) -> dict[str, Any] | None:
-    """The version's model card (``loopml.evaluate.card``), rendered as HTML by the same
-    renderer as ``loopml report`` (``loopml.evaluate.report.card_html``), from the same
+    """The version's model card (``loopml.evaluate.documents.card``), rendered as HTML by the same
+    renderer as ``loopml report`` (``loopml.evaluate.documents.version_report.card_html``), from the same
     inputs: the version, its run, the project's config and the data snapshots."""
-    from loopml.evaluate.card import model_card as build
-    from loopml.evaluate.card_text import card_markdown
-    from loopml.evaluate.report import card_html
+    from loopml.evaluate.documents.card import model_card as build
+    from loopml.evaluate.documents.card_text import card_markdown
+    from loopml.evaluate.documents.version_report import card_html
 
     try:
         run = store.runs.get(v["run_id"])

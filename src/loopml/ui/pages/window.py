@@ -15,11 +15,11 @@ from itertools import pairwise
 from typing import Any
 
 from loopml.config import Config
-from loopml.evaluate.metrics import REGRESSION_METRICS
+from loopml.evaluate.measure.metrics import REGRESSION_METRICS
 from loopml.monitor.queries import window_detail
 from loopml.store import Store
 from loopml.ui.explanations import window_explanation
-from loopml.ui.pages.common import clean, refused_summary
+from loopml.ui.pages.page_helpers import clean, refused_summary
 
 
 def histogram(evidence: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,1 @@
+"""Behavioural tests after CheckList: golden cases (MFT), invariance and direction tests."""

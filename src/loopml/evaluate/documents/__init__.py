@@ -1,0 +1,1 @@
+"""Documents about a version: the model card, its report and the production inventory."""

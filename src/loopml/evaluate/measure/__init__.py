@@ -1,0 +1,1 @@
+"""Metrics and intervals: per-slice metrics, paired comparisons, bootstrap, per-row losses."""

@@ -1,0 +1,1 @@
+"""Explanations: Shapley attributions, permutation importance and their views."""

@@ -1,0 +1,1 @@
+"""The HTTP surface: the app, its routes, middleware, OpenAPI, access log and metrics."""

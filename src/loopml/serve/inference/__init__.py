@@ -1,0 +1,1 @@
+"""Inference: the model pool, routing (champion, canary, shadows), batching, the runtime."""

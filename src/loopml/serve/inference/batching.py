@@ -1,0 +1,234 @@
+"""Adaptive micro-batching for asyncio: concurrent requests share one vectorised predict.
+
+scikit-learn's cost per ``predict`` call is nearly flat from 1 to 256 rows (~250 µs, almost
+all input validation; docs/design/measurements.md, "Serving"), so rows that arrive together should be
+predicted together. The batcher does not wait a fixed time: a lone request is predicted at
+once; requests that arrive while a batch is being collected or predicted join the next
+batch. Collection yields to the event loop and stops as soon as one turn brings nothing new,
+at ``max_batch_size`` items, or after ``max_wait_ms``. So batches grow with load, the way
+group commit does, with no cost when there is no concurrency.
+
+Where predict runs (``executor``): ``inline`` in the event loop (no thread hop; the loop is
+busy for the predict's duration) or ``thread`` (one worker thread per batcher; the loop
+keeps parsing requests while the model runs). ``auto`` (the default) runs inline while the
+measured predict CPU time stays below ``inline_below_ms`` and moves to the thread for slow
+models. MLServer's adaptive batching waits on a queue with a timeout; BentoML's dispatcher
+sheds load with 503s (docs/design/measurements.md, "Serving"); neither fits, hence this small module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+
+from loopml.evaluate.measure.predictions import from_proba as predictions_from_proba
+from loopml.serve.inference.request_rows import Batch
+from loopml.serve.wire.validation import Validator
+
+T = TypeVar("T")
+R = TypeVar("R")
+Executor = Literal["auto", "inline", "thread"]
+
+
+class MicroBatcher(Generic[T, R]):
+    """Coalesce concurrent :meth:`submit` calls into calls of ``predict(items) -> results``.
+
+    ``predict`` gets a list of items and returns one result per item, in order. If it
+    raises, every waiter of that batch gets the exception.
+
+    ``patient=True`` always waits ``max_wait_ms`` (or until ``max_batch_size`` items) before
+    predicting: for work nobody waits on, such as shadow scoring, where fewer and larger
+    calls cost less CPU than answering soon.
+    """
+
+    def __init__(
+        self,
+        predict: Callable[[list[T]], Sequence[R]],
+        *,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        executor: Executor = "auto",
+        inline_below_ms: float = 2.0,
+        patient: bool = False,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+        if executor not in ("auto", "inline", "thread"):
+            raise ValueError(f"executor must be 'auto', 'inline' or 'thread', got {executor!r}")
+        self.predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
+        self.executor = executor
+        self.inline_below_ms = inline_below_ms
+        self.patient = patient
+        self.batch_sizes: Counter[int] = Counter()
+        self.predict_ms_ewma = 0.0
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._draining = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, item: T) -> R:
+        """Predict ``item`` together with whatever else is submitted meanwhile."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[R] = loop.create_future()
+        self._queue.append((item, fut))
+        if not self._draining:
+            self._draining = True
+            self._task = loop.create_task(self._drain())  # keep a reference
+        return await fut
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _inline(self) -> bool:
+        if self.executor == "auto":
+            return self.predict_ms_ewma < self.inline_below_ms
+        return self.executor == "inline"
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                await self._collect(loop)
+                batch = self._queue[: self.max_batch_size]
+                del self._queue[: self.max_batch_size]
+                items = [item for item, _ in batch]
+                cpu = [0.0]
+                try:
+                    if self._inline():
+                        results = self._timed(items, cpu)
+                    else:
+                        if self._pool is None:
+                            self._pool = ThreadPoolExecutor(1, thread_name_prefix="predict")
+                        results = await loop.run_in_executor(self._pool, self._timed, items, cpu)
+                    if len(results) != len(items):
+                        raise RuntimeError(
+                            f"predict returned {len(results)} results for {len(items)} items"
+                        )
+                except Exception as exc:  # every waiter of the batch gets it
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                finally:
+                    ms = cpu[0] * 1000
+                    self.predict_ms_ewma = (
+                        ms if not self.batch_sizes else (0.8 * self.predict_ms_ewma + 0.2 * ms)
+                    )
+                    self.batch_sizes[len(batch)] += 1
+                for (_, fut), res in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(res)
+        finally:
+            self._draining = False
+
+    def _timed(self, items: list[T], cpu: list[float]) -> Sequence[R]:
+        """``predict(items)``, adding the CPU time of the calling thread to ``cpu[0]``.
+
+        CPU time, not wall time, decides inline versus thread: under load the wall time of
+        a predict includes waiting for the GIL, which would push a fast model to the thread
+        and add a thread hop to every batch exactly when the server is busiest."""
+        t0 = time.thread_time()
+        try:
+            return self.predict(items)
+        finally:
+            cpu[0] += time.thread_time() - t0
+
+    async def _collect(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Yield to the loop while new requests keep arriving (bounded by size and time)."""
+        deadline = loop.time() + self.max_wait_ms / 1000
+        if self.patient:
+            while len(self._queue) < self.max_batch_size and loop.time() < deadline:
+                await asyncio.sleep(min(0.005, max(deadline - loop.time(), 0)))
+            return
+        size = len(self._queue)
+        while size < self.max_batch_size and loop.time() < deadline:
+            await asyncio.sleep(0)
+            if len(self._queue) == size:
+                return
+            size = len(self._queue)
+
+
+Prediction = tuple[np.ndarray, np.ndarray | None]
+
+# Steps that read their input by column name (or run user code on it): a model holding one
+# gets a DataFrame, always.
+_NEEDS_FRAME = frozenset({"ColumnTransformer", "FunctionTransformer"})
+_NO_NAMES = r"X does not have valid feature names"
+
+
+def accepts_array(model: Any, validator: Validator) -> bool:
+    """Whether ``model`` can be given the validated float block as a NumPy array instead of a
+    DataFrame, which scikit-learn 1.9 with pandas 3 validates ~5x faster (2.1 ms against
+    0.43 ms a call, measured): every column is a float, the model was fitted on exactly the
+    signature's columns in the same order (``feature_names_in_``), and every step is
+    scikit-learn's or LightGBM's own, none of which selects columns by name. The pool also
+    checks, at load, that both inputs give the same outputs."""
+    if not validator.float_block:
+        return False
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or tuple(str(n) for n in names) != validator.names:
+        return False
+    steps = [model]
+    while steps:
+        step = steps.pop()
+        if type(step).__name__ in _NEEDS_FRAME:
+            return False
+        if not type(step).__module__.startswith(("sklearn.", "lightgbm.")):
+            return False
+        steps.extend(s for _, s in getattr(step, "steps", ()) if s not in (None, "passthrough"))
+    return True
+
+
+def batch_predictor(
+    model: Any,
+    validator: Validator,
+    *,
+    proba: bool = True,
+    from_proba: bool = False,
+    as_array: bool = False,
+) -> Callable[[list[Batch]], list[Prediction]]:
+    """A ``predict`` for :class:`MicroBatcher`: stack validated batches, build one frame,
+    call the model once, split ``(predictions, probabilities)`` back per request.
+
+    ``from_proba``: derive the predictions from ``predict_proba`` (one model call, see
+    :mod:`loopml.evaluate.measure.predictions`) instead of calling ``predict`` as well.
+    ``as_array``: give the model the (rows, columns) float array, not a DataFrame (see
+    :func:`accepts_array`)."""
+    has_proba = proba and hasattr(model, "predict_proba")
+    derive = from_proba and has_proba
+    if as_array:  # the model was fitted with names and is given none: by design, not a warning
+        warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
+
+    def predict(batches: list[Batch]) -> list[Prediction]:
+        batch = Batch.concat(batches)
+        frame = batch.block.T if as_array and batch.block is not None else validator.frame(batch)
+        prob: np.ndarray | None
+        if derive:
+            prob = np.asarray(model.predict_proba(frame))
+            pred = predictions_from_proba(model, frame, prob)
+        else:
+            pred = np.asarray(model.predict(frame))
+            prob = np.asarray(model.predict_proba(frame)) if has_proba else None
+        if len(batches) == 1:
+            return [(pred, prob)]
+        bounds = np.cumsum([b.n for b in batches])[:-1]
+        preds = np.split(pred, bounds)
+        probs = np.split(prob, bounds) if prob is not None else [None] * len(batches)
+        return list(zip(preds, probs, strict=True))
+
+    return predict

@@ -1,0 +1,1 @@
+"""Wire formats: the three prediction protocols, V2 tensors, request validation and context columns."""
