@@ -70,12 +70,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 @command
 def cmd_disable(args: argparse.Namespace) -> int:
     store = open_store(args)
-    touched = store.disable(
+    removal = store.disable(
         int(args.version),
         actor=cli_actor(args),
         reason=args.reason or "kill switch from the command line",
     )
-    print(f"Version {args.version} disabled; removed from: {', '.join(touched) or 'no endpoint'}.")
+    print(
+        f"Version {args.version} disabled; removed from: {', '.join(removal.endpoints) or 'no endpoint'}."
+    )
     return 0
 
 
@@ -97,10 +99,12 @@ def cmd_enable(args: argparse.Namespace) -> int:
 @command
 def cmd_retire(args: argparse.Namespace) -> int:
     store = open_store(args)
-    touched = store.retire(
+    removal = store.retire(
         int(args.version), actor=cli_actor(args), reason=args.reason or "retired by hand"
     )
-    print(f"Version {args.version} retired; removed from: {', '.join(touched) or 'no endpoint'}.")
+    print(
+        f"Version {args.version} retired; removed from: {', '.join(removal.endpoints) or 'no endpoint'}."
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from loopml.config import Config, GuardsConfig, RolloutConfig
 from loopml.store import Store
+from loopml.store.rows import EndpointChange
 
 ACTOR = "controller"
 
@@ -64,9 +65,13 @@ class Context:
             "evidence": ev,
         }
 
-    def traffic_decision(self, changed: dict[str, Any]) -> dict[str, Any]:
+    def traffic_decision(self, changed: EndpointChange) -> dict[str, Any]:
         """The decision the store recorded for the traffic change that returned ``changed``
         (found by the id the store returned, never by "the latest of this action")."""
-        row = self.store.decisions.get(changed["decision_id"])
-        assert row is not None, "a traffic change returns the id of the decision it wrote"
+        return self.recorded(changed["decision_id"])
+
+    def recorded(self, decision_id: int | None) -> dict[str, Any]:
+        """The decision with the id a store write returned, as ``decide`` reports one."""
+        row = self.store.decisions.get(decision_id) if decision_id is not None else None
+        assert row is not None, "a store write returns the id of the decision it wrote"
         return {k: row[k] for k in ("id", "action", "subject", "endpoint", "reason", "evidence")}

@@ -37,13 +37,14 @@ from loopml.control.retrain import retrain
 from loopml.errors import ConflictError, NotFoundError
 from loopml.store import Store
 from loopml.store.rollouts import NO_HELP
+from loopml.store.rows import RetrainRow, VersionRow
 
 log = logging.getLogger("loopml.control")
 
 
 def request_retrain(
     store: Store, endpoint: str, *, actor: str, reason: str = "", at: float | None = None
-) -> dict[str, Any]:
+) -> RetrainRow:
     """Ask the controller to retrain ``endpoint`` at its next pass (``--retrain ENDPOINT``)."""
     store.endpoints.get(endpoint)  # a clear NotFoundError for a wrong name
     at = time.time() if at is None else at
@@ -70,7 +71,7 @@ def start_rollout(
     cfg: Config,
     store: Store,
     endpoint: str,
-    candidate: dict[str, Any],
+    candidate: VersionRow,
     *,
     actor: str,
     evidence: dict[str, Any] | None = None,
@@ -217,9 +218,7 @@ class Controller:
             evidence={"trigger": trig.name, "run": res["run"]},
         )
 
-    def _open_request(
-        self, endpoint: str, trig: triggers.Trigger, now: float
-    ) -> dict[str, Any] | None:
+    def _open_request(self, endpoint: str, trig: triggers.Trigger, now: float) -> RetrainRow | None:
         """The retraining request this trigger runs: a pending one it claims (None when another
         controller claimed it first), or a new one, started now."""
         store = self.store

@@ -102,16 +102,13 @@ def retire_pass(ctx: Context) -> list[dict[str, Any]]:
                     )
                 )
             continue
-        touched = store.retire(
+        removal = store.retire(
             vid,
             actor=ctx.actor,
             reason=reason,
             evidence={**evidence, "controller": ctx.holder, "clock": now},
         )
-        row = store.decisions.list(subject=f"version:{vid}", action="status:retired", limit=1)[0]
-        out.append(
-            {k: row[k] for k in ("id", "action", "subject", "endpoint", "reason", "evidence")}
-        )
+        out.append(ctx.recorded(removal.decision_id))
         endpoint = where[0][0] if where else (deploy.endpoint)
         store.monitoring.add_alert(
             rule="retirement",
@@ -121,7 +118,7 @@ def retire_pass(ctx: Context) -> list[dict[str, Any]]:
             severity="info",
             status="open",
             message=f"{reason}; retired"
-            + (f" and removed from {', '.join(touched)}" if touched else ""),
+            + (f" and removed from {', '.join(removal.endpoints)}" if removal.endpoints else ""),
             evidence=evidence,
             first_seen=now,
             last_seen=now,

@@ -33,17 +33,18 @@ from loopml.control.context import Context
 from loopml.control.samples import batch_bounds, read_label_map, read_rows, role_rows, sample_of
 from loopml.errors import ConflictError
 from loopml.evaluate.measure.rowloss import NEEDS_PROBA, score_for
+from loopml.store.rows import ACTIVE_STATES, EndpointRow, RolloutRow, RolloutState, VersionRow
 
-CHALLENGER_ROLE = {"shadow": ("shadow",), "canary": ("canary",)}
+CHALLENGER_ROLE = {RolloutState.SHADOW: ("shadow",), RolloutState.CANARY: ("canary",)}
 # whose answers pair with the challenger's, per state: the champion's own (shadow mirrors the
 # champion's requests) or its off-path answers on the canary's rows
-CHAMPION_ROLE = {"shadow": ("champion",), "canary": ("paired",)}
+CHAMPION_ROLE = {RolloutState.SHADOW: ("champion",), RolloutState.CANARY: ("paired",)}
 
 
 def start(
     ctx: Context,
     endpoint: str,
-    candidate: dict[str, Any],
+    candidate: VersionRow,
     *,
     retrain_id: int | None = None,
     evidence: dict[str, Any] | None = None,
@@ -69,21 +70,21 @@ def start(
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
-def _in_traffic(ep: dict[str, Any], ro: dict[str, Any]) -> bool:
+def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
     if ep["champion_id"] != ro["champion_id"]:
         return False
-    if ro["state"] == "shadow":
+    if ro["state"] is RolloutState.SHADOW:
         return any(s["version_id"] == ro["candidate_id"] for s in ep["shadows"])
     return ep["canary_id"] == ro["candidate_id"]
 
 
-def _finish(ctx: Context, ro: dict[str, Any], state: str, reason: str, now: float) -> None:
+def _finish(ctx: Context, ro: RolloutRow, state: RolloutState, reason: str, now: float) -> None:
     ctx.store.rollouts.update(ro, at=now, state=state, finished_at=now, reason=reason)
     if ro["retrain_id"] is not None:
         ctx.store.rollouts.set_retrain(ro["retrain_id"], outcome=state, finished_at=now)
 
 
-def _metric_and_score(ctx: Context, ro: dict[str, Any], rows: Any) -> tuple[str, str, list | None]:
+def _metric_and_score(ctx: Context, ro: RolloutRow, rows: Any) -> tuple[str, str, list | None]:
     """The endpoint's decision metric and the per-row score that judges it online."""
     sig = ctx.store.versions.get(ro["candidate_id"]).get("signature") or {}
     task, classes = sig.get("task", "classification"), sig.get("classes")
@@ -96,7 +97,7 @@ def _metric_and_score(ctx: Context, ro: dict[str, Any], rows: Any) -> tuple[str,
     return metric, score, classes
 
 
-def _quality(ctx: Context, ro: dict[str, Any], rows: Any, labels: Any) -> J.Quality:
+def _quality(ctx: Context, ro: RolloutRow, rows: Any, labels: Any) -> J.Quality:
     """The paired test at this look, over every labelled pair since the rollout started."""
     metric, score, classes = _metric_and_score(ctx, ro, rows)
     pairs = [
@@ -109,7 +110,7 @@ def _quality(ctx: Context, ro: dict[str, Any], rows: Any, labels: Any) -> J.Qual
             score=score,
             classes=classes,
         )
-        for state in ("shadow", "canary")
+        for state in ACTIVE_STATES
     ]
     q = J.judge(ctx.guards, J.concat(pairs), metric=metric, score=score)
     q.evidence["rollout"] = ro["id"]
@@ -120,8 +121,8 @@ def _quality(ctx: Context, ro: dict[str, Any], rows: Any, labels: Any) -> J.Qual
 
 def _end(
     ctx: Context,
-    ro: dict[str, Any],
-    outcome: str,
+    ro: RolloutRow,
+    outcome: RolloutState,
     reason: str,
     evidence: dict[str, Any],
     now: float,
@@ -129,7 +130,7 @@ def _end(
     """Take the candidate out of traffic with ``outcome`` as its status (rolled_back,
     inconclusive), and close the rollout."""
     endpoint = ro["endpoint"]
-    action = "rollback" if outcome == "rolled_back" else "rollout-inconclusive"
+    action = "rollback" if outcome is RolloutState.ROLLED_BACK else "rollout-inconclusive"
     changed = ctx.store.endpoints.rollback(
         endpoint,
         actor=ctx.actor,
@@ -148,7 +149,7 @@ def _end(
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
-def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
+def advance(ctx: Context, ro: RolloutRow) -> list[dict[str, Any]]:
     """One pass over one active rollout; see the module docstring."""
     store, now, endpoint = ctx.store, ctx.clock(), ro["endpoint"]
     ep = store.endpoints.get(endpoint)
@@ -159,7 +160,7 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
             f"version {ro['candidate_id']} is no longer the {ro['state']} of {endpoint!r} "
             "(traffic was changed outside the controller): rollout stopped"
         )
-        _finish(ctx, ro, "aborted", reason, now)
+        _finish(ctx, ro, RolloutState.ABORTED, reason, now)
         traffic = {k: ep[k] for k in ("champion_id", "canary_id", "canary_weight", "shadows")}
         return [
             ctx.decide(
@@ -178,14 +179,14 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
         return _end(
             ctx,
             ro,
-            "rolled_back",
+            RolloutState.ROLLED_BACK,
             f"{ro['state']}: version {cand} is worse than the champion on the same rows by more "
             f"than the margin ({J.describe(quality)}): rolled back",
             {"quality": quality.evidence},
             now,
         )
     out, ro = _operational(ctx, ro, rows, quality, now)
-    if ro["state"] not in ("shadow", "canary"):
+    if ro["state"] not in ACTIVE_STATES:
         return out
     if ro["evidence"].get("quality") != quality.evidence:  # what the dashboard shows meanwhile
         ro = ctx.store.rollouts.update(
@@ -195,20 +196,20 @@ def advance(ctx: Context, ro: dict[str, Any]) -> list[dict[str, Any]]:
         return out + _end(
             ctx,
             ro,
-            "inconclusive",
+            RolloutState.INCONCLUSIVE,
             f"no verdict within {ctx.rollout.deadline:g} s ({J.describe(quality)}): "
             f"version {cand} leaves traffic as inconclusive and the champion stays",
             {"quality": quality.evidence},
             now,
         )
-    if ro["state"] == "shadow":
+    if ro["state"] is RolloutState.SHADOW:
         return out + _after_shadow(ctx, ro, quality, now)
     return out + _after_step(ctx, ro, quality, now)
 
 
 def _operational(
-    ctx: Context, ro: dict[str, Any], rows: Any, quality: J.Quality, now: float
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ctx: Context, ro: RolloutRow, rows: Any, quality: J.Quality, now: float
+) -> tuple[list[dict[str, Any]], RolloutRow]:
     """Judge every full batch of new challenger rows on the operational guards; roll back
     after ``guards.consecutive`` breached batches. Returns the decisions and the rollout."""
     g, endpoint, store = ctx.guards, ro["endpoint"], ctx.store
@@ -253,13 +254,13 @@ def _operational(
             ended = _end(
                 ctx,
                 ro,
-                "rolled_back",
+                RolloutState.ROLLED_BACK,
                 f"{', '.join(failing)} breached in {streak} consecutive batches: "
                 f"version {ro['candidate_id']} rolled back",
                 {"last": last, "consecutive": streak, "quality": quality.evidence},
                 now,
             )
-            return out + ended, {**ro, "state": "rolled_back"}
+            return out + ended, {**ro, "state": RolloutState.ROLLED_BACK}
     if last is not None:
         ro = store.rollouts.update(
             ro,
@@ -273,7 +274,7 @@ def _operational(
 
 
 def _after_shadow(
-    ctx: Context, ro: dict[str, Any], quality: J.Quality, now: float
+    ctx: Context, ro: RolloutRow, quality: J.Quality, now: float
 ) -> list[dict[str, Any]]:
     cfg, endpoint = ctx.rollout, ro["endpoint"]
     paired = quality.evidence.get("paired_rows", 0)
@@ -296,7 +297,7 @@ def _after_shadow(
     ctx.store.rollouts.update(
         ro,
         at=now,
-        state="canary",
+        state=RolloutState.CANARY,
         step=0,
         step_started_at=now,
         cursor=now,
@@ -308,7 +309,7 @@ def _after_shadow(
 
 
 def _after_step(
-    ctx: Context, ro: dict[str, Any], quality: J.Quality, now: float
+    ctx: Context, ro: RolloutRow, quality: J.Quality, now: float
 ) -> list[dict[str, Any]]:
     cfg, endpoint, step = ctx.rollout, ro["endpoint"], ro["step"]
     if now - ro["step_started_at"] < cfg.step_duration or ro["judged"] < 1 or ro["breaches"]:
@@ -356,5 +357,5 @@ def _after_step(
         )
     except ConflictError:
         return []  # traffic changed under us; the next pass sees it and stops the rollout
-    _finish(ctx, ro, "promoted", why, now)
+    _finish(ctx, ro, RolloutState.PROMOTED, why, now)
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]

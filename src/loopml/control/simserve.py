@@ -148,10 +148,12 @@ class SimServing:
 
     def table(self) -> Any:
         row = self.store.endpoints.get(self.endpoint)
-        ids = {row["champion_id"], row["canary_id"], row.get("previous_champion_id")}
+        ids = {row["champion_id"], row["canary_id"], row["previous_champion_id"]}
         ids |= {s["version_id"] for s in row["shadows"]}
-        statuses = {}
-        for vid in ids - {None}:
+        statuses: dict[int, str] = {}
+        for vid in ids:
+            if vid is None:
+                continue
             with contextlib.suppress(NotFoundError):
                 statuses[vid] = self.store.versions.get(vid)["status"]
         return table_from_row(row, statuses)

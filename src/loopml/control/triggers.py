@@ -36,6 +36,7 @@ from loopml.control import decay as D
 from loopml.control.context import Context
 from loopml.monitor.alerts import judge
 from loopml.store.rollouts import FAILED_OUTCOMES
+from loopml.store.rows import VersionRow
 
 DAY = 86400.0
 WINDOWS = 50  # how many recent monitor windows are read
@@ -63,7 +64,7 @@ def _k_of_m(ctx: Context, rows: list[dict[str, Any]], verdict: Any) -> tuple[boo
     return len(hits) >= r.k, ev
 
 
-def _window_triggers(ctx: Context, endpoint: str, champion: dict[str, Any]) -> list[Trigger]:
+def _window_triggers(ctx: Context, endpoint: str, champion: VersionRow) -> list[Trigger]:
     cfg, on = ctx.cfg, ctx.cfg.retrain.on
     rows = ctx.store.monitoring.series(
         endpoint, version=champion["id"], role="champion", limit=WINDOWS
@@ -122,15 +123,16 @@ def _window_triggers(ctx: Context, endpoint: str, champion: dict[str, Any]) -> l
     return out
 
 
-def _since(ctx: Context, endpoint: str, champion: dict[str, Any]) -> float:
+def _since(ctx: Context, endpoint: str, champion: VersionRow) -> float:
     """When the current data era began: the last retraining started, else the champion's
     deployment (its last status change)."""
     last = ctx.store.rollouts.last_started(endpoint)
+    started = last["started_at"] if last else None
     t = champion["status_changed_at"]
-    return max(t, last["started_at"]) if last else t
+    return max(t, started) if started is not None else t
 
 
-def fired(ctx: Context, endpoint: str, champion: dict[str, Any]) -> list[Trigger]:
+def fired(ctx: Context, endpoint: str, champion: VersionRow) -> list[Trigger]:
     """Triggers that fire now for ``endpoint`` (manual first), before cooldown and the rest."""
     store, on, now = ctx.store, ctx.cfg.retrain.on, ctx.clock()
     out = [
@@ -186,19 +188,20 @@ def suppressed(ctx: Context, endpoint: str, trig: Trigger) -> tuple[str, str] | 
     if len(fails) >= r.breaker:
         return "breaker", (
             f"breaker open: the last {len(fails)} retrainings failed "
-            f"({', '.join(f['outcome'] for f in fails[: r.breaker])}); a "
+            f"({', '.join(str(f['outcome']) for f in fails[: r.breaker])}); a "
             f"manual retrain that is promoted closes it"
         )
     last = store.rollouts.last_started(endpoint)
+    started_at = last["started_at"] if last else None
     wait, tries = cooldown(ctx, endpoint)
-    if last is not None and now - last["started_at"] < wait:
+    if started_at is not None and now - started_at < wait:
         why = (
             f" (backed off: the last {tries} retraining(s) did not help on recent data)"
             if tries
             else ""
         )
         return "cooldown", (
-            f"cooldown: the last retraining started {now - last['started_at']:.0f} s "
+            f"cooldown: the last retraining started {now - started_at:.0f} s "
             f"ago (cooldown {wait:g} s{why})"
         )
     started = store.rollouts.started_since(endpoint, now - DAY)

@@ -241,14 +241,14 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
             and experiment["status"] == "candidate"
             and not store.rollouts.active("employment")
         ):
-            from loopml.control.context import Context
-            from loopml.control.rollout import start
+            from loopml.control import start_rollout
 
-            ctx = Context(cfg=cfg, store=store, clock=time.time, holder="demo", actor="engineer")
-            start(
-                ctx,
+            start_rollout(
+                cfg,
+                store,
                 "employment",
                 store.versions.get(experiment["id"]),
+                actor="engineer",
                 evidence={"note": "stale experiment trained on 2015 only"},
             )
             experiment_started = True

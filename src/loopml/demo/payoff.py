@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopml.store.rows import VersionRow
+
 
 def payoff(answered: list[Any], first_model: Any, since: tuple[int, int]) -> dict[str, Any]:
     """Live accuracy of what the loop served vs. the first model left alone, on the same rows
@@ -33,7 +35,7 @@ def payoff(answered: list[Any], first_model: Any, since: tuple[int, int]) -> dic
 
 
 def tell_payoff(
-    console: Any, cfg: Any, v1: dict[str, Any], answered: list[Any], *, since: tuple[int, int]
+    console: Any, cfg: Any, v1: VersionRow, answered: list[Any], *, since: tuple[int, int]
 ) -> None:
     """Live accuracy with the loop vs. the first model left alone, over the same months."""
     from loopml.artifacts.model_loader import load_version

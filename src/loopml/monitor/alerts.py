@@ -28,6 +28,7 @@ from loopml.config import AlertRule, Config
 from loopml.evaluate.measure.metrics import LOWER_IS_BETTER
 from loopml.monitor.webhooks import Delivery, deliver
 from loopml.store import Store
+from loopml.store.rows import EndpointRow
 
 DEFAULT_LATENCY_MS = 1000.0
 MULTIVARIATE_AUC = 0.55  # the domain classifier's AUC that counts as drift (Evidently's)
@@ -331,7 +332,7 @@ def _apply(
     return {"event": "opened", "alert": alert_id, "rule": rule.name}
 
 
-def live_subjects(row: dict[str, Any] | None) -> set[str]:
+def live_subjects(row: EndpointRow | None) -> set[str]:
     """The ``version:V/ROLE`` subjects an endpoint row routes traffic to now."""
     if row is None:
         return set()
@@ -362,9 +363,7 @@ def is_live(alert: dict[str, Any], subjects: set[str]) -> bool:
     return not subject.endswith("/batch")
 
 
-def live_alerts(
-    alerts: Sequence[dict[str, Any]], row: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+def live_alerts(alerts: Sequence[dict[str, Any]], row: EndpointRow | None) -> list[dict[str, Any]]:
     """The open alerts that count for an endpoint's health: those of live subjects."""
     subjects = live_subjects(row)
     return [a for a in alerts if a.get("status", "open") == "open" and is_live(a, subjects)]
@@ -375,7 +374,7 @@ def _describe(subjects: set[str]) -> str:
 
 
 def retire_subjects(
-    store: Store, endpoint: str, row: dict[str, Any], now: float
+    store: Store, endpoint: str, row: EndpointRow, now: float
 ) -> list[dict[str, Any]]:
     """Resolve the open alerts of an endpoint whose subject left traffic; returns the events."""
     subjects = live_subjects(row)

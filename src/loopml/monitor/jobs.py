@@ -41,6 +41,7 @@ from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, window_profile
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
+from loopml.store.rows import EndpointRow
 
 LOCK = "monitor"
 
@@ -329,7 +330,7 @@ def run_monitor(
         for endpoint in sorted(logged | with_alerts | registered):
             with steps.step(f"Monitor endpoint {endpoint}"):
                 try:
-                    row: dict[str, Any] | None = store.endpoints.get(endpoint)
+                    row: EndpointRow | None = store.endpoints.get(endpoint)
                 except NotFoundError:
                     row = None
                 # an endpoint the registry does not know (logs only) has no traffic to follow

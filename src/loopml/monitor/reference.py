@@ -21,11 +21,12 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.errors import DataError
 from loopml.stats import DatasetProfile, Schema, Thresholds, calibrate_thresholds, infer_schema
 from loopml.stats.column import ColumnProfile
+from loopml.store.rows import VersionRow
 
 
 @dataclass
 class Reference:
-    version: dict[str, Any]
+    version: VersionRow
     digest: str | None
     features: DatasetProfile | None
     outputs: DatasetProfile | None
@@ -72,7 +73,7 @@ def _read_doc(artifacts: ArtifactStore, digest: str) -> dict[str, Any]:
 
 
 def load_reference(
-    artifacts: ArtifactStore, version: dict[str, Any], *, positive_class: Any = None
+    artifacts: ArtifactStore, version: VersionRow, *, positive_class: Any = None
 ) -> Reference:
     """The version's reference; a version without one is monitored without drift/quality."""
     sig = version.get("signature") or {}

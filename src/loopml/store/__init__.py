@@ -11,13 +11,14 @@ from typing import Any
 
 from loopml.store.audit import Decisions
 from loopml.store.db import make_engine, migrate
-from loopml.store.endpoints import Endpoints
+from loopml.store.deployments import Deployments
 from loopml.store.keys import Keys
 from loopml.store.locks import Locks
 from loopml.store.monitoring import Monitoring
 from loopml.store.refusals_table import RefusedWindows
-from loopml.store.registry import Aliases, Runs, Snapshots, Versions
+from loopml.store.registry import Aliases, Runs, Snapshots, Versions, set_status
 from loopml.store.rollouts import Rollouts
+from loopml.store.rows import Removal, VersionRow
 
 
 class Store:
@@ -29,7 +30,7 @@ class Store:
         self.runs = Runs(self.engine)
         self.versions = Versions(self.engine)
         self.aliases = Aliases(self.engine)
-        self.endpoints = Endpoints(self.engine)
+        self.endpoints = Deployments(self.engine)
         self.decisions = Decisions(self.engine)
         self.keys = Keys(self.engine)
         self.locks = Locks(self.engine)
@@ -37,26 +38,39 @@ class Store:
         self.refused = RefusedWindows(self.engine)
         self.rollouts = Rollouts(self.engine)
 
-    def disable(self, version_id: int, *, actor: str, reason: str) -> list[str]:
+    def disable(self, version_id: int, *, actor: str, reason: str) -> Removal:
         """Kill switch: mark the version disabled, then take it out of every endpoint."""
-        self.versions.set_status(version_id, "disabled", actor=actor, reason=reason)
-        return self.endpoints.remove_version(
-            version_id, actor=actor, reason=reason, action="disable"
-        )
+        return self._take_out(version_id, "disabled", actor=actor, reason=reason)
 
-    def enable(self, version_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def enable(self, version_id: int, *, actor: str, reason: str) -> VersionRow:
         """Undo the kill switch (admin): the version returns as a candidate, in no traffic."""
         return self.versions.enable(version_id, actor=actor, reason=reason)
 
     def retire(
         self, version_id: int, *, actor: str, reason: str, evidence: dict[str, Any] | None = None
-    ) -> list[str]:
-        self.versions.set_status(
-            version_id, "retired", actor=actor, reason=reason, evidence=evidence
+    ) -> Removal:
+        return self._take_out(version_id, "retired", actor=actor, reason=reason, evidence=evidence)
+
+    def _take_out(
+        self,
+        version_id: int,
+        status: str,
+        *,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> Removal:
+        with self.engine.begin() as conn:
+            decision_id = set_status(
+                conn, version_id, status, actor=actor, reason=reason, evidence=evidence
+            )
+        left = self.endpoints.remove_version(
+            version_id,
+            actor=actor,
+            reason=reason,
+            action="disable" if status == "disabled" else "retire",
         )
-        return self.endpoints.remove_version(
-            version_id, actor=actor, reason=reason, action="retire"
-        )
+        return Removal(decision_id=decision_id, endpoints=left)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -4,11 +4,12 @@ evidence, and the state before and after. Rows are only ever inserted."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.engine import Engine
 
+from loopml.store.rows import DecisionRow
 from loopml.store.tables import decisions
 from loopml.store.util import row_dict
 
@@ -61,7 +62,7 @@ class Decisions:
         since: float | None = None,
         until: float | None = None,
         limit: int = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> list[DecisionRow]:
         q = select(decisions).order_by(decisions.c.id.desc()).limit(limit)
         for col, val in (
             (decisions.c.endpoint, endpoint),
@@ -76,9 +77,9 @@ class Decisions:
         if until is not None:
             q = q.where(decisions.c.at <= until)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [cast(DecisionRow, row_dict(r)) for r in conn.execute(q)]
 
-    def get(self, decision_id: int) -> dict[str, Any] | None:
+    def get(self, decision_id: int) -> DecisionRow | None:
         with self.engine.connect() as conn:
             r = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
-        return row_dict(r) if r else None
+        return cast(DecisionRow, row_dict(r)) if r else None

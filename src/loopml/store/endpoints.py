@@ -3,8 +3,10 @@
 Every change goes through ``change_traffic``: one transaction that checks the endpoint's
 optimistic lock, updates the traffic, keeps each version's status in step with the role it
 now plays, appends a traffic-history row (so "which version served at time T" has an
-answer) and a decision with before/after. The CLI, the HTTP API and the controller all call
-these functions.
+answer) and a decision with before/after, and returns the id of that decision with the
+endpoint (``EndpointChange``). The CLI, the HTTP API and the controller all call these
+functions; the operations built on it (deploy, promote, rollback, kill switch) are in
+``store.deployments``.
 
 Operations that read the endpoint first (deploy, promote, rollback, kill switch) pass the
 revision they read as ``expected_lock``, so the decision is taken on the state it was computed
@@ -18,7 +20,7 @@ from __future__ import annotations
 import builtins
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
@@ -27,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
 from loopml.store.registry import disabled_note, set_status
+from loopml.store.rows import EndpointChange, EndpointRow, Traffic, TrafficRecord
 from loopml.store.tables import endpoints, traffic_history, versions
 from loopml.store.util import row_dict
 
@@ -47,7 +50,7 @@ def check_endpoint_name(name: str) -> None:
         )
 
 
-def traffic_of(row: dict[str, Any]) -> dict[str, Any]:
+def traffic_of(row: EndpointRow) -> Traffic:
     return {
         "champion": row["champion_id"],
         "canary": row["canary_id"],
@@ -56,16 +59,19 @@ def traffic_of(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _roles(row: dict[str, Any]) -> set[int]:
-    return {row["champion_id"], row["canary_id"], *(s["version_id"] for s in row["shadows"])} - {
-        None
+def serving_versions(row: EndpointRow) -> set[int]:
+    """The versions ``row`` puts in a role: champion, canary and shadows."""
+    return {
+        v
+        for v in (row["champion_id"], row["canary_id"], *(s["version_id"] for s in row["shadows"]))
+        if v is not None
     }
 
 
-def _refuse_unservable(conn: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
+def _refuse_unservable(conn: Any, old: EndpointRow, new: EndpointRow) -> None:
     """Every version a traffic change puts in a role must exist and not be disabled: the
     kill switch is undone only by 'loopml enable', never by a promote, deploy or rollback."""
-    for vid in sorted(_roles(new) - _roles(old)):
+    for vid in sorted(serving_versions(new) - serving_versions(old)):
         status = conn.execute(select(versions.c.status).where(versions.c.id == vid)).scalar()
         if status is None:
             raise NotFoundError(
@@ -85,7 +91,7 @@ class Endpoints:
         self.engine = engine
 
     # ------------------------------------------------------------------ reads
-    def get(self, name: str) -> dict[str, Any]:
+    def get(self, name: str) -> EndpointRow:
         with self.engine.connect() as conn:
             r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
         if r is None:
@@ -94,11 +100,14 @@ class Endpoints:
                 f"'loopml deploy {name[:64]} VERSION'.",
                 field="endpoint",
             )
-        return row_dict(r)
+        return cast(EndpointRow, row_dict(r))
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[EndpointRow]:
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(select(endpoints).order_by(endpoints.c.name))]
+            return [
+                cast(EndpointRow, row_dict(r))
+                for r in conn.execute(select(endpoints).order_by(endpoints.c.name))
+            ]
 
     def locks(self) -> dict[str, int]:
         """name -> lock: a cheap poll for replicas to notice traffic changes."""
@@ -107,7 +116,7 @@ class Endpoints:
                 r.name: r.lock for r in conn.execute(select(endpoints.c.name, endpoints.c.lock))
             }
 
-    def history(self, name: str, *, at: float | None = None) -> builtins.list[dict[str, Any]]:
+    def history(self, name: str, *, at: float | None = None) -> builtins.list[TrafficRecord]:
         """Traffic changes of ``name``; with ``at``, only the one in force at that time."""
         q = select(traffic_history).where(traffic_history.c.endpoint == name)
         if at is not None:
@@ -115,7 +124,7 @@ class Endpoints:
         else:
             q = q.order_by(traffic_history.c.at)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [cast(TrafficRecord, row_dict(r)) for r in conn.execute(q)]
 
     # ------------------------------------------------------------------ writes
     def change_traffic(
@@ -135,7 +144,7 @@ class Endpoints:
         expected_lock: int | None = None,
         allow_frozen: bool = False,
         left: dict[int, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> EndpointChange:
         """Change ``name``'s traffic if its revision is still ``expected_lock``; versions that
         leave traffic become ``candidate``, or the status ``left`` names for them. Returns the
         endpoint as changed, with ``decision_id``: the id of the decision this change wrote."""
@@ -178,7 +187,7 @@ class Endpoints:
         expected_lock: int | None,
         allow_frozen: bool,
         left: dict[int, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> EndpointChange:
         champion, canary, canary_weight, shadows, previous_champion = values
         with self.engine.begin() as conn:
             r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
@@ -198,7 +207,7 @@ class Endpoints:
                     )
                 )
                 r = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
-            row = row_dict(r)
+            row = cast(EndpointRow, row_dict(r))
             if row["frozen"] and not allow_frozen:
                 raise ConflictError(
                     f"Endpoint {name!r} is frozen: automation and traffic changes are stopped. "
@@ -208,16 +217,14 @@ class Endpoints:
             lock = row["lock"] if expected_lock is None else expected_lock
             if row["lock"] != lock:
                 raise self._conflict(name, action, lock, row["lock"])
-            new = dict(row)
-            for key, val in (
-                ("champion_id", champion),
-                ("canary_id", canary),
-                ("canary_weight", canary_weight),
-                ("shadows", shadows),
-                ("previous_champion_id", previous_champion),
-            ):
-                if val is not _KEEP:
-                    new[key] = val
+            given = {
+                "champion_id": champion,
+                "canary_id": canary,
+                "canary_weight": canary_weight,
+                "shadows": shadows,
+                "previous_champion_id": previous_champion,
+            }
+            new = cast(EndpointRow, {**row, **{k: v for k, v in given.items() if v is not _KEEP}})
             if new["canary_id"] is None:
                 new["canary_weight"] = 0.0
             _refuse_unservable(conn, row, new)
@@ -270,8 +277,8 @@ class Endpoints:
     @staticmethod
     def _sync_statuses(
         conn: Any,
-        old: dict[str, Any],
-        new: dict[str, Any],
+        old: EndpointRow,
+        new: EndpointRow,
         left: dict[int, str] | None = None,
         **kw: Any,
     ) -> None:
@@ -282,15 +289,14 @@ class Endpoints:
             roles[new["canary_id"]] = "canary"
         if new["champion_id"] is not None:
             roles[new["champion_id"]] = "champion"
-        before = {old["champion_id"], old["canary_id"], *(s["version_id"] for s in old["shadows"])}
         for vid, role in roles.items():
             set_status(conn, vid, role, **kw)
-        for vid in before - set(roles) - {None}:
+        for vid in serving_versions(old) - set(roles):
             cur = conn.execute(select(versions.c.status).where(versions.c.id == vid)).scalar()
             if cur not in OFF_TRAFFIC:
                 set_status(conn, vid, (left or {}).get(vid, "candidate"), **kw)
 
-    def set_frozen(self, name: str, frozen: bool, *, actor: str, reason: str) -> dict[str, Any]:
+    def set_frozen(self, name: str, frozen: bool, *, actor: str, reason: str) -> EndpointChange:
         with self.engine.begin() as conn:
             row = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
             if row is None:
@@ -300,7 +306,7 @@ class Endpoints:
                 .where(endpoints.c.name == name)
                 .values(frozen=frozen, lock=row.lock + 1, updated_at=time.time())
             )
-            audit.record(
+            decision_id = audit.record(
                 conn,
                 actor=actor,
                 action="freeze" if frozen else "unfreeze",
@@ -310,231 +316,4 @@ class Endpoints:
                 before={"frozen": row.frozen},
                 after={"frozen": frozen},
             )
-        return self.get(name)
-
-    # ------------------------------------------------------------------ operations
-    def deploy(
-        self,
-        name: str,
-        version: dict[str, Any],
-        *,
-        actor: str,
-        reason: str = "",
-        canary: float | None = None,
-        shadow: bool = False,
-        shadow_fraction: float = 1.0,
-    ) -> dict[str, Any]:
-        """Put ``version`` on ``name``: as champion, as a canary at ``canary`` %, or as a shadow."""
-        check_endpoint_name(name)
-        if version["status"] == "disabled":
-            with self.engine.connect() as conn:
-                note = disabled_note(conn, version["id"])
-            raise ConflictError(
-                f"Version {version['id']} cannot be deployed: {note}. An admin can re-enable "
-                f"it with 'loopml enable {version['id']}' (recorded in the decisions log).",
-                field="version",
-            )
-        if version["status"] in ("rejected", "retired"):
-            raise UsageError(
-                f"Version {version['id']} is {version['status']} and cannot be deployed. "
-                f"Train a new version with 'loopml run'.",
-                field="version",
-            )
-        if canary is not None and not 0 < canary <= 100:
-            raise UsageError(
-                f"--canary must be a percentage in (0, 100]. Got {canary}.", field="canary"
-            )
-        try:
-            cur = self.get(name)
-        except NotFoundError:
-            cur = None
-        vid = version["id"]
-        if cur is not None and cur["model"] != version["model"]:
-            raise UsageError(
-                f"Endpoint {name!r} serves model {cur['model']!r}; version {vid} belongs to "
-                f"{version['model']!r}.",
-                field="version",
-            )
-        shadows = [s for s in (cur["shadows"] if cur else []) if s["version_id"] != vid]
-        if cur is None or cur["champion_id"] is None:
-            if canary is not None or shadow:
-                raise UsageError(
-                    f"Endpoint {name!r} has no champion yet: deploy version {vid} "
-                    f"without --canary/--shadow first.",
-                    field="version",
-                )
-            return self.change_traffic(
-                name,
-                model=version["model"],
-                actor=actor,
-                action="deploy",
-                reason=reason or f"version {vid} deployed as champion",
-                champion=vid,
-                shadows=shadows,
-                expected_lock=None if cur is None else cur["lock"],
-            )
-        if cur["champion_id"] == vid and canary is None and not shadow:
-            return cur
-        if shadow:
-            shadows.append({"version_id": vid, "fraction": float(shadow_fraction)})
-            canary_kw: dict[str, Any] = {}
-            if cur["canary_id"] == vid:
-                canary_kw = {"canary": None}
-            return self.change_traffic(
-                name,
-                actor=actor,
-                action="shadow",
-                shadows=shadows,
-                reason=reason or f"version {vid} mirrored as shadow",
-                expected_lock=cur["lock"],
-                **canary_kw,
-            )
-        if canary is not None and canary < 100:
-            return self.change_traffic(
-                name,
-                actor=actor,
-                action="canary",
-                canary=vid,
-                canary_weight=float(canary),
-                shadows=shadows,
-                reason=reason or f"version {vid} takes {canary:g}% as canary",
-                expected_lock=cur["lock"],
-            )
-        return self.promote(name, vid, actor=actor, reason=reason, expected_lock=cur["lock"])
-
-    def promote(
-        self,
-        name: str,
-        version_id: int,
-        *,
-        actor: str,
-        reason: str = "",
-        evidence: dict[str, Any] | None = None,
-        expected_lock: int | None = None,
-    ) -> dict[str, Any]:
-        cur = self.get(name)
-        if cur["champion_id"] == version_id:
-            raise ConflictError(
-                f"Version {version_id} is already the champion of {name!r}.", field="version"
-            )
-        shadows = [s for s in cur["shadows"] if s["version_id"] != version_id]
-        canary_kw: dict[str, Any] = {"canary": None} if cur["canary_id"] == version_id else {}
-        return self.change_traffic(
-            name,
-            actor=actor,
-            action="promote",
-            champion=version_id,
-            previous_champion=cur["champion_id"],
-            shadows=shadows,
-            evidence=evidence,
-            reason=reason or f"version {version_id} promoted to champion",
-            expected_lock=cur["lock"] if expected_lock is None else expected_lock,
-            **canary_kw,
-        )
-
-    def rollback(
-        self,
-        name: str,
-        *,
-        actor: str,
-        reason: str = "",
-        evidence: dict[str, Any] | None = None,
-        left: dict[int, str] | None = None,
-        action: str = "rollback",
-    ) -> dict[str, Any]:
-        """Drop the canary and shadows; with none, return to the previous champion. Versions
-        named in ``left`` get that status as they leave (a rollout's verdict: rolled_back,
-        inconclusive); the decision is recorded as ``action``."""
-        cur = self.get(name)
-        if cur["canary_id"] is not None or cur["shadows"]:
-            return self.change_traffic(
-                name,
-                actor=actor,
-                action=action,
-                left=left,
-                canary=None,
-                shadows=[],
-                evidence=evidence,
-                allow_frozen=True,
-                reason=reason or "canary and shadows removed",
-                expected_lock=cur["lock"],
-            )
-        prev = cur["previous_champion_id"]
-        if prev is None:
-            raise UsageError(
-                f"Endpoint {name!r} has no canary and no previous champion to roll back to.",
-                field="endpoint",
-            )
-        return self.change_traffic(
-            name,
-            actor=actor,
-            action="rollback",
-            champion=prev,
-            previous_champion=None,
-            evidence=evidence,
-            allow_frozen=True,
-            reason=reason or f"rolled back to version {prev}",
-            expected_lock=cur["lock"],
-        )
-
-    def remove_version(
-        self, version_id: int, *, actor: str, reason: str, action: str
-    ) -> builtins.list[str]:
-        """Take a version out of every endpoint at once (kill switch, retirement)."""
-        touched = []
-        for ep in self.list():
-            if self._remove_from(ep, version_id, actor=actor, reason=reason, action=action):
-                touched.append(ep["name"])
-        return touched
-
-    def _remove_from(
-        self, ep: dict[str, Any], version_id: int, *, actor: str, reason: str, action: str
-    ) -> bool:
-        """Take ``version_id`` out of endpoint ``ep``; a concurrent change is read and retried
-        (the kill switch must not fail because a rollout step landed at the same moment)."""
-        for attempt in range(10):
-            try:
-                return self._remove_once(ep, version_id, actor=actor, reason=reason, action=action)
-            except ConflictError:
-                if attempt == 9:
-                    raise
-                ep = self.get(ep["name"])
-        return False
-
-    def _remove_once(
-        self, ep: dict[str, Any], version_id: int, *, actor: str, reason: str, action: str
-    ) -> bool:
-        roles = {ep["champion_id"], ep["canary_id"], *(s["version_id"] for s in ep["shadows"])}
-        if version_id not in roles:
-            return False
-        kw: dict[str, Any] = {
-            "shadows": [s for s in ep["shadows"] if s["version_id"] != version_id]
-        }
-        if ep["canary_id"] == version_id:
-            kw["canary"] = None
-        if ep["champion_id"] == version_id:
-            prev = ep["previous_champion_id"]
-            ok = prev is not None and self._status(prev) not in (
-                "disabled",
-                "retired",
-                "rejected",
-            )
-            # fall back to the previous champion; with none the endpoint answers 503
-            kw["champion"] = prev if ok else None
-            kw["previous_champion"] = None
-        self.change_traffic(
-            ep["name"],
-            actor=actor,
-            action=action,
-            reason=reason,
-            allow_frozen=True,
-            expected_lock=ep["lock"],
-            **kw,
-        )
-        return True
-
-    def _status(self, version_id: int) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(versions.c.status).where(versions.c.id == version_id)
-            ).scalar()
+        return {**self.get(name), "decision_id": decision_id}

@@ -9,7 +9,7 @@ other gets a ``ConflictError``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
+from loopml.store.rows import VersionRow
 from loopml.store.tables import aliases, decisions, runs, snapshots, versions
 from loopml.store.util import row_dict
 
@@ -141,9 +142,7 @@ class Versions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def register(
-        self, *, actor: str = "loopml run", reason: str = "", **values: Any
-    ) -> dict[str, Any]:
+    def register(self, *, actor: str = "loopml run", reason: str = "", **values: Any) -> VersionRow:
         """Insert a new version (all fields at once: no half-written version) and log it."""
         now = time.time()
         values.setdefault("created_at", now)
@@ -180,7 +179,7 @@ class Versions:
                     raise
         raise AssertionError("unreachable")
 
-    def get(self, version_id: int) -> dict[str, Any]:
+    def get(self, version_id: int) -> VersionRow:
         vid = check_id(version_id)
         with self.engine.connect() as conn:
             r = conn.execute(select(versions).where(versions.c.id == vid)).first()
@@ -189,20 +188,20 @@ class Versions:
                 f"No model version {version_id}. List versions with 'loopml versions'.",
                 field="version",
             )
-        return row_dict(r)
+        return cast(VersionRow, row_dict(r))
 
     def list(
         self, *, model: str | None = None, status: str | None = None, limit: int = 500
-    ) -> list[dict[str, Any]]:
+    ) -> list[VersionRow]:
         q = select(versions).order_by(versions.c.id.desc()).limit(limit)
         if model:
             q = q.where(versions.c.model == model)
         if status:
             q = q.where(versions.c.status == status)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [cast(VersionRow, row_dict(r)) for r in conn.execute(q)]
 
-    def latest(self, model: str, status: str | None = None) -> dict[str, Any] | None:
+    def latest(self, model: str, status: str | None = None) -> VersionRow | None:
         rows = self.list(model=model, status=status, limit=1)
         return rows[0] if rows else None
 
@@ -216,7 +215,7 @@ class Versions:
         evidence: dict[str, Any] | None = None,
         expected_lock: int | None = None,
         endpoint: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> VersionRow:
         """Change a version's status if nobody else changed it since ``expected_lock``."""
         with self.engine.begin() as conn:
             set_status(
@@ -236,7 +235,7 @@ class Versions:
         with self.engine.connect() as conn:
             return disabled_note(conn, version_id)
 
-    def enable(self, version_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def enable(self, version_id: int, *, actor: str, reason: str) -> VersionRow:
         """Undo the kill switch: the only way back for a disabled version. It returns as a
         candidate (in no traffic); deploy or promote it again to serve it."""
         vid = check_id(version_id)
@@ -286,8 +285,9 @@ def set_status(
     evidence: dict[str, Any] | None = None,
     expected_lock: int | None = None,
     endpoint: str | None = None,
-) -> None:
-    """The status change itself, inside the caller's transaction (with its decision)."""
+) -> int | None:
+    """The status change itself, inside the caller's transaction (with its decision); returns
+    the id of that decision, or ``None`` when the version already had ``status``."""
     if status not in STATUSES:
         raise UsageError(f"Unknown status {status!r}; valid statuses: {', '.join(STATUSES)}.")
     row = conn.execute(
@@ -297,7 +297,7 @@ def set_status(
         raise NotFoundError(f"No model version {version_id}.", field="version")
     lock = row.lock if expected_lock is None else expected_lock
     if row.status == status:
-        return
+        return None
     res = conn.execute(
         update(versions)
         .where(versions.c.id == version_id, versions.c.lock == lock)
@@ -309,7 +309,7 @@ def set_status(
             f"(expected revision {lock}). Nothing was changed; reload and try again.",
             field="version",
         )
-    audit.record(
+    return audit.record(
         conn,
         actor=actor,
         action=f"status:{status}",

@@ -9,16 +9,18 @@ rollout. Times are the caller's clock (the controller may run on a test clock).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from loopml.errors import ConflictError, NotFoundError
+from loopml.store.rows import ACTIVE_STATES, RetrainRow, RolloutRow, RolloutState
 from loopml.store.tables import retrains, rollouts
 from loopml.store.util import row_dict
 
-ACTIVE = ("shadow", "canary")
+# plain strings for queries (a driver need not know the enum)
+ACTIVE = tuple(s.value for s in ACTIVE_STATES)
 # outcomes that count towards the breaker: the retraining itself failed (it crashed, or gates
 # other than the champion comparison rejected its candidate: a data or code problem)
 FAILED_OUTCOMES = ("rejected", "error")
@@ -27,6 +29,13 @@ NO_HELP = ("not_better", "rolled_back", "inconclusive")
 
 RO = rollouts.c
 RT = retrains.c
+
+
+def _rollout(r: Any) -> RolloutRow:
+    """A rollout row with its state as a ``RolloutState`` (stored as the same string)."""
+    row = cast(RolloutRow, row_dict(r))
+    row["state"] = RolloutState(row["state"])
+    return row
 
 
 class Rollouts:
@@ -43,7 +52,7 @@ class Rollouts:
         at: float,
         retrain_id: int | None = None,
         evidence: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> RolloutRow:
         """A new rollout in the shadow state; refuses a second active one on the endpoint."""
         with self.engine.begin() as conn:
             busy = conn.execute(
@@ -61,7 +70,7 @@ class Rollouts:
                     candidate_id=candidate_id,
                     champion_id=champion_id,
                     retrain_id=retrain_id,
-                    state="shadow",
+                    state=RolloutState.SHADOW.value,
                     step=-1,
                     started_at=at,
                     step_started_at=at,
@@ -74,29 +83,31 @@ class Rollouts:
             ).inserted_primary_key[0]  # type: ignore[index]
         return self.get(int(rid))
 
-    def get(self, rollout_id: int) -> dict[str, Any]:
+    def get(self, rollout_id: int) -> RolloutRow:
         with self.engine.connect() as conn:
             r = conn.execute(select(rollouts).where(RO.id == rollout_id)).first()
         if r is None:
             raise NotFoundError(f"No rollout {rollout_id}.", field="rollout")
-        return row_dict(r)
+        return _rollout(r)
 
-    def active(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+    def active(self, endpoint: str | None = None) -> list[RolloutRow]:
         """Rollouts in progress (shadow or canary), oldest first."""
         q = select(rollouts).where(RO.state.in_(ACTIVE)).order_by(RO.id)
         if endpoint is not None:
             q = q.where(RO.endpoint == endpoint)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [_rollout(r) for r in conn.execute(q)]
 
-    def update(self, rollout: dict[str, Any], *, at: float, **values: Any) -> dict[str, Any]:
+    def update(self, rollout: RolloutRow, *, at: float, **values: Any) -> RolloutRow:
         """Change a rollout if it is still in the state and step it was read in."""
+        if "state" in values:  # a RolloutState or its string; stored as the string
+            values["state"] = RolloutState(values["state"]).value
         with self.engine.begin() as conn:
             res = conn.execute(
                 update(rollouts)
                 .where(
                     RO.id == rollout["id"],
-                    RO.state == rollout["state"],
+                    RO.state == str(rollout["state"]),
                     RO.step == rollout["step"],
                     RO.updated_at == rollout["updated_at"],
                 )
@@ -121,7 +132,7 @@ class Rollouts:
         at: float,
         status: str = "pending",
         evidence: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> RetrainRow:
         with self.engine.begin() as conn:
             rid = conn.execute(
                 insert(retrains).values(
@@ -137,12 +148,12 @@ class Rollouts:
             ).inserted_primary_key[0]  # type: ignore[index]
         return self.retrain(int(rid))
 
-    def retrain(self, retrain_id: int) -> dict[str, Any]:
+    def retrain(self, retrain_id: int) -> RetrainRow:
         with self.engine.connect() as conn:
             r = conn.execute(select(retrains).where(RT.id == retrain_id)).first()
         if r is None:
             raise NotFoundError(f"No retraining request {retrain_id}.", field="retrain")
-        return row_dict(r)
+        return cast(RetrainRow, row_dict(r))
 
     def retrains(
         self,
@@ -153,7 +164,7 @@ class Rollouts:
         key: str | None = None,
         since: float | None = None,
         limit: int = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> list[RetrainRow]:
         """An endpoint's retraining requests, newest first."""
         q = select(retrains).where(RT.endpoint == endpoint).order_by(RT.id.desc()).limit(limit)
         for col, val in ((RT.status, status), (RT.trigger, trigger), (RT.key, key)):
@@ -162,7 +173,7 @@ class Rollouts:
         if since is not None:
             q = q.where(RT.requested_at >= since)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [cast(RetrainRow, row_dict(r)) for r in conn.execute(q)]
 
     def started_since(self, endpoint: str, since: float) -> int:
         """Retraining runs started at or after ``since`` (the daily budget)."""
@@ -177,7 +188,7 @@ class Rollouts:
                 ).scalar_one()
             )
 
-    def last_started(self, endpoint: str) -> dict[str, Any] | None:
+    def last_started(self, endpoint: str) -> RetrainRow | None:
         with self.engine.connect() as conn:
             r = conn.execute(
                 select(retrains)
@@ -185,14 +196,14 @@ class Rollouts:
                 .order_by(RT.started_at.desc(), RT.id.desc())
                 .limit(1)
             ).first()
-        return None if r is None else row_dict(r)
+        return None if r is None else cast(RetrainRow, row_dict(r))
 
-    def failures_in_a_row(self, endpoint: str) -> list[dict[str, Any]]:
+    def failures_in_a_row(self, endpoint: str) -> list[RetrainRow]:
         """The newest finished retrains that failed (``FAILED_OUTCOMES``), up to the last
         promotion."""
         return self._since_promotion(endpoint, FAILED_OUTCOMES)
 
-    def no_help_in_a_row(self, endpoint: str) -> list[dict[str, Any]]:
+    def no_help_in_a_row(self, endpoint: str) -> list[RetrainRow]:
         """The newest finished retrains whose candidate did not help (``NO_HELP``), up to the
         last promotion or failure."""
         out = []
@@ -202,7 +213,7 @@ class Rollouts:
             out.append(r)
         return out
 
-    def _since_promotion(self, endpoint: str, outcomes: tuple[str, ...]) -> list[dict[str, Any]]:
+    def _since_promotion(self, endpoint: str, outcomes: tuple[str, ...]) -> list[RetrainRow]:
         out = []
         for r in self.retrains(endpoint, status="done", limit=100):
             if r["outcome"] == "promoted":
@@ -211,7 +222,7 @@ class Rollouts:
                 out.append(r)
         return out
 
-    def set_retrain(self, retrain_id: int, **values: Any) -> dict[str, Any]:
+    def set_retrain(self, retrain_id: int, **values: Any) -> RetrainRow:
         with self.engine.begin() as conn:
             conn.execute(update(retrains).where(RT.id == retrain_id).values(**values))
         return self.retrain(retrain_id)
@@ -227,9 +238,9 @@ class Rollouts:
         return res.rowcount == 1
 
     # last in the class, so that ``list[...]`` above still means the builtin
-    def list(self, *, endpoint: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list(self, *, endpoint: str | None = None, limit: int = 100) -> list[RolloutRow]:
         q = select(rollouts).order_by(RO.id.desc()).limit(limit)
         if endpoint is not None:
             q = q.where(RO.endpoint == endpoint)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [_rollout(r) for r in conn.execute(q)]

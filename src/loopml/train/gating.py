@@ -15,6 +15,7 @@ from loopml.config import Config
 from loopml.errors import ConfigError, LoopmlError, NotFoundError
 from loopml.evaluate.gating.gates import blocks
 from loopml.store import Store
+from loopml.store.rows import VersionRow
 
 
 def _key_path(field: str | None) -> list[Any]:
@@ -65,7 +66,7 @@ def check_gates_on_data(gates: list[Any], cfg: Config, X: pd.DataFrame) -> None:
 
 def champion_model(
     cfg: Config, store: Store, artifacts: ArtifactStore
-) -> tuple[Any, dict | None, str | None]:
+) -> tuple[Any, VersionRow | None, str | None]:
     """The endpoint's current champion (model, version row, why it could not be loaded), to
     compare the candidate with. A champion that exists but cannot be loaded (a damaged or
     refused artifact, a module that no longer imports) is returned as ``(None, row, reason)``
@@ -132,7 +133,7 @@ def run_all_gates(
         features=features,
         train_fn=train_fn,
         train_params=dict(cfg.model.params),
-        reference_schema=(champion_row or {}).get("extra", {}).get("schema"),
+        reference_schema=champion_row["extra"].get("schema") if champion_row else None,
         champion_error=(
             f"the champion, version {champion_row['id']}, could not be loaded: {champion_error}"
             if champion_error and champion_row is not None

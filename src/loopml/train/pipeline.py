@@ -27,6 +27,7 @@ from loopml.evaluate.gating.gates import blocks
 from loopml.evaluate.measure.holdout import judge_split
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
+from loopml.store.rows import VersionRow
 from loopml.train import environment
 from loopml.train.heldout import evaluate
 from loopml.train.inputs import (
@@ -46,7 +47,7 @@ TASK_FIELDS = ("gates.metrics", "gates.champion", "gates.fairness", "gates.behav
 @dataclass
 class RunResult:
     run_id: int
-    version: dict[str, Any] | None
+    version: VersionRow | None
     passed: bool
     metrics: dict[str, Any]
     slices: list[dict[str, Any]]
@@ -110,7 +111,7 @@ class _Job:
 
 @dataclass
 class _Outcome:
-    version: dict[str, Any]
+    version: VersionRow
     verdicts: list[dict[str, Any]]
     passed: bool
     metrics: dict[str, Any]

@@ -19,6 +19,7 @@ from loopml.data.signature import Signature
 from loopml.errors import DataError, NotFoundError, TrainingError, UnsafeArtifactError
 from loopml.evaluate.gating.gates import blocks
 from loopml.store import Store
+from loopml.store.rows import VersionRow
 from loopml.train import environment
 
 SUFFIX = {
@@ -141,7 +142,7 @@ def register(
     X_test: pd.DataFrame,
     y_test: Any,
     extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> VersionRow:
     """Save the model (checked as the server will load it), its reference profile and signed
     manifest, and register the version: a candidate when every blocking gate passed, else
     rejected."""

@@ -26,20 +26,19 @@ from loopml.config import Config
 from loopml.evaluate.xai.attribution import attribution_drift, explain_gaps, mean_abs
 from loopml.evaluate.xai.explain import Budget, Explainer, Explanation
 from loopml.store import Store
+from loopml.store.rows import VersionRow
 
 WINDOW_ROWS = 300
 GAP_ROWS = 200
 TOP = 5
-_CACHE: OrderedDict[tuple[str, int], tuple[Explainer, dict[str, Any], threading.Lock]] = (
-    OrderedDict()
-)
+_CACHE: OrderedDict[tuple[str, int], tuple[Explainer, VersionRow, threading.Lock]] = OrderedDict()
 _CACHE_SIZE = 8
 _lock = threading.Lock()
 
 
 def explainer_for(
     store: Store, cfg: Config, version_id: int
-) -> tuple[Explainer, dict[str, Any], threading.Lock]:
+) -> tuple[Explainer, VersionRow, threading.Lock]:
     """(explainer, version row, its lock) for a registered version, cached."""
     from loopml.artifacts.model_loader import load_for_project
     from loopml.artifacts.store import ArtifactStore
@@ -65,7 +64,7 @@ def explainer_for(
     return entry
 
 
-def model_rows(row: dict[str, Any], table: pa.Table) -> pd.DataFrame:
+def model_rows(row: VersionRow, table: pa.Table) -> pd.DataFrame:
     """The model's input frame from logged rows (typed by the version's signature)."""
     from loopml.data.signature import Signature
     from loopml.serve.wire.validation import Validator
@@ -79,9 +78,7 @@ def model_rows(row: dict[str, Any], table: pa.Table) -> pd.DataFrame:
     return validator.frame(validator.validate(columns))
 
 
-def _explain(
-    entry: tuple[Explainer, dict[str, Any], threading.Lock], X: pd.DataFrame
-) -> Explanation:
+def _explain(entry: tuple[Explainer, VersionRow, threading.Lock], X: pd.DataFrame) -> Explanation:
     explainer, _, lock = entry
     with lock:
         return explainer.explain(X)
@@ -168,7 +165,7 @@ def _window_explanation(
 
 
 def _window_gap(
-    entry: Any, row: dict[str, Any], log: pa.Table, fairness: dict[str, Any], cfg: Config
+    entry: Any, row: VersionRow, log: pa.Table, fairness: dict[str, Any], cfg: Config
 ) -> dict[str, Any] | None:
     groups = [g for g in fairness.get("selection") or [] if g.get("sufficient")]
     if len(groups) < 2:

@@ -14,6 +14,9 @@ import math
 import shlex
 from typing import Any
 
+from loopml.store.endpoints import serving_versions
+from loopml.store.rows import EndpointRow, VersionRow
+
 PROTOCOLS = ("loopml", "mlflow", "v2")
 
 
@@ -24,7 +27,7 @@ def _py(v: Any) -> Any:
     return v
 
 
-def training_ranges(cfg: Any, version: dict[str, Any]) -> dict[str, tuple[float, float]]:
+def training_ranges(cfg: Any, version: VersionRow) -> dict[str, tuple[float, float]]:
     """Each numeric input's [min, max] in the training data (from the stored profile)."""
     from loopml.artifacts.store import ArtifactStore
     from loopml.errors import LoopmlError
@@ -144,7 +147,7 @@ def examples(
     ]
 
 
-def _traffic(ep: dict[str, Any]) -> list[dict[str, Any]]:
+def _traffic(ep: EndpointRow) -> list[dict[str, Any]]:
     canary = ep["canary_weight"] if ep["canary_id"] else 0.0
     rows = []
     if ep["champion_id"] is not None:
@@ -158,13 +161,13 @@ def _traffic(ep: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def resolve(store: Any, target: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def resolve(store: Any, target: str) -> tuple[VersionRow, EndpointRow | None]:
     """``target`` as (version, endpoint or None): digits name a version id, else an endpoint."""
     from loopml.errors import NotFoundError
 
     if target.isdigit():
         version = store.versions.get(int(target))
-        serving = [e for e in store.endpoints.list() if version["id"] in _served(e)]
+        serving = [e for e in store.endpoints.list() if version["id"] in serving_versions(e)]
         return version, (serving[0] if serving else None)
     ep = store.endpoints.get(target)
     if ep["champion_id"] is None:
@@ -174,10 +177,6 @@ def resolve(store: Any, target: str) -> tuple[dict[str, Any], dict[str, Any] | N
             field="endpoint",
         )
     return store.versions.get(ep["champion_id"]), ep
-
-
-def _served(ep: dict[str, Any]) -> set[int]:
-    return {ep["champion_id"], ep["canary_id"], *(s["version_id"] for s in ep["shadows"])} - {None}
 
 
 def describe(cfg: Any, store: Any, target: str, *, base: str | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from loopml.errors import DataError
 from loopml.evaluate.xai.explain import Budget, Explainer
 
 
-def _profile_columns(artifacts: Any, version: dict[str, Any]) -> dict[str, Any]:
+def _profile_columns(artifacts: Any, version: Mapping[str, Any]) -> dict[str, Any]:
     from loopml.stats.column import column_from_dict
 
     digest = version.get("reference_profile")
@@ -79,7 +80,7 @@ def draw_background(
 
 def version_explainer(
     artifacts: Any,
-    version: dict[str, Any],
+    version: Mapping[str, Any],
     model: Any,
     *,
     target_class: Any = None,

@@ -21,6 +21,7 @@ from loopml.serve.access.auth import Principal
 from loopml.serve.http.middleware import JSON, read_body, require_json
 from loopml.serve.inference.runtime import Runtime
 from loopml.serve.wire.protocols import expect, loads
+from loopml.store.rows import EndpointChange
 
 _LIMIT_MAX = 10_000
 
@@ -86,7 +87,7 @@ def _serving(rt: Runtime, name: str) -> dict[str, Any]:
     }
 
 
-async def _sync_then_show(rt: Runtime, name: str, row: dict[str, Any]) -> Response:
+async def _sync_then_show(rt: Runtime, name: str, row: EndpointChange) -> Response:
     await rt.watcher.sync()
     return _json({**row, "server": _serving(rt, name)})
 
@@ -113,7 +114,7 @@ async def get_endpoint(request: Request, rt: Runtime, who: Principal) -> Respons
     except NotFoundError:
         if name not in rt.watcher.endpoints:
             raise
-        row = {"name": name, "champion_id": None}
+        return _json({"name": name, "champion_id": None, "server": _serving(rt, name)})
     return _json({**row, "server": _serving(rt, name)})
 
 
@@ -205,7 +206,7 @@ async def deploy(request: Request, rt: Runtime, who: Principal) -> Response:
     expect(not (shadow and canary is not None), "Send 'canary' or 'shadow', not both.", "canary")
     reason = _reason(doc)
 
-    def run() -> dict[str, Any]:
+    def run() -> EndpointChange:
         version = rt.store.versions.get(vid)
         return rt.store.endpoints.deploy(
             name,
@@ -247,9 +248,9 @@ async def disable(request: Request, rt: Runtime, who: Principal) -> Response:
     reason = _reason(doc) or f"kill switch over the API by {who.actor}"
     await asyncio.to_thread(rt.store.versions.get, vid)  # 404 before anything changes
     rt.watcher.disable(vid)
-    touched = await asyncio.to_thread(rt.store.disable, vid, actor=who.actor, reason=reason)
+    removal = await asyncio.to_thread(rt.store.disable, vid, actor=who.actor, reason=reason)
     await rt.watcher.sync()
-    return _json({"version": vid, "status": "disabled", "removed_from": touched})
+    return _json({"version": vid, "status": "disabled", "removed_from": removal.endpoints})
 
 
 async def enable(request: Request, rt: Runtime, who: Principal) -> Response:

@@ -35,6 +35,7 @@ from loopml.serve.wire.protocols import (
 )
 from loopml.serve.wire.tensors import HEADER as BINARY_HEADER
 from loopml.store.registry import check_id
+from loopml.store.rows import VersionRow
 
 OCTET = "application/octet-stream"
 
@@ -195,7 +196,7 @@ async def v2_model_ready(request: Request, rt: Runtime, who: Principal) -> Respo
     return _json({"name": name, "version": str(version), "ready": True})
 
 
-async def _version_of(rt: Runtime, name: str, version: int) -> dict[str, Any]:
+async def _version_of(rt: Runtime, name: str, version: int) -> VersionRow:
     """The registry row of ``version``, a version of endpoint ``name``'s model (else 404)."""
     st = rt.watcher.state(name)
     row = await asyncio.to_thread(rt.store.versions.get, version)

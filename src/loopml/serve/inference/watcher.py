@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -64,7 +65,7 @@ class EndpointState:
         )
 
 
-def table_from_row(row: dict[str, Any], statuses: dict[int, str]) -> TrafficTable:
+def table_from_row(row: Mapping[str, Any], statuses: dict[int, str]) -> TrafficTable:
     """The traffic table of an endpoint row; versions whose status is off are disabled."""
     prev = row.get("previous_champion_id")
     ids = {row["champion_id"], row["canary_id"], prev, *(s["version_id"] for s in row["shadows"])}

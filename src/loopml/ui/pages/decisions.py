@@ -8,6 +8,7 @@ from typing import Any
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.store import Store
+from loopml.store.rows import DecisionRow
 from loopml.ui.pages.page_helpers import clean, subject_link
 
 _WINDOW_KEYS = ("window_id", "window", "windows", "window_ids")
@@ -34,7 +35,7 @@ def evidence_links(evidence: Any) -> list[dict[str, str]]:
     return [x for x in out if not (x["href"] in seen or seen.add(x["href"]))]  # type: ignore[func-returns-value]
 
 
-def _row(d: dict[str, Any]) -> dict[str, Any]:
+def _row(d: DecisionRow) -> dict[str, Any]:
     return {
         **d,
         "href": f"/decisions/{d['id']}",

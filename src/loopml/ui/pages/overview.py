@@ -9,12 +9,13 @@ from loopml.config import Config
 from loopml.monitor.alerts import live_alerts
 from loopml.monitor.queries import latest, open_alerts
 from loopml.store import Store
+from loopml.store.rows import EndpointRow
 from loopml.ui.pages.page_helpers import clean
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-def health(row: dict[str, Any] | None, alerts: list[dict[str, Any]]) -> tuple[str, str]:
+def health(row: EndpointRow | None, alerts: list[dict[str, Any]]) -> tuple[str, str]:
     """(state, why): ``down`` with no champion, ``critical``/``warning`` with open alerts,
     ``frozen`` when automation is stopped, else ``ok``. Only open alerts of live subjects
     count (``monitor.alerts.live_alerts``: a version in the role it is alerted for)."""
@@ -76,7 +77,7 @@ def rollout_summary(store: Store, cfg: Config, name: str) -> dict[str, Any] | No
 
 
 def endpoint_summary(
-    store: Store, cfg: Config, name: str, row: dict[str, Any] | None, alerts: list[dict[str, Any]]
+    store: Store, cfg: Config, name: str, row: EndpointRow | None, alerts: list[dict[str, Any]]
 ) -> dict[str, Any]:
     last = latest(store, name, role="champion", n=1)
     w = last[0] if last else None
@@ -144,7 +145,7 @@ def _alert_version(subject: str) -> int | None:
 
 
 def serving_alerts(
-    row: dict[str, Any] | None, alerts: list[dict[str, Any]]
+    row: EndpointRow | None, alerts: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(alerts about what serves now, alerts of versions no longer serving): the overview
     judges an endpoint's health by the first; the endpoint page lists both."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from loopml.errors import UsageError
+from loopml.store.rows import VersionRow
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -75,7 +76,7 @@ def clean(x: Any) -> Any:
     return x
 
 
-def version_brief(v: dict[str, Any]) -> dict[str, Any]:
+def version_brief(v: VersionRow) -> dict[str, Any]:
     return {
         "id": v["id"],
         "model": v["model"],

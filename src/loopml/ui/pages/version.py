@@ -12,10 +12,11 @@ from loopml.errors import LoopmlError, NotFoundError
 from loopml.evaluate.gating.label_lint import quarantine_rows
 from loopml.evaluate.xai.attribution import fairness_gaps
 from loopml.store import Store
+from loopml.store.rows import VersionRow
 from loopml.ui.pages.page_helpers import clean, subject_link, version_brief
 
 
-def lineage(store: Store, v: dict[str, Any]) -> dict[str, Any]:
+def lineage(store: Store, v: VersionRow) -> dict[str, Any]:
     try:
         run = store.runs.get(v["run_id"])
     except NotFoundError:
@@ -39,7 +40,7 @@ def lineage(store: Store, v: dict[str, Any]) -> dict[str, Any]:
             }
         )
     parent = None
-    if v.get("parent_id") is not None:
+    if v["parent_id"] is not None:
         try:
             parent = version_brief(store.versions.get(v["parent_id"]))
         except NotFoundError:
@@ -108,7 +109,7 @@ def importance(extra: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -(r.get("importance") or 0.0))
 
 
-def model_card(store: Store, cfg: Config, v: dict[str, Any]) -> dict[str, Any] | None:
+def model_card(store: Store, cfg: Config, v: VersionRow) -> dict[str, Any] | None:
     """The version's model card (``loopml.evaluate.documents.card``), rendered as HTML by the same
     renderer as ``loopml report`` (``loopml.evaluate.documents.version_report.card_html``), from the same
     inputs: the version, its run, the project's config and the data snapshots."""
@@ -131,10 +132,11 @@ def model_card(store: Store, cfg: Config, v: dict[str, Any]) -> dict[str, Any] |
         return None
 
 
-def actions(store: Store, v: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def actions(store: Store, v: VersionRow) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Where the version is deployed, and the actions the page offers (the API checks roles)."""
     vid = v["id"]
-    placed, acts = [], []
+    placed: list[dict[str, Any]] = []
+    acts: list[dict[str, Any]] = []
     for ep in store.endpoints.list():
         if ep["model"] != v["model"]:
             continue
