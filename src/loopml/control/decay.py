@@ -19,6 +19,7 @@ windows). ``control.triggers`` adds k-of-m persistence on top.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopml.config import Config
@@ -29,7 +30,9 @@ PROPORTIONS = ("accuracy", "balanced_accuracy", "precision", "recall", "error_ra
 SOURCES = (("performance", "labels", "live"), ("estimated_performance", "rows", "estimated"))
 
 
-def baseline(cfg: Config, windows: list[dict[str, Any]], column: str, count: str) -> dict | None:
+def baseline(
+    cfg: Config, windows: Sequence[Mapping[str, Any]], column: str, count: str
+) -> dict | None:
     """The level the champion held in its first windows (or the configured floor)."""
     if cfg.retrain.decay_floor is not None and column == "performance":
         return {"value": cfg.retrain.decay_floor, "n": math.inf, "windows": [], "source": "floor"}

@@ -282,7 +282,7 @@ def _windows(
         live = window_metric(metric, task, y[rows], ans.pred[rows], proba, classes)
         bp = base_proba[rows] if base_proba is not None else None
         none = window_metric(metric, task, y[rows], base_pred[rows], bp, classes)
-        mon = monitored.get((champion, float(s)))
+        mon = monitored.get((champion, float(s))) if champion is not None else None
         e = float(s + W)
         out.append(
             {

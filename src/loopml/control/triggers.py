@@ -36,7 +36,7 @@ from loopml.control import decay as D
 from loopml.control.context import Context
 from loopml.monitor.alerts import judge
 from loopml.store.rollouts import FAILED_OUTCOMES
-from loopml.store.rows import VersionRow
+from loopml.store.rows import VersionRow, WindowSummary
 
 DAY = 86400.0
 WINDOWS = 50  # how many recent monitor windows are read
@@ -51,7 +51,7 @@ class Trigger:
     request_id: int | None = None  # the pending request row (manual triggers)
 
 
-def _k_of_m(ctx: Context, rows: list[dict[str, Any]], verdict: Any) -> tuple[bool, dict[str, Any]]:
+def _k_of_m(ctx: Context, rows: list[WindowSummary], verdict: Any) -> tuple[bool, dict[str, Any]]:
     r = ctx.cfg.retrain
     judged = [(row, v) for row in rows if (v := verdict(row))[0] is not None][-r.m :]
     hits = [(row, v) for row, v in judged if v[0]]

@@ -21,14 +21,14 @@ not traffic: they resolve only when their condition clears and never make an end
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopml.config import AlertRule, Config
 from loopml.evaluate.measure.metrics import LOWER_IS_BETTER
 from loopml.monitor.webhooks import Delivery, deliver
 from loopml.store import Store
-from loopml.store.rows import EndpointRow
+from loopml.store.rows import AlertRow, EndpointRow
 
 DEFAULT_LATENCY_MS = 1000.0
 MULTIVARIATE_AUC = 0.55  # the domain classifier's AUC that counts as drift (Evidently's)
@@ -51,7 +51,7 @@ def rules_of(cfg: Config) -> list[AlertRule]:
 
 
 def judge(
-    rule: AlertRule, row: dict[str, Any], cfg: Config, baseline: dict[str, Any]
+    rule: AlertRule, row: Mapping[str, Any], cfg: Config, baseline: dict[str, Any]
 ) -> tuple[bool | None, dict[str, Any]]:
     """Whether one window breaches the rule (None: cannot be judged), with the numbers."""
     mon = cfg.monitor
@@ -151,7 +151,7 @@ def _message(rule: AlertRule, endpoint: str, subject: str, ev: dict[str, Any], h
     )
 
 
-def _payload(alert: dict[str, Any]) -> dict[str, Any]:
+def _payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     keys = (
         "id",
         "rule",
@@ -227,7 +227,7 @@ def _apply(
     rule: AlertRule,
     endpoint: str,
     subject: str,
-    row: dict[str, Any],
+    row: Mapping[str, Any],
     ev: dict[str, Any],
     firing: bool,
     hits: int,
@@ -355,7 +355,7 @@ def _traffic_subject(subject: str) -> bool:
     return subject.startswith("version:") and subject.rpartition("/")[2] in ROUTED_ROLES
 
 
-def is_live(alert: dict[str, Any], subjects: set[str]) -> bool:
+def is_live(alert: Mapping[str, Any], subjects: set[str]) -> bool:
     """Whether an alert's subject is live (see the module docstring)."""
     subject = alert["subject"]
     if _traffic_subject(subject):
@@ -363,7 +363,7 @@ def is_live(alert: dict[str, Any], subjects: set[str]) -> bool:
     return not subject.endswith("/batch")
 
 
-def live_alerts(alerts: Sequence[dict[str, Any]], row: EndpointRow | None) -> list[dict[str, Any]]:
+def live_alerts(alerts: Sequence[AlertRow], row: EndpointRow | None) -> list[AlertRow]:
     """The open alerts that count for an endpoint's health: those of live subjects."""
     subjects = live_subjects(row)
     return [a for a in alerts if a.get("status", "open") == "open" and is_live(a, subjects)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.store import Store
+from loopml.store.rows import AlertRow, WindowRow, WindowSummary
 
 SERIES = (
     "start",
@@ -55,19 +56,17 @@ def timeseries(
     return {"endpoint": endpoint, "n": len(cols["id"]), **cols}
 
 
-def window_detail(store: Store, window_id: int) -> dict[str, Any]:
+def window_detail(store: Store, window_id: int) -> WindowRow:
     """One window's row with its full results."""
     return store.monitoring.window(window_id)
 
 
-def open_alerts(
-    store: Store, *, endpoint: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
+def open_alerts(store: Store, *, endpoint: str | None = None, limit: int = 200) -> list[AlertRow]:
     return store.monitoring.alerts(status="open", endpoint=endpoint, limit=limit)
 
 
 def latest(
     store: Store, endpoint: str, *, version: int | None = None, role: str = "champion", n: int = 1
-) -> list[dict[str, Any]]:
+) -> list[WindowSummary]:
     """The newest ``n`` windows' summary numbers (for the controller's decay/drift triggers)."""
     return store.monitoring.series(endpoint, version=version, role=role, limit=n)

@@ -11,13 +11,14 @@ instead of inserting another.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from loopml.errors import NotFoundError
+from loopml.store.rows import AlertRow, WindowRow, WindowSummary
 from loopml.store.tables import alerts, monitor_results, monitor_windows
 from loopml.store.util import row_dict
 
@@ -163,7 +164,7 @@ class Monitoring:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[WindowSummary]:
         """Summary numbers of an endpoint's windows in time order (no per-column detail)."""
         q = select(*_SUMMARY_COLS).where(W.endpoint == endpoint)
         if version is not None:
@@ -180,7 +181,7 @@ class Monitoring:
             q = q.order_by(W.start, W.id)
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(*_compiled(conn, q)).fetchall()
-        out = [dict(zip(SUMMARY, r, strict=True)) for r in rows]
+        out = [cast(WindowSummary, dict(zip(SUMMARY, r, strict=True))) for r in rows]
         for r in out:  # SQLite returns booleans as 0/1
             r["drifted"] = bool(r["drifted"])
         return out[::-1] if limit is not None else out
@@ -212,7 +213,7 @@ class Monitoring:
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         return {n: list(c) for n, c in zip(names, cols, strict=True)}
 
-    def window(self, window_id: int) -> dict[str, Any]:
+    def window(self, window_id: int) -> WindowRow:
         """One window's row with its full ``results``."""
         with self.engine.connect() as conn:
             r = conn.execute(
@@ -226,13 +227,11 @@ class Monitoring:
                 "the monitor's series query (GET /v1/monitors/<endpoint>).",
                 field="window",
             )
-        out = row_dict(r)
+        out = cast(WindowRow, row_dict(r))
         out["results"] = out["results"] or {}
         return out
 
-    def window_at(
-        self, endpoint: str, version: int, role: str, start: float
-    ) -> dict[str, Any] | None:
+    def window_at(self, endpoint: str, version: int, role: str, start: float) -> WindowRow | None:
         with self.engine.connect() as conn:
             found = conn.execute(
                 select(W.id).where(
@@ -246,24 +245,24 @@ class Monitoring:
             return [r[0] for r in conn.execute(select(W.endpoint).distinct().order_by(W.endpoint))]
 
     # ------------------------------------------------------------------ alerts
-    def open_alert(self, rule: str, endpoint: str, subject: str) -> dict[str, Any] | None:
+    def open_alert(self, rule: str, endpoint: str, subject: str) -> AlertRow | None:
         """The open alert of a key, if any."""
         return self._last_alert(rule, endpoint, subject, status="open")
 
-    def last_alert(self, rule: str, endpoint: str, subject: str) -> dict[str, Any] | None:
+    def last_alert(self, rule: str, endpoint: str, subject: str) -> AlertRow | None:
         """The newest alert of a key, open or resolved."""
         return self._last_alert(rule, endpoint, subject)
 
     def _last_alert(
         self, rule: str, endpoint: str, subject: str, status: str | None = None
-    ) -> dict[str, Any] | None:
+    ) -> AlertRow | None:
         A = alerts.c
         q = select(alerts).where(A.rule == rule, A.endpoint == endpoint, A.subject == subject)
         if status is not None:
             q = q.where(A.status == status)
         with self.engine.connect() as conn:
             r = conn.execute(q.order_by(A.id.desc()).limit(1)).first()
-        return None if r is None else row_dict(r)
+        return None if r is None else cast(AlertRow, row_dict(r))
 
     def add_alert(self, **values: Any) -> int:
         now = time.time()
@@ -280,14 +279,14 @@ class Monitoring:
                 .values(updated_at=time.time(), **values)
             )
 
-    def alert(self, alert_id: int) -> dict[str, Any]:
+    def alert(self, alert_id: int) -> AlertRow:
         with self.engine.connect() as conn:
             r = conn.execute(select(alerts).where(alerts.c.id == int(alert_id))).first()
         if r is None:
             raise NotFoundError(
                 f"No alert {alert_id}. List alerts with GET /v1/alerts.", field="alert"
             )
-        return row_dict(r)
+        return cast(AlertRow, row_dict(r))
 
     def alerts(
         self,
@@ -296,7 +295,7 @@ class Monitoring:
         endpoint: str | None = None,
         rule: str | None = None,
         limit: int = 200,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AlertRow]:
         """Alerts, newest first; ``status="open"`` for the open ones."""
         A = alerts.c
         q = select(alerts).order_by(A.id.desc()).limit(limit)
@@ -304,4 +303,4 @@ class Monitoring:
             if val is not None:
                 q = q.where(col == val)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [cast(AlertRow, row_dict(r)) for r in conn.execute(q)]

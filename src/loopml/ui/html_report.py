@@ -25,6 +25,7 @@ from loopml.config import Config
 from loopml.errors import UsageError
 from loopml.monitor.queries import timeseries, window_detail
 from loopml.store import Store
+from loopml.store.rows import WindowRow
 from loopml.ui import pages
 from loopml.ui.app import environment
 from loopml.ui.pages.page_helpers import clean, parse_time
@@ -75,7 +76,7 @@ def _summary(ts: dict[str, Any]) -> dict[str, Any]:
 
 
 def _feature_drift(
-    details: list[dict[str, Any]],
+    details: list[WindowRow],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per feature: windows drifted, largest effect; quality findings grouped by check."""
     seen: Counter[str] = Counter()

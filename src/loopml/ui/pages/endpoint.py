@@ -13,6 +13,7 @@ from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.monitor.queries import timeseries
 from loopml.store import Store
+from loopml.store.rows import AlertRow
 from loopml.ui.pages.overview import endpoint_summary
 from loopml.ui.pages.page_helpers import clean, refused_summary
 from loopml.ui.series import split_by
@@ -58,7 +59,7 @@ def metric_label(ts: dict[str, Any]) -> str:
     return " / ".join(names) if names else "accuracy"
 
 
-def charts(ts: dict[str, Any], alerts: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
+def charts(ts: dict[str, Any], alerts: list[AlertRow], cfg: Config) -> list[dict[str, Any]]:
     """The endpoint's chart specs (what ``static/chart.js`` draws)."""
     by_role = split_by(ts, "role", NUMBERS)
     served: dict[str, Any] = {"n": 0}

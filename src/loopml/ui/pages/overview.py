@@ -9,17 +9,17 @@ from loopml.config import Config
 from loopml.monitor.alerts import live_alerts
 from loopml.monitor.queries import latest, open_alerts
 from loopml.store import Store
-from loopml.store.rows import EndpointRow
+from loopml.store.rows import AlertRow, EndpointRow
 from loopml.ui.pages.page_helpers import clean
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-def health(row: EndpointRow | None, alerts: list[dict[str, Any]]) -> tuple[str, str]:
+def health(row: EndpointRow | None, alerts: list[AlertRow]) -> tuple[str, str]:
     """(state, why): ``down`` with no champion, ``critical``/``warning`` with open alerts,
     ``frozen`` when automation is stopped, else ``ok``. Only open alerts of live subjects
     count (``monitor.alerts.live_alerts``: a version in the role it is alerted for)."""
-    if row is None or row.get("champion_id") is None:
+    if row is None or row["champion_id"] is None:
         return "down", "no champion is deployed: predictions answer 503"
     alerts = live_alerts(alerts, row)
     worst = min((SEVERITY_ORDER.get(a["severity"], 2) for a in alerts), default=None)
@@ -27,7 +27,7 @@ def health(row: EndpointRow | None, alerts: list[dict[str, Any]]) -> tuple[str, 
         return "critical", f"{len(alerts)} open alert(s), at least one critical"
     if worst is not None and worst <= 1:
         return "warning", f"{len(alerts)} open alert(s)"
-    if row.get("frozen"):
+    if row["frozen"]:
         return "frozen", "automation and traffic changes are stopped"
     return "ok", "champion deployed, no open warnings"
 
@@ -77,7 +77,7 @@ def rollout_summary(store: Store, cfg: Config, name: str) -> dict[str, Any] | No
 
 
 def endpoint_summary(
-    store: Store, cfg: Config, name: str, row: EndpointRow | None, alerts: list[dict[str, Any]]
+    store: Store, cfg: Config, name: str, row: EndpointRow | None, alerts: list[AlertRow]
 ) -> dict[str, Any]:
     last = latest(store, name, role="champion", n=1)
     w = last[0] if last else None
@@ -145,17 +145,17 @@ def _alert_version(subject: str) -> int | None:
 
 
 def serving_alerts(
-    row: EndpointRow | None, alerts: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    row: EndpointRow | None, alerts: list[AlertRow]
+) -> tuple[list[AlertRow], list[AlertRow]]:
     """(alerts about what serves now, alerts of versions no longer serving): the overview
     judges an endpoint's health by the first; the endpoint page lists both."""
     if row is None:
         return alerts, []
     serving = {row["champion_id"], row["canary_id"], *(s["version_id"] for s in row["shadows"])}
-    now: list[dict[str, Any]] = []
-    old: list[dict[str, Any]] = []
+    now: list[AlertRow] = []
+    old: list[AlertRow] = []
     for a in alerts:
-        v = _alert_version(a.get("subject") or "")
+        v = _alert_version(a["subject"] or "")
         (now if v is None or v in serving else old).append(a)
     return now, old
 
@@ -165,7 +165,7 @@ def overview(store: Store, cfg: Config) -> dict[str, Any]:
     rows = {r["name"]: r for r in store.endpoints.list()}
     names = sorted(set(rows) | set(store.monitoring.endpoints()))
     alerts = open_alerts(store, limit=1000)
-    by_endpoint: dict[str, list[dict[str, Any]]] = {}
+    by_endpoint: dict[str, list[AlertRow]] = {}
     for a in alerts:
         by_endpoint.setdefault(a["endpoint"], []).append(a)
     return clean(

@@ -92,7 +92,7 @@ def drift_table(drift: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dic
 
 def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
     """Context of ``/windows/{id}``."""
-    d = window_detail(store, window_id)
+    d: dict[str, Any] = dict(window_detail(store, window_id))
     res = d.pop("results") or {}
     features, hists = drift_table(res.get("drift"))
     outputs, out_hists = drift_table(res.get("prediction_drift"))
