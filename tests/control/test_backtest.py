@@ -14,10 +14,11 @@ import pytest
 
 from loopml.cli import main
 from loopml.config import load_config
-from loopml.control.backtest import BacktestOptions, load_history, run_backtest, typed_as
+from loopml.control.backtest import BacktestOptions, run_backtest
+from loopml.control.backtest_inputs import load_history, typed_as
+from loopml.control.decision_scoring import row_loss, score_decision
 from loopml.control.history import event_seconds, plan_requests
 from loopml.control.simserve import Served, SimServing
-from loopml.control.timeline import row_loss, score_decision
 from loopml.data.signature import Signature
 from loopml.store import Store
 
@@ -246,7 +247,7 @@ def test_the_sandbox_writes_only_under_its_folder_and_pages_nobody(
     project: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from loopml.config import AlertRule
-    from loopml.control.backtest import sandbox_config
+    from loopml.control.backtest_inputs import sandbox_config
 
     cfg = load_config(project[0])
     cfg.monitor.webhooks = ["http://127.0.0.1:9/oncall"]

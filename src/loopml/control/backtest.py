@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,43 +43,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from loopml.config import Config
+from loopml.control.backtest_inputs import (
+    ACTOR,
+    BacktestOptions,
+    check_served,
+    first_champion,
+    history_in_range,
+    workspace,
+)
 from loopml.control.controller import Controller
 from loopml.control.history import event_seconds, plan_requests
 from loopml.control.simserve import SimServing
-from loopml.control.timeline import build_result
-from loopml.data.signature import Signature
+from loopml.control.timeline import build_result, iso_z
 from loopml.data.sources import load_frame
-from loopml.errors import DataError, LoopmlError, UsageError
+from loopml.errors import LoopmlError
 from loopml.monitor.jobs import run_monitor
 from loopml.progress import NullSteps, Steps
 from loopml.store import Store
 
-ACTOR = "backtest"
 MAX_TICKS = 2000
 Progress = Callable[[float, float, str], None]  # (virtual seconds done, total, note)
-
-
-class GatesFailedError(LoopmlError, RuntimeError):
-    """The first champion of a backtest did not pass its gates."""
-
-    exit_code = 1
-
-
-@dataclass
-class BacktestOptions:
-    """How to replay. Times and ``label_delay`` are in history time (UNIX seconds)."""
-
-    label_delay: float | None = None  # None: one monitor window of history
-    start: float | None = None
-    end: float | None = None
-    per_window: float | None = None  # history one monitor window stands for; None: 1:1
-    tick: float | None = None  # virtual seconds between controller passes
-    dir: Path | None = None  # keep the throwaway store here (must be new or empty)
-    seed: int = 0
-    max_request_rows: int = 200
 
 
 @dataclass
@@ -97,144 +81,6 @@ class Clock:
         return self.origin + (v - self.origin) * self.scale
 
 
-def _workspace(cfg: Config, opts: BacktestOptions) -> tuple[Config, Path, bool]:
-    if opts.dir is not None:
-        work = Path(opts.dir).expanduser().resolve()
-        if work.exists() and any(work.iterdir()):
-            raise UsageError(
-                f"--dir {work} is not empty. A backtest writes a fresh store there: give a new "
-                "or empty folder (or leave --dir out for a temporary one).",
-                field="dir",
-            )
-        work.mkdir(parents=True, exist_ok=True)
-        keep = True
-    else:
-        work, keep = Path(tempfile.mkdtemp(prefix="loopml-backtest-")), False
-    return sandbox_config(cfg, work), work, keep
-
-
-def sandbox_config(cfg: Config, work: Path) -> Config:
-    """``cfg`` writing only under ``work``: its own store and artifact root, and no alert
-    webhooks (a replay of last year must not page anyone; its alerts stay in its store)."""
-    sim = cfg.model_copy(deep=True)
-    sim.store = f"sqlite:///{work / 'loopml.db'}"
-    sim.artifacts = str(work / "artifacts")
-    sim.monitor.webhooks = []
-    for rule in sim.monitor.alerts:
-        rule.webhook = None
-    sim._source, sim._lines = cfg._source, cfg._lines
-    return sim
-
-
-def typed_as(frame: Any, signature: Signature) -> Any:
-    """The history's category columns as the signature's categories are typed: a CSV holds no
-    types, so codes such as 1, 2 read back as numbers where the model was trained on "1", "2"."""
-    frame = frame.copy()
-    for c in signature.columns:
-        cats = c.categories or ()
-        if c.kind == "category" and cats and all(isinstance(v, str) for v in cats):
-            col = frame[c.name]
-            if not pd.api.types.is_string_dtype(col) or pd.api.types.is_numeric_dtype(col):
-                text = col.map(_as_text)
-                frame[c.name] = text.where(col.notna(), None)
-    return frame
-
-
-def _as_text(v: Any) -> Any:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def load_history(cfg: Config, data: str | Path) -> Any:
-    """The history as a DataFrame, checked for the columns a backtest needs."""
-    if cfg.deploy is None:
-        raise UsageError(
-            "A backtest replays traffic through an endpoint, but loopml.yaml has no 'deploy' "
-            "section. Add one (deploy: {endpoint: NAME}) and run it again.",
-            field="deploy",
-        )
-    if not cfg.data.time:
-        raise UsageError(
-            "A backtest replays rows in time order, but loopml.yaml names no time column. "
-            "Set data.time to the column that says when each row happened.",
-            field="data.time",
-        )
-    frame = load_frame(str(data), Path.cwd(), what="DATA")
-    missing = [c for c in (cfg.data.time, cfg.data.target) if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"DATA ({data}) has no column {', '.join(map(repr, missing))}, which loopml.yaml "
-            f"names as data.time / data.target. Columns there: {', '.join(frame.columns[:12])}.",
-            field=missing[0],
-        )
-    return frame[frame[cfg.data.target].notna()].reset_index(drop=True)
-
-
-def _history_in_range(
-    cfg: Config, data: str | Path, opts: BacktestOptions
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The labelled rows of ``data`` between ``--from`` and ``--to``, and their event times."""
-    frame = load_history(cfg, data)
-    assert cfg.deploy is not None and cfg.data.time is not None  # checked above
-    t = event_seconds(frame[cfg.data.time], cfg.data.time)
-    keep = np.ones(len(t), dtype=bool)
-    if opts.start is not None:
-        keep &= t >= opts.start
-    if opts.end is not None:
-        keep &= t < opts.end
-    if not keep.any():
-        raise UsageError(
-            "No row of DATA falls between --from and --to. The history spans "
-            f"{_iso(t.min())} to {_iso(t.max())}.",
-            field="from",
-        )
-    return frame[keep].reset_index(drop=True), t[keep]
-
-
-def _first_champion(
-    cfg: Config, sim_cfg: Config, store: Store, steps: Steps, frame: pd.DataFrame
-) -> tuple[int, pd.DataFrame]:
-    """Train and deploy the backtest's first champion; returns its id and ``frame`` typed as
-    its signature."""
-    from loopml.train import run
-
-    assert cfg.deploy is not None
-    with steps.step(f"Train the first champion on {cfg.data.train} (gates included)"):
-        first = run(sim_cfg, store=store, trigger="backtest", actor=ACTOR)
-    if not first.passed or first.version is None:
-        failed = [g["gate"] for g in first.gates if g.get("verdict") == "fail"]
-        raise GatesFailedError(
-            f"The first champion, trained on {cfg.data.train}, failed its gates "
-            f"({', '.join(failed) or 'see loopml run'}); a backtest needs a champion to "
-            "start from. Run 'loopml run' to see the verdicts."
-        )
-    endpoint = cfg.deploy.endpoint
-    store.endpoints.deploy(
-        endpoint, first.version, actor=ACTOR, reason="first champion of the backtest"
-    )
-    signature = Signature.from_dict(first.version["signature"])
-    missing = [c.name for c in signature.columns if c.name not in frame.columns]
-    if missing:
-        raise DataError(
-            f"DATA has no column {', '.join(map(repr, missing))}, which the model takes "
-            "as input. Replay a file with the columns the model was trained on.",
-            field=missing[0],
-        )
-    return int(first.version["id"]), typed_as(frame, signature)
-
-
-def _check_served(server: SimServing, n_requests: int) -> None:
-    """A replay whose every request was refused says nothing about the loop."""
-    if server.rejected == n_requests:
-        why = server.refusals.most_common(1)[0][0] if server.refusals else "unknown"
-        raise DataError(
-            f"The model's input checks refused every request of DATA, e.g.: {why} Check "
-            "DATA's columns and types against the training data.",
-            field="DATA",
-        )
-
-
 def run_backtest(
     cfg: Config,
     data: str | Path,
@@ -248,7 +94,7 @@ def run_backtest(
     opts = opts or BacktestOptions()
     steps = steps or NullSteps()
     t_wall = time.perf_counter()
-    frame, t = _history_in_range(cfg, data, opts)
+    frame, t = history_in_range(cfg, data, opts)
     assert cfg.deploy is not None  # checked by load_history
     W = cfg.monitor.window
     scale = (opts.per_window / W) if opts.per_window else 1.0
@@ -268,17 +114,17 @@ def run_backtest(
     vt = clock.virtual(plan.data_t)
     delay_v = label_delay / scale
 
-    sim_cfg, work, kept = _workspace(cfg, opts)
+    sim_cfg, work, kept = workspace(cfg, opts)
     random.seed(opts.seed)  # the router draws canary (keyless) and shadow shares from random
     store = Store(sim_cfg.store_url)
     server = None
     try:
-        first_id, frame = _first_champion(cfg, sim_cfg, store, steps, frame)
+        first_id, frame = first_champion(cfg, sim_cfg, store, steps, frame)
         features = {c: frame[c].to_numpy() for c in frame.columns}
         y = frame[cfg.data.target].to_numpy()
         server = SimServing(sim_cfg, store, features, y, label_delay=delay_v, seed=opts.seed)
         decided_at = _replay(sim_cfg, store, server, plan, vt, clock, delay_v, opts, progress)
-        _check_served(server, len(plan))
+        check_served(server, len(plan))
         return build_result(
             cfg=sim_cfg,
             store=store,
@@ -296,8 +142,8 @@ def run_backtest(
                 "label_delay_s": label_delay,
                 "per_window_s": history_window,
                 "scale": scale,
-                "from": _iso(float(t.min())),
-                "to": _iso(float(plan.data_t.max())),
+                "from": iso_z(float(t.min())),
+                "to": iso_z(float(plan.data_t.max())),
                 "dir": str(work) if kept else None,
                 "seed": opts.seed,
                 "notes": notes(cfg, float(t.min()), server.rejected, server.refusals),
@@ -324,7 +170,7 @@ def notes(cfg: Config, start: float, rejected: int, refusals: Any) -> list[str]:
             if end >= start:
                 out.append(
                     f"The first champion's training data ({cfg.data.train}) reaches "
-                    f"{_iso(end)}, after the replay starts ({_iso(start)}): its first windows "
+                    f"{iso_z(end)}, after the replay starts ({iso_z(start)}): its first windows "
                     "are scored on a period it may have learned from."
                 )
     except LoopmlError:
@@ -395,16 +241,10 @@ def _replay(
                     actions.append(d["action"])
             last_id = max(decided_at, default=last_id)
             if progress is not None:
-                note = f"{_iso(clock.history(now_v))[:10]}  {stats.requests} requests"
+                note = f"{iso_z(clock.history(now_v))[:10]}  {stats.requests} requests"
                 acts = [a for a in actions if not a.startswith("status:")]
                 progress(now_v - v0, horizon - v0, note + (f"  {acts[0]}" if acts else ""))
     finally:
         log.close()
         controller.close()
     return decided_at
-
-
-def _iso(t: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
