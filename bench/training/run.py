@@ -52,7 +52,7 @@ def anchor_inputs(project: Path) -> list[str]:
     the target's name, the params and the seed, from the project's own config."""
     from loopml.config import load_config
     from loopml.data.sources import load_frame
-    from loopml.train.pipeline import feature_columns, infer_task
+    from loopml.train.inputs import feature_columns, infer_task
     from loopml.train.split import split
 
     cfg = load_config(project / "loopml.yaml")

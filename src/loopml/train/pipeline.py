@@ -1,10 +1,10 @@
 """``loopml run``: load -> split -> train -> evaluate -> profile -> gate -> register.
 
-Everything that can be checked without training is checked before the run is recorded, so
-a bad config or a missing file leaves the store untouched. A version is inserted in one
-transaction with its metrics, gate verdicts, artifact digest, reference profile, signature
-and lineage: there is never a half-written version. A training function that raises is
-recorded as a failed run (with its error) and nothing else.
+Everything that can be checked without training is checked before the run is recorded
+(``train.preflight``), so a bad config or a missing file leaves the store untouched. A
+version is inserted in one transaction with its metrics, gate verdicts, artifact digest,
+reference profile, signature and lineage: there is never a half-written version. A training
+function that raises is recorded as a failed run (with its error) and nothing else.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import pandas as pd
 
 from loopml.config import Config
 from loopml.data.signature import infer_signature
-from loopml.data.snapshot import snapshot
-from loopml.data.sources import load_callable, load_frame
-from loopml.errors import ConfigError, LoopmlError, TrainingError
+from loopml.errors import LoopmlError, TrainingError
 from loopml.evaluate.gating.gates import blocks
 from loopml.evaluate.measure.holdout import judge_split
 from loopml.progress import NullSteps, Steps
@@ -31,17 +29,11 @@ from loopml.store.rows import VersionRow
 from loopml.train import environment
 from loopml.train.heldout import evaluate
 from loopml.train.inputs import (
-    check_columns,
     check_model_task,
-    check_positive_class,
-    feature_columns,
-    infer_task,
     task_note,
 )
+from loopml.train.preflight import RunInputs, SplitRows, load_inputs, split_and_snapshot
 from loopml.train.threads import thread_limits
-
-# gate options whose validity depends on the task (their errors say how the task was chosen)
-TASK_FIELDS = ("gates.metrics", "gates.champion", "gates.fairness", "gates.behaviour")
 
 
 @dataclass
@@ -75,28 +67,6 @@ def call_train(fn: Any, X: pd.DataFrame, y: pd.Series, params: dict[str, Any], s
 
 
 @dataclass
-class _Inputs:
-    """What is checked before a run is recorded: the rows, their features, the user's training
-    function, the task and the gates built for it."""
-
-    frame: pd.DataFrame
-    features: list[str]
-    train_fn: Any
-    y_all: pd.Series
-    task: str
-    gates: list[Any]
-
-
-@dataclass
-class _Split:
-    train_df: pd.DataFrame
-    test_df: pd.DataFrame
-    how: str
-    snaps: dict[str, Any]
-    snap_ids: dict[str, Any]
-
-
-@dataclass
 class _Job:
     """What the recorded part of a run works with."""
 
@@ -105,8 +75,8 @@ class _Job:
     artifacts: Any
     steps: Steps
     timings: dict[str, float]
-    inputs: _Inputs
-    parts: _Split
+    inputs: RunInputs
+    parts: SplitRows
 
 
 @dataclass
@@ -138,10 +108,10 @@ def run(
     cpu0 = time.process_time()
 
     # ---- everything checkable before the run is recorded
-    inputs = _load(cfg, steps, timings, extra_frame, include_original)
+    inputs = load_inputs(cfg, steps, timings, extra_frame, include_original)
     with steps.step("Split and snapshot"):
         t = time.perf_counter()
-        parts, store = _split(cfg, store, inputs)
+        parts, store = split_and_snapshot(cfg, store, inputs)
         artifacts = ArtifactStore(cfg.artifacts_root)
         timings["split"] = time.perf_counter() - t
         steps.note(
@@ -193,7 +163,7 @@ def run(
 
 
 def _start_run(
-    cfg: Config, store: Store, parts: _Split, trigger: str, limits: contextlib.ExitStack
+    cfg: Config, store: Store, parts: SplitRows, trigger: str, limits: contextlib.ExitStack
 ) -> tuple[int, dict[str, Any]]:
     """Cap the compute's threads (until ``limits`` closes) and record the run's start with its
     code, environment and snapshots; returns the run's id and its details."""
@@ -214,71 +184,6 @@ def _start_run(
         packages=environment.packages(),
     )
     return run_id, details
-
-
-def _load(
-    cfg: Config,
-    steps: Steps,
-    timings: dict[str, float],
-    extra_frame: pd.DataFrame | None,
-    include_original: bool,
-) -> _Inputs:
-    """Load the rows (with any extra labelled rows), the user's training function and the gates,
-    and check all of them before anything is recorded."""
-    from loopml.train.gating import build_gates, check_gates_on_data
-
-    with steps.step(f"Load data from {cfg.data.train}"):
-        t = time.perf_counter()
-        frame = load_frame(cfg.data.train, cfg.root)
-        if extra_frame is not None and len(extra_frame):
-            extra = extra_frame[frame.columns.intersection(extra_frame.columns)]
-            if include_original:
-                frame = pd.concat([frame, extra], ignore_index=True)
-            else:  # recent labelled rows only; columns the log lacks (id, time) stay empty
-                frame = extra.reindex(columns=frame.columns).reset_index(drop=True)
-        check_columns(cfg, frame)
-        features = feature_columns(cfg, frame)
-        t_import = time.perf_counter()  # importing the user's module is the user's code too
-        train_fn = load_callable(cfg.model.train, cfg.root, what="model.train")
-        timings["train_import"] = time.perf_counter() - t_import
-        y_all = frame[cfg.data.target]
-        task = infer_task(cfg, y_all)
-        check_positive_class(cfg, y_all, task)
-        try:
-            gates = build_gates(cfg, task)
-        except ConfigError as e:  # a metric unknown for the task may mean a misread task
-            if not (e.field or "").startswith(TASK_FIELDS):
-                raise
-            note = task_note(cfg, y_all, task)
-            raise ConfigError(f"{e.message} {note[0].upper()}{note[1:]}.", field=e.field) from None
-        check_gates_on_data(gates, cfg, frame[features].head(0))
-        timings["load"] = time.perf_counter() - t
-        steps.note(f"{len(frame):,} rows, {len(features)} features, task: {task}")
-    return _Inputs(frame, features, train_fn, y_all, task, gates)
-
-
-def _split(cfg: Config, store: Store | None, inputs: _Inputs) -> tuple[_Split, Store]:
-    """Split the rows into train and test and record both snapshots (in ``store``, opened from
-    the config when None)."""
-    from loopml.train.split import split
-
-    frame = inputs.frame
-    tr, te, how = split(frame, cfg.data, inputs.task, cfg.model.seed)
-    train_df, test_df = (
-        frame.iloc[tr].reset_index(drop=True),
-        frame.iloc[te].reset_index(drop=True),
-    )
-    snaps = {
-        "train": snapshot(train_df, cfg.data.train),
-        "test": snapshot(test_df, cfg.data.train),
-    }
-    if store is None:
-        store = Store(cfg.store_url)
-    snap_ids = {
-        k: store.snapshots.ensure(hash=s.hash, source=s.source, rows=s.rows, columns=s.columns)
-        for k, s in snaps.items()
-    }
-    return _Split(train_df, test_df, how, snaps, snap_ids), store
 
 
 def _train_gate_register(
@@ -393,7 +298,7 @@ def _gate(
 
 
 def _fit(
-    cfg: Config, steps: Steps, timings: dict[str, float], inputs: _Inputs, train_df: pd.DataFrame
+    cfg: Config, steps: Steps, timings: dict[str, float], inputs: RunInputs, train_df: pd.DataFrame
 ) -> Any:
     """Train the user's model on the training rows and check it suits the task."""
     X_train, y_train = train_df[inputs.features], train_df[cfg.data.target]
