@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from loopml.monitor import alerts
+from loopml.monitor import alerts, breaches
 from loopml.monitor.webhooks import Delivery, post
 from loopml.store import Store
 
@@ -139,7 +139,7 @@ def test_cooldown_reopens_without_sending_again(tmp_path, receiver, cooldown, ex
 def test_default_rules_need_two_of_three_drifted_windows(tmp_path):
     cfg = make_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     store = Store(cfg.store_url)
-    assert {r.on for r in alerts.rules_of(cfg)} == {
+    assert {r.on for r in breaches.rules_of(cfg)} == {
         "performance",
         "estimated_performance",
         "drift",
@@ -194,11 +194,11 @@ def test_a_loss_metric_decays_by_rising(tmp_path):
     """Guards against judging rmse / log_loss as if higher were better (an improving model
     breached, a decaying one never did)."""
     cfg = make_config(tmp_path, "sqlite://", performance_metric="rmse", max_performance_drop=0.5)
-    rule = cfg.monitor.alerts or alerts.default_rules(cfg)
+    rule = cfg.monitor.alerts or breaches.default_rules(cfg)
     perf = next(r for r in rule if r.on == "performance")
     row = {"metric": "rmse", "labels": 500, "rows": 500}
     base = {"rmse": 10.0}
-    worse, ev = alerts.judge(perf, {**row, "performance": 10.6}, cfg, base)
+    worse, ev = breaches.judge(perf, {**row, "performance": 10.6}, cfg, base)
     assert worse is True and ev["op"] == ">" and ev["threshold"] == 10.5
-    better, _ = alerts.judge(perf, {**row, "performance": 8.0}, cfg, base)
+    better, _ = breaches.judge(perf, {**row, "performance": 8.0}, cfg, base)
     assert better is False

@@ -14,7 +14,7 @@ Triggers (``retrain.on``), each read from what is already stored:
 - ``labels``: ``retrain.min_new_labels`` labels arrived since then;
 - ``manual``: a pending request (``loopml control --retrain ENDPOINT``).
 
-Each window is judged with the monitor's own rule (``loopml.monitor.alerts.judge``), so an
+Each window is judged with the monitor's own rule (``loopml.monitor.breaches.judge``), so an
 alert and a trigger never disagree about a window. Persistence (k of m) guards against
 one-window noise and repeated looks (docs/design/measurements.md, "Drift"); then, for
 automatic triggers, in order: dedupe (the same evidence fires once: a trigger carries a key, e.g. the newest window it
@@ -34,7 +34,7 @@ from typing import Any
 from loopml.config import AlertRule
 from loopml.control import decay as D
 from loopml.control.context import Context
-from loopml.monitor.alerts import judge
+from loopml.monitor.breaches import judge
 from loopml.store.rollouts import FAILED_OUTCOMES
 from loopml.store.rows import VersionRow, WindowSummary
 
