@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopml.cli.commands import (
     cli_actor,
@@ -20,6 +20,9 @@ from loopml.cli.commands import (
     project_config,
     when,
 )
+
+if TYPE_CHECKING:
+    from loopml.store.rows import VersionRow
 
 
 @command
@@ -50,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 HEADLINE_METRICS = ("accuracy", "roc_auc", "r2", "rmse")
 
 
-def version_summary(v: dict[str, Any]) -> dict[str, Any]:
+def version_summary(v: VersionRow) -> dict[str, Any]:
     return {
         "version": v["id"],
         "model": v["model"],

@@ -4,7 +4,7 @@ switch (disable) and its undo (enable), retire, freeze and unfreeze, the traffic
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from loopml.cli.commands import (
     cli_actor,
@@ -17,8 +17,11 @@ from loopml.cli.commands import (
     when,
 )
 
+if TYPE_CHECKING:
+    from loopml.store.rows import EndpointRow
 
-def print_endpoint(args: argparse.Namespace, ep: dict[str, Any]) -> int:
+
+def print_endpoint(args: argparse.Namespace, ep: EndpointRow) -> int:
     if getattr(args, "json", False):
         print_json(ep)
     else:

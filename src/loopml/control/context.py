@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from loopml.config import Config, GuardsConfig, RolloutConfig
 from loopml.store import Store
 from loopml.store.rows import EndpointChange
 
 ACTOR = "controller"
+
+
+class Decided(TypedDict):
+    """A decision as the controller reports it (what ``reconcile_once`` returns): the stored
+    decision's id and what it says; ``rollout`` names the rollout it moved, if any."""
+
+    id: int
+    action: str
+    subject: str
+    endpoint: str | None
+    reason: str
+    evidence: dict[str, Any]
+    rollout: NotRequired[int]
 
 
 @dataclass
@@ -43,7 +56,7 @@ class Context:
         evidence: dict[str, Any] | None = None,
         before: Any = None,
         after: Any = None,
-    ) -> dict[str, Any]:
+    ) -> Decided:
         """Append a decision to the audit log and return it (what ``reconcile_once`` reports)."""
         ev = {**(evidence or {}), "controller": self.holder, "clock": self.clock()}
         did = self.store.decisions.record(
@@ -65,13 +78,20 @@ class Context:
             "evidence": ev,
         }
 
-    def traffic_decision(self, changed: EndpointChange) -> dict[str, Any]:
+    def traffic_decision(self, changed: EndpointChange) -> Decided:
         """The decision the store recorded for the traffic change that returned ``changed``
         (found by the id the store returned, never by "the latest of this action")."""
         return self.recorded(changed["decision_id"])
 
-    def recorded(self, decision_id: int | None) -> dict[str, Any]:
+    def recorded(self, decision_id: int | None) -> Decided:
         """The decision with the id a store write returned, as ``decide`` reports one."""
         row = self.store.decisions.get(decision_id) if decision_id is not None else None
         assert row is not None, "a store write returns the id of the decision it wrote"
-        return {k: row[k] for k in ("id", "action", "subject", "endpoint", "reason", "evidence")}
+        return {
+            "id": row["id"],
+            "action": row["action"],
+            "subject": row["subject"],
+            "endpoint": row["endpoint"],
+            "reason": row["reason"],
+            "evidence": row["evidence"],
+        }

@@ -30,7 +30,7 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.control import rollout
-from loopml.control.context import Context
+from loopml.control.context import Context, Decided
 from loopml.control.leader import Leadership
 from loopml.control.retire import retire_pass
 from loopml.control.retrain_pass import back_off, retrain_pass
@@ -75,7 +75,7 @@ def start_rollout(
     *,
     actor: str,
     evidence: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Decided]:
     """Start a guarded rollout of ``candidate`` on ``endpoint`` by hand (``loopml rollout``):
     it enters in shadow and the controller moves it on; returns the decisions written."""
     ctx = Context(cfg=cfg, store=store, clock=time.time, holder="cli", actor=actor)
@@ -100,11 +100,11 @@ class Controller:
         self.leadership = Leadership(store, self.holder, ttl=ttl)
 
     # ------------------------------------------------------------------ the pass
-    def reconcile_once(self) -> list[dict[str, Any]]:
+    def reconcile_once(self) -> list[Decided]:
         """One pass; returns the decisions it recorded (empty when another controller leads)."""
         if not self.leadership.acquire():
             return []
-        out: list[dict[str, Any]] = []
+        out: list[Decided] = []
         if self.leadership.taken_from is not None:  # another controller stopped or was killed
             out += self._take_over(self.leadership.taken_from)
             self.leadership.taken_from = None
@@ -123,12 +123,12 @@ class Controller:
             out += retrain_pass(self.ctx, self.cfg.deploy.endpoint)
         return out
 
-    def _take_over(self, prev: str) -> list[dict[str, Any]]:
+    def _take_over(self, prev: str) -> list[Decided]:
         """On taking over from controller ``prev`` (stopped or killed): every active rollout
         resumes from its state in the store, and a ``rollout-resumed`` decision says so. A step
         whose traffic change was made but not yet recorded in the rollout row (the controller
         died between the two) is recorded now, so the step is neither lost nor taken twice."""
-        out = []
+        out: list[Decided] = []
         steps = self.ctx.rollout.steps if self.cfg.deploy is not None else []
         for ro in self.store.rollouts.active():
             ep = self.store.endpoints.get(ro["endpoint"])

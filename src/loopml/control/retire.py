@@ -12,9 +12,7 @@ instead (once a day). Versions on a frozen endpoint are left alone.
 
 from __future__ import annotations
 
-from typing import Any
-
-from loopml.control.context import Context
+from loopml.control.context import Context, Decided
 
 DAY = 86400.0
 SKIP = ("retired", "disabled")
@@ -50,14 +48,14 @@ def _warned_recently(ctx: Context, version_id: int, now: float) -> bool:
     return bool(last) and now - float(last[0]["evidence"].get("clock", 0)) < DAY
 
 
-def retire_pass(ctx: Context) -> list[dict[str, Any]]:
+def retire_pass(ctx: Context) -> list[Decided]:
     """Retire every expired or idle version of the config's model; returns the decisions."""
     deploy = ctx.cfg.deploy
     if deploy is None or (deploy.expire_after is None and deploy.idle_after is None):
         return []
     now, store = ctx.clock(), ctx.store
     roles, frozen = _serving(ctx)
-    out: list[dict[str, Any]] = []
+    out: list[Decided] = []
     for v in store.versions.list(model=ctx.cfg.model.name):
         if v["status"] in SKIP:
             continue

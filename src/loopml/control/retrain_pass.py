@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.control import rollout, triggers
-from loopml.control.context import Context
+from loopml.control.context import Context, Decided
 from loopml.control.retrain import retrain
 from loopml.errors import NotFoundError
 from loopml.store.rollouts import NO_HELP
 from loopml.store.rows import RetrainRow
 
 
-def retrain_pass(ctx: Context, endpoint: str) -> list[dict[str, Any]]:
+def retrain_pass(ctx: Context, endpoint: str) -> list[Decided]:
     """Retrain ``endpoint`` if a trigger fired and nothing suppresses it; returns the decisions
     (suppressions are noted once per trigger key and reason)."""
     store = ctx.store
@@ -29,7 +29,7 @@ def retrain_pass(ctx: Context, endpoint: str) -> list[dict[str, Any]]:
     if ep["frozen"] or ep["champion_id"] is None or store.rollouts.active(endpoint):
         return []
     champion = store.versions.get(ep["champion_id"])
-    out: list[dict[str, Any]] = []
+    out: list[Decided] = []
     for trig in triggers.fired(ctx, endpoint, champion):
         why = triggers.suppressed(ctx, endpoint, trig)
         if why is None:
@@ -72,7 +72,7 @@ def _already_noted(ctx: Context, endpoint: str, key: str, kind: str) -> bool:
     )
 
 
-def _run(ctx: Context, endpoint: str, trig: triggers.Trigger) -> list[dict[str, Any]]:
+def _run(ctx: Context, endpoint: str, trig: triggers.Trigger) -> list[Decided]:
     store, now = ctx.store, ctx.clock()
     req = _open_request(ctx, endpoint, trig, now)
     if req is None:
@@ -148,7 +148,7 @@ def _no_candidate(
     request_id: int,
     res: dict[str, Any],
     vid: int | None,
-) -> list[dict[str, Any]]:
+) -> list[Decided]:
     """Close a retraining that produced no candidate, say why, and back off (it did not
     help) or count it towards the breaker (it failed)."""
     ctx.store.rollouts.set_retrain(
@@ -183,9 +183,7 @@ def _no_candidate(
     return out + _check_breaker(ctx, endpoint, res["outcome"])
 
 
-def back_off(
-    ctx: Context, endpoint: str, outcome: str, evidence: dict[str, Any]
-) -> list[dict[str, Any]]:
+def back_off(ctx: Context, endpoint: str, outcome: str, evidence: dict[str, Any]) -> list[Decided]:
     """A retraining that did not help: no failure (the breaker is for those), but the next
     automatic one waits longer."""
     wait, tries = triggers.cooldown(ctx, endpoint)
@@ -201,7 +199,7 @@ def back_off(
     ]
 
 
-def _check_breaker(ctx: Context, endpoint: str, outcome: str) -> list[dict[str, Any]]:
+def _check_breaker(ctx: Context, endpoint: str, outcome: str) -> list[Decided]:
     if not triggers.breaker_tripped_now(ctx, endpoint, outcome):
         return []
     n = ctx.cfg.retrain.breaker

@@ -29,7 +29,7 @@ import pandas as pd
 from loopml.config import decision_metric
 from loopml.control import guards as G
 from loopml.control import judgement as J
-from loopml.control.context import Context
+from loopml.control.context import Context, Decided
 from loopml.control.samples import batch_bounds, read_label_map, read_rows, role_rows, sample_of
 from loopml.errors import ConflictError
 from loopml.evaluate.measure.rowloss import NEEDS_PROBA, score_for
@@ -48,7 +48,7 @@ def start(
     *,
     retrain_id: int | None = None,
     evidence: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Decided]:
     """Mirror ``candidate`` as a shadow of ``endpoint`` and open its rollout."""
     now = ctx.clock()
     ep = ctx.store.endpoints.get(endpoint)
@@ -126,7 +126,7 @@ def _end(
     reason: str,
     evidence: dict[str, Any],
     now: float,
-) -> list[dict[str, Any]]:
+) -> list[Decided]:
     """Take the candidate out of traffic with ``outcome`` as its status (rolled_back,
     inconclusive), and close the rollout."""
     endpoint = ro["endpoint"]
@@ -149,7 +149,7 @@ def _end(
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
-def advance(ctx: Context, ro: RolloutRow) -> list[dict[str, Any]]:
+def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
     """One pass over one active rollout; see the module docstring."""
     store, now, endpoint = ctx.store, ctx.clock(), ro["endpoint"]
     ep = store.endpoints.get(endpoint)
@@ -209,7 +209,7 @@ def advance(ctx: Context, ro: RolloutRow) -> list[dict[str, Any]]:
 
 def _operational(
     ctx: Context, ro: RolloutRow, rows: Any, quality: J.Quality, now: float
-) -> tuple[list[dict[str, Any]], RolloutRow]:
+) -> tuple[list[Decided], RolloutRow]:
     """Judge every full batch of new challenger rows on the operational guards; roll back
     after ``guards.consecutive`` breached batches. Returns the decisions and the rollout."""
     g, endpoint, store = ctx.guards, ro["endpoint"], ctx.store
@@ -218,7 +218,7 @@ def _operational(
     streak, judged, cursor = ro["breaches"], ro["judged"], ro["cursor"]
     total = int(ro["evidence"].get("rows", 0))
     last: dict[str, Any] | None = None
-    out: list[dict[str, Any]] = []
+    out: list[Decided] = []
     shown = quality.outcome == "non_inferior"
     no_labels = pd.Series(dtype=object)  # quality is the paired test's; batches need none
     for lo, hi in batch_bounds(chal_all["_ts"].to_numpy(), ro["cursor"], g.min_samples):
@@ -273,9 +273,7 @@ def _operational(
     return out, ro
 
 
-def _after_shadow(
-    ctx: Context, ro: RolloutRow, quality: J.Quality, now: float
-) -> list[dict[str, Any]]:
+def _after_shadow(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) -> list[Decided]:
     cfg, endpoint = ctx.rollout, ro["endpoint"]
     paired = quality.evidence.get("paired_rows", 0)
     if now - ro["started_at"] < cfg.shadow or paired < cfg.shadow_min_samples or ro["breaches"]:
@@ -308,9 +306,7 @@ def _after_shadow(
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
-def _after_step(
-    ctx: Context, ro: RolloutRow, quality: J.Quality, now: float
-) -> list[dict[str, Any]]:
+def _after_step(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) -> list[Decided]:
     cfg, endpoint, step = ctx.rollout, ro["endpoint"], ro["step"]
     if now - ro["step_started_at"] < cfg.step_duration or ro["judged"] < 1 or ro["breaches"]:
         return []
