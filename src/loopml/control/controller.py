@@ -141,7 +141,7 @@ class Controller:
             repaired, after = "", state
             weight = ep.get("canary_weight")
             k = steps.index(weight) if weight in steps else -1
-            if ro["state"] is RolloutState.CANARY and k > ro["step"]:
+            if ro["state"] == RolloutState.CANARY and k > ro["step"]:
                 after = {**state, "step": k}
                 now = self.clock()
                 self.store.rollouts.update(ro, at=now, step=k, step_started_at=now, judged=0)
@@ -152,7 +152,7 @@ class Controller:
             reason = (
                 f"controller {self.holder} took over from {prev} (stopped or killed); the "
                 f"rollout resumes from its stored state {ro['state']}"
-                + (f", step {ro['step'] + 1}" if ro["state"] is RolloutState.CANARY else "")
+                + (f", step {ro['step'] + 1}" if ro["state"] == RolloutState.CANARY else "")
                 + repaired
             )
             out.append(

@@ -73,7 +73,7 @@ def start(
 def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
     if ep["champion_id"] != ro["champion_id"]:
         return False
-    if ro["state"] is RolloutState.SHADOW:
+    if ro["state"] == RolloutState.SHADOW:
         return any(s["version_id"] == ro["candidate_id"] for s in ep["shadows"])
     return ep["canary_id"] == ro["candidate_id"]
 
@@ -81,7 +81,7 @@ def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
 def _finish(ctx: Context, ro: RolloutRow, state: RolloutState, reason: str, now: float) -> None:
     ctx.store.rollouts.update(ro, at=now, state=state, finished_at=now, reason=reason)
     if ro["retrain_id"] is not None:
-        ctx.store.rollouts.set_retrain(ro["retrain_id"], outcome=state, finished_at=now)
+        ctx.store.rollouts.set_retrain(ro["retrain_id"], outcome=state.value, finished_at=now)
 
 
 def _metric_and_score(ctx: Context, ro: RolloutRow, rows: Any) -> tuple[str, str, list | None]:
@@ -130,7 +130,7 @@ def _end(
     """Take the candidate out of traffic with ``outcome`` as its status (rolled_back,
     inconclusive), and close the rollout."""
     endpoint = ro["endpoint"]
-    action = "rollback" if outcome is RolloutState.ROLLED_BACK else "rollout-inconclusive"
+    action = "rollback" if outcome == RolloutState.ROLLED_BACK else "rollout-inconclusive"
     changed = ctx.store.endpoints.rollback(
         endpoint,
         actor=ctx.actor,
@@ -202,7 +202,7 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
             {"quality": quality.evidence},
             now,
         )
-    if ro["state"] is RolloutState.SHADOW:
+    if ro["state"] == RolloutState.SHADOW:
         return out + _after_shadow(ctx, ro, quality, now)
     return out + _after_step(ctx, ro, quality, now)
 
@@ -212,7 +212,7 @@ def _operational(
 ) -> tuple[list[Decided], RolloutRow]:
     """Judge every full batch of new challenger rows on the operational guards; roll back
     after ``guards.consecutive`` breached batches. Returns the decisions and the rollout."""
-    g, endpoint, store = ctx.guards, ro["endpoint"], ctx.store
+    g, endpoint = ctx.guards, ro["endpoint"]
     chal_all = role_rows(rows, ro["candidate_id"], CHALLENGER_ROLE[ro["state"]])
     champ_all = role_rows(rows, ro["champion_id"], CHAMPION_ROLE[ro["state"]])
     streak, judged, cursor = ro["breaches"], ro["judged"], ro["cursor"]
@@ -243,14 +243,7 @@ def _operational(
             )
         if G.should_roll_back(g, streak):
             failing = [k for k, c in verdict.checks.items() if c["breached"]]
-            ro = store.rollouts.update(
-                ro,
-                at=now,
-                breaches=streak,
-                judged=judged,
-                cursor=cursor,
-                evidence={**ro["evidence"], "rows": total, "last": last},
-            )
+            ro = _save_batches(ctx, ro, now, streak, judged, cursor, total, last)
             ended = _end(
                 ctx,
                 ro,
@@ -262,15 +255,30 @@ def _operational(
             )
             return out + ended, {**ro, "state": RolloutState.ROLLED_BACK}
     if last is not None:
-        ro = store.rollouts.update(
-            ro,
-            at=now,
-            breaches=streak,
-            judged=judged,
-            cursor=cursor,
-            evidence={**ro["evidence"], "rows": total, "last": last},
-        )
+        ro = _save_batches(ctx, ro, now, streak, judged, cursor, total, last)
     return out, ro
+
+
+def _save_batches(
+    ctx: Context,
+    ro: RolloutRow,
+    now: float,
+    streak: int,
+    judged: int,
+    cursor: float,
+    total: int,
+    last: dict[str, Any],
+) -> RolloutRow:
+    """Record the guard batches judged in this pass: the breach streak, the judged batches of
+    the step, the log time judged up to, the challenger rows seen and the last verdict."""
+    return ctx.store.rollouts.update(
+        ro,
+        at=now,
+        breaches=streak,
+        judged=judged,
+        cursor=cursor,
+        evidence={**ro["evidence"], "rows": total, "last": last},
+    )
 
 
 def _after_shadow(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) -> list[Decided]:

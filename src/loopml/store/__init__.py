@@ -51,24 +51,13 @@ class Store:
     ) -> Removal:
         return self._take_out(version_id, "retired", actor=actor, reason=reason, evidence=evidence)
 
-    def _take_out(
-        self,
-        version_id: int,
-        status: str,
-        *,
-        actor: str,
-        reason: str,
-        evidence: dict[str, Any] | None = None,
-    ) -> Removal:
+    def _take_out(self, version_id: int, status: str, **why: Any) -> Removal:
+        """Set ``status`` (``why``: actor, reason, evidence), then leave every endpoint."""
         with self.engine.begin() as conn:
-            decision_id = set_status(
-                conn, version_id, status, actor=actor, reason=reason, evidence=evidence
-            )
+            decision_id = set_status(conn, version_id, status, **why)
+        action = "disable" if status == "disabled" else "retire"
         left = self.endpoints.remove_version(
-            version_id,
-            actor=actor,
-            reason=reason,
-            action="disable" if status == "disabled" else "retire",
+            version_id, actor=why["actor"], reason=why["reason"], action=action
         )
         return Removal(decision_id=decision_id, endpoints=left)
 
