@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
 from loopml.store import audit
-from loopml.store.rows import VersionRow
+from loopml.store.rows import RunRow, VersionRow
 from loopml.store.tables import aliases, decisions, runs, snapshots, versions
 from loopml.store.util import row_dict
 
@@ -123,19 +123,19 @@ class Runs:
         with self.engine.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
-    def get(self, run_id: int) -> dict[str, Any]:
+    def get(self, run_id: int) -> RunRow:
         with self.engine.connect() as conn:
             r = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         if r is None:
             raise NotFoundError(f"No run {run_id}. List runs with 'loopml runs'.")
-        return row_dict(r)
+        return cast(RunRow, row_dict(r))
 
-    def list(self, *, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list(self, *, model: str | None = None, limit: int = 100) -> list[RunRow]:
         q = select(runs).order_by(runs.c.id.desc()).limit(limit)
         if model:
             q = q.where(runs.c.model == model)
         with self.engine.connect() as conn:
-            return [row_dict(r) for r in conn.execute(q)]
+            return [cast(RunRow, row_dict(r)) for r in conn.execute(q)]
 
 
 class Versions:

@@ -83,6 +83,31 @@ class DecisionRow(TypedDict):
     after: Any
 
 
+class RunRow(TypedDict):
+    """A training run: what it trained on, with which code and environment, what it cost."""
+
+    id: int
+    project: str
+    model: str
+    status: str
+    trigger: str
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None
+    snapshots: dict[str, str]
+    git_commit: str | None
+    git_dirty: bool | None
+    python: str
+    packages: dict[str, str]
+    cpu_seconds: float | None
+    peak_memory_mb: float | None
+    wall_seconds: float | None
+    train_seconds: float | None
+    error: str | None
+    started_at: float
+    finished_at: float | None
+    details: dict[str, Any] | None
+
+
 class VersionRow(TypedDict):
     id: int
     model: str
