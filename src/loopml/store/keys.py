@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
@@ -20,9 +20,17 @@ from sqlalchemy.engine import Engine
 from loopml.errors import NotFoundError, UsageError
 from loopml.store import audit
 from loopml.store.endpoints import check_endpoint_name
+from loopml.store.rows import KeyRow
 from loopml.store.tables import api_keys
 from loopml.store.util import row_dict
 from loopml.types import ROLES
+
+
+def _record(r: Any) -> KeyRow:
+    """A key's row without its hash."""
+    d = row_dict(r)
+    d.pop("hash")
+    return cast(KeyRow, d)
 
 
 def _digest(key: str) -> str:
@@ -41,7 +49,7 @@ class Keys:
         rate_per_s: float | None = None,
         endpoints: list[str] | None = None,
         actor: str = "cli",
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, KeyRow]:
         """A new key with ``role`` (limited to ``endpoints`` when given); returns (the key, its
         record). The key is not stored."""
         if role not in ROLES:
@@ -78,30 +86,25 @@ class Keys:
             )
         return key, self.get(int(kid))
 
-    def get(self, key_id: int) -> dict[str, Any]:
+    def get(self, key_id: int) -> KeyRow:
         with self.engine.connect() as conn:
             r = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
         if r is None:
             raise NotFoundError(f"No API key {key_id}.", field="key")
-        d = row_dict(r)
-        d.pop("hash")
-        return d
+        return _record(r)
 
-    def by_id(self, key_id: int) -> dict[str, Any] | None:
+    def by_id(self, key_id: int) -> KeyRow | None:
         """The record of key ``key_id`` (revoked ones too), or None."""
         try:
             return self.get(key_id)
         except NotFoundError:
             return None
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[KeyRow]:
         with self.engine.connect() as conn:
-            rows = [row_dict(r) for r in conn.execute(select(api_keys).order_by(api_keys.c.id))]
-        for r in rows:
-            r.pop("hash")
-        return rows
+            return [_record(r) for r in conn.execute(select(api_keys).order_by(api_keys.c.id))]
 
-    def authenticate(self, key: str) -> dict[str, Any] | None:
+    def authenticate(self, key: str) -> KeyRow | None:
         """The key's record if ``key`` is valid and not revoked, else None."""
         parts = key.split("_")
         if len(parts) < 3 or parts[0] != "lml":
@@ -110,9 +113,7 @@ class Keys:
             r = conn.execute(select(api_keys).where(api_keys.c.prefix == parts[1])).first()
         if r is None or r.revoked_at is not None or not hmac.compare_digest(r.hash, _digest(key)):
             return None
-        d = row_dict(r)
-        d.pop("hash")
-        return d
+        return _record(r)
 
     def revoke(self, key_id: int, *, actor: str = "cli") -> None:
         with self.engine.begin() as conn:

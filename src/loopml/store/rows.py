@@ -177,6 +177,19 @@ class Removal:
     endpoints: list[str]
 
 
+class KeyRow(TypedDict):
+    """An API key's record; the key's hash never leaves the store."""
+
+    id: int
+    prefix: str
+    role: str
+    name: str
+    rate_per_s: float | None
+    created_at: float
+    revoked_at: float | None
+    endpoints: list[str] | None
+
+
 class WindowSummary(TypedDict):
     """The summary columns of a monitor window (``Monitoring.series``)."""
 

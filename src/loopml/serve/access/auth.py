@@ -31,6 +31,7 @@ from typing import Any
 
 from loopml.errors import AuthError, ForbiddenError, RateLimitedError, UnavailableError
 from loopml.serve.access.sessions import Sessions
+from loopml.store.rows import KeyRow
 from loopml.types import ROLES
 
 log = logging.getLogger("loopml.serve")
@@ -102,7 +103,7 @@ class Authenticator:
 
     def __init__(
         self,
-        lookup: Callable[[str], dict[str, Any] | None],
+        lookup: Callable[[str], KeyRow | None],
         *,
         enabled: bool = True,
         ttl: float = 5.0,
@@ -111,7 +112,7 @@ class Authenticator:
         clock: Callable[[], float] = time.monotonic,
         cache_size: int = _MAX_CACHE,
         lookups: int = 4,
-        lookup_id: Callable[[int], dict[str, Any] | None] | None = None,
+        lookup_id: Callable[[int], KeyRow | None] | None = None,
         session_secret: str | None = None,
         stale_grace: float = 900.0,
     ) -> None:
@@ -264,7 +265,7 @@ class Authenticator:
             del self._unknown[key]
         return _MISS
 
-    def _remember(self, key: str, record: dict[str, Any] | None) -> Principal | None:
+    def _remember(self, key: str, record: KeyRow | None) -> Principal | None:
         principal = self._principal(record)
         until = self.clock() + self.ttl
         if principal is None:
@@ -290,7 +291,7 @@ class Authenticator:
             )
         return cached
 
-    def _principal(self, record: dict[str, Any] | None) -> Principal | None:
+    def _principal(self, record: KeyRow | None) -> Principal | None:
         if record is None or record.get("role") not in RANK:
             return None
         kid = int(record["id"])

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopml.errors import UnavailableError
+from loopml.store.rows import KeyRow
 
 COOKIE = "loopml_session"
 STALE_GRACE = 900.0  # seconds a checked key stays usable while the store cannot be reached
@@ -52,7 +53,7 @@ class Sessions:
 
     def __init__(
         self,
-        lookup_id: Callable[[int], dict[str, Any] | None],
+        lookup_id: Callable[[int], KeyRow | None],
         *,
         secret: str | bytes | None = None,
         max_age: float = MAX_AGE,
@@ -64,7 +65,7 @@ class Sessions:
         self.lookup_id = lookup_id
         self.max_age = max_age
         self.clock = clock
-        self._records: OrderedDict[int, tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._records: OrderedDict[int, tuple[float, KeyRow | None]] = OrderedDict()
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self.secret, payload, hashlib.sha256).digest()
@@ -93,7 +94,7 @@ class Sessions:
         except ValueError:
             return None
 
-    def record(self, token: str, ttl: float = 5.0) -> dict[str, Any] | None:
+    def record(self, token: str, ttl: float = 5.0) -> KeyRow | None:
         """The live key record behind ``token`` (blocking on a cache miss; records are cached
         ``ttl`` seconds), or None."""
         found = self.key_id(token)
