@@ -35,6 +35,7 @@ from loopml.config import AlertRule, Config
 from loopml.monitor.alerts import _apply, rules_of
 from loopml.monitor.webhooks import Delivery
 from loopml.store import Store
+from loopml.store.rows import RefusedWindow
 
 if TYPE_CHECKING:
     from loopml.monitor.jobs import Pass
@@ -147,7 +148,7 @@ def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     return out
 
 
-def judge(rule: AlertRule, row: dict[str, Any]) -> tuple[bool | None, dict[str, Any]]:
+def judge(rule: AlertRule, row: RefusedWindow) -> tuple[bool | None, dict[str, Any]]:
     """Whether one refused window breaches ``rule`` (None: nothing to judge)."""
     thr = rule.threshold if rule.threshold is not None else DEFAULT_SHARE
     value = row["share"]

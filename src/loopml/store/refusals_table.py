@@ -8,11 +8,12 @@ the dashboard.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
+from loopml.store.rows import RefusedWindow
 from loopml.store.tables import monitor_refused
 from loopml.store.util import row_dict
 
@@ -54,7 +55,7 @@ class RefusedWindows:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[RefusedWindow]:
         """The endpoint's windows with ``since <= start < until``, oldest first (the newest
         ``limit`` of them)."""
         q = select(monitor_refused).where(T.endpoint == endpoint)
@@ -66,13 +67,13 @@ class RefusedWindows:
         if limit is not None:
             q = q.limit(limit)
         with self.engine.connect() as conn:
-            rows = [row_dict(r) for r in conn.execute(q)]
+            rows = [cast(RefusedWindow, row_dict(r)) for r in conn.execute(q)]
         return rows[::-1]
 
-    def at(self, endpoint: str, start: float) -> dict[str, Any] | None:
+    def at(self, endpoint: str, start: float) -> RefusedWindow | None:
         """The window of ``endpoint`` starting at ``start``, if it had refusals."""
         with self.engine.connect() as conn:
             r = conn.execute(
                 select(monitor_refused).where(T.endpoint == endpoint, T.start == start)
             ).first()
-        return None if r is None else row_dict(r)
+        return None if r is None else cast(RefusedWindow, row_dict(r))

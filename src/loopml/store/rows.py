@@ -233,6 +233,23 @@ class WindowRow(WindowSummary):
     results: dict[str, Any]
 
 
+class RefusedWindow(TypedDict):
+    """Refused traffic of one endpoint in one monitor window (``monitor_refused``)."""
+
+    id: int
+    endpoint: str
+    start: float
+    end: float
+    requests: int
+    rows: int
+    served: int
+    share: float | None
+    counts: list[dict[str, Any]]
+    log_files: str
+    computed_at: float
+    updated_at: float
+
+
 class AlertRow(TypedDict):
     id: int
     rule: str

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from loopml.errors import UsageError
-from loopml.store.rows import VersionRow
+from loopml.store.rows import RefusedWindow, VersionRow
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -87,9 +87,9 @@ def version_brief(v: VersionRow) -> dict[str, Any]:
     }
 
 
-def refused_summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
+def refused_summary(row: RefusedWindow | None) -> dict[str, Any] | None:
     """A ``monitor_refused`` row as the pages show it (None: nothing was refused)."""
     if row is None:
         return None
     keep = ("start", "end", "requests", "rows", "served", "share", "counts")
-    return {k: row[k] for k in keep}
+    return {k: v for k, v in row.items() if k in keep}
