@@ -7,21 +7,15 @@ from __future__ import annotations
 from loopml.store import Store
 from loopml.store.rows import RolloutState, VersionRow
 
+# the least a version needs to be registered (none of it matters to these tests)
+BARE = {"model": "m", "status": "candidate", "format": "skops", "artifact": "a" * 64}
+EMPTY = ("signature", "metrics", "snapshots", "manifest")
+
 
 def _version(store: Store) -> VersionRow:
     run = store.runs.start(project="p", model="m", params={}, snapshots={}, python="3", packages={})
     return store.versions.register(
-        model="m",
-        run_id=run,
-        status="candidate",
-        format="skops",
-        artifact="a" * 64,
-        signature={},
-        metrics={},
-        slices=[],
-        gates=[],
-        snapshots={},
-        manifest={},
+        run_id=run, slices=[], gates=[], **BARE, **{k: {} for k in EMPTY}
     )
 
 
