@@ -23,11 +23,12 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.errors import UsageError
+from loopml.jsonsafe import jsonable
 from loopml.monitor.queries import timeseries, window_detail
 from loopml.store import Store
 from loopml.ui import pages
 from loopml.ui.app import environment
-from loopml.ui.pages.page_helpers import clean, parse_time
+from loopml.ui.pages.page_helpers import parse_time
 from loopml.ui.pages.window import drift_table
 
 STATIC = Path(__file__).parent / "static"
@@ -143,7 +144,7 @@ def endpoint_report(
         worst=worst,
         latest=latest,
     )
-    return clean(ctx)
+    return jsonable(ctx)
 
 
 def _write(out_path: str | Path, html: str) -> Path:

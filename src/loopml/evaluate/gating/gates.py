@@ -14,15 +14,16 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, get_args
 
 import numpy as np
 import pandas as pd
 
 from loopml.errors import ConfigError, LoopmlError
+from loopml.jsonsafe import jsonable
+from loopml.types import Verdict
 
-Verdict = Literal["pass", "fail", "insufficient_data"]
-VERDICTS: tuple[str, ...] = ("pass", "fail", "insufficient_data")
+VERDICTS: tuple[str, ...] = get_args(Verdict)
 
 
 @dataclass
@@ -46,7 +47,7 @@ class GateResult:
             "verdict": self.verdict,
             "blocking": self.blocking,
             "message": self.message,
-            "evidence": _jsonable(self.evidence),
+            "evidence": jsonable(self.evidence),
             "seconds": round(float(self.seconds), 6),
         }
 
@@ -63,21 +64,6 @@ class GateResult:
             evidence=dict(data.get("evidence") or {}),
             seconds=float(data.get("seconds", 0.0)),
         )
-
-
-def _jsonable(value: Any) -> Any:
-    """Evidence as plain JSON types (numpy scalars and arrays, NaN -> None)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 @dataclass
