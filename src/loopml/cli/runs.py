@@ -269,14 +269,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     if args.version is None:
         raise UsageError("Name a VERSION (loopml report 3) or an endpoint (--endpoint NAME).")
-    from loopml.evaluate.documents.version_report import render
+    from loopml.evaluate.documents.version_report import render_stored
 
-    v = store.versions.get(args.version)
-    run = store.runs.get(v["run_id"])
-    snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
-    text = render(v, run, cfg.model_dump(mode="json"), fmt=args.format, snapshots=snaps)
+    text = render_stored(store, cfg, args.version, fmt=args.format)
     out = Path(
-        args.out or f"version-{v['id']}.{ {'md': 'md', 'json': 'json'}.get(args.format, 'html') }"
+        args.out
+        or f"version-{args.version}.{ {'md': 'md', 'json': 'json'}.get(args.format, 'html') }"
     )
     out.write_text(text)
     print(f"Wrote {out}")

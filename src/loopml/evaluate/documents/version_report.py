@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopml.evaluate.documents.card import iso, key_evidence, model_card
 from loopml.evaluate.documents.card_text import slice_columns
 from loopml.evaluate.gating.gates import blocks
+
+if TYPE_CHECKING:
+    from loopml.config import Config
+    from loopml.store import Store
 
 BAR_WIDTH = 380  # pixels of the longest importance bar
 
@@ -120,3 +124,12 @@ def render(
     if fmt == "json":
         return json.dumps({"card": card, "gates": gate_report_json(version)}, indent=2, default=str)
     raise UsageError(f"Unknown report format {fmt!r}; use html, md or json.", field="format")
+
+
+def render_stored(store: Store, cfg: Config, version_id: int, *, fmt: str = "html") -> str:
+    """:func:`render` of a stored version, with its run, the project's config and its data
+    snapshots read from ``store``."""
+    v = store.versions.get(version_id)
+    run = store.runs.get(v["run_id"])
+    snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
+    return render(v, run, cfg.model_dump(mode="json"), fmt=fmt, snapshots=snaps)
