@@ -12,7 +12,6 @@ from typing import Any
 from loopml.cli.commands import (
     cli_actor,
     command,
-    fmt,
     open_store,
     parse_time,
     print_json,
@@ -20,6 +19,7 @@ from loopml.cli.commands import (
     project_config,
     when,
 )
+from loopml.display import number
 
 
 @command
@@ -102,7 +102,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 r["model"],
                 r["number"],
                 r["status"],
-                *(fmt(r["metrics"].get(m)) for m in shown),
+                *(number(r["metrics"].get(m)) for m in shown),
                 gate_summary(r["gates"]),
                 r["created_at"],
                 r["artifact_sha256"][:12],
@@ -157,9 +157,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 r["status"],
                 r["trigger"],
                 when(r["started_at"]),
-                fmt(r["wall_seconds"]),
-                fmt(r["train_seconds"]),
-                fmt(r["peak_memory_mb"]),
+                number(r["wall_seconds"]),
+                number(r["train_seconds"]),
+                number(r["peak_memory_mb"]),
                 (r["git_commit"] or "-")[:8] + ("*" if r["git_dirty"] else ""),
                 (r["error"] or "")[:60],
             )
@@ -207,7 +207,7 @@ def endpoint_markdown(endpoint: str, ctx: dict[str, Any]) -> str:
     data-quality findings (the HTML report adds the charts)."""
 
     def cell(v: Any) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
+        return number(v).replace("|", "\\|").replace("\n", " ")
 
     lines = [f"# {ctx.get('title') or f'Endpoint {endpoint}'}", ""]
     lines.append(f"Generated {when(ctx.get('generated_at'))} UTC.")

@@ -7,9 +7,10 @@ numbers come from :func:`loopml.evaluate.documents.card.model_card` and the stor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
+from loopml.display import number
 from loopml.evaluate.documents.card import iso, key_evidence, model_card
 from loopml.evaluate.documents.card_text import slice_columns
 from loopml.evaluate.gating.gates import blocks
@@ -19,16 +20,6 @@ if TYPE_CHECKING:
     from loopml.store import Store
 
 BAR_WIDTH = 380  # pixels of the longest importance bar
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 @cache
@@ -42,7 +33,7 @@ def _env() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = partial(number, digits=4)
     return env
 
 
