@@ -51,7 +51,7 @@ def parse_when(text: str, option: str) -> float:
 
 
 def parse_duration_arg(text: str | None, option: str) -> float | None:
-    from loopml.config.sections import parse_duration
+    from loopml.config.fields import parse_duration
     from loopml.errors import UsageError
 
     if text is None:

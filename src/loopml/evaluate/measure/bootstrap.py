@@ -21,15 +21,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopml.config.gate_options import (
+    COMPARABLE_BINARY,
+    COMPARABLE_MULTICLASS,
+    COMPARABLE_REGRESSION,
+)
 from loopml.errors import ConfigError
 from loopml.evaluate.measure.auc import RankedScores
 from loopml.evaluate.measure.metrics import LOWER_IS_BETTER, proba_matrix
 
 WeightedMetric = Callable[[np.ndarray], np.ndarray]
 
-BINARY_METRICS = ("roc_auc", "accuracy", "log_loss", "f1", "precision", "recall")
-MULTICLASS_METRICS = ("accuracy", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
+BINARY_METRICS = COMPARABLE_BINARY
+MULTICLASS_METRICS = COMPARABLE_MULTICLASS
+REGRESSION_METRICS = COMPARABLE_REGRESSION
 
 
 def comparable_metrics(task: str, n_classes: int | None) -> tuple[str, ...]:

@@ -18,19 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from loopml.config.gate_options import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from loopml.errors import DataError
 
-CLASSIFICATION_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "roc_auc",
-    "log_loss",
-    "f1",
-    "precision",
-    "recall",
-    "positive_rate",
-    "base_rate",
-)
-REGRESSION_METRICS: tuple[str, ...] = ("mae", "rmse", "r2")
 #: metrics where lower is better; every other metric is higher-is-better
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "mae", "rmse"})
 
