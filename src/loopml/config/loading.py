@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +101,21 @@ def _model_at(loc: tuple[Any, ...], root: type[BaseModel] = Config) -> type[Base
     return model
 
 
-def _explain(
-    err: dict[str, Any],
-    source: str | None,
-    lines: dict[tuple[Any, ...], int],
-    raw: Any,
-    root: type[BaseModel] = Config,
-    prefix: tuple[Any, ...] = (),
-) -> str:
+@dataclass(frozen=True)
+class _Read:
+    """What a validation error is explained against: the file (None for options given in
+    code), its key lines, the values as read, the model they were read with and where that
+    model's keys sit in loopml.yaml."""
+
+    source: str | None
+    lines: dict[tuple[Any, ...], int]
+    raw: Any
+    root: type[BaseModel] = Config
+    prefix: tuple[Any, ...] = ()
+
+
+def _explain(err: dict[str, Any], read: _Read) -> str:
+    source, lines, raw, root, prefix = read.source, read.lines, read.raw, read.root, read.prefix
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
     key = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
     is_key = bool(err["loc"]) and err["loc"][-1] == "[key]"  # a mapping's key, not its value
@@ -148,14 +156,7 @@ def _explain(
     return f"{where}'{key}' must be {msg[0].lower() + msg[1:]}. Got {value!r} instead."
 
 
-def _explain_all(
-    exc: PydanticValidationError,
-    source: str | None,
-    lines: dict[tuple[Any, ...], int],
-    raw: Any,
-    root: type[BaseModel] = Config,
-    prefix: tuple[Any, ...] = (),
-) -> ConfigError:
+def _explain_all(exc: PydanticValidationError, read: _Read) -> ConfigError:
     """One ``ConfigError`` for a pydantic error (its first five problems); ``field`` names the
     first key at fault."""
     errors = exc.errors()
@@ -163,13 +164,13 @@ def _explain_all(
     typos = {
         (*err["loc"][:-1], near)
         for err in errors
-        if err["type"] == "extra_forbidden" and (owner := _model_at(tuple(err["loc"]), root))
+        if err["type"] == "extra_forbidden" and (owner := _model_at(tuple(err["loc"]), read.root))
         for near in difflib.get_close_matches(str(err["loc"][-1]), list(owner.model_fields), n=1)
     }
     errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in typos)]
-    problems = [_explain(dict(err), source, lines, raw, root, prefix) for err in errors]
+    problems = [_explain(dict(err), read) for err in errors]
     first = [p for p in errors[0]["loc"] if not (isinstance(p, str) and "[" in p)]
-    field = ".".join(str(p) for p in (*prefix, *first)) or None
+    field = ".".join(str(p) for p in (*read.prefix, *first)) or None
     return ConfigError(" ".join(problems[:5]), field=field)
 
 
@@ -179,7 +180,7 @@ def options_error(
     """A pydantic error of options given in code (not read from a file), e.g. a gate's, as
     the ``ConfigError`` the file would give without its line: ``key`` is where the options
     sit in loopml.yaml (``("gates", "data")``) and ``given`` what was passed."""
-    return _explain_all(exc, None, {}, given, model, key)
+    return _explain_all(exc, _Read(None, {}, given, model, key))
 
 
 def parse_config(text: str, *, source: str = CONFIG_NAME, root: Path | None = None) -> Config:
@@ -205,7 +206,7 @@ def parse_config(text: str, *, source: str = CONFIG_NAME, root: Path | None = No
     try:
         cfg = Config.model_validate(raw)
     except PydanticValidationError as e:
-        raise _explain_all(e, source, lines, raw) from None
+        raise _explain_all(e, _Read(source, lines, raw)) from None
     cfg.root = (root or Path(".")).resolve()
     cfg._source, cfg._lines = source, lines
     return cfg
