@@ -35,40 +35,40 @@ class RankedScores:
     def __init__(self, score: Any) -> None:
         s = np.asarray(score, dtype=float)
         self.n = len(s)
-        self.columns = 1 if s.ndim == 1 else s.shape[1]
-        s = s.reshape(self.n, self.columns)
-        self.order = np.argsort(s, axis=0, kind="stable")
-        ranked = np.take_along_axis(s, self.order, axis=0)
+        # one score column per row of a (m, n) array: every pass below runs along contiguous rows
+        cols = np.ascontiguousarray(s.reshape(self.n, -1).T)
+        self.columns = len(cols)
+        self.order = np.argsort(cols, axis=1)  # ties share a block, so their order is irrelevant
+        ranked = np.take_along_axis(cols, self.order, axis=1)
         # rows with equal scores form a tie block [start, end) in sorted position
         new = np.ones(ranked.shape, dtype=bool)
-        new[1:] = ranked[1:] != ranked[:-1]
+        new[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
         ends_here = np.ones(ranked.shape, dtype=bool)
-        ends_here[:-1] = new[1:]
-        pos = np.arange(self.n)[:, None]
-        self.start = np.maximum.accumulate(np.where(new, pos, 0), axis=0)
-        self.end = np.minimum.accumulate(np.where(ends_here, pos + 1, self.n)[::-1], axis=0)[::-1]
+        ends_here[:, :-1] = new[:, 1:]
+        pos = np.arange(self.n)
+        self.start = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
+        self.end = np.minimum.accumulate(np.where(ends_here, pos + 1, self.n)[:, ::-1], axis=1)
+        self.end = self.end[:, ::-1]
 
-    def _midranks_sorted(self, w_sorted: np.ndarray, col: int | None = None) -> np.ndarray:
-        """Weighted midranks in sorted position; ``w_sorted`` is ``(n, k)``, and ``col`` picks
-        the tie blocks of one score column for all k weightings."""
-        c = np.zeros((self.n + 1, w_sorted.shape[1]))
-        np.cumsum(w_sorted, axis=0, out=c[1:])
-        if col is None:
-            lo = np.take_along_axis(c, self.start, axis=0)
-            hi = np.take_along_axis(c, self.end, axis=0)
+    def _midranks(self, weight: np.ndarray | None) -> np.ndarray:
+        """``(m, n)``: :meth:`midranks` laid out one score column per row."""
+        if weight is None:  # the cumulative weight at sorted position i is i
+            ranked = 0.5 * (self.start + self.end)
         else:
-            lo, hi = c[self.start[:, col]], c[self.end[:, col]]
-        result: np.ndarray = lo + 0.5 * (hi - lo)
-        return result
+            c = np.zeros((self.columns, self.n + 1))
+            np.cumsum(weight[self.order], axis=1, out=c[:, 1:])
+            ranked = np.take_along_axis(c, self.start, axis=1)
+            ranked += np.take_along_axis(c, self.end, axis=1)
+            ranked *= 0.5
+        out = np.empty_like(ranked)
+        np.put_along_axis(out, self.order, ranked, axis=1)
+        return out
 
     def midranks(self, weight: Any = None) -> np.ndarray:
         """``(n, m)``: per row and score column, the weight of the rows scored below it plus
         half the weight of the rows tied with it (itself included); unit weights by default."""
-        w = np.ones(self.n) if weight is None else np.asarray(weight, dtype=float)
-        ranked = self._midranks_sorted(w[self.order])
-        out = np.empty_like(ranked)
-        np.put_along_axis(out, self.order, ranked, axis=0)
-        return out
+        w = None if weight is None else np.asarray(weight, dtype=float)
+        return self._midranks(w).T
 
     def roc_auc(self, y_true: Any, sample_weight: Any = None) -> np.ndarray:
         """``(k, m)`` AUCs of every score column for every label column.
@@ -78,20 +78,30 @@ class RankedScores:
         weighting per label column (e.g. bootstrap resample counts; one score column only).
         NaN where a label column has no positive or no negative weight.
         """
-        y = np.asarray(y_true, dtype=float).reshape(self.n, -1)
+        # label columns as rows (k, n), so every sum runs along contiguous memory
+        yk = np.ascontiguousarray(np.asarray(y_true, dtype=float).reshape(self.n, -1).T)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if w is None or w.ndim == 1:
-            wp = y if w is None else y * w[:, None]
-            wn = (1.0 - y) if w is None else (1.0 - y) * w[:, None]
-            u = wp.T @ self.midranks(w)  # (k, m)
+            wpk = yk if w is None else yk * w
+            total: Any = float(self.n) if w is None else float(w.sum())
+            p = wpk.sum(axis=1)
+            # (k, m); einsum's own loop, not a BLAS call that spins up threads for a dot product
+            u = np.einsum("kn,mn->km", wpk, self._midranks(w))
         else:
             if self.columns != 1:
                 raise ValueError("Per-label weights need a single score column.")
-            w = w.reshape(self.n, -1)
-            wp, wn = y * w, (1.0 - y) * w
-            order = self.order[:, 0]
-            u = (wp[order] * self._midranks_sorted(w[order], col=0)).sum(axis=0)[:, None]
-        p, q = wp.sum(axis=0), wn.sum(axis=0)
+            # one weighting per label column, laid out (k, n) like the labels
+            order = self.order[0]
+            wk = np.ascontiguousarray(w.reshape(self.n, -1).T)[:, order]
+            wpk = wk * yk[:, order]
+            c = np.zeros((wk.shape[0], self.n + 1))
+            np.cumsum(wk, axis=1, out=c[:, 1:])
+            ranked = c[:, self.start[0]]
+            ranked += c[:, self.end[0]]
+            ranked *= 0.5
+            u = np.einsum("kn,kn->k", wpk, ranked)[:, None]
+            p, total = wpk.sum(axis=1), c[:, -1]
+        q = total - p
         u = u - 0.5 * (p * p)[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             auc: np.ndarray = np.where((p > 0) & (q > 0), 1.0, np.nan)[:, None] * (
