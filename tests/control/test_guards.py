@@ -101,9 +101,9 @@ def test_checks_skip_small_samples_and_judge_each_guard() -> None:
 
 
 def test_streak_counts_consecutive_breaches_only() -> None:
-    from loopml.control.guards import Verdict
+    from loopml.control.guards import GuardReading
 
-    b, ok, none = Verdict(True, {}), Verdict(False, {}), Verdict(None, {})
+    b, ok, none = GuardReading(True, {}), GuardReading(False, {}), GuardReading(None, {})
     s = 0
     for v, want in ((b, 1), (none, 1), (b, 2), (ok, 0), (b, 1)):
         s = next_streak(s, v)

@@ -73,7 +73,8 @@ def test_rollout_without_operational_guards_still_judges_quality():
 def test_one_decision_metric_is_shared():
     """deploy.metric reaches the champion gate and the monitor where they name none."""
     cfg = parse_config(GOOD + "  metric: log_loss\ngates:\n  champion: {delta: 0.02}\n")
-    assert cfg.gates.champion == {"delta": 0.02, "metric": "log_loss"}
+    assert cfg.gates.champion is not None
+    assert (cfg.gates.champion.delta, cfg.gates.champion.metric) == (0.02, "log_loss")
     assert cfg.monitor.performance_metric == "log_loss"
     cfg = parse_config(GOOD + "gates:\n  champion: {metric: accuracy}\n")
     assert cfg.deploy.metric == "accuracy" == cfg.monitor.performance_metric

@@ -121,7 +121,7 @@ def test_metric_gate_thresholds_overall_and_per_slice():
 @pytest.mark.parametrize(
     "thresholds, match",
     [
-        ({"acc": ">= 0.7"}, "Valid metrics: accuracy, roc_auc"),
+        ({"acc": ">= 0.7"}, "must be 'accuracy', 'roc_auc'"),
         ({"accuracy": "at least 0.7"}, "operator and a number"),
         ({"mae": "<= 1"}, "Valid metrics"),
     ],

@@ -8,11 +8,7 @@ import pytest
 from sklearn import metrics as skm
 
 from loopml.errors import DataError
-from loopml.evaluate.measure.metrics import (
-    binary_roc_auc,
-    classification_metrics,
-    regression_metrics,
-)
+from loopml.evaluate.measure.metrics import classification_metrics, regression_metrics
 from loopml.evaluate.measure.slices import metrics_by_slice
 
 
@@ -21,15 +17,6 @@ def _binary(n=500, seed=0):
     y = rng.integers(0, 2, n)
     p = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1)
     return y, (p > 0.5).astype(int), p
-
-
-def test_binary_roc_auc_equals_sklearn_with_ties():
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 3000).astype(bool)
-    for score in (rng.random(3000), np.round(rng.random(3000), 1), np.full(3000, 0.5)):
-        assert binary_roc_auc(y, score) == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
-    with pytest.raises(ValueError, match="both classes"):
-        binary_roc_auc(np.ones(5, bool), np.arange(5))
 
 
 def test_binary_metrics_equal_sklearn():

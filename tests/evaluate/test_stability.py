@@ -106,5 +106,5 @@ def test_disagreement_matches_a_plain_loop():
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"gates.stability.seeds"):
         build_gate("stability", {"seeds": 1})
-    with pytest.raises(ConfigError, match=r"Valid metrics: accuracy"):
+    with pytest.raises(ConfigError, match=r"gates.stability.metric' must be 'accuracy'"):
         build_gate("stability", {"metric": "auc"})

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from loopml.config import load_config
-from loopml.evaluate.documents.version_report import render
+from loopml.evaluate.documents.version_report import render_stored
 from loopml.store import Store
 from loopml.ui import create_ui
 
@@ -21,15 +21,12 @@ async def test_the_version_page_embeds_the_report_card(world):
     cfg = load_config(root)
     store = Store(cfg.store_url)
     try:
-        v = store.versions.get(info["v2"])
-        run = store.runs.get(v["run_id"])
-        snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
-        report = render(v, run, cfg.model_dump(mode="json"), fmt="html", snapshots=snaps)
+        report = render_stored(store, cfg, info["v2"])
         app = create_ui(cfg, store, auth=False)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://ui"
         ) as c:
-            page = (await c.get(f"/versions/{v['id']}", headers={"accept": "text/html"})).text
+            page = (await c.get(f"/versions/{info['v2']}", headers={"accept": "text/html"})).text
     finally:
         store.close()
     start = page.index('srcdoc="') + len('srcdoc="')

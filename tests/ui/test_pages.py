@@ -13,9 +13,10 @@ import pyarrow as pa
 import pytest
 
 from loopml.config import load_config
+from loopml.evaluate.documents.version_report import render_stored
 from loopml.store import Store
 from loopml.ui import create_ui, pages
-from loopml.ui.html_report import write_endpoint_report, write_version_report
+from loopml.ui.html_report import write_endpoint_report
 from loopml.ui.pages.review import least_sure
 from loopml.ui.pages.window import drift_table
 from loopml.ui.series import bucketed
@@ -264,11 +265,11 @@ def test_reports_are_self_contained(ctx, tmp_path):
     assert "feature-drift" in html and "x2" in html  # the alert and a drifted feature
     data = json.loads(re.search(r'id="charts-data">(.*?)</script>', html, re.S).group(1))
     assert any(s_["y"] for c in data for s_ in c["series"])
-    v = write_version_report(cfg, s, ctx["info"]["v1"], tmp_path / "v.html").read_text()
+    v = render_stored(s, cfg, ctx["info"]["v1"])  # what `loopml report VERSION` writes
     assert (
         "Lineage" in v
-        and "fairness" in v
-        and not re.search(r'<(script|link)[^>]+(src|href)="(?!data:)', v)
+        and "Fairness" in v
+        and not re.search(r'<(script|link|img)[^>]+(src|href)="(?!data:)', v)
     )
 
 

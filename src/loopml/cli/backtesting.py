@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loopml.cli.commands import command, fmt, print_json, print_table, project_config
+from loopml.cli.commands import command, print_json, print_table, project_config
+from loopml.display import number
 
 SHORT = {  # the decisions worth a column in the timeline, in a word or two
     "retrain": "retrain",
@@ -50,7 +51,7 @@ def parse_when(text: str, option: str) -> float:
 
 
 def parse_duration_arg(text: str | None, option: str) -> float | None:
-    from loopml.config.sections import parse_duration
+    from loopml.config.fields import parse_duration
     from loopml.errors import UsageError
 
     if text is None:
@@ -146,7 +147,7 @@ def describe_rollout(kind: str, r: dict[str, Any]) -> str:
     return (
         f"{kind[:-1] if kind.endswith('s') else kind} #{r['decision']} at {r['history_time']}: "
         f"version {r.get('candidate')} vs {r.get('champion')}; {online}offline "
-        f"{r.get('score_used')} delta {offline} (margin {fmt(r.get('margin_used'))}){verdict}"
+        f"{r.get('score_used')} delta {offline} (margin {number(r.get('margin_used'))}){verdict}"
     )
 
 
@@ -161,8 +162,8 @@ def print_timeline(result: dict[str, Any]) -> None:
                 (w["history_start"] or "")[:10],
                 w["champion"],
                 w["rows"],
-                "too few rows" if w["too_few_rows"] else fmt(w["metric"]),
-                "" if w["too_few_rows"] else fmt(w["metric_no_retrain"]),
+                "too few rows" if w["too_few_rows"] else number(w["metric"]),
+                "" if w["too_few_rows"] else number(w["metric_no_retrain"]),
                 ", ".join(dict.fromkeys(a for a in acts if a)),
             ]
         )
@@ -174,7 +175,7 @@ def print_timeline(result: dict[str, Any]) -> None:
     )
     s = result["summary"]
     print(
-        f"{m}: {fmt(s['mean_metric'])} with the loop, {fmt(s['mean_metric_no_retrain'])} with "
+        f"{m}: {number(s['mean_metric'])} with the loop, {number(s['mean_metric_no_retrain'])} with "
         f"the first champion left alone (row-weighted over {s['scored_windows']} windows)."
     )
     print(

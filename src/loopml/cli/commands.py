@@ -146,10 +146,6 @@ def print_table(
         console.print(f"({', '.join(left_out)} left out to fit; --wide shows every column)")
 
 
-def fmt(v: Any) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))
-
-
 def cli_actor(args: argparse.Namespace) -> str:
     """Who the decisions log records for a command run from this shell."""
     import getpass

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from loopml.cli.commands import (
     cli_actor,
     command,
-    fmt,
     open_store,
     parse_time,
     print_json,
@@ -20,6 +19,7 @@ from loopml.cli.commands import (
     project_config,
     when,
 )
+from loopml.display import number
 
 if TYPE_CHECKING:
     from loopml.store.rows import VersionRow
@@ -105,7 +105,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
                 r["model"],
                 r["number"],
                 r["status"],
-                *(fmt(r["metrics"].get(m)) for m in shown),
+                *(number(r["metrics"].get(m)) for m in shown),
                 gate_summary(r["gates"]),
                 r["created_at"],
                 r["artifact_sha256"][:12],
@@ -160,9 +160,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 r["status"],
                 r["trigger"],
                 when(r["started_at"]),
-                fmt(r["wall_seconds"]),
-                fmt(r["train_seconds"]),
-                fmt(r["peak_memory_mb"]),
+                number(r["wall_seconds"]),
+                number(r["train_seconds"]),
+                number(r["peak_memory_mb"]),
                 (r["git_commit"] or "-")[:8] + ("*" if r["git_dirty"] else ""),
                 (r["error"] or "")[:60],
             )
@@ -210,7 +210,7 @@ def endpoint_markdown(endpoint: str, ctx: dict[str, Any]) -> str:
     data-quality findings (the HTML report adds the charts)."""
 
     def cell(v: Any) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
+        return number(v).replace("|", "\\|").replace("\n", " ")
 
     lines = [f"# {ctx.get('title') or f'Endpoint {endpoint}'}", ""]
     lines.append(f"Generated {when(ctx.get('generated_at'))} UTC.")
@@ -272,14 +272,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     if args.version is None:
         raise UsageError("Name a VERSION (loopml report 3) or an endpoint (--endpoint NAME).")
-    from loopml.evaluate.documents.version_report import render
+    from loopml.evaluate.documents.version_report import render_stored
 
-    v = store.versions.get(args.version)
-    run = store.runs.get(v["run_id"])
-    snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
-    text = render(v, run, cfg.model_dump(mode="json"), fmt=args.format, snapshots=snaps)
+    text = render_stored(store, cfg, args.version, fmt=args.format)
     out = Path(
-        args.out or f"version-{v['id']}.{ {'md': 'md', 'json': 'json'}.get(args.format, 'html') }"
+        args.out
+        or f"version-{args.version}.{ {'md': 'md', 'json': 'json'}.get(args.format, 'html') }"
     )
     out.write_text(text)
     print(f"Wrote {out}")

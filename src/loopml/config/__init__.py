@@ -5,42 +5,56 @@ environment, validates it with pydantic and turns every problem into a ``ConfigE
 names the file, the line, the key, the value received and what is allowed (with a "did you
 mean" for unknown keys).
 
-``sections`` holds the pydantic models and their defaults; ``loading`` reads and checks the file.
+``sections`` holds the pydantic models and their defaults, ``gate_options`` those of the
+``gates:`` section, ``fields`` their building blocks; ``loading`` reads and checks the file.
 """
 
-from loopml.config.loading import find_config, load_config, parse_config
+from loopml.config.fields import Duration, Section, parse_duration
+from loopml.config.gate_options import (
+    BehaviourGateOptions,
+    ChampionGateOptions,
+    DataGateOptions,
+    FairnessGateOptions,
+    GateOptions,
+    GatesConfig,
+    LabelsGateOptions,
+    MetricsGateOptions,
+    StabilityGateOptions,
+)
+from loopml.config.loading import find_config, load_config, options_error, parse_config
 from loopml.config.sections import (
     CONFIG_NAME,
     AlertRule,
     Config,
     DataConfig,
     DeployConfig,
-    Duration,
-    GateOptions,
-    GatesConfig,
     GuardsConfig,
     ModelConfig,
     MonitorConfig,
     RetrainConfig,
     RolloutConfig,
-    Section,
     SecurityConfig,
     ServeConfig,
     decision_metric,
-    parse_duration,
     resolve_store_url,
 )
 
 __all__ = [
     "CONFIG_NAME",
     "AlertRule",
+    "BehaviourGateOptions",
+    "ChampionGateOptions",
     "Config",
     "DataConfig",
+    "DataGateOptions",
     "DeployConfig",
     "Duration",
+    "FairnessGateOptions",
     "GateOptions",
     "GatesConfig",
     "GuardsConfig",
+    "LabelsGateOptions",
+    "MetricsGateOptions",
     "ModelConfig",
     "MonitorConfig",
     "RetrainConfig",
@@ -48,9 +62,11 @@ __all__ = [
     "Section",
     "SecurityConfig",
     "ServeConfig",
+    "StabilityGateOptions",
     "decision_metric",
     "find_config",
     "load_config",
+    "options_error",
     "parse_config",
     "parse_duration",
     "resolve_store_url",

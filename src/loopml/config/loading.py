@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,9 @@ def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ..
     return lines
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[Any, ...], root: type[BaseModel] = Config) -> type[BaseModel] | None:
     """The pydantic model that owns the last key of ``loc`` (to suggest close keys)."""
-    model: Any = Config
+    model: Any = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -100,38 +101,86 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _explain(err: dict[str, Any], source: str, lines: dict[tuple[Any, ...], int], raw: Any) -> str:
+@dataclass(frozen=True)
+class _Read:
+    """What a validation error is explained against: the file (None for options given in
+    code), its key lines, the values as read, the model they were read with and where that
+    model's keys sit in loopml.yaml."""
+
+    source: str | None
+    lines: dict[tuple[Any, ...], int]
+    raw: Any
+    root: type[BaseModel] = Config
+    prefix: tuple[Any, ...] = ()
+
+
+def _explain(err: dict[str, Any], read: _Read) -> str:
+    source, lines, raw, root, prefix = read.source, read.lines, read.raw, read.root, read.prefix
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-    key = ".".join(str(p) for p in loc) or "(top level)"
+    key = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
+    is_key = bool(err["loc"]) and err["loc"][-1] == "[key]"  # a mapping's key, not its value
     line = None
     for n in range(len(loc), -1, -1):
         line = lines.get(loc[:n])
         if line:
             break
-    where = f"{source}, line {line}" if line else source
+    where = (f"{source}, line {line}: " if line else f"{source}: ") if source else ""
     value = raw
     for p in loc:
+        if isinstance(value, dict) and p not in value:
+            continue  # a key a shorthand left out (gates.metrics: {accuracy: ...})
         try:
             value = value[p]
-        except (KeyError, IndexError, TypeError):
+        except (IndexError, TypeError):
             value = None
             break
     kind = err["type"]
     if kind == "extra_forbidden":
-        owner = _model_at(loc)
+        owner = _model_at(loc, root)
         allowed = sorted(owner.model_fields) if owner else []
         allowed = [a for a in allowed if a != "root"]
         near = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f" Did you mean '{near[0]}'?" if near else ""
-        return f"{where}: unknown key '{key}'.{hint} Allowed keys here: {', '.join(allowed)}."
+        return f"{where}unknown key '{key}'.{hint} Allowed keys here: {', '.join(allowed)}."
     if kind == "missing":
-        return f"{where}: '{key}' is required but missing."
+        return f"{where}'{key}' is required but missing."
     msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
+    for lead in ("Value error, ", "Input should be "):
+        if msg.startswith(lead):
+            msg = msg[len(lead) :]
+    if is_key:
+        parent = ".".join(str(p) for p in (*prefix, *loc[:-1]))
+        return f"{where}a key of '{parent}' must be {msg}. Got {loc[-1]!r} instead."
     if isinstance(value, dict | list):
-        return f"{where}: '{key}': {msg}."
-    return f"{where}: '{key}' must be {msg[0].lower() + msg[1:]}. Got {value!r} instead."
+        return f"{where}'{key}': {msg}."
+    return f"{where}'{key}' must be {msg[0].lower() + msg[1:]}. Got {value!r} instead."
+
+
+def _explain_all(exc: PydanticValidationError, read: _Read) -> ConfigError:
+    """One ``ConfigError`` for a pydantic error (its first five problems); ``field`` names the
+    first key at fault."""
+    errors = exc.errors()
+    # a misspelt key shows up twice (unknown + missing): keep the "did you mean" one
+    typos = {
+        (*err["loc"][:-1], near)
+        for err in errors
+        if err["type"] == "extra_forbidden" and (owner := _model_at(tuple(err["loc"]), read.root))
+        for near in difflib.get_close_matches(str(err["loc"][-1]), list(owner.model_fields), n=1)
+    }
+    errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in typos)]
+    problems = [_explain(dict(err), read) for err in errors]
+    first = [p for p in errors[0]["loc"] if not (isinstance(p, str) and "[" in p)]
+    field = ".".join(str(p) for p in (*read.prefix, *first)) or None
+    return ConfigError(" ".join(problems[:5]), field=field)
+
+
+def options_error(
+    exc: PydanticValidationError, model: type[BaseModel], key: tuple[str, ...], given: Any
+) -> ConfigError:
+    """A pydantic error of options given in code (not read from a file), e.g. a gate's, as
+    the ``ConfigError`` the file would give without its line: ``key`` is where the options
+    sit in loopml.yaml (``("gates", "data")``) and ``given`` what was passed."""
+    return _explain_all(exc, _Read(None, {}, given, model, key))
 
 
 def parse_config(text: str, *, source: str = CONFIG_NAME, root: Path | None = None) -> Config:
@@ -157,19 +206,7 @@ def parse_config(text: str, *, source: str = CONFIG_NAME, root: Path | None = No
     try:
         cfg = Config.model_validate(raw)
     except PydanticValidationError as e:
-        errors = e.errors()
-        # a misspelt key shows up twice (unknown + missing): keep the "did you mean" one
-        typos = {
-            (*err["loc"][:-1], near)
-            for err in errors
-            if err["type"] == "extra_forbidden" and (owner := _model_at(tuple(err["loc"])))
-            for near in difflib.get_close_matches(
-                str(err["loc"][-1]), list(owner.model_fields), n=1
-            )
-        }
-        errors = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"]) in typos)]
-        problems = [_explain(dict(err), source, lines, raw) for err in errors]
-        raise ConfigError(" ".join(problems[:5])) from None
+        raise _explain_all(e, _Read(source, lines, raw)) from None
     cfg.root = (root or Path(".")).resolve()
     cfg._source, cfg._lines = source, lines
     return cfg

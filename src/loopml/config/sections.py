@@ -7,38 +7,16 @@ One model per top-level key (``data``, ``model``, ``gates``, ``deploy``, ``monit
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
+
+from loopml.config.fields import Duration, Section
+from loopml.config.gate_options import GatesConfig
 
 # the spec's file name; Config.where() names it until parse_config records the real path
 CONFIG_NAME = "loopml.yaml"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> float:
-    """'90d' -> seconds. Plain non-negative numbers are taken as seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration such as '1h', '30m' or '90d'")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a non-negative duration such as '1h', '30m' or '90d'")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m:
-        raise ValueError("a duration such as '1h', '30m' or '90d'")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 # --------------------------------------------------------------------------- data, model
@@ -74,25 +52,6 @@ class ModelConfig(Section):
     # controller's retraining and the demo alike; None leaves the libraries' own default (one
     # thread per core). 1 by measurement: see loopml.train.threads.
     threads: int | None = Field(1, ge=1)
-
-
-# --------------------------------------------------------------------------- gates
-GateOptions = dict[str, Any] | None
-
-
-class GatesConfig(Section):
-    """Each gate's options are checked by the gate itself (``loopml.evaluate.gating.gate_registry``), which
-    names the valid options and metric/perturbation names in its errors. Unset gates are off,
-    except fairness, which runs with the four-fifths rule whenever ``data.sensitive`` is set
-    (``fairness: {enabled: false}`` turns it off)."""
-
-    metrics: GateOptions = None  # {thresholds: {accuracy: ">= 0.7"}} or {accuracy: ">= 0.7"}
-    champion: GateOptions = None  # {metric: roc_auc, delta: 0.01}; runs when a champion exists
-    fairness: GateOptions = None
-    behaviour: GateOptions = None  # {tests: [{type: dir, column: SCHL, expect: up}, ...]}
-    data: GateOptions = None
-    labels: GateOptions = None
-    stability: GateOptions = None
 
 
 # --------------------------------------------------------------------------- deploy
@@ -346,18 +305,18 @@ class Config(Section):
     def _one_decision_metric(self) -> Config:
         """The metric named in any one place (deploy.metric first, then the champion gate's,
         then the monitor's) is the one the others judge where they name none."""
-        champ = self.gates.champion if isinstance(self.gates.champion, dict) else None
+        champ = self.gates.champion
         named = (
             (self.deploy.metric if self.deploy else None)
-            or (champ or {}).get("metric")
+            or (champ.metric if champ else None)
             or self.monitor.performance_metric
         )
         if named is None:
             return self
         if self.deploy is not None and self.deploy.metric is None:
             self.deploy.metric = named
-        if champ is not None and not champ.get("metric"):
-            self.gates.champion = {**champ, "metric": named}
+        if champ is not None and not champ.metric:
+            champ.metric = named  # type: ignore[assignment]  # judged when the gate is built
         if self.monitor.performance_metric is None:
             self.monitor.performance_metric = named
         return self
@@ -388,8 +347,8 @@ class Config(Section):
 
 def decision_metric(cfg: Config, task: str, n_classes: int | None = 2) -> str:
     """The endpoint's one decision metric (see ``DeployConfig.metric``)."""
-    champ = cfg.gates.champion if isinstance(cfg.gates.champion, dict) else {}
-    named = (cfg.deploy.metric if cfg.deploy else None) or champ.get("metric")
+    champ = cfg.gates.champion
+    named = (cfg.deploy.metric if cfg.deploy else None) or (champ.metric if champ else None)
     named = named or cfg.monitor.performance_metric
     if named:
         return str(named)

@@ -63,8 +63,10 @@ class Sample:
 
 
 @dataclass
-class Verdict:
-    """A batch's verdict: True breached, False held, None nothing could be judged."""
+class GuardReading:
+    """What the operational guards read on one batch: ``breached`` True (a guard breached),
+    False (all held) or None (nothing could be judged). Not a gate's pass/fail
+    :data:`loopml.types.Verdict`."""
 
     breached: bool | None
     checks: dict[str, dict[str, Any]]
@@ -95,7 +97,7 @@ def prediction_drift(challenger: np.ndarray, champion: np.ndarray) -> float:
 
 def judge(
     guards: GuardsConfig, challenger: Sample, champion: Sample, *, quality_shown: bool = False
-) -> Verdict:
+) -> GuardReading:
     """Judge one batch of challenger rows against the champion's answers on the same rows."""
     need = guards.min_samples
     checks: dict[str, dict[str, Any]] = {}
@@ -132,16 +134,16 @@ def judge(
             "breached": d > guards.max_prediction_drift,
         }
     if not checks:
-        return Verdict(None, {})
+        return GuardReading(None, {})
     if quality_shown and "prediction_drift" in checks:
         # once the paired test shows the challenger non-inferior, different predictions are
         # the point of a retrained model (e.g. after a concept shift), not a fault
         checks["prediction_drift"]["breached"] = False
         checks["prediction_drift"]["overruled_by"] = "paired quality test"
-    return Verdict(any(c["breached"] for c in checks.values()), checks)
+    return GuardReading(any(c["breached"] for c in checks.values()), checks)
 
 
-def next_streak(streak: int, verdict: Verdict) -> int:
+def next_streak(streak: int, verdict: GuardReading) -> int:
     """Consecutive breached batches after this one (a batch with nothing judged changes nothing)."""
     if verdict.breached is None:
         return streak

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from loopml.evaluate.measure.auc import roc_auc
+
 N_BINS = 1000
 
 
@@ -67,11 +69,11 @@ class BinaryEstimate:
         """Expected ROC AUC: P(score of a positive > score of a negative), ties counted half."""
         pos = self.hist_p
         neg = self.hist_n - self.hist_p
-        P, N = pos.sum(), neg.sum()
-        if P <= 0 or N <= 0:
+        if pos.sum() <= 0 or neg.sum() <= 0:
             return None
-        neg_below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
-        return float((pos * (neg_below + 0.5 * neg)).sum() / (P * N))
+        # each bin is one score; its rows count as hist_p expected positives, the rest negatives
+        share = np.divide(pos, self.hist_n, out=np.zeros(N_BINS), where=self.hist_n > 0)
+        return roc_auc(share, np.arange(N_BINS), sample_weight=self.hist_n)
 
     def get(self) -> dict[str, Any]:
         """Expected metrics of the rows seen (None where undefined)."""

@@ -11,7 +11,6 @@ slice, fairness groups) as JSON.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +21,7 @@ import pyarrow.compute as pc
 
 from loopml.config import Config
 from loopml.errors import DataError
+from loopml.jsonsafe import jsonable
 from loopml.monitor import labelshift
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
 from loopml.monitor.logfiles import LogFiles
@@ -176,21 +176,6 @@ def scan(
     return groups
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN/inf to None (Postgres JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
     """Columns and results that depend on labels (recomputed when labels arrive).
 
@@ -284,7 +269,7 @@ def performance_part(g: Group, cfg: Config) -> tuple[dict[str, Any], dict[str, A
             if isinstance(v, int | float) and not isinstance(v, bool)
         },
     }
-    return _clean(columns), _clean(results)
+    return jsonable(columns), jsonable(results)
 
 
 def _numeric_or_text(y: np.ndarray, kind: str) -> pa.Array:
@@ -361,7 +346,7 @@ def full_part(
         "source": f"rows whose _flags mention {ERROR_FLAG!r}; "
         "the log holds answered predictions only",
     }
-    return columns, _clean(results)
+    return columns, jsonable(results)
 
 
 def multivariate(

@@ -79,6 +79,8 @@ DESCRIPTIONS: dict[str, str] = {
     "rare classes, outliers.",
     "gates.stability": "Retrain with several seeds and measure how much the metric and "
     "the predictions move (underspecification).",
+    "gates.*.enabled": "false leaves the gate out (the fairness gate runs by default when "
+    "`data.sensitive` is set).",
     "gates.*.blocking": "Whether a failure rejects the candidate (true) or is only recorded "
     "as a warning (false).",
     "gates.metrics.thresholds": "Metric name to condition, such as `accuracy: '>= 0.75'` or "

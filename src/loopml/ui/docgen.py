@@ -1,7 +1,7 @@
 """The generated pages of the documentation site, built from the code so they cannot drift:
 
-* the ``loopml.yaml`` reference, walked from the pydantic models of ``loopml.config.sections``
-  and the gates' options (every key with its type, default, bounds and description; the
+* the ``loopml.yaml`` reference, walked from the pydantic models of ``loopml.config``
+  (every key, the gates' options included, with its type, default, bounds and description; the
   descriptions come from ``Field(description=...)`` or ``loopml.ui.config_keys``);
 * the command line, from the argparse parser;
 * the HTTP API, from the serving app's route table.
@@ -12,7 +12,6 @@ a key has no description.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ class Key:
 
 
 def _is_duration(info: Any) -> bool:
-    from loopml.config.sections import parse_duration
+    from loopml.config.fields import parse_duration
 
     return any(getattr(m, "func", None) is parse_duration for m in info.metadata)
 
@@ -103,6 +102,12 @@ def _section(ann: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
+def _any_gate(path: str) -> str:
+    """'gates.data.blocking' -> 'gates.*.blocking': options every gate has, described once."""
+    parts = path.split(".")
+    return ".".join(["gates", "*", *parts[2:]]) if len(parts) == 3 and parts[0] == "gates" else ""
+
+
 def _walk(model: type[BaseModel], prefix: str, described: dict[str, str]) -> list[Key]:
     out = []
     for name, info in model.model_fields.items():
@@ -120,36 +125,11 @@ def _walk(model: type[BaseModel], prefix: str, described: dict[str, str]) -> lis
                 path,
                 kind + (f" ({bounds})" if bounds else ""),
                 _default(info, duration),
-                info.description or described.get(path),
+                info.description or described.get(path) or described.get(_any_gate(path)),
             )
         )
         if sub is not None:
             out += _walk(sub, f"{path}[]." if many else f"{path}.", described)
-        if path == "gates":
-            out += _gate_options(described)
-    return out
-
-
-def _gate_options(described: dict[str, str]) -> list[Key]:
-    from loopml.evaluate.gating.gate_registry import GATE_TYPES
-
-    out = []
-    for gate, cls in GATE_TYPES.items():
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name == "name":
-                continue
-            path = f"gates.{gate}.{f.name}"
-            if f.default is not dataclasses.MISSING:
-                default = "unset" if f.default is None else str(f.default)
-                default = default.lower() if isinstance(f.default, bool) else default
-            elif f.default_factory is not dataclasses.MISSING:
-                value = f.default_factory()
-                default = str(value) if value else ("[]" if isinstance(value, list) else "{}")
-            else:
-                default = "required"
-            kind = f.type if isinstance(f.type, str) else _type_name(f.type)
-            text = described.get(path) or described.get(f"gates.*.{f.name}")
-            out.append(Key(path, str(kind).replace("|", "or"), default, text))
     return out
 
 
@@ -175,8 +155,8 @@ def config_reference() -> str:
     lines = [
         "# loopml.yaml reference",
         "",
-        "Generated from the configuration models (`loopml.config.sections`) and the gates' "
-        "options when the site is built: every key, its type, default and meaning. Durations "
+        "Generated from the configuration models (`loopml.config.sections`, "
+        "`loopml.config.gate_options`) when the site is built: every key, its type, default and meaning. Durations "
         "take `90d`, `1h`, `30m`, `5s`, `250ms` or plain seconds. A key not listed here is "
         "an error (`loopml run` names it, with its line).",
         "",

@@ -7,6 +7,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from loopml.display import number
+
 
 def ts(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """UNIX seconds as a UTC time; blank for None."""
@@ -16,21 +18,6 @@ def ts(value: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return datetime.fromtimestamp(float(value), UTC).strftime(fmt) + " UTC"
     except (TypeError, ValueError, OverflowError, OSError):
         return str(value)
-
-
-def num(value: Any, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits; '-' for missing or not finite."""
-    if value is None or isinstance(value, bool):
-        return "-" if value is None else str(value)
-    if not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if not math.isfinite(value):
-        return "-"
-    if value != 0 and (abs(value) >= 10**6 or abs(value) < 10**-3):
-        return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
 
 
 def pct(value: Any, digits: int = 1) -> str:
@@ -44,4 +31,4 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-FILTERS = {"ts": ts, "num": num, "pct": pct, "pretty": pretty}
+FILTERS = {"ts": ts, "num": number, "pct": pct, "pretty": pretty}

@@ -1,15 +1,14 @@
-"""Self-contained HTML reports (``loopml report``): one file with its CSS, chart script and data
-inlined, readable offline and attachable to a ticket.
+"""The endpoint's self-contained HTML report (``loopml report --endpoint``): one file with its
+CSS, chart script and data inlined, readable offline and attachable to a ticket.
 
-- :func:`write_endpoint_report` — an endpoint over a period: traffic, latency, errors, live and
-  estimated accuracy, drift and fairness charts with alert markers; a period summary; drift by
-  feature (how often each feature drifted in the period's newest windows); the most drifted
-  window's per-feature table and histograms; data-quality findings grouped by check; the
-  newest window's performance per slice and fairness groups; the alerts.
-- :func:`write_version_report` — a version's lineage, card, gates, slices and fairness.
-
-Both render the dashboard's own context builders and templates, so a report shows the same
-numbers as the pages.
+:func:`write_endpoint_report` shows an endpoint over a period: traffic, latency, errors, live
+and estimated accuracy, drift and fairness charts with alert markers; a period summary; drift
+by feature (how often each feature drifted in the period's newest windows); the most drifted
+window's per-feature table and histograms; data-quality findings grouped by check; the
+newest window's performance per slice and fairness groups; the alerts. It renders the
+dashboard's own context builders and templates, so it shows the same numbers as the pages.
+A version's report (``loopml report VERSION``) is the model card with its gates,
+:func:`loopml.evaluate.documents.version_report.render`.
 """
 
 from __future__ import annotations
@@ -23,12 +22,13 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.errors import UsageError
+from loopml.jsonsafe import jsonable
 from loopml.monitor.queries import timeseries, window_detail
 from loopml.store import Store
 from loopml.store.rows import WindowRow
 from loopml.ui import pages
 from loopml.ui.app import environment
-from loopml.ui.pages.page_helpers import clean, parse_time
+from loopml.ui.pages.page_helpers import parse_time
 from loopml.ui.pages.window import drift_table
 
 STATIC = Path(__file__).parent / "static"
@@ -144,7 +144,7 @@ def endpoint_report(
         worst=worst,
         latest=latest,
     )
-    return clean(ctx)
+    return jsonable(ctx)
 
 
 def _write(out_path: str | Path, html: str) -> Path:
@@ -165,18 +165,6 @@ def write_endpoint_report(
     html = (
         environment()
         .get_template("report.html")
-        .render(ctx=ctx, who=None, path="", inline=_inline())
-    )
-    return _write(out_path, html)
-
-
-def write_version_report(cfg: Config, store: Store, version_id: int, out_path: str | Path) -> Path:
-    """Write a version's report (lineage, card, gates, slices, fairness) to ``out_path``."""
-    ctx = pages.version(store, cfg, version_id)
-    ctx["generated_at"] = time.time()
-    html = (
-        environment()
-        .get_template("version.html")
         .render(ctx=ctx, who=None, path="", inline=_inline())
     )
     return _write(out_path, html)

@@ -17,12 +17,13 @@ checks do not install with numpy 2 (docs/design/measurements.md, "Behavioural te
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from loopml.config import BehaviourGateOptions
 from loopml.errors import ConfigError
 from loopml.evaluate.checklist.checks import BehaviourTest, Sample, check_result, plain, row_ids
 from loopml.evaluate.checklist.golden import MFT, load_cases
@@ -284,28 +285,15 @@ def _located(i: int, fn: Any) -> Any:
         ) from None
 
 
-@dataclass(kw_only=True)
-class BehaviourGate(Gate):
+class BehaviourGate(Gate, BehaviourGateOptions):
     """Runs MFT/INV/DIR tests on up to ``max_rows`` sampled held-out rows; fails when any
     test's failure rate exceeds its ``max_failure_rate``. Failing rows are listed (at most
     ``max_failures_shown`` per test)."""
 
-    name = "behaviour"
-    tests: list[Any] = field(default_factory=list)
-    max_rows: int = 1000
-    max_failures_shown: int = 20
-    seed: int = 0
-    blocking: bool = True
+    name: ClassVar[str] = "behaviour"
 
     def _specs(self) -> list[Any]:
-        """``tests`` checked for shape: a list whose items are mappings (YAML ``- {...}``)."""
-        if not isinstance(self.tests, list | tuple):
-            raise ConfigError(
-                "gates.behaviour.tests must be a list of tests, one per line starting with "
-                "'-', e.g. '- {type: DIR, column: age, expect: up}'; got a "
-                f"{type(self.tests).__name__}: {self.tests!r}.",
-                field="gates.behaviour.tests",
-            )
+        """``tests`` checked for shape: its items are mappings (YAML ``- {...}``) or tests."""
         for i, spec in enumerate(self.tests):
             if not isinstance(spec, Mapping | BehaviourTest):
                 raise ConfigError(
@@ -315,7 +303,7 @@ class BehaviourGate(Gate):
                 )
         return list(self.tests)
 
-    def validate(self, task: str = "classification") -> None:
+    def validate(self, task: str = "classification") -> None:  # type: ignore[override]
         for i, spec in enumerate(self._specs()):
             test = _located(i, lambda spec=spec: behaviour_test(spec))
             _located(i, test.validate)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loopml.display import number
 from loopml.evaluate.documents.card import HEADLINE, USE_KEYS
 from loopml.evaluate.xai.attribution import attribution_markdown
 
@@ -23,18 +24,8 @@ def rate_cell(group: Mapping[str, Any], rate: str) -> str:
     return shown
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def _md(v: Any) -> str:
-    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+    return number(v, 4).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> list[str]:
@@ -99,7 +90,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             else "point estimates (use_intervals: false)"
         )
         lines += [
-            f"Judged on {how}; use_intervals: {_fmt(fair.get('use_intervals'))}; positive class "
+            f"Judged on {how}; use_intervals: {number(fair.get('use_intervals'), 4)}; positive class "
             f"{_md(fair.get('positive_class'))}; minimums {_md(fair.get('minimums'))}.",
             "",
         ]
@@ -139,7 +130,9 @@ def card_markdown(card: Mapping[str, Any]) -> str:
             {
                 **g,
                 "blocking": "blocking" if g["blocking"] else "advisory",
-                "key evidence": "; ".join(f"{k}: {_fmt(v)}" for k, v in g["key_evidence"].items()),
+                "key evidence": "; ".join(
+                    f"{k}: {number(v, 4)}" for k, v in g["key_evidence"].items()
+                ),
             }
             for g in card["gates"]
         ],
@@ -150,7 +143,7 @@ def card_markdown(card: Mapping[str, Any]) -> str:
     shift = card.get("importance_shift")
     if shift:
         lines += [
-            f"Against the champion: Spearman {_fmt(shift.get('spearman'))}; entered the "
+            f"Against the champion: Spearman {number(shift.get('spearman'), 4)}; entered the "
             f"top {shift.get('top_k')}: {', '.join(shift.get('entered_top_k') or []) or 'none'}"
             f"; left: {', '.join(shift.get('left_top_k') or []) or 'none'}.",
             "",

@@ -7,24 +7,19 @@ numbers come from :func:`loopml.evaluate.documents.card.model_card` and the stor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
-from typing import Any
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any
 
+from loopml.display import number
 from loopml.evaluate.documents.card import iso, key_evidence, model_card
 from loopml.evaluate.documents.card_text import slice_columns
 from loopml.evaluate.gating.gates import blocks
 
+if TYPE_CHECKING:
+    from loopml.config import Config
+    from loopml.store import Store
+
 BAR_WIDTH = 380  # pixels of the longest importance bar
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 @cache
@@ -38,7 +33,7 @@ def _env() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = _fmt
+    env.filters["fmt"] = partial(number, digits=4)
     return env
 
 
@@ -120,3 +115,12 @@ def render(
     if fmt == "json":
         return json.dumps({"card": card, "gates": gate_report_json(version)}, indent=2, default=str)
     raise UsageError(f"Unknown report format {fmt!r}; use html, md or json.", field="format")
+
+
+def render_stored(store: Store, cfg: Config, version_id: int, *, fmt: str = "html") -> str:
+    """:func:`render` of a stored version, with its run, the project's config and its data
+    snapshots read from ``store``."""
+    v = store.versions.get(version_id)
+    run = store.runs.get(v["run_id"])
+    snaps = {k: store.snapshots.get(h) for k, h in v["snapshots"].items() if k != "ids"}
+    return render(v, run, cfg.model_dump(mode="json"), fmt=fmt, snapshots=snaps)

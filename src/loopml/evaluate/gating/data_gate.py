@@ -37,28 +37,15 @@ Checks, each with its evidence:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from loopml.errors import ConfigError
+from loopml.config import DataGateOptions
 from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.gating.leakage import single_feature_auc
 from loopml.evaluate.gating.refit import model_features
-
-
-def _rate(
-    name: str, value: Any, *, low: float = 0.0, high: float = 1.0, optional: bool = False
-) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(
-            f"gates.data.{name} must be a number in [{low:g}, {high:g}]; got {value!r}.",
-            field=f"gates.data.{name}",
-        )
 
 
 def far_values(column: pd.Series, factor: float) -> dict[str, Any] | None:
@@ -97,53 +84,10 @@ def pct(share: float) -> str:
     return f"{share * 100:.3g}%"
 
 
-@dataclass(kw_only=True)
-class DataGate(Gate):
+class DataGate(Gate, DataGateOptions):  # type: ignore[misc]  # validate: see Gate
     """Schema and quality rules on the training set, and single-feature leakage."""
 
-    name = "data"
-    max_null_rate: float = 0.5
-    warn_null_rate: float = 0.1
-    max_out_of_range_share: float = 0.01
-    range_factor: float = 10.0
-    max_duplicate_share: float | None = None
-    fail_on_constant: bool = False
-    leakage_auc: float = 0.98
-    leakage_recode_auc: float = 0.95
-    leakage_warn_auc: float = 0.85
-    recode_max_distinct: int = 20
-    leakage_folds: int = 5
-    min_rows: int = 30
-    blocking: bool = True
-
-    def validate(self, task: str = "classification") -> None:
-        _rate("max_null_rate", self.max_null_rate)
-        _rate("warn_null_rate", self.warn_null_rate)
-        _rate("leakage_recode_auc", self.leakage_recode_auc, low=0.5)
-        _rate("leakage_warn_auc", self.leakage_warn_auc, low=0.5)
-        _rate("max_out_of_range_share", self.max_out_of_range_share)
-        _rate("max_duplicate_share", self.max_duplicate_share, optional=True)
-        _rate("leakage_auc", self.leakage_auc, low=0.5)
-        _rate("range_factor", self.range_factor, high=1e12)
-        if (
-            isinstance(self.recode_max_distinct, bool)
-            or not isinstance(self.recode_max_distinct, int)
-            or self.recode_max_distinct < 1
-        ):
-            raise ConfigError(
-                "gates.data.recode_max_distinct must be a whole number >= 1; got "
-                f"{self.recode_max_distinct!r}.",
-                field="gates.data.recode_max_distinct",
-            )
-        if (
-            isinstance(self.leakage_folds, bool)
-            or not isinstance(self.leakage_folds, int)
-            or self.leakage_folds < 2
-        ):
-            raise ConfigError(
-                f"gates.data.leakage_folds must be a whole number >= 2; got {self.leakage_folds!r}.",
-                field="gates.data.leakage_folds",
-            )
+    name: ClassVar[str] = "data"
 
     def run(self, ctx: GateContext) -> GateResult:
         from loopml.stats.inferred_schema import Schema, infer_schema

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from loopml.config import FairnessGateOptions
+from loopml.config.gate_options import FAIRNESS_CRITERIA
 from loopml.errors import ConfigError
 from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.measure.groups import group_rows
@@ -41,10 +43,7 @@ CRITERIA: dict[str, tuple[str, ...]] = {
     "equalized_odds": ("tpr", "fpr"),
     "predictive_parity": ("precision",),
 }
-THRESHOLD_NAMES: tuple[str, ...] = tuple(
-    f"{c}_{kind}" for c in CRITERIA for kind in ("ratio", "difference")
-)
-DEFAULT_THRESHOLDS: dict[str, float] = {"demographic_parity_ratio": 0.8}
+assert tuple(CRITERIA) == FAIRNESS_CRITERIA  # the names gates.fairness.thresholds may use
 
 
 @dataclass
@@ -236,8 +235,7 @@ def _describe(
     )
 
 
-@dataclass(kw_only=True)
-class FairnessGate(Gate):
+class FairnessGate(Gate, FairnessGateOptions):
     """Worst-case intersectional fairness over ``ctx.sensitive``.
 
     ``thresholds`` maps ``<criterion>_ratio`` (a minimum) or ``<criterion>_difference`` (a
@@ -253,59 +251,9 @@ class FairnessGate(Gate):
     ``block_insufficient: true``. ``use_intervals: false`` judges the point estimates.
     """
 
-    name = "fairness"
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
-    min_group_size: int = 30
-    min_positives: int = 10
-    min_negatives: int = 10
-    min_predicted_positives: int = 10
-    confidence: float = 0.95
-    use_intervals: bool = True
-    block_insufficient: bool = False
-    pos_label: Any = None
-    blocking: bool = True
-    explain: bool = True  # a failed check says which columns carry its gap (attribution.py)
+    name: ClassVar[str] = "fairness"
 
-    def validate(self, task: str = "classification") -> None:
-        if not isinstance(self.thresholds, dict) or not self.thresholds:
-            raise ConfigError(
-                "gates.fairness.thresholds must map a criterion to a number, e.g. "
-                f"{DEFAULT_THRESHOLDS}; valid names: {', '.join(THRESHOLD_NAMES)}.",
-                field="gates.fairness.thresholds",
-            )
-        for key, value in self.thresholds.items():
-            if key not in THRESHOLD_NAMES:
-                raise ConfigError(
-                    f"Unknown fairness threshold {key!r} in gates.fairness."
-                    f"thresholds. Valid names: {', '.join(THRESHOLD_NAMES)}.",
-                    field=f"gates.fairness.thresholds.{key}",
-                )
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value <= 1
-            ):
-                raise ConfigError(
-                    f"gates.fairness.thresholds.{key} must be a number in [0, 1]; got {value!r}.",
-                    field=f"gates.fairness.thresholds.{key}",
-                )
-        for key in ("min_group_size", "min_positives", "min_negatives", "min_predicted_positives"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(
-                    f"gates.fairness.{key} must be a whole number >= 0; got {value!r}.",
-                    field=f"gates.fairness.{key}",
-                )
-        if not isinstance(self.explain, bool):
-            raise ConfigError(
-                f"gates.fairness.explain must be true or false; got {self.explain!r}.",
-                field="gates.fairness.explain",
-            )
-        if not 0 < self.confidence < 1:
-            raise ConfigError(
-                f"gates.fairness.confidence must be in (0, 1); got {self.confidence!r}.",
-                field="gates.fairness.confidence",
-            )
+    def validate(self, task: str = "classification") -> None:  # type: ignore[override]
         if task == "regression":  # known before training: it could never judge anything
             raise ConfigError(
                 "gates.fairness compares rates of a predicted class between groups, so it "

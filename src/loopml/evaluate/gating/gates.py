@@ -1,9 +1,9 @@
 """The gate framework: what a gate gets (:class:`GateContext`), what it returns
 (:class:`GateResult`), and how a list of gates runs (:func:`run_gates`).
 
-A gate is a small object whose constructor only stores keyword arguments (scikit-learn's
-estimator rule); ``validate()`` checks them and ``run(ctx)`` judges one candidate. Gates are
-dataclasses, so their parameters round-trip through ``params()`` / ``Gate(**params)``.
+A gate is built from its options (``gates.<name>`` in loopml.yaml), checked on the way in by
+their pydantic model; ``validate(task)`` adds what only the task can tell and ``run(ctx)``
+judges one candidate. Parameters round-trip through ``params()`` / ``Gate(**params)``.
 A gate that raises never stops the others: :func:`run_gates` records it as a ``fail`` with the
 error as evidence.
 """
@@ -14,15 +14,19 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, cast, get_args
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
+from loopml.config import options_error
 from loopml.errors import ConfigError, LoopmlError
+from loopml.jsonsafe import jsonable
+from loopml.types import Verdict
 
-Verdict = Literal["pass", "fail", "insufficient_data"]
-VERDICTS: tuple[str, ...] = ("pass", "fail", "insufficient_data")
+VERDICTS: tuple[str, ...] = get_args(Verdict)
 
 
 @dataclass
@@ -46,7 +50,7 @@ class GateResult:
             "verdict": self.verdict,
             "blocking": self.blocking,
             "message": self.message,
-            "evidence": _jsonable(self.evidence),
+            "evidence": jsonable(self.evidence),
             "seconds": round(float(self.seconds), 6),
         }
 
@@ -63,21 +67,6 @@ class GateResult:
             evidence=dict(data.get("evidence") or {}),
             seconds=float(data.get("seconds", 0.0)),
         )
-
-
-def _jsonable(value: Any) -> Any:
-    """Evidence as plain JSON types (numpy scalars and arrays, NaN -> None)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 @dataclass
@@ -163,17 +152,40 @@ class GateContext:
 
 
 class Gate:
-    """Base of every gate: a dataclass with a ``blocking`` flag, ``validate`` and ``run``."""
+    """Base of every gate: ``validate(task)`` and ``run(ctx)``.
+
+    loopml's own gates are also the pydantic model of their options (``class DataGate(Gate,
+    DataGateOptions)``; defaults and bounds in :mod:`loopml.config.gate_options`), so a gate
+    exists only with valid options, and a bad one is a :class:`~loopml.errors.ConfigError`
+    naming ``gates.<name>.<option>`` as loopml.yaml would. A gate defined elsewhere may be a
+    dataclass of its options with its own ``validate`` (see ``gate_registry.register_gate``).
+    ``validate(task)`` shadows pydantic's deprecated classmethod ``BaseModel.validate`` (v1's
+    ``model_validate``, which loopml never calls); hence the ``type: ignore`` on the gates.
+    """
 
     name: ClassVar[str] = "gate"
-    blocking: bool
+
+    def __init__(self, **params: Any) -> None:
+        try:
+            super().__init__(**params)  # the options model's, for loopml's own gates
+        except PydanticValidationError as e:
+            model = cast("type[BaseModel]", type(self))
+            raise options_error(e, model, ("gates", self.name), params) from None
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keyword arguments the gate takes (its YAML keys)."""
+        if issubclass(cls, BaseModel):
+            return list(cls.model_fields)
+        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
 
     def params(self) -> dict[str, Any]:
         """The constructor's keyword arguments, so ``type(g)(**g.params())`` rebuilds it."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in self.option_names()}
 
     def validate(self, task: str = "classification") -> None:
-        """Raise :class:`~loopml.errors.ConfigError` naming the bad option; default: no-op."""
+        """What only the task can tell (a metric a regression lacks, ...): raise
+        :class:`~loopml.errors.ConfigError` naming the option; default: nothing to check."""
 
     def run(self, ctx: GateContext) -> GateResult:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -186,7 +198,7 @@ class Gate:
         it (``block_insufficient``), so a result never says ``blocking: true`` while its
         message says it does not block.
         """
-        blocking = bool(self.blocking)
+        blocking = bool(getattr(self, "blocking", True))
         if verdict == "insufficient_data":
             blocking = blocking and bool(getattr(self, "block_insufficient", False))
         return GateResult(

@@ -22,25 +22,15 @@ training set, with a quarantine list of row ids for human review. Rows are never
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from loopml.config import LabelsGateOptions
 from loopml.errors import ConfigError, UsageError
 from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.gating.refit import aligned_proba, fit_function, training_data
-
-FILTERS = (
-    "prune_by_noise_rate",
-    "prune_by_class",
-    "both",
-    "confident_learning",
-    "predicted_neq_given",
-    "low_normalized_margin",
-    "low_self_confidence",
-)
 
 
 def plain(v: Any) -> Any:
@@ -99,50 +89,10 @@ def _cleanlab_filter() -> Any:
     return find_label_issues
 
 
-@dataclass(kw_only=True)
-class LabelGate(Gate):
+class LabelGate(Gate, LabelsGateOptions):  # type: ignore[misc]  # validate: see Gate
     """Flagged fraction of likely label errors, minority share and outlier share."""
 
-    name = "labels"
-    max_flagged_fraction: float = 0.15
-    min_class_share: float = 0.01
-    max_outlier_fraction: float = 0.05
-    outlier_score: float = 0.65
-    n_folds: int = 3
-    max_rows: int = 10000
-    filter_by: str = "prune_by_noise_rate"
-    outliers: bool = True
-    id_column: str | None = None
-    top_n: int = 20
-    max_quarantine: int = 10000
-    blocking: bool = False
-
-    def validate(self, task: str = "classification") -> None:
-        for key in (
-            "max_flagged_fraction",
-            "min_class_share",
-            "max_outlier_fraction",
-            "outlier_score",
-        ):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise ConfigError(
-                    f"gates.labels.{key} must be a number in [0, 1]; got {v!r}.",
-                    field=f"gates.labels.{key}",
-                )
-        for key, low in (("n_folds", 2), ("max_rows", 100), ("top_n", 0), ("max_quarantine", 0)):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(
-                    f"gates.labels.{key} must be a whole number >= {low}; got {v!r}.",
-                    field=f"gates.labels.{key}",
-                )
-        if self.filter_by not in FILTERS:
-            raise ConfigError(
-                f"gates.labels.filter_by {self.filter_by!r} is not a cleanlab "
-                f"filter; valid: {', '.join(FILTERS)}.",
-                field="gates.labels.filter_by",
-            )
+    name: ClassVar[str] = "labels"
 
     def _ids(self, ctx: GateContext) -> tuple[str | None, np.ndarray]:
         assert ctx.train is not None

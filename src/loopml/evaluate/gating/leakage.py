@@ -6,7 +6,8 @@ a row id sorted by label) makes a model look perfect in evaluation and fail in p
 - Numeric columns: the rank (Mann-Whitney) AUC of the raw value, ``AUC = (R+ - n+(n+ + 1)/2) /
   (n+ n-)`` with average ranks for ties (Hanley & McNeil 1982), taken in the better direction
   (``max(AUC, 1 - AUC)``). Missing values rank below every value, so "missing iff positive"
-  also shows. One ``rankdata`` over the whole column matrix; a matrix product gives every AUC.
+  also shows. The columns are ranked once together and a matrix product gives every AUC
+  (:class:`loopml.evaluate.measure.auc.RankedScores`).
   A non-monotone leak (the label is ``|x| > 1``) has a rank AUC near 0.5, so each numeric
   column is also cut into ``n_bins`` quantile bins and scored like a categorical one; the
   larger of the two AUCs counts.
@@ -30,7 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+
+from loopml.evaluate.measure.auc import RankedScores
 
 
 def binary_targets(
@@ -53,14 +55,6 @@ def binary_targets(
     return T, T.mean(axis=0), [str(c) for c in classes]
 
 
-def _auc_from_ranks(R: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """AUC of every column of ranks ``R`` (n x m) for every 0/1 target in ``T`` (n x k): k x m."""
-    n_pos = T.sum(axis=0)[:, None]
-    n_neg = len(T) - n_pos
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (T.T @ R - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
 def numeric_auc(X: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Rank AUC of each numeric column of ``X`` for each target column of ``T`` (k x m);
     NaN ranks below every value."""
@@ -70,7 +64,7 @@ def numeric_auc(X: np.ndarray, T: np.ndarray) -> np.ndarray:
     lowest = np.nanmin(np.where(np.isfinite(X), X, np.nan), axis=0, initial=np.inf)
     lowest = np.where(np.isfinite(lowest), lowest, 0.0)
     X = np.where(np.isnan(X), lowest - 1.0, X)
-    return _auc_from_ranks(rankdata(X, axis=0), T)
+    return RankedScores(X).roc_auc(T)
 
 
 def oof_target_mean(
@@ -99,9 +93,7 @@ def _oof_auc(
     codes: np.ndarray, T: np.ndarray, weights: np.ndarray, folds: np.ndarray, n_folds: int
 ) -> float:
     enc = oof_target_mean(codes.astype(np.int64), T, folds, n_folds)
-    auc = np.array(
-        [_auc_from_ranks(rankdata(enc[:, [j]], axis=0), T[:, [j]])[0, 0] for j in range(T.shape[1])]
-    )
+    auc = np.array([RankedScores(enc[:, j]).roc_auc(T[:, j])[0, 0] for j in range(T.shape[1])])
     return float(weights @ np.nan_to_num(auc, nan=0.5) / weights.sum())
 
 

@@ -6,13 +6,13 @@ operator (``>=``, ``>``, ``<=``, ``<``) and a number.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from loopml.config import ChampionGateOptions, MetricsGateOptions
+from loopml.config.gate_options import THRESHOLD_RULE
 from loopml.errors import ConfigError
 from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.measure.bootstrap import comparable_metrics
@@ -20,21 +20,15 @@ from loopml.evaluate.measure.compare import compare_models
 from loopml.evaluate.measure.metrics import classification_metrics, metric_names, regression_metrics
 from loopml.evaluate.measure.slices import metrics_by_slice
 
-_RULE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 #: metrics computed from predict_proba, undefined for a model without it
 PROBA_METRICS = frozenset({"roc_auc", "log_loss"})
 _OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less}
 
 
-def parse_rule(metric: str, rule: Any, *, key: str) -> tuple[str, float]:
-    """``">= 0.7"`` -> ``(">=", 0.7)``; anything else is a :class:`ConfigError`."""
-    m = _RULE.match(rule) if isinstance(rule, str) else None
-    if m is None:
-        raise ConfigError(
-            f"{key}.{metric} must be an operator and a number such as '>= 0.7' or "
-            f"'<= 0.45'; got {rule!r}.",
-            field=f"{key}.{metric}",
-        )
+def parse_rule(rule: str) -> tuple[str, float]:
+    """``">= 0.7"`` -> ``(">=", 0.7)`` (the options model has checked its form)."""
+    m = THRESHOLD_RULE.match(rule)
+    assert m is not None, rule
     return m.group(1), float(m.group(2))
 
 
@@ -44,38 +38,24 @@ def _metrics(ctx: GateContext, X: pd.DataFrame | None = None, y: Any = None) -> 
     return classification_metrics(ctx.y_test, ctx.predictions, ctx.proba, classes=ctx.classes)
 
 
-@dataclass(kw_only=True)
-class MetricGate(Gate):
+class MetricGate(Gate, MetricsGateOptions):
     """Absolute metric thresholds on the held-out data, overall and (with ``per_slice``) on
     every sensitive/segment slice with at least ``min_slice_size`` rows."""
 
-    name = "metrics"
-    thresholds: dict[str, str] = field(default_factory=dict)
-    per_slice: bool = False
-    min_slice_size: int = 30
-    min_rows: int = 30
-    blocking: bool = True
+    name: ClassVar[str] = "metrics"
 
     def _rules(self, task: str) -> dict[str, tuple[str, float]]:
         valid = metric_names(task)
-        if not isinstance(self.thresholds, dict):
-            raise ConfigError(
-                "gates.metrics must map metric names to rules such as "
-                f"{{'accuracy': '>= 0.7'}}; got {self.thresholds!r}.",
-                field="gates.metrics",
-            )
-        rules = {}
-        for metric, rule in self.thresholds.items():
+        for metric in self.thresholds:
             if metric not in valid:
                 raise ConfigError(
                     f"Unknown metric {metric!r} in gates.metrics for a {task} task."
                     f" Valid metrics: {', '.join(valid)}.",
                     field=f"gates.metrics.{metric}",
                 )
-            rules[metric] = parse_rule(metric, rule, key="gates.metrics")
-        return rules
+        return {metric: parse_rule(rule) for metric, rule in self.thresholds.items()}
 
-    def validate(self, task: str = "classification") -> None:
+    def validate(self, task: str = "classification") -> None:  # type: ignore[override]
         self._rules(task)
 
     def run(self, ctx: GateContext) -> GateResult:
@@ -168,22 +148,14 @@ class MetricGate(Gate):
         )
 
 
-@dataclass(kw_only=True)
-class ChampionGate(Gate):
+class ChampionGate(Gate, ChampionGateOptions):
     """The challenger must not be worse than the champion by more than ``delta`` on the same
     held-out rows (and on ``ctx.recent`` when given): the lower end of the paired interval of
     the improvement must be >= -delta (TFX's blessing). The interval is DeLong's for ROC AUC
     and a paired bootstrap for every other metric (see :mod:`loopml.evaluate.measure.compare`). ``metric=None`` picks roc_auc (binary),
     accuracy (multiclass) or rmse (regression)."""
 
-    name = "champion"
-    metric: str | None = None
-    delta: float = 0.01
-    confidence: float = 0.95
-    n_boot: int = 1000
-    min_rows: int = 100
-    seed: int = 0
-    blocking: bool = True
+    name: ClassVar[str] = "champion"
 
     def _metric(self, task: str, n_classes: int | None, scored: bool = True) -> str:
         """The configured metric, or the task's default (``scored``: both models have
@@ -202,29 +174,13 @@ class ChampionGate(Gate):
             )
         return metric
 
-    def validate(self, task: str = "classification") -> None:
-        if self.metric is not None:
-            every = set(comparable_metrics(task, 2)) | set(comparable_metrics(task, 3))
-            if self.metric not in every:
-                raise ConfigError(
-                    f"gates.champion.metric {self.metric!r} is not supported; "
-                    f"valid: {', '.join(sorted(every))}.",
-                    field="gates.champion.metric",
-                )
-        if not (isinstance(self.delta, (int, float)) and self.delta >= 0):
+    def validate(self, task: str = "classification") -> None:  # type: ignore[override]
+        every = set(comparable_metrics(task, 2)) | set(comparable_metrics(task, 3))
+        if self.metric is not None and self.metric not in every:
             raise ConfigError(
-                f"gates.champion.delta must be a number >= 0; got {self.delta!r}.",
-                field="gates.champion.delta",
-            )
-        if not 0 < self.confidence < 1:
-            raise ConfigError(
-                f"gates.champion.confidence must be in (0, 1); got {self.confidence!r}.",
-                field="gates.champion.confidence",
-            )
-        if not isinstance(self.n_boot, int) or self.n_boot < 50:
-            raise ConfigError(
-                f"gates.champion.n_boot must be a whole number >= 50; got {self.n_boot!r}.",
-                field="gates.champion.n_boot",
+                f"gates.champion.metric {self.metric!r} is not supported for a {task} task; "
+                f"valid: {', '.join(sorted(every))}.",
+                field="gates.champion.metric",
             )
 
     def _compare(

@@ -20,12 +20,12 @@ It costs ``seeds - 1`` trainings, so its time is reported in the evidence; it is
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from loopml.config import StabilityGateOptions
 from loopml.errors import ConfigError
 from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.gating.refit import fit_function, model_features, training_data
@@ -44,19 +44,10 @@ def disagreement(preds: np.ndarray) -> dict[str, float]:
     }
 
 
-@dataclass(kw_only=True)
-class StabilityGate(Gate):
+class StabilityGate(Gate, StabilityGateOptions):
     """Spread of a metric over seeds, overall and on stress slices, and disagreement."""
 
-    name = "stability"
-    seeds: int = 5
-    metric: str | None = None
-    max_spread: float = 0.02
-    max_slice_spread: float = 0.05
-    max_disagreement: float = 0.1
-    stress_slices: int = 3
-    min_slice_size: int = 100
-    blocking: bool = False
+    name: ClassVar[str] = "stability"
 
     def _metric(self, ctx: GateContext) -> str:
         if self.metric is not None:
@@ -65,32 +56,13 @@ class StabilityGate(Gate):
             return "rmse"
         return "roc_auc" if ctx.pos_label is not None and ctx.proba is not None else "accuracy"
 
-    def validate(self, task: str = "classification") -> None:
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 2:
-            raise ConfigError(
-                f"gates.stability.seeds must be a whole number >= 2; got {self.seeds!r}.",
-                field="gates.stability.seeds",
-            )
+    def validate(self, task: str = "classification") -> None:  # type: ignore[override]
         if self.metric is not None and self.metric not in metric_names(task):
             raise ConfigError(
                 f"Unknown metric {self.metric!r} in gates.stability.metric for a "
                 f"{task} task. Valid metrics: {', '.join(metric_names(task))}.",
                 field="gates.stability.metric",
             )
-        for key in ("max_spread", "max_slice_spread", "max_disagreement"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(
-                    f"gates.stability.{key} must be a number >= 0; got {v!r}.",
-                    field=f"gates.stability.{key}",
-                )
-        for key in ("stress_slices", "min_slice_size"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(
-                    f"gates.stability.{key} must be a whole number >= 0; got {v!r}.",
-                    field=f"gates.stability.{key}",
-                )
 
     def _slices(self, ctx: GateContext, pred: Any, proba: Any) -> list[dict[str, Any]]:
         return metrics_by_slice(

@@ -21,14 +21,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loopml.config.gate_options import (
+    COMPARABLE_BINARY,
+    COMPARABLE_MULTICLASS,
+    COMPARABLE_REGRESSION,
+)
 from loopml.errors import ConfigError
+from loopml.evaluate.measure.auc import RankedScores
 from loopml.evaluate.measure.metrics import LOWER_IS_BETTER, proba_matrix
 
 WeightedMetric = Callable[[np.ndarray], np.ndarray]
 
-BINARY_METRICS = ("roc_auc", "accuracy", "log_loss", "f1", "precision", "recall")
-MULTICLASS_METRICS = ("accuracy", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
+BINARY_METRICS = COMPARABLE_BINARY
+MULTICLASS_METRICS = COMPARABLE_MULTICLASS
+REGRESSION_METRICS = COMPARABLE_REGRESSION
 
 
 def comparable_metrics(task: str, n_classes: int | None) -> tuple[str, ...]:
@@ -120,23 +126,10 @@ def weighted_metric(
         p = proba_matrix(proba, 2)
         if p is None:
             raise ConfigError("roc_auc needs predicted probabilities.", field="metric")
-        order = np.argsort(p[:, 1], kind="stable")
-        s = p[order, 1]
-        # rows with equal scores form a tie block [start, end) in score order
-        new = np.r_[True, s[1:] != s[:-1]] if len(s) else np.zeros(0, dtype=bool)
-        level = np.cumsum(new) - 1
-        starts = np.flatnonzero(new)
-        start, end = starts[level], np.r_[starts[1:], len(s)][level]
-        pos, neg = yb[order], 1.0 - yb[order]
+        ranked = RankedScores(p[:, 1])  # sorted once for every block of resamples
 
         def auc(W: np.ndarray) -> np.ndarray:
-            # Mann-Whitney U with weights: each positive beats the negatives scored below it
-            Ws = W[:, order]
-            C = np.zeros((W.shape[0], len(s) + 1))
-            np.cumsum(Ws * neg, axis=1, out=C[:, 1:])
-            below, upto = C[:, start], C[:, end]
-            u = (Ws * pos * (below + 0.5 * (upto - below))).sum(axis=1)
-            return _div(u, (Ws @ pos) * C[:, -1])
+            return ranked.roc_auc(yb, W.T)[:, 0]  # one weighted AUC per resample (row of W)
 
         return auc
     raise ConfigError(f"Unknown metric {metric!r}; valid: {BINARY_METRICS}.", field="metric")

@@ -19,8 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.stats import norm
 
+from loopml.evaluate.measure.auc import RankedScores
 from loopml.evaluate.measure.bootstrap import interval_summary, paired_bootstrap, weighted_metric
 from loopml.evaluate.measure.metrics import LOWER_IS_BETTER, proba_matrix
 
@@ -28,13 +29,12 @@ COUNT_METRICS = frozenset({"accuracy", "precision", "recall", "f1"})
 
 
 def delong_components(y: np.ndarray, score: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """AUC and DeLong's structural components V10 (one per positive) and V01 (per negative)."""
-    pos, neg = score[y], score[~y]
-    m, n = len(pos), len(neg)
-    tz = rankdata(np.concatenate([pos, neg]))
-    tx, ty = rankdata(pos), rankdata(neg)
-    v10 = (tz[:m] - tx) / n
-    v01 = 1.0 - (tz[m:] - ty) / m
+    """AUC and DeLong's structural components V10 (one per positive: the share of negatives
+    it outscores, ties half) and V01 (per negative: the share of positives it is below)."""
+    ranked = RankedScores(score)
+    m, n = int(y.sum()), int((~y).sum())
+    v10 = ranked.midranks(~y)[y, 0] / n
+    v01 = 1.0 - ranked.midranks(y)[~y, 0] / m
     return float(v10.mean()), v10, v01
 
 

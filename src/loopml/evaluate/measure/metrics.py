@@ -18,19 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from loopml.config.gate_options import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from loopml.errors import DataError
 
-CLASSIFICATION_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "roc_auc",
-    "log_loss",
-    "f1",
-    "precision",
-    "recall",
-    "positive_rate",
-    "base_rate",
-)
-REGRESSION_METRICS: tuple[str, ...] = ("mae", "rmse", "r2")
 #: metrics where lower is better; every other metric is higher-is-better
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "mae", "rmse"})
 
@@ -65,25 +55,6 @@ def proba_matrix(proba: Any, n_classes: int) -> np.ndarray | None:
             "class in the order of `classes` (model.classes_)."
         )
     return p
-
-
-def binary_roc_auc(positive: Any, score: Any) -> float:
-    """ROC AUC of ``score`` for boolean labels ``positive``, both classes present.
-
-    The Mann-Whitney U statistic on midranks (Hanley and McNeil 1982): the same number as
-    scikit-learn's ``roc_auc_score`` (ties count one half) to rounding, without its input
-    validation, which costs more than the AUC itself when it is called once per slice or per
-    shuffled column of permutation importance.
-    """
-    from scipy.stats import rankdata
-
-    pos = np.asarray(positive, dtype=bool)
-    n_pos = int(pos.sum())
-    n_neg = len(pos) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("ROC AUC needs both classes in the labels.")
-    ranks = rankdata(np.asarray(score, dtype=float))
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _check_lengths(n: int, **arrays: Any) -> None:

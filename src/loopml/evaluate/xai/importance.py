@@ -26,7 +26,7 @@ def _scorer(scoring: str, y: np.ndarray, task: str, model: Any) -> tuple[str, An
     """(name, score(outputs, y)) where outputs come from :func:`_outputs`."""
     from sklearn.metrics import accuracy_score, r2_score
 
-    from loopml.evaluate.measure.metrics import binary_roc_auc
+    from loopml.evaluate.measure.auc import roc_auc
 
     if scoring == "auto":
         if task == "regression":
@@ -40,7 +40,7 @@ def _scorer(scoring: str, y: np.ndarray, task: str, model: Any) -> tuple[str, An
         pos = classes[1] if len(classes) == 2 else None
         if pos is None:
             raise ConfigError("roc_auc importance needs a binary classifier.", field="scoring")
-        return scoring, lambda out, yy: binary_roc_auc(np.asarray(yy) == pos, out)
+        return scoring, lambda out, yy: roc_auc(np.asarray(yy) == pos, out)
     if scoring == "accuracy":
         return scoring, lambda out, yy: accuracy_score(yy, out)
     if scoring == "r2":

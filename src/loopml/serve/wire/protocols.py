@@ -32,6 +32,7 @@ from loopml.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
+from loopml.jsonsafe import jsonable
 from loopml.serve.http.refusals import tag
 
 
@@ -46,7 +47,7 @@ _DecodeError: type[Exception] = orjson.JSONDecodeError
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray | np.generic):
-        return obj.tolist()
+        return jsonable(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.errors import NotFoundError
+from loopml.jsonsafe import jsonable
 from loopml.store import Store
 from loopml.store.rows import DecisionRow
-from loopml.ui.pages.page_helpers import clean, subject_link
+from loopml.ui.pages.page_helpers import subject_link
 
 _WINDOW_KEYS = ("window_id", "window", "windows", "window_ids")
 
@@ -64,7 +65,7 @@ def decisions(
         until=until,
         limit=limit,
     )
-    return clean(
+    return jsonable(
         {
             "page": "decisions",
             "title": "Decisions and audit log",
@@ -91,6 +92,6 @@ def decision(store: Store, cfg: Config, decision_id: int) -> dict[str, Any]:
         raise NotFoundError(
             f"No decision {decision_id}. See the log at /decisions.", field="decision"
         )
-    return clean(
+    return jsonable(
         {"page": "decision", "title": f"Decision {decision_id}: {d['action']}", "decision": _row(d)}
     )

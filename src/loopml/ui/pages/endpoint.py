@@ -11,11 +11,12 @@ import numpy as np
 
 from loopml.config import Config
 from loopml.errors import NotFoundError
+from loopml.jsonsafe import jsonable
 from loopml.monitor.queries import timeseries
 from loopml.store import Store
 from loopml.store.rows import AlertRow
 from loopml.ui.pages.overview import endpoint_summary
-from loopml.ui.pages.page_helpers import clean, refused_summary
+from loopml.ui.pages.page_helpers import refused_summary
 from loopml.ui.series import split_by
 
 NUMBERS = (
@@ -197,7 +198,7 @@ def endpoint(
         for i in range(n - 1, max(-1, n - 1 - RECENT_WINDOWS), -1)
     ]
     open_alerts = [a for a in alerts if a["status"] == "open"]
-    return clean(
+    return jsonable(
         {
             "page": "endpoint",
             "title": f"Endpoint {name}",

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.config import Config
+from loopml.jsonsafe import jsonable
 from loopml.monitor.alerts import live_alerts
 from loopml.monitor.queries import latest, open_alerts
 from loopml.store import Store
 from loopml.store.rows import AlertRow, EndpointRow
-from loopml.ui.pages.page_helpers import clean
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
@@ -168,7 +168,7 @@ def overview(store: Store, cfg: Config) -> dict[str, Any]:
     by_endpoint: dict[str, list[AlertRow]] = {}
     for a in alerts:
         by_endpoint.setdefault(a["endpoint"], []).append(a)
-    return clean(
+    return jsonable(
         {
             "page": "overview",
             "title": f"{cfg.project}: endpoints",

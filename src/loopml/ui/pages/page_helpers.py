@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
 from typing import Any
-
-import numpy as np
 
 from loopml.errors import UsageError
 from loopml.store.rows import RefusedWindow, VersionRow
@@ -59,21 +56,6 @@ def subject_link(subject: str | None) -> str | None:
     if kind == "endpoint" and ident:
         return f"/endpoints/{ident}"
     return None
-
-
-def clean(x: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN/inf to None, tuples to lists."""
-    if isinstance(x, dict):
-        return {str(k): clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return clean(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def version_brief(v: VersionRow) -> dict[str, Any]:

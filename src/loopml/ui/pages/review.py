@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 
 from loopml.config import Config
 from loopml.errors import NotFoundError
+from loopml.jsonsafe import jsonable
 from loopml.monitor.logfiles import HOUR, LogFiles, hour_start
 from loopml.serve.logreader import read_labels, read_log
 from loopml.serve.settings import Settings
 from loopml.store import Store
 from loopml.ui.explanations import review_explanations
-from loopml.ui.pages.page_helpers import clean
 
 
 def log_root(cfg: Config) -> str:
@@ -162,4 +162,4 @@ def review(
 
             ctx["suspects"] = quarantine_rows(gate)[:100]
             ctx["suspects_version"] = champion["id"]
-    return clean(ctx)
+    return jsonable(ctx)

@@ -11,9 +11,10 @@ from loopml.config import Config
 from loopml.errors import LoopmlError, NotFoundError
 from loopml.evaluate.gating.label_lint import quarantine_rows
 from loopml.evaluate.xai.attribution import fairness_gaps
+from loopml.jsonsafe import jsonable
 from loopml.store import Store
 from loopml.store.rows import VersionRow
-from loopml.ui.pages.page_helpers import clean, subject_link, version_brief
+from loopml.ui.pages.page_helpers import subject_link, version_brief
 
 
 def lineage(store: Store, v: VersionRow) -> dict[str, Any]:
@@ -214,7 +215,7 @@ def version(store: Store, cfg: Config, version_id: int) -> dict[str, Any]:
     labels_gate = next((g for g in gates if g.get("gate") == "labels"), None)
     quarantine = quarantine_rows(labels_gate)[:200] if labels_gate else []
     decisions = store.decisions.list(subject=f"version:{v['id']}", limit=50)
-    return clean(
+    return jsonable(
         {
             "page": "version",
             "title": f"Version {v['id']} ({v['model']} #{v['number']}, {v['status']})",

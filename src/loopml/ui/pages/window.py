@@ -16,10 +16,11 @@ from typing import Any
 
 from loopml.config import Config
 from loopml.evaluate.measure.metrics import REGRESSION_METRICS
+from loopml.jsonsafe import jsonable
 from loopml.monitor.queries import window_detail
 from loopml.store import Store
 from loopml.ui.explanations import window_explanation
-from loopml.ui.pages.page_helpers import clean, refused_summary
+from loopml.ui.pages.page_helpers import refused_summary
 
 
 def histogram(evidence: dict[str, Any]) -> dict[str, Any] | None:
@@ -107,7 +108,7 @@ def window(store: Store, cfg: Config, window_id: int) -> dict[str, Any]:
         "labelled": (fair.get("labelled") or {}).get("groups", []),
         "min_group_size": fair.get("min_group_size"),
     }
-    return clean(
+    return jsonable(
         {
             "page": "window",
             "title": f"Window {d['id']}: {d['endpoint']} version {d['version']} ({d['role']})",
