@@ -31,10 +31,11 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.engines import Engine
 from loopml.errors import IntegrityError, NotFoundError
+from loopml.logs.layout import HOUR, hour_start, id_floor, is_uuid7, log_location, segment_of
+from loopml.logs.logfiles import LogFiles
+from loopml.logs.parts import LiveLog, Part
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import refused as refusals
-from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
-from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.unreadable import count_rows, scan_window
 from loopml.monitor.webhooks import Delivery
@@ -58,7 +59,7 @@ class Pass:
         self.cfg, self.store = cfg, store
         self.engine = engine  # None: scan in this process
         self.artifacts = ArtifactStore(cfg.artifacts_root)
-        self.logs = LogFiles(cfg.artifacts_root)
+        self.logs = LogFiles(log_location(cfg))
         self.refs: dict[int, Reference | None] = {}
         self.refused: dict[int, str] = {}  # version -> why its reference was not used
         key = cfg.security.public_key

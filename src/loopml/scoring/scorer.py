@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from loopml.engines.chunks import Chunk, put_part, read_chunk
 from loopml.errors import DataError, ValidationError
-from loopml.serve.compaction import hour_of
+from loopml.logs.layout import hour_of
 from loopml.serve.inference.pool import ModelFailure, ModelPool
 from loopml.serve.settings import Settings
 
@@ -95,7 +95,7 @@ def _log_column(arr: np.ndarray) -> pa.Array:
 def log_table(
     job: Job, ids: pa.Array, batch: Any, pred: np.ndarray, proba: np.ndarray | None
 ) -> pa.Table:
-    """The chunk's prediction-log rows, in the schema of :func:`loopml.serve.logtables.
+    """The chunk's prediction-log rows, in the schema of :func:`loopml.logs.logtables.
     prediction_table` (checked by a test), built column-wise instead of row by row."""
     n = len(ids)
     if proba is not None:

@@ -1,12 +1,13 @@
 """The durable prediction log and the label log (the writing side).
 
 Every answered prediction (champion, canary or shadow) and every label goes through a
-:class:`~loopml.serve.wal.SegmentLog` (checksummed frames, group commit; durable by default:
+:class:`~loopml.logs.wal.SegmentLog` (checksummed frames, group commit; durable by default:
 the caller's ``await`` returns only after its record is fsynced). Frames hold one request
 each, as JSON (orjson serialises NumPy arrays in C, ~5 µs a record).
 
-Closed segments become Parquet partitions for the monitor in :mod:`loopml.serve.compaction`;
-:mod:`loopml.serve.logreader` reads both the Parquet and the segments not yet compacted.
+The segments live in the spool of a :class:`~loopml.logs.layout.LogLocation` (local disk);
+closed ones become Parquet parts under its root in :mod:`loopml.logs.compaction`;
+:mod:`loopml.logs.logreader` reads both the parts and the segments not yet compacted.
 """
 
 from __future__ import annotations
@@ -18,35 +19,52 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from loopml.serve import wal
-from loopml.serve.compaction import check_endpoint
-from loopml.serve.logreader import lookup_request_ids
-from loopml.serve.wire.protocols import dumps
+import numpy as np
+import orjson
+
+from loopml.logs import wal
+from loopml.logs.layout import LABELS, PREDICTIONS, REFUSED, LogLocation, as_location, wal_dir
+from loopml.logs.layout import check_endpoint as check_endpoint
+from loopml.logs.logreader import lookup_request_ids
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise to JSON bytes (NumPy arrays and scalars included)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray | np.generic):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
 class PredictionLog:
-    """Appends predictions and labels under ``root``; see the module docstring."""
+    """Appends predictions and labels to the spool of ``where``; see the module docstring."""
 
     def __init__(
         self,
-        root: str | Path,
+        where: LogLocation | str | Path,
         *,
         durable: bool = True,
         segment_bytes: int = 64 << 20,
         segment_seconds: float = 600.0,
         recent_ids: int = 1_000_000,
     ) -> None:
-        self.root = Path(root)
+        self.where = as_location(where)
+        if self.where.spool is None:
+            raise ValueError("a prediction log needs a local spool folder to write to")
+        spool = self.where.spool
         self.recent_ids = recent_ids
         opts: dict[str, Any] = {
             "durable": durable,
             "segment_bytes": segment_bytes,
             "segment_seconds": segment_seconds,
         }
-        self.predictions = wal.SegmentLog(self.root / "predlog" / "_wal", **opts)
-        self.labels = wal.SegmentLog(self.root / "labels" / "_wal", **opts)
+        self.predictions = wal.SegmentLog(wal_dir(spool, PREDICTIONS), **opts)
+        self.labels = wal.SegmentLog(wal_dir(spool, LABELS), **opts)
         # refusal counts (loopml.serve.http.refusals): appended without waiting for fsync
-        self.refused = wal.SegmentLog(self.root / "refused" / "_wal", **opts)
+        self.refused = wal.SegmentLog(wal_dir(spool, REFUSED), **opts)
         self._recent: dict[str, str] = {}
 
     def open(self) -> PredictionLog:
@@ -144,7 +162,7 @@ class PredictionLog:
             else:
                 found[rid] = ep
         if missing:
-            found.update(lookup_request_ids(self.root, missing))
+            found.update(lookup_request_ids(self.where, missing))
         return found
 
     def encode_labels(

@@ -1,6 +1,6 @@
 """Append-only segment files with checksummed frames and group commit.
 
-The write-ahead part of the prediction log (:mod:`loopml.serve.predlog`). Written by hand
+The write-ahead part of the prediction log (:mod:`loopml.logs.predlog`). Written by hand
 because what it needs is small and specific: the embedded databases that offer group commit
 (SQLite WAL, LMDB) put every record through a B-tree and a global write lock, and Kafka-like
 logs are separate services. Here:
@@ -41,12 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from loopml.errors import UnavailableError
+from loopml.logs.layout import SEGMENT_SUFFIX
 
 log = logging.getLogger("loopml.serve")
 _HEADER = struct.Struct("<II")
 PROBE_BYTES = 64 << 10
 _MAX_FRAME = 1 << 30
-SUFFIX = ".wal"
+SUFFIX = SEGMENT_SUFFIX
 
 
 def encode_frame(payload: bytes) -> bytes:
