@@ -3,12 +3,8 @@
 
 Compaction never loses or duplicates a record. A part is named after its segment and the
 replica (a rerun writes the same name again, replacing it), and each part appears whole or
-not at all:
-
-- on a local root it is written to a dot-file, fsynced and renamed;
-- on a remote root (``s3://``) it is uploaded in one write (``pipe_file``: one PUT, or a
-  multipart upload for parts over s3fs's 50 MB chunk); S3 makes an object visible only once
-  its PUT (or the multipart completion) succeeded, so readers never see half a part.
+not at all (:func:`loopml.logs.upload.write_whole`: a dot-file fsynced and renamed on a local
+root; one upload on ``s3://``, which S3 makes visible only once it succeeded).
 
 Only after every part of a segment is written is a ``.done`` marker fsynced beside the
 segment, then the segment is deleted. A failed upload (network, credentials) raises
@@ -18,8 +14,8 @@ without marker: the next compaction uploads its parts again under the same names
 segment is deleted, readers (:mod:`loopml.logs.logreader`) take its rows from the segment
 and ignore its parts, so a crash at any step neither hides nor doubles a row.
 
-Labels whose request id no part held yet (``loopml.logs.pending``) are looked up again here,
-after the predictions are compacted.
+Labels whose request id no part held yet (:mod:`loopml.logs.pending`) are looked up again
+here, after the predictions are compacted.
 
 The server runs :func:`compact` in a spawned worker process (``Runtime.compact``), which
 imports it (and :func:`exit_with_parent`) by reference from this module.
@@ -27,7 +23,6 @@ imports it (and :func:`exit_with_parent`) by reference from this module.
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import time
@@ -35,12 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 from orjson import loads as _loads
 
-from loopml.errors import StorageError
-from loopml.logs import wal
+from loopml.logs import pending, wal
 from loopml.logs.layout import (
     DONE_SUFFIX,
     KINDS,
@@ -53,6 +45,7 @@ from loopml.logs.layout import (
     segments,
 )
 from loopml.logs.logtables import BUILDERS
+from loopml.logs.upload import parquet_bytes, write_whole
 
 
 def exit_with_parent(parent: int) -> None:
@@ -69,42 +62,6 @@ def exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocol or "local" in protocol
-
-
-def write_whole(fs: Any, path: str, data: bytes, *, what: str = "log part") -> None:
-    """Write ``data`` to ``path`` whole or not at all (see the module docstring)."""
-    if _is_local(fs):
-        folder, name = os.path.split(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{name}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        wal.fsync_dir(Path(folder))
-        return
-    try:
-        fs.pipe_file(path, data)
-    except Exception as exc:  # fsspec backends raise their own network errors
-        raise StorageError(
-            f"Could not write the {what} {path!r} ({type(exc).__name__}: {str(exc)[:200]}); "
-            "nothing was written there. Check the connection and credentials; what it holds "
-            "is kept and written again on the next try.",
-            field="log",
-        ) from exc
-
-
-def parquet_bytes(table: pa.Table, **options: Any) -> bytes:
-    buf = io.BytesIO()
-    # row groups bound the memory of the monitor's scans
-    pq.write_table(table, buf, row_group_size=65_536, **options)
-    return buf.getvalue()
 
 
 def _compact_segment(where: LogLocation | str | Path, kind: str, seg: Path, fs: Any = None) -> int:
@@ -126,9 +83,10 @@ def _compact_segment(where: LogLocation | str | Path, kind: str, seg: Path, fs: 
     return rows
 
 
-def compact(where: LogLocation | str | Path) -> dict[str, int]:
-    """Move every closed segment of the spool into Parquet under the root; returns
-    segment/row counts. Segments held by a live writer (or by another compactor) are skipped.
+def compact(where: LogLocation | str | Path, label_wait: float = 3600.0) -> dict[str, int]:
+    """Move every closed segment of the spool into Parquet under the root, then look up the
+    held labels again (``label_wait``: how long they may wait); returns counts. Segments held
+    by a live writer (or by another compactor) are skipped.
     """
     where = as_location(where)
     done = {"segments": 0, "rows": 0}
@@ -152,4 +110,6 @@ def compact(where: LogLocation | str | Path) -> dict[str, int]:
                 done["segments"] += 1
             finally:
                 os.close(fd)
+    held = pending.resolve(fs, where, label_wait)
+    done.update({f"labels_{k}": n for k, n in held.items() if n})
     return done

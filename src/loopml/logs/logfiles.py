@@ -50,6 +50,7 @@ from loopml.logs.parts import (
     table_part,
     window_time,
 )
+from loopml.logs.upload import is_local
 
 BATCH_ROWS = 64 * 1024
 
@@ -65,9 +66,10 @@ class LogFiles:
         self.where = as_location(where)
         self.fs, self.base = fsspec.core.url_to_fs(self.where.root)
         self.base = self.base.rstrip("/")
-        local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
         self.arrow_fs = (
-            pafs.LocalFileSystem() if local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+            pafs.LocalFileSystem()
+            if is_local(self.fs)
+            else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
         )
         self._live: dict[str, set[str]] = {}
         self._label_parts: dict[str, pa.Table] = {}

@@ -1,4 +1,5 @@
-"""Arrow tables from prediction-log and label-log records (one record per request).
+"""Arrow tables from prediction-log and label-log records (one record per request), and the
+records' JSON encoding (:func:`dumps`).
 
 Built with a Python loop over records (requests), never over rows: each record's columns
 are extended in C. Numbers become float64, booleans bool, anything else strings, so parts
@@ -12,10 +13,23 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loopml.logs.layout import LABELS, PREDICTIONS, REFUSED
+
+
+def dumps(obj: Any) -> bytes:
+    """A record as JSON bytes (NumPy arrays and scalars included), as frames hold it."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray | np.generic):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
 
 RESERVED = (
     "_request_id",

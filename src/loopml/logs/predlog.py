@@ -14,29 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import orjson
 
 from loopml.logs import wal
 from loopml.logs.layout import LABELS, PREDICTIONS, REFUSED, LogLocation, as_location, wal_dir
 from loopml.logs.layout import check_endpoint as check_endpoint
 from loopml.logs.logreader import lookup_request_ids
-
-
-def dumps(obj: Any) -> bytes:
-    """Serialise to JSON bytes (NumPy arrays and scalars included)."""
-    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray | np.generic):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+from loopml.logs.logtables import dumps
+from loopml.logs.pending import holdable, pending_dir, pending_record
 
 
 class PredictionLog:
@@ -65,6 +53,9 @@ class PredictionLog:
         self.labels = wal.SegmentLog(wal_dir(spool, LABELS), **opts)
         # refusal counts (loopml.serve.http.refusals): appended without waiting for fsync
         self.refused = wal.SegmentLog(wal_dir(spool, REFUSED), **opts)
+        # labels waiting for their prediction to reach the root (loopml.logs.pending): only
+        # with a remote root, where other replicas' segments are out of sight
+        self.pending = wal.SegmentLog(pending_dir(spool), **opts) if self.where.remote else None
         self._recent: dict[str, str] = {}
 
     def open(self) -> PredictionLog:
@@ -72,12 +63,16 @@ class PredictionLog:
         self.predictions.open()
         self.labels.open()
         self.refused.open()
+        if self.pending is not None:
+            self.pending.open()
         return self
 
     def close(self) -> None:
         self.predictions.close()
         self.labels.close()
         self.refused.close()
+        if self.pending is not None:
+            self.pending.close()
 
     def __enter__(self) -> PredictionLog:
         return self.open()
@@ -201,3 +196,22 @@ class PredictionLog:
         if futures:
             await asyncio.gather(*futures)
         return [rid for rid in labels if rid not in known]
+
+    async def hold_labels(
+        self,
+        labels: Mapping[str, Any],
+        wait: float,
+        allowed: Collection[str] | None = None,
+        ts_us: int | None = None,
+    ) -> list[str]:
+        """Keep labels of request ids not found yet, to be looked up again at compaction
+        (:mod:`loopml.logs.pending`); returns the ids kept. Nothing is kept with a local root
+        (every segment is in sight there) nor for ids older than ``wait`` or not UUIDv7.
+        ``allowed``: the endpoints the caller may label (None: all)."""
+        if self.pending is None:
+            return []
+        held = holdable(list(labels), wait)
+        if held:
+            record = pending_record({r: labels[r] for r in held}, allowed, ts_us)
+            await self.pending.append_future(dumps(record))
+        return held

@@ -32,7 +32,7 @@ from loopml.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from loopml.logs.predlog import dumps as dumps  # one JSON encoder for answers and the log
+from loopml.logs.logtables import dumps as dumps  # one JSON encoder for answers and the log
 from loopml.serve.http.refusals import tag
 
 _loads = orjson.loads
