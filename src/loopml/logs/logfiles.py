@@ -21,6 +21,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -29,6 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from loopml.errors import StorageError
 from loopml.logs.layout import (
     HOUR,
     PREDICTIONS,
@@ -138,10 +140,35 @@ class LogFiles:
         return out
 
     def _ls(self, path: str) -> list[str]:
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in self._list(path, detail=False)]
+
+    def _list(self, path: str, *, detail: bool) -> list[Any]:
+        """``fs.ls``: a missing folder is empty; a network error a clear :class:`StorageError`."""
         try:
-            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+            return list(self.fs.ls(path, detail=detail))
         except FileNotFoundError:
             return []
+        except Exception as exc:
+            raise self._unreachable("list", path, exc) from exc
+
+    def _unreachable(self, doing: str, path: str, exc: Exception) -> Exception:
+        if is_local(self.fs):
+            return exc
+        return StorageError(
+            f"Could not {doing} {self.fs.unstrip_protocol(path)!r} of the prediction log "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Check the connection and credentials "
+            "(AWS_ENDPOINT_URL, AWS_PROFILE or the AWS_* keys) and log.root in loopml.yaml.",
+            field="log",
+        )
+
+    def read_table(self, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """One part, whole (or the given columns); a network error is a :class:`StorageError`."""
+        try:
+            return pq.read_table(path, columns=columns, filesystem=self.arrow_fs)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise self._unreachable("read", path, exc) from exc
 
     def endpoints(self, kind: str = PREDICTIONS) -> list[str]:
         """Endpoints that have partitions of ``kind`` (the prediction log by default)."""
@@ -172,10 +199,7 @@ class LogFiles:
         for h in sorted(set(hours)):
             folder = f"{kind_url(self.base, kind)}/endpoint={endpoint}/hour={h}"
             if folder not in self._listing:
-                try:
-                    self._listing[folder] = self.fs.ls(folder, detail=True)
-                except FileNotFoundError:
-                    self._listing[folder] = []
+                self._listing[folder] = self._list(folder, detail=True)
             infos = self._listing[folder]
             for info in infos:
                 name = info["name"].rstrip("/").rsplit("/", 1)[-1]

@@ -18,7 +18,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from orjson import loads as _loads
 
 from loopml.logs import wal
@@ -94,7 +93,7 @@ def _read(
     hours = _hours(lo, hi) if start and end else None
     logs = LogFiles(where)
     files = _parquet_files(logs, kind, endpoint, hours, read)
-    tables = [pq.read_table(f, filesystem=logs.arrow_fs) for f in files] + tables
+    tables = [logs.read_table(f) for f in files] + tables
     if not tables:
         return build([])
     table = concat_tables(tables)
@@ -196,7 +195,7 @@ def lookup_request_ids(where: Where, request_ids: set[str]) -> dict[str, str]:
     if hours:
         logs = LogFiles(where)
         for f in _parquet_files(logs, PREDICTIONS, None, hours, read):  # listed after, as in _read
-            t = pq.read_table(f, columns=["_request_id", "_endpoint"], filesystem=logs.arrow_fs)
+            t = logs.read_table(f, columns=["_request_id", "_endpoint"])
             hit = t.filter(
                 pc.is_in(t.column("_request_id"), value_set=pa.array(sorted(rest), pa.string()))
             )
