@@ -10,6 +10,7 @@ registered for every test by ``tests/conftest.py``."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,8 @@ def s3_url() -> Iterator[str]:
     pytest.importorskip("s3fs")
     pytest.importorskip("moto.server")
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 call otherwise
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -110,4 +113,58 @@ class CuttingProxy:
             s.close()
 
     def close(self) -> None:
+        self.sock.close()
+
+
+class HoldingProxy:
+    """Forwards TCP to ``target``; while :meth:`hold` is in force the server's answers wait
+    here, so a request (an upload) has reached the server and is stored there while its
+    client has not heard back yet: the moment between an upload and what the client does
+    after it."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit("//", 1)[1].split(":")
+        self.target = (host, int(port))
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._open = threading.Event()
+        self._open.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                # an interim "100 Continue" passes: the client then sends the body, which
+                # the server stores before its final answer (the one held)
+                if answers and not data.startswith(b"HTTP/1.1 100 "):
+                    self._open.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self._open.set()
         self.sock.close()

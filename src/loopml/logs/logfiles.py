@@ -145,7 +145,9 @@ class LogFiles:
     def _list(self, path: str, *, detail: bool) -> list[Any]:
         """``fs.ls``: a missing folder is empty; a network error a clear :class:`StorageError`."""
         try:
-            return list(self.fs.ls(path, detail=detail))
+            # refresh: s3fs would answer from its listing cache, which never expires, and a
+            # long-running reader (the server's monitor and controller) never see new parts
+            return list(self.fs.ls(path, detail=detail, refresh=True))
         except FileNotFoundError:
             return []
         except Exception as exc:
