@@ -70,16 +70,15 @@ def s3(s3_url, monkeypatch) -> Iterator[fsspec.AbstractFileSystem]:
     s3fs.S3FileSystem.clear_instance_cache()
 
 
-class CuttingProxy:
-    """Forwards TCP to ``target`` but closes each connection after ``limit`` bytes upstream."""
+class Proxy:
+    """Forwards TCP to ``target`` on a free loopback port (``url``); subclasses decide what
+    passes in each direction (:meth:`forward`: False ends the connection)."""
 
-    def __init__(self, target: str, limit: int) -> None:
+    def __init__(self, target: str) -> None:
         host, port = target.rsplit("//", 1)[1].split(":")
         self.target = (host, int(port))
-        self.limit = limit
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.cut = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -92,18 +91,17 @@ class CuttingProxy:
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+    def forward(self, data: bytes, dst: socket.socket, request: bool, sent: int) -> bool:
+        dst.sendall(data)
+        return True
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, request: bool) -> None:
         sent = 0
         try:
             while True:
                 data = src.recv(65536)
-                if not data:
+                if not data or not self.forward(data, dst, request, sent):
                     break
-                if count and sent + len(data) > self.limit:
-                    dst.sendall(data[: self.limit - sent])
-                    self.cut += 1
-                    break
-                dst.sendall(data)
                 sent += len(data)
         except OSError:
             pass
@@ -116,20 +114,32 @@ class CuttingProxy:
         self.sock.close()
 
 
-class HoldingProxy:
-    """Forwards TCP to ``target``; while :meth:`hold` is in force the server's answers wait
-    here, so a request (an upload) has reached the server and is stored there while its
-    client has not heard back yet: the moment between an upload and what the client does
-    after it."""
+class CuttingProxy(Proxy):
+    """Closes each connection after ``limit`` bytes of request (in the middle of a body)."""
+
+    def __init__(self, target: str, limit: int) -> None:
+        self.limit = limit
+        self.cut = 0
+        super().__init__(target)
+
+    def forward(self, data: bytes, dst: socket.socket, request: bool, sent: int) -> bool:
+        if request and sent + len(data) > self.limit:
+            dst.sendall(data[: self.limit - sent])
+            self.cut += 1
+            return False
+        dst.sendall(data)
+        return True
+
+
+class HoldingProxy(Proxy):
+    """While :meth:`hold` is in force the server's answers wait here, so a request (an
+    upload) has reached the server and is stored there while its client has not heard back
+    yet: the moment between an upload and what the client does after it."""
 
     def __init__(self, target: str) -> None:
-        host, port = target.rsplit("//", 1)[1].split(":")
-        self.target = (host, int(port))
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self._open = threading.Event()
         self._open.set()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target)
 
     def hold(self) -> None:
         self._open.clear()
@@ -137,34 +147,14 @@ class HoldingProxy:
     def release(self) -> None:
         self._open.set()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                # an interim "100 Continue" passes: the client then sends the body, which
-                # the server stores before its final answer (the one held)
-                if answers and not data.startswith(b"HTTP/1.1 100 "):
-                    self._open.wait()
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
+    def forward(self, data: bytes, dst: socket.socket, request: bool, sent: int) -> bool:
+        # an interim "100 Continue" passes: the client then sends the body, which the
+        # server stores before its final answer (the one held)
+        if not request and not data.startswith(b"HTTP/1.1 100 "):
+            self._open.wait()
+        dst.sendall(data)
+        return True
 
     def close(self) -> None:
         self._open.set()
-        self.sock.close()
+        super().close()

@@ -34,7 +34,6 @@ from orjson import loads as _loads
 
 from loopml.logs import pending, wal
 from loopml.logs.layout import (
-    DONE_SUFFIX,
     KINDS,
     LogLocation,
     as_location,
@@ -95,21 +94,11 @@ def compact(where: LogLocation | str | Path, label_wait: float = 3600.0) -> dict
     fs, _ = fsspec.core.url_to_fs(where.root)
     for kind in KINDS:
         for seg in segments(where.spool, kind):
-            fd = wal.claim(seg)
-            if fd is None:
-                continue
-            try:
-                marker = seg.with_suffix(DONE_SUFFIX)
-                if not marker.exists():
-                    done["rows"] += _compact_segment(where, kind, seg, fs)
-                    marker.touch()
-                    wal.fsync_dir(seg.parent)
-                seg.unlink()
-                wal.fsync_dir(seg.parent)
-                marker.unlink()
-                done["segments"] += 1
-            finally:
-                os.close(fd)
+
+            def work(kind: str = kind, seg: Path = seg) -> None:
+                done["rows"] += _compact_segment(where, kind, seg, fs)
+
+            done["segments"] += wal.consume(seg, work)
     held = pending.resolve(fs, where, label_wait)
     done.update({f"labels_{k}": n for k, n in held.items() if n})
     return done

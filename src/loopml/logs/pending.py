@@ -21,18 +21,17 @@ Only UUIDv7 ids younger than ``label_wait`` are held; any other unknown id is re
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fsspec.implementations.local import LocalFileSystem
 from orjson import loads as _loads
 
 from loopml.logs import wal
 from loopml.logs.layout import (
-    DONE_SUFFIX,
     LABELS,
     SEGMENT_SUFFIX,
     LogLocation,
@@ -82,16 +81,6 @@ def _next_generation(seg: Path) -> Path:
     return seg.with_name(f"{base}-g{n + 1}{SEGMENT_SUFFIX}")
 
 
-def _write_segment(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.new")
-    with open(tmp, "wb") as f:
-        f.write(b"".join(wal.encode_frame(dumps(r)) for r in records))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    wal.fsync_dir(path.parent)
-
-
 def _resolve_segment(
     fs: Any, where: LogLocation, seg: Path, wait: float, now: float
 ) -> dict[str, int]:
@@ -124,8 +113,9 @@ def _resolve_segment(
     for (ep, hour), recs in resolved.items():
         path = f"{hour_url(where.root, LABELS, ep, hour)}/{part_name(seg.stem, where.replica)}"
         write_whole(fs, path, parquet_bytes(label_table(recs)), what="label part")
-    if carry:
-        _write_segment(_next_generation(seg), carry)
+    if carry:  # written whole before this segment is marked done
+        frames = b"".join(wal.encode_frame(dumps(r)) for r in carry)
+        write_whole(LocalFileSystem(), str(_next_generation(seg)), frames, what="segment")
     return counts
 
 
@@ -136,21 +126,12 @@ def resolve(fs: Any, where: LogLocation, wait: float, now: float | None = None) 
     if where.spool is None:
         return total
     for seg in sorted(pending_dir(where.spool).glob("*" + SEGMENT_SUFFIX)):
-        fd = wal.claim(seg)
-        if fd is None:
-            continue
-        try:
-            marker = seg.with_suffix(DONE_SUFFIX)
-            if not marker.exists():
-                for key, n in _resolve_segment(fs, where, seg, wait, now).items():
-                    total[key] += n
-                marker.touch()
-                wal.fsync_dir(seg.parent)
-            seg.unlink()
-            wal.fsync_dir(seg.parent)
-            marker.unlink()
-        finally:
-            os.close(fd)
+
+        def work(seg: Path = seg) -> None:
+            for key, n in _resolve_segment(fs, where, seg, wait, now).items():
+                total[key] += n
+
+        wal.consume(seg, work)
     if total["dropped"]:
         log.warning(
             "dropped %d label(s) whose request id no part of the log held within "

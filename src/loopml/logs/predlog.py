@@ -60,19 +60,17 @@ class PredictionLog:
 
     def open(self) -> PredictionLog:
         """Start both logs (segments left by an earlier process wait for compaction)."""
-        self.predictions.open()
-        self.labels.open()
-        self.refused.open()
-        if self.pending is not None:
-            self.pending.open()
+        for segment_log in self._logs():
+            segment_log.open()
         return self
 
     def close(self) -> None:
-        self.predictions.close()
-        self.labels.close()
-        self.refused.close()
-        if self.pending is not None:
-            self.pending.close()
+        for segment_log in self._logs():
+            segment_log.close()
+
+    def _logs(self) -> list[wal.SegmentLog]:
+        held = [] if self.pending is None else [self.pending]
+        return [self.predictions, self.labels, self.refused, *held]
 
     def __enter__(self) -> PredictionLog:
         return self.open()
