@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from loopml.config import Config
 from loopml.errors import NotFoundError
-from loopml.logs.layout import HOUR, LogLocation, hour_start, log_location
+from loopml.logs.layout import HOUR, PREDICTIONS, LogLocation, hour_start, log_location
 from loopml.logs.logfiles import LogFiles
 from loopml.logs.logreader import read_labels, read_log
 from loopml.store import Store
@@ -70,7 +70,7 @@ def least_sure(log: pa.Table, labelled: set[Any], limit: int) -> tuple[pa.Table,
 
 
 def newest_hour(root: LogLocation | str, endpoint: str) -> float | None:
-    hours = LogFiles(root).hours("predlog", endpoint)
+    hours = LogFiles(root).hours(PREDICTIONS, endpoint)
     return hour_start(max(hours)) + HOUR if hours else None
 
 
