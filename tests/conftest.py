@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 PG_URL = os.environ.get("LOOPML_TEST_POSTGRES_URL")
+pytest_plugins = ("tests.s3server",)  # the S3 API server fixtures: s3_url, s3
 
 
 def _pg_admin_url() -> str:

@@ -60,7 +60,7 @@ def log_bytes(decimals: int | None) -> dict[str, float]:
 
 def wal_bytes() -> float:
     """Bytes of one online request's write-ahead record (one row, 20 features)."""
-    from loopml.serve.predlog import PredictionLog
+    from loopml.logs.predlog import PredictionLog
 
     log = PredictionLog("/nonexistent")  # encoding only: nothing is opened
     rng = np.random.default_rng(0)

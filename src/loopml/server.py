@@ -42,21 +42,22 @@ from starlette.types import ASGIApp
 from loopml.config import Config
 from loopml.control.loop_service import controller_service
 from loopml.errors import UsageError
+from loopml.logs.layout import log_location
+from loopml.logs.logreader import live_tables
+from loopml.logs.parts import LiveLog
 from loopml.monitor.monitor_service import monitor_service
-from loopml.monitor.parts import LiveLog
 from loopml.serve.http.accesslog import JSONLinesHandler
 from loopml.serve.http.application import create_app
 from loopml.serve.http.slowclients import uvicorn_options
-from loopml.serve.logreader import live_tables
 from loopml.serve.settings import Settings
 from loopml.ui import mount as ui_mount
 
 
 def monitor_live(cfg: Config) -> LiveLog:
-    """The monitor's reader of the log segments the server has not compacted yet (the monitor
-    does not import serve, so the top floor hands it this)."""
-    root = Settings.from_config(cfg).log_root
-    return lambda kind, endpoint: live_tables(root, kind, endpoint)
+    """The monitor's reader of this machine's log segments not compacted yet (given by the
+    processes that run next to a server: ``loopml serve`` and ``loopml monitor``)."""
+    where = log_location(cfg)
+    return lambda kind, endpoint: live_tables(where, kind, endpoint)
 
 
 def _monitor(cfg: Config) -> AbstractAsyncContextManager[Any]:

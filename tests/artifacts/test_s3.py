@@ -1,16 +1,8 @@
-"""Artifacts on S3, tested against a real S3 API server on loopback: moto's server mode
-(``moto.server.ThreadedMotoServer``), a stand-in for AWS S3 or MinIO that speaks the same HTTP
-API, reached through s3fs exactly as a real bucket would be (``AWS_ENDPOINT_URL``).
-
-A network failure is made by a small TCP proxy between s3fs and the server that cuts every
-connection after a number of bytes, in the middle of an upload's body."""
+"""Artifacts on S3, tested against a real S3 API server on loopback (``tests/s3server.py``:
+moto's server mode, a stand-in for AWS S3 or MinIO that speaks the same HTTP API), reached
+through s3fs exactly as a real bucket would be (``AWS_ENDPOINT_URL``)."""
 
 from __future__ import annotations
-
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
 
 import fsspec
 import pytest
@@ -20,99 +12,7 @@ pytest.importorskip("moto.server")
 
 from loopml.artifacts.store import ArtifactStore
 from loopml.errors import IntegrityError, StorageError
-
-BUCKET = "loopml-test"
-# one attempt per call, short timeouts: a failure shows at once instead of after backoffs
-_FAIL_FAST = {
-    "skip_instance_cache": True,
-    "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2, "read_timeout": 5},
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    """A running S3 API server on 127.0.0.1 (moto's server mode); yields its URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(s3_url, monkeypatch) -> Iterator[fsspec.AbstractFileSystem]:
-    """AWS variables pointing at the server, a fresh bucket, and a direct client to check it."""
-    import s3fs
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_url,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    if fs.exists(BUCKET):
-        fs.rm(BUCKET, recursive=True)
-    fs.mkdir(BUCKET)
-    yield fs
-    s3fs.S3FileSystem.clear_instance_cache()
-
-
-class CuttingProxy:
-    """Forwards TCP to ``target`` but closes each connection after ``limit`` bytes upstream."""
-
-    def __init__(self, target: str, limit: int) -> None:
-        host, port = target.rsplit("//", 1)[1].split(":")
-        self.target = (host, int(port))
-        self.limit = limit
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.cut = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
-        sent = 0
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if count and sent + len(data) > self.limit:
-                    dst.sendall(data[: self.limit - sent])
-                    self.cut += 1
-                    break
-                dst.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def close(self) -> None:
-        self.sock.close()
+from tests.s3server import BUCKET, FAIL_FAST, CuttingProxy, free_port
 
 
 def test_put_and_get_on_s3_check_the_digest(s3):
@@ -143,7 +43,7 @@ def test_a_connection_cut_mid_upload_is_a_clear_error_and_leaves_no_object(s3, s
     """Guards against a network error leaving a half-written artifact behind."""
     proxy = CuttingProxy(s3_url, limit=200_000)
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-    monkeypatch.setitem(fsspec.config.conf, "s3", _FAIL_FAST)
+    monkeypatch.setitem(fsspec.config.conf, "s3", FAIL_FAST)
     data = bytes(range(256)) * 8_000  # 2 MB: the body is cut at 200 kB
     store = ArtifactStore(f"s3://{BUCKET}/cut")
     with pytest.raises(StorageError, match="Could not write s3://loopml-test/cut/sha256/") as err:
@@ -156,8 +56,8 @@ def test_a_connection_cut_mid_upload_is_a_clear_error_and_leaves_no_object(s3, s
 
 
 def test_an_unreachable_store_is_a_clear_error_on_read(s3, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
-    monkeypatch.setitem(fsspec.config.conf, "s3", _FAIL_FAST)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setitem(fsspec.config.conf, "s3", FAIL_FAST)
     store = ArtifactStore(f"s3://{BUCKET}/gone")
     with pytest.raises(StorageError, match="Could not list s3://loopml-test/gone/sha256/"):
         store.get_bytes("ab" * 32)

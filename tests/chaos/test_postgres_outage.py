@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from loopml.serve.logreader import read_log
+from loopml.logs.logreader import read_log
 from tests.chaos.conftest import PrivatePostgres, free_port
 from tests.serve import serve_helpers as h
 

@@ -267,7 +267,7 @@ def test_requests_no_version_may_answer_are_refused_not_fatal(
     the simulated one (counted, nothing logged), instead of ending the backtest."""
     import shutil
 
-    from loopml.serve.predlog import PredictionLog
+    from loopml.logs.predlog import PredictionLog
 
     root, data = project
     work = tmp_path / "copy"
@@ -321,7 +321,7 @@ def test_no_mirror_is_logged_for_a_request_the_canary_refused(
 
     from sqlalchemy import update
 
-    from loopml.serve.predlog import PredictionLog
+    from loopml.logs.predlog import PredictionLog
     from loopml.store.tables import versions
 
     root, data = project

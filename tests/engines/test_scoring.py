@@ -16,9 +16,9 @@ import pytest
 from loopml.cli import main
 from loopml.config import load_config
 from loopml.errors import ConflictError, ValidationError
+from loopml.logs.layout import request_id_millis
 from loopml.scoring import score
 from loopml.scoring.scorer import request_ids
-from loopml.serve.wire.ids import request_id_millis
 from loopml.store import Store
 
 from .conftest import NAMES, frame
@@ -102,9 +102,9 @@ def test_rerunning_a_finished_single_file_job_logs_nothing_twice(project):
 
 def test_the_log_part_has_the_schema_the_servers_compaction_writes():
     """Guards against batch log parts drifting from the server's (the monitor reads both)."""
+    from loopml.logs.logtables import prediction_table
     from loopml.scoring.scorer import Job, log_table
     from loopml.serve.inference.request_rows import Batch
-    from loopml.serve.logtables import prediction_table
 
     cols = {"f0": np.array([0.5, 1.5]), "cat": np.array(["a", "b"], dtype=object)}
     ids = request_ids(2, 1_700_000_000_000)
@@ -135,8 +135,8 @@ def test_the_log_part_has_the_schema_the_servers_compaction_writes():
 
 
 def test_log_columns_follow_the_servers_rules_for_mixed_values():
+    from loopml.logs.logtables import _column
     from loopml.scoring.scorer import _log_column
-    from loopml.serve.logtables import _column
 
     for values in (
         [1, "a", None],

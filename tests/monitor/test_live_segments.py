@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from loopml.logs.compaction import compact
+from loopml.logs.predlog import PredictionLog
 from loopml.monitor import run_monitor
 from loopml.monitor.queries import timeseries
-from loopml.serve.compaction import compact
-from loopml.serve.predlog import PredictionLog
 from loopml.server import monitor_live
 
 from ._log import T0

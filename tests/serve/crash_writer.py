@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from loopml.serve.predlog import PredictionLog
+from loopml.logs.predlog import PredictionLog
 from loopml.serve.wire.ids import new_request_ids
 
 

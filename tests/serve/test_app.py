@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import serve_helpers as h
 
-from loopml.serve.logreader import read_labels, read_log
+from loopml.logs.logreader import read_labels, read_log
 
 pytestmark = pytest.mark.anyio
 

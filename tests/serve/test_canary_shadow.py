@@ -9,7 +9,7 @@ import json
 import pytest
 import serve_helpers as h
 
-from loopml.serve.logreader import read_log
+from loopml.logs.logreader import read_log
 
 pytestmark = pytest.mark.anyio
 

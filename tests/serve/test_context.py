@@ -14,7 +14,7 @@ import pytest
 import serve_helpers as h
 
 from loopml.errors import DataError, ValidationError
-from loopml.serve.logreader import read_log
+from loopml.logs.logreader import read_log
 from loopml.serve.wire.context_columns import event_times, parse_time_us, split_context
 
 pytestmark = pytest.mark.anyio

@@ -96,7 +96,7 @@ async def test_full_log_volume_is_503_not_ready_then_recovers(settings, keys, tm
             )
             assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
         # nothing acknowledged was lost: every 200's request id is in the log on disk
-        from loopml.serve.logreader import read_log
+        from loopml.logs.logreader import read_log
 
         logged = set(read_log(volume, "credit").column("_request_id").to_pylist())
         assert set(acknowledged) <= logged, set(acknowledged) - logged

@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from loopml.serve import wal
-from loopml.serve.compaction import compact
-from loopml.serve.logreader import read_labels, read_log
-from loopml.serve.predlog import PredictionLog
+from loopml.logs import wal
+from loopml.logs.compaction import compact
+from loopml.logs.logreader import read_labels, read_log
+from loopml.logs.predlog import PredictionLog
 from loopml.serve.wire.ids import new_request_ids
 
 T0 = int(datetime(2026, 11, 23, 10, 30, tzinfo=UTC).timestamp() * 1e6)
@@ -119,9 +119,9 @@ def test_crash_mid_compaction_neither_loses_nor_duplicates(tmp_path):
         ids = _log_some(log)
         seg = log.predictions.current
     # simulate a crash after some part files were written, before the .done marker
-    from loopml.serve.compaction import _compact_segment
+    from loopml.logs.compaction import _compact_segment
 
-    _compact_segment(tmp_path / "predlog", seg)
+    _compact_segment(tmp_path, "predlog", seg)
     assert sorted(read_log(tmp_path).column("_request_id").to_pylist()) == sorted(ids)
     compact(tmp_path)  # the rerun overwrites the same part files
     assert sorted(read_log(tmp_path).column("_request_id").to_pylist()) == sorted(ids)
@@ -129,7 +129,7 @@ def test_crash_mid_compaction_neither_loses_nor_duplicates(tmp_path):
     with PredictionLog(tmp_path) as log:
         more = _log_some(log, 1)
         seg = log.predictions.current
-    _compact_segment(tmp_path / "predlog", seg)
+    _compact_segment(tmp_path, "predlog", seg)
     seg.with_suffix(".done").touch()
     assert sorted(read_log(tmp_path).column("_request_id").to_pylist()) == sorted(ids + more)
     compact(tmp_path)
@@ -229,7 +229,7 @@ def test_a_read_racing_the_compactor_neither_misses_nor_doubles(tmp_path):
     into Parquet and deletes it still finds the segment's rows exactly once."""
     import threading
 
-    from loopml.serve.logreader import lookup_request_ids
+    from loopml.logs.logreader import lookup_request_ids
 
     ids: list[str] = []
     for _ in range(60):  # Parquet parts for the reader to wade through

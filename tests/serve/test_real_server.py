@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import serve_helpers as h
 
-from loopml.serve.logreader import read_log
+from loopml.logs.logreader import read_log
 
 
 def _triton_inputs(triton, rows, **kw):

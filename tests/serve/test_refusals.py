@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import serve_helpers as h
 
-from loopml.serve.logreader import read_refused
+from loopml.logs.logreader import read_refused
 
 pytestmark = pytest.mark.anyio
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from loopml.serve import wal
+from loopml.logs import wal
 
 
 def _payloads(n: int) -> list[bytes]:

@@ -271,7 +271,7 @@ def test_promote_rollback_and_disable_need_the_deployer_role(browser, live):
 
 
 def test_a_review_queue_label_needs_the_labeller_role(browser, live):
-    from loopml.serve.logreader import read_labels
+    from loopml.logs.logreader import read_labels
 
     rid = live["request_ids"][0]
     path = f"/review?since={live['predicted_at'] - 60:.0f}"  # the API's predictions only

@@ -90,17 +90,18 @@ def window_rows(cfg: Any, now: float | None = None) -> dict[str, tuple[int, int]
 
     import pyarrow.parquet as pq
 
-    from loopml.monitor.logfiles import HOUR, LogFiles, hour_name
+    from loopml.logs.layout import HOUR, PREDICTIONS, hour_name, log_location
+    from loopml.logs.logfiles import LogFiles
 
     now = time.time() if now is None else now
     start = math.floor(now / cfg.monitor.window) * cfg.monitor.window
-    logs = LogFiles(cfg.artifacts_root)
+    logs = LogFiles(log_location(cfg))
     hours = [hour_name(t) for t in range(int(start // HOUR * HOUR), int(now) + 1, HOUR)]
     out = {}
     for endpoint in logs.endpoints():
-        parts = logs.overlapping(logs.parts("predlog", endpoint, hours), "_ts", start, now + 1)
+        parts = logs.overlapping(logs.parts(PREDICTIONS, endpoint, hours), "_ts", start, now + 1)
         rows = sum(pq.read_metadata(p, filesystem=logs.arrow_fs).num_rows for p, _ in parts)
-        out[endpoint] = (rows, len(logs.live_segments("predlog")))
+        out[endpoint] = (rows, len(logs.live_segments(PREDICTIONS)))
     return out
 
 

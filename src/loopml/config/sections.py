@@ -1,7 +1,7 @@
 """The sections of ``loopml.yaml`` as pydantic models, with every default.
 
 One model per top-level key (``data``, ``model``, ``gates``, ``deploy``, ``monitor``,
-``retrain``, ``serve``, ``security``) and ``Config`` for the whole file. Durations accept
+``retrain``, ``serve``, ``log``, ``security``) and ``Config`` for the whole file. Durations accept
 '1h', '30m', '90d' or plain seconds (``parse_duration``).
 """
 
@@ -278,6 +278,20 @@ class ServeConfig(Section):
     max_connections: int = Field(1000, ge=1)
 
 
+class LogConfig(Section):
+    # where the prediction log's Parquet parts go (a folder or an s3:// URL); None: the
+    # artifacts root. Every reader asks loopml.logs.layout.log_location for it.
+    root: str | None = None
+    # this machine's folder for write-ahead segments not compacted yet; None: the root when
+    # it is a local folder, else .loopml/spool in the project folder
+    spool: str | None = None
+    # this writer's name in its part names; None: the host name
+    replica: str | None = None
+    # with a remote root, a label for a request id no part holds yet is kept this long (by the
+    # id's time) and looked up again at each compaction before it is dropped as unknown
+    label_wait: Duration = 3600.0
+
+
 class SecurityConfig(Section):
     public_key: str | None = None
     private_key: str | None = None
@@ -294,6 +308,7 @@ class Config(Section):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     # where the file lives; paths in the spec are relative to it

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 from loopml.config import Config, GuardsConfig, RolloutConfig
+from loopml.logs.layout import LogLocation, log_location
 from loopml.store import Store
 from loopml.store.rows import EndpointChange
 
@@ -35,8 +36,9 @@ class Context:
     actor: str = ACTOR
 
     @property
-    def root(self) -> str:
-        return self.cfg.artifacts_root
+    def root(self) -> LogLocation:
+        """Where the prediction log is read (``loopml.logs.layout.log_location``)."""
+        return log_location(self.cfg)
 
     @property
     def rollout(self) -> RolloutConfig:

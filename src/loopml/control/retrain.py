@@ -18,8 +18,8 @@ import pandas as pd
 from loopml.control.context import Context
 from loopml.control.samples import as_datetime, read_label_map
 from loopml.errors import LoopmlError
-from loopml.serve.logreader import read_log
-from loopml.serve.logtables import RESERVED
+from loopml.logs.logreader import read_log
+from loopml.logs.logtables import RESERVED
 
 
 def labelled_recent(ctx: Context, endpoint: str, now: float) -> pd.DataFrame:

@@ -2,8 +2,8 @@
 samples per version and role, and non-overlapping guard batches (the paired comparison of
 challenger and champion lives in ``control.judgement``).
 
-The log is read with ``loopml.serve.logreader.read_log`` / ``read_labels`` (control sits above
-serve, so it may use serve's readers; they also see rows still in open write-ahead segments).
+The log is read with ``loopml.logs.logreader.read_log`` / ``read_labels`` at the project's
+log location (``Context.root``); they also see rows still in this machine's open segments.
 Labels are joined by request id, the latest label of a request winning.
 """
 
@@ -16,7 +16,8 @@ import pandas as pd
 import pyarrow as pa
 
 from loopml.control.guards import Sample
-from loopml.serve.logreader import read_labels, read_log
+from loopml.logs.layout import LogLocation
+from loopml.logs.logreader import read_labels, read_log
 
 COLUMNS = (
     "_request_id",
@@ -42,7 +43,7 @@ def _seconds(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
 
 
-def read_rows(root: str, endpoint: str, start: float, end: float) -> pd.DataFrame:
+def read_rows(root: LogLocation | str, endpoint: str, start: float, end: float) -> pd.DataFrame:
     """Prediction rows with ``start <= _ts < end``: the reserved columns, ``_ts`` in seconds."""
     t = read_log(root, endpoint, as_datetime(start), as_datetime(end))
     df = pd.DataFrame(
@@ -52,7 +53,7 @@ def read_rows(root: str, endpoint: str, start: float, end: float) -> pd.DataFram
     return df
 
 
-def read_label_map(root: str, endpoint: str, start: float, now: float) -> pd.Series:
+def read_label_map(root: LogLocation | str, endpoint: str, start: float, now: float) -> pd.Series:
     """request id -> label, for labels that arrived in ``[start, now]`` (latest wins)."""
     t = read_labels(root, endpoint, as_datetime(start), as_datetime(now + LABEL_SLACK))
     if not t.num_rows:

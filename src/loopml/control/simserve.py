@@ -9,7 +9,7 @@ What the server does per request, done here per tick for the requests of that ti
 - load each version through :class:`loopml.serve.inference.pool.ModelPool` (sha256 check, safe loader,
   warm-up, the fast predict path), validate each request with its validator, and predict the
   requests routed to one version in one call (the server's micro-batching, at full size);
-- log every answer through :class:`loopml.serve.predlog.PredictionLog` with the request's
+- log every answer through :class:`loopml.logs.predlog.PredictionLog` with the request's
   virtual time: role ``champion`` or ``canary`` for the routed answer, ``shadow`` for each
   mirror, and ``paired`` for the serving champion's answer on canary-routed rows (same
   request ids), as the server logs it off the response path;
@@ -34,11 +34,12 @@ import numpy as np
 
 from loopml.config import Config
 from loopml.errors import DataError, LoopmlError, NotFoundError
-from loopml.serve.compaction import compact
+from loopml.logs.compaction import compact
+from loopml.logs.layout import log_location
+from loopml.logs.predlog import PredictionLog
 from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.inference.watcher import table_from_row
-from loopml.serve.predlog import PredictionLog
 from loopml.serve.settings import Settings
 from loopml.store import Store
 
@@ -106,7 +107,7 @@ class SimServing:
         self.cfg, self.store, self.endpoint = cfg, store, cfg.deploy.endpoint
         self.features, self.labels = features, labels
         self.label_delay = label_delay
-        self.root = cfg.artifacts_root
+        self.root = log_location(cfg)
         self.pool = ModelPool(Settings.from_config(cfg, auth=False), store)
         self.rng = np.random.default_rng(seed)
         self.pending: list[tuple[float, int, list[str], np.ndarray]] = []  # labels by due time

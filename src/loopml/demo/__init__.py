@@ -43,6 +43,7 @@ from loopml.demo.folder import MARKER, fresh_project, loopml_command
 from loopml.demo.narrator import Narrator
 from loopml.demo.payoff import tell_payoff
 from loopml.demo.replay import PER_MONTH, Replay, months, policy_change
+from loopml.logs.layout import log_location
 
 WINDOW = 5.0  # seconds per survey month
 DEMO_SETTINGS = f"""
@@ -299,7 +300,7 @@ def run_demo(dest: Path, *, serve: bool = False) -> int:
     sample = years[2018][features].sample(2000, random_state=3).to_dict("records")
     with console.status("loopml serve in a child process, 4 clients, then SIGKILL ..."):
         acked, cut = kill_under_load(dest, key, sample)
-    lost = missing_from_log(cfg.artifacts_root, acked)
+    lost = missing_from_log(log_location(cfg), acked)
     console.print(
         f"{len(acked):,} predictions were answered (HTTP 200) before the SIGKILL; {cut} requests "
         f"in flight got no answer. Read back from the prediction log after the crash: "

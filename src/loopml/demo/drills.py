@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from loopml.logs.layout import LogLocation
+
 PREDICT = "/v1/endpoints/employment/predict"
 
 
@@ -109,9 +111,9 @@ def kill_under_load(
         return list(acked), cut[0]
 
 
-def missing_from_log(artifacts_root: str | Path, acked: list[str]) -> set[str]:
+def missing_from_log(where: LogLocation | str | Path, acked: list[str]) -> set[str]:
     """The answered request ids the prediction log does not hold (empty: nothing lost)."""
-    from loopml.serve.logreader import read_log
+    from loopml.logs.logreader import read_log
 
-    logged = set(read_log(artifacts_root, "employment").column("_request_id").to_pylist())
+    logged = set(read_log(where, "employment").column("_request_id").to_pylist())
     return set(acked) - logged

@@ -10,15 +10,15 @@ unit of resumption, so it must be the same rows on every run:
 - CSV: read by the driver as a stream (``pyarrow.csv.open_csv``) and cut every ``chunk_rows``
   rows; the chunk's table travels to the worker.
 
-Parts are written whole or not at all: to a temporary name, fsynced and renamed on a local
-disk; as one PUT of the complete bytes on an object store (an S3 object appears whole or not
-at all), so a network error never leaves half a part behind.
+Parts are written whole or not at all (``loopml.logs.compaction.write_whole``): to a
+temporary name, fsynced and renamed on a local disk; as one PUT of the complete bytes on an
+object store (an S3 object appears whole or not at all), so a network error never leaves half
+a part behind.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from loopml.errors import DataError, UsageError
+from loopml.logs.upload import is_local, write_whole
 
 FORMATS = ("parquet", "csv")
 
@@ -119,7 +120,7 @@ def plan(url: str, chunk_rows: int) -> tuple[list[Chunk], int | None, pa.Schema 
 
 
 def _url(fs: Any, path: str) -> str:
-    return path if _is_local(fs) else fs.unstrip_protocol(path)
+    return path if is_local(fs) else fs.unstrip_protocol(path)
 
 
 def csv_chunks(url: str, chunk_rows: int) -> Iterator[Chunk]:
@@ -178,24 +179,7 @@ def put_part(fs: Any, path: str, table: pa.Table, fmt: str = "parquet") -> None:
         pacsv.write_csv(table, buf)
     else:
         pq.write_table(table, buf, row_group_size=65_536, use_dictionary=_dictionary(table))
-    data = buf.getvalue()
-    if _is_local(fs):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return
-    try:
-        fs.pipe_file(path, data)
-    except Exception as exc:  # fsspec backends raise their own network errors
-        raise DataError(
-            f"Could not write {path!r} ({type(exc).__name__}: {str(exc)[:200]}); nothing was "
-            "written there. Check the connection and credentials, then rerun to resume.",
-            field="output",
-        ) from exc
+    write_whole(fs, path, buf.getvalue(), what="part", field="output")
 
 
 _UNIQUE = frozenset({"_request_id", "_call", "request_id"})
@@ -216,8 +200,3 @@ def _dictionary(table: pa.Table) -> list[str]:
             or pa.types.is_boolean(f.type)
         )
     ]
-
-
-def _is_local(fs: Any) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-    return "file" in protocol or "local" in protocol

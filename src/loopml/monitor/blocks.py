@@ -18,9 +18,10 @@ import pyarrow.dataset as ds
 
 from loopml.config import Config
 from loopml.engines import Engine
+from loopml.logs.layout import LogLocation
+from loopml.logs.logfiles import LogFiles
+from loopml.logs.parts import Part
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
-from loopml.monitor.logfiles import LogFiles
-from loopml.monitor.parts import Part
 from loopml.monitor.reference import Reference
 from loopml.monitor.windows import Group, scan
 
@@ -71,7 +72,7 @@ def _scan_block(parts: list[Part], shared: tuple[Any, ...]) -> Groups:
 def scan_blocks(
     engine: Engine,
     logs: LogFiles,
-    root: str,
+    root: LogLocation | str,
     parts: Sequence[Part],
     start: float,
     end: float,

@@ -31,10 +31,20 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.engines import Engine
 from loopml.errors import IntegrityError, NotFoundError
+from loopml.logs.layout import (
+    HOUR,
+    LABELS,
+    PREDICTIONS,
+    hour_start,
+    id_floor,
+    is_uuid7,
+    log_location,
+    segment_of,
+)
+from loopml.logs.logfiles import LogFiles
+from loopml.logs.parts import LiveLog, Part
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import refused as refusals
-from loopml.monitor.logfiles import HOUR, LogFiles, hour_start, id_floor, is_uuid7
-from loopml.monitor.parts import LiveLog, Part, segment_of
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.unreadable import count_rows, scan_window
 from loopml.monitor.webhooks import Delivery
@@ -59,7 +69,7 @@ class Pass:
         self.cfg, self.store = cfg, store
         self.engine = engine  # None: scan in this process
         self.artifacts = ArtifactStore(cfg.artifacts_root)
-        self.logs = LogFiles(cfg.artifacts_root)
+        self.logs = LogFiles(log_location(cfg))
         self.refs: dict[int, Reference | None] = {}
         self.refused: dict[int, str] = {}  # version -> why its reference was not used
         key = cfg.security.public_key
@@ -116,9 +126,9 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     mon = p.cfg.monitor
     W = mon.window
     logs, store = p.logs, p.store
-    label_hours = logs.hours("labels", endpoint)
-    by_window = windows_of(logs.index("predlog", endpoint, p.live("predlog", endpoint)), W)
-    live_labels = [_LiveLabels(tok, t) for tok, t in p.live("labels", endpoint)]
+    label_hours = logs.hours(LABELS, endpoint)
+    by_window = windows_of(logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint)), W)
+    live_labels = [_LiveLabels(tok, t) for tok, t in p.live(LABELS, endpoint)]
     read_live = {x.segment for x in live_labels}
     closed = [s for s in by_window if s + W + mon.grace <= now]
     known = store.monitoring.fingerprints(endpoint, since=closed[0] if closed else None)
@@ -133,7 +143,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             lo, hi = min(q.ts_lo for q in parts), max(q.ts_hi for q in parts) + 0.001
         horizon = min(hi + mon.labels_within, now)
         lab_parts = logs.parts(
-            "labels",
+            LABELS,
             endpoint,
             [h for h in label_hours if hour_start(h) + HOUR > lo and hour_start(h) < horizon],
         )

@@ -11,8 +11,8 @@ import threading
 from collections.abc import AsyncIterator
 
 from loopml.config import Config
+from loopml.logs.parts import LiveLog
 from loopml.monitor.jobs import run_monitor
-from loopml.monitor.parts import LiveLog
 from loopml.store import Store
 
 log = logging.getLogger("loopml.monitor")

@@ -25,24 +25,7 @@ import pyarrow.compute as pc
 from loopml.evaluate.gating.fairness import group_fairness
 from loopml.evaluate.measure.metrics import metric_names, regression_metrics
 from loopml.evaluate.measure.slices import metrics_by_slice
-
-
-def canonical(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Class labels as strings: integral floats lose their ``.0``, booleans are True/False."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    t = arr.type
-    if pa.types.is_floating(t):
-        finite = pc.fill_null(pc.is_finite(arr), False)
-        integral = pc.and_(finite, pc.equal(arr, pc.floor(arr)))
-        if pc.all(pc.or_(integral, pc.is_null(arr))).as_py():
-            return pc.cast(pc.cast(arr, pa.int64()), pa.string())
-        return pc.cast(arr, pa.string())
-    if pa.types.is_boolean(t):
-        return pc.if_else(arr, pa.scalar("True"), pa.scalar("False"))
-    if pa.types.is_string(t):
-        return arr
-    return pc.cast(arr, pa.string())
+from loopml.logs.logtables import canonical
 
 
 def monitor_metric(configured: str | None, task: str) -> tuple[str, str | None]:

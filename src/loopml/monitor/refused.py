@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loopml.config import AlertRule, Config
+from loopml.logs.layout import PREDICTIONS, REFUSED
 from loopml.monitor.alerts import _apply, rules_of
 from loopml.monitor.webhooks import Delivery
 from loopml.store import Store
@@ -40,7 +41,7 @@ from loopml.store.rows import RefusedWindow
 if TYPE_CHECKING:
     from loopml.monitor.jobs import Pass
 
-KIND = "refused"
+KIND = REFUSED
 DEFAULT_SHARE = 0.5
 SERVED_ROLES = ("champion", "canary")  # what clients were answered; shadows answer no one
 
@@ -74,7 +75,7 @@ def _counts(p: Pass, endpoint: str) -> pa.Table | None:
 
 def _served(p: Pass, endpoint: str, start: float, end: float) -> int:
     """Rows the endpoint answered (champion and canary) in [start, end)."""
-    parts = p.logs.index("predlog", endpoint, p.live("predlog", endpoint))
+    parts = p.logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint))
     n = 0
     for batch in p.logs.batches(parts, start, end, ["_role"]):
         n += pc.sum(pc.is_in(batch.column("_role"), pa.array(SERVED_ROLES))).as_py() or 0

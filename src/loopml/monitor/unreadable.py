@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from loopml.logs.parts import Part
 from loopml.monitor.blocks import scan_blocks
-from loopml.monitor.parts import Part
 from loopml.monitor.windows import scan
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _scan(
     return scan_blocks(
         p.engine,
         p.logs,
-        p.cfg.artifacts_root,
+        p.logs.where,
         parts,
         s,
         e,

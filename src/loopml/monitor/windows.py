@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 from loopml.config import Config
 from loopml.errors import DataError
 from loopml.jsonsafe import jsonable
+from loopml.logs.logfiles import LogFiles
+from loopml.logs.parts import Part
 from loopml.monitor import labelshift
 from loopml.monitor.estimation import BinaryEstimate, MulticlassEstimate
-from loopml.monitor.logfiles import LogFiles
-from loopml.monitor.parts import Part
 from loopml.monitor.performance import Performance, canonical_value, monitor_metric
 from loopml.monitor.reference import Reference
 from loopml.stats import DatasetProfile, check_quality, column_drift, dataset_drift

@@ -26,8 +26,8 @@ from loopml.config import Config
 from loopml.engines import Engine, get_engine
 from loopml.engines.chunks import Chunk, csv_chunks, input_format, plan, put_part
 from loopml.errors import ConflictError, NotFoundError, UsageError
+from loopml.logs.layout import check_endpoint
 from loopml.scoring.scorer import Job, Scorer, new_job_time, part_path
-from loopml.serve.compaction import check_endpoint
 from loopml.serve.settings import Settings
 
 MANIFEST = "_loopml_score.json"

@@ -7,7 +7,7 @@ columns the signature lacks are carried to the output but never given to the mod
 file usually holds ids and other columns the model does not take).
 
 Each chunk writes two parts, in this order: its prediction-log part
-(``{log_root}/predlog/endpoint=<e>/hour=<H>/part-batch-<job>-<chunk>.parquet``, role ``batch``,
+(``{log.root}/predlog/endpoint=<e>/hour=<H>/part-batch-<job>-<chunk>.parquet``, role ``batch``,
 the columns the server's compaction writes, so the monitor reads it like any other part and
 labels find it by request id), then its output part. The output part is the chunk's commit
 mark: a rerun redoes only chunks without one, and a redone chunk overwrites its log part (same
@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from loopml.engines.chunks import Chunk, put_part, read_chunk
 from loopml.errors import DataError, ValidationError
-from loopml.serve.compaction import hour_of
+from loopml.logs.layout import PREDICTIONS, hour_of, hour_url, part_name
 from loopml.serve.inference.pool import ModelFailure, ModelPool
 from loopml.serve.settings import Settings
 
@@ -95,7 +95,7 @@ def _log_column(arr: np.ndarray) -> pa.Array:
 def log_table(
     job: Job, ids: pa.Array, batch: Any, pred: np.ndarray, proba: np.ndarray | None
 ) -> pa.Table:
-    """The chunk's prediction-log rows, in the schema of :func:`loopml.serve.logtables.
+    """The chunk's prediction-log rows, in the schema of :func:`loopml.logs.logtables.
     prediction_table` (checked by a test), built column-wise instead of row by row."""
     n = len(ids)
     if proba is not None:
@@ -180,11 +180,8 @@ class Scorer:
             )
         pred, proba = result
         ids = request_ids(table.num_rows, job.ts_us // 1000)
-        log_dir = (
-            f"{job.settings.log_root.rstrip('/')}/predlog/endpoint={job.endpoint}/"
-            f"hour={hour_of(job.ts_us)}"
-        )
-        name = f"part-batch-{job.job_id}-{chunk.index:06d}.parquet"
+        log_dir = hour_url(job.settings.log_root, PREDICTIONS, job.endpoint, hour_of(job.ts_us))
+        name = part_name(f"batch-{job.job_id}-{chunk.index:06d}")
         put_part(self.log_fs, f"{log_dir}/{name}", log_table(job, ids, batch, pred, proba))
         out = table.append_column("request_id", ids).append_column(
             "prediction", pa.array(np.asarray(pred))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopml.config import Config, DeployConfig, ServeConfig
+from loopml.logs.layout import LogLocation, as_location, log_location
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,16 @@ class Settings:
     ``endpoints``: endpoints served even before the store knows them (they answer 503 until a
     champion is deployed); every endpoint in the store is served as well.
     ``default_endpoint``: the one behind ``POST /invocations``.
-    ``log_root``: where the prediction log writes (``predlog/`` and ``labels/`` under it).
+    ``log_root``, ``log_spool``, ``log_replica``: where the prediction log lives (see
+    :mod:`loopml.logs.layout`; ``log_spool`` None: the root, which must then be local).
     """
 
     store_url: str
     artifacts_root: str
     log_root: str
+    log_spool: str | None = None
+    log_replica: str = "local"
+    label_wait: float = 3600.0
     endpoints: tuple[str, ...] = ()
     default_endpoint: str | None = None
     serve: ServeConfig = field(default_factory=ServeConfig)
@@ -51,12 +56,15 @@ class Settings:
     def from_config(cls, cfg: Config, **overrides: Any) -> Settings:
         """Settings from a loaded :class:`~loopml.config.Config` (``overrides`` win)."""
         root = cfg.artifacts_root
-        log_root = root if "://" not in root else str(cfg.path(".loopml").resolve())
+        where = log_location(cfg)
         endpoint = cfg.deploy.endpoint if cfg.deploy else None
         values: dict[str, Any] = {
             "store_url": cfg.store_url,
             "artifacts_root": root,
-            "log_root": log_root,
+            "log_root": where.root,
+            "log_spool": None if where.spool == where.root else where.spool,
+            "log_replica": where.replica,
+            "label_wait": cfg.log.label_wait,
             "endpoints": (endpoint,) if endpoint else (),
             "default_endpoint": endpoint,
             "serve": cfg.serve,
@@ -72,6 +80,12 @@ class Settings:
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def log(self) -> LogLocation:
+        """Where the prediction log is written and read (root, local spool, replica)."""
+        spool = self.log_spool if self.log_spool is not None else as_location(self.log_root).spool
+        return LogLocation(self.log_root, spool, self.log_replica)
 
     @property
     def unseen_policy(self) -> str:

@@ -23,6 +23,7 @@ DESCRIPTIONS: dict[str, str] = {
     "monitor": "What is watched on each window of the prediction log, and the alert rules.",
     "retrain": "When the controller retrains, and on which data.",
     "serve": "The server: address, limits, batching, authentication, prediction log.",
+    "log": "Where the prediction log, the label log and the refusal counts are kept.",
     "security": "Keys that sign and verify model manifests.",
     # ---------------------------------------------------------------- data
     "data.train": "The training data: a Parquet or CSV file or folder (relative to the "
@@ -301,6 +302,17 @@ DESCRIPTIONS: dict[str, str] = {
     "retirement).",
     "serve.log_segment": "The prediction log rolls to a new segment this often.",
     "serve.compact_every": "Closed segments become Parquet this often.",
+    # ---------------------------------------------------------------- log
+    "log.root": "Where the logs' Parquet parts go, read by the server, the monitor, the "
+    "controller, the dashboard and batch scoring: a folder (relative to the project) or an "
+    "fsspec URL such as `s3://bucket/logs`. Unset: the artifacts root.",
+    "log.spool": "This machine's folder for write-ahead segments not compacted yet (local "
+    "disk). Unset: the log root when it is a folder, else `.loopml/spool` in the project.",
+    "log.replica": "This server's name in the names of the parts it compacts (letters, "
+    "digits, '.', '_'). Unset: the host name.",
+    "log.label_wait": "With a remote log root, a label whose request id is in no part yet is "
+    "kept this long (counted from the id's time) and looked up again at each compaction, "
+    "since another replica may not have compacted the prediction yet.",
     # ---------------------------------------------------------------- security
     "security.public_key": "An Ed25519 public key (PEM path or text): versions whose manifest "
     "is unsigned or wrongly signed are refused.",

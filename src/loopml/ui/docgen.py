@@ -254,7 +254,9 @@ ROUTE_NOTES = {
     "`http://host/endpoints/{endpoint}`.",
     "/invocations": "MLflow scoring protocol on the only endpoint of a one-endpoint server.",
     "/v1/labels": 'Ground truth by request id, any time after the prediction: `{"labels": '
-    '[{"request_id": "...", "label": 1}]}`; unknown ids are reported back.',
+    '[{"request_id": "...", "label": 1}]}`; unknown ids are reported back (with a remote '
+    "`log.root`, recent ones another replica has not compacted yet come back as `pending`: "
+    "kept and looked up again until `log.label_wait`).",
     "/v1/endpoints": "Every endpoint with its traffic (champion, canary and weight, shadows).",
     "/v1/endpoints/{endpoint}": "One endpoint with its traffic.",
     "/v1/endpoints/{endpoint}/deploy": 'Put a version on the endpoint: `{"version": 3}`, '

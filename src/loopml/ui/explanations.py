@@ -119,15 +119,14 @@ def window_explanation(
 def _window_explanation(
     store: Store, cfg: Config, w: dict[str, Any], fairness: dict[str, Any]
 ) -> dict[str, Any]:
-    from loopml.serve.logreader import read_log
-    from loopml.serve.settings import Settings
+    from loopml.logs.layout import log_location
+    from loopml.logs.logreader import read_log
 
     try:
         entry = explainer_for(store, cfg, int(w["version"]))
         row = entry[1]
-        root = Settings.from_config(cfg).log_root
         log = read_log(
-            root,
+            log_location(cfg),
             w["endpoint"],
             datetime.fromtimestamp(float(w["start"]), UTC),
             datetime.fromtimestamp(float(w["end"]), UTC),

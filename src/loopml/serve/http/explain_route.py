@@ -27,12 +27,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from loopml.errors import DataError, NotFoundError
+from loopml.logs.layout import request_id_millis
+from loopml.logs.logreader import read_log
 from loopml.serve.access.auth import Principal
 from loopml.serve.http.middleware import JSON, read_body, require_json
 from loopml.serve.inference.pool import Loaded
 from loopml.serve.inference.runtime import Runtime
-from loopml.serve.logreader import read_log
-from loopml.serve.wire.ids import request_id_millis
 from loopml.serve.wire.protocols import dumps, expect, loads, parse_loopml
 
 MAX_IDS = 1000
@@ -108,7 +108,7 @@ def _logged_rows(rt: Runtime, endpoint: str, ids: list[str]) -> pa.Table:
         lo, hi = min(millis), max(millis)
         start = datetime.fromtimestamp(lo / 1000, UTC) - timedelta(minutes=1)
         end = datetime.fromtimestamp(hi / 1000, UTC) + timedelta(hours=1)
-    table = read_log(rt.settings.log_root, endpoint, start, end)
+    table = read_log(rt.settings.log, endpoint, start, end)
     table = table.filter(pc.is_in(table.column("_request_id"), value_set=pa.array(ids)))
     return table.filter(pc.is_in(table.column("_role"), value_set=pa.array(ANSWERING_ROLES)))
 

@@ -280,14 +280,19 @@ def parse_labels(body: bytes) -> dict[str, Any]:
 
 
 async def labels(request: Request, rt: Runtime, who: Principal) -> Response:
-    """``POST /v1/labels``: durable like predictions; unknown request ids are reported back."""
+    """``POST /v1/labels``: durable like predictions; unknown request ids are reported back
+    (with a remote log root, recent ones are kept as ``pending`` and looked up again)."""
     require_json(request)
     mapping = parse_labels(await _body(request, rt))
     if who.endpoints is not None:  # a scoped key labels only its endpoints' predictions
         for endpoint in set(rt.log.known_request_ids(mapping).values()):
             who.require(endpoint)
-    unknown = await rt.label(mapping)
-    return _json({"accepted": len(mapping) - len(unknown), "unknown": unknown})
+    unknown, held = await rt.label(mapping, who.endpoints)
+    answer: dict[str, Any] = {"accepted": len(mapping) - len(unknown) - len(held)}
+    answer["unknown"] = unknown
+    if rt.log.pending is not None:  # a remote log root: see loopml.logs.pending
+        answer["pending"] = held
+    return _json(answer)
 
 
 async def metrics(request: Request, rt: Runtime, who: Principal | None) -> Response:

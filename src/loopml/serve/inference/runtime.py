@@ -22,7 +22,7 @@ import logging
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -32,15 +32,15 @@ import numpy as np
 
 from loopml.data.signature import Signature
 from loopml.errors import LoopmlError
+from loopml.logs.compaction import compact, exit_with_parent
+from loopml.logs.predlog import PredictionLog
 from loopml.serve.access.auth import Authenticator
-from loopml.serve.compaction import compact, exit_with_parent
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.http.refusals import Refusals, classify, request_rows
 from loopml.serve.inference.pinning import pinned
 from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool, model_failed
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.inference.watcher import TrafficWatcher
-from loopml.serve.predlog import PredictionLog
 from loopml.serve.settings import Settings
 from loopml.serve.wire.context_columns import RowContext, check_context, event_times, split_context
 from loopml.serve.wire.ids import new_request_ids
@@ -87,7 +87,7 @@ class Runtime:
         self.metrics = Metrics(self._scrape)
         self.watcher = TrafficWatcher(settings, self.store, self.pool, self.metrics)
         self.log = PredictionLog(
-            settings.log_root,
+            settings.log,
             durable=settings.serve.durable_log,
             segment_seconds=settings.segment_seconds,
         )
@@ -140,7 +140,7 @@ class Runtime:
             await asyncio.to_thread(self._compactor.shutdown, True, cancel_futures=True)
             self._compactor = None
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(compact, self.settings.log_root)
+            await asyncio.to_thread(compact, self.settings.log, self.settings.label_wait)
         self.store.close()
         self.started = False
 
@@ -197,7 +197,7 @@ class Runtime:
             )
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._compactor, compact, self.settings.log_root
+                self._compactor, compact, self.settings.log, self.settings.label_wait
             )
         except BrokenProcessPool:
             self._compactor.shutdown(wait=False, cancel_futures=True)
@@ -362,12 +362,22 @@ class Runtime:
 
     # -- labels ---------------------------------------------------------------------------------
 
-    async def label(self, labels: Mapping[str, Any]) -> list[str]:
-        """Log ground truth by request id (durably); returns the ids the log does not know.
-        Labels are checked against the endpoint's served models first (a 422 logs nothing)."""
+    async def label(
+        self, labels: Mapping[str, Any], allowed: Collection[str] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Log ground truth by request id (durably); returns the ids the log does not know
+        and, with a remote log root, those kept until their prediction is compacted
+        (``loopml.logs.pending``; ``allowed``: the endpoints the caller may label). Labels
+        of known ids are checked against the endpoint's served models first (a 422 logs
+        nothing)."""
         known = self.log.known_request_ids(labels)
         labels = check_labels(labels, known, self._signatures(set(known.values())))
-        return await self.log.log_labels(labels, known=known)
+        unknown = await self.log.log_labels(labels, known=known)
+        held = await self.log.hold_labels(
+            {r: labels[r] for r in unknown}, self.settings.label_wait, allowed
+        )
+        kept = set(held)
+        return [r for r in unknown if r not in kept], held
 
     def _signatures(self, endpoints: set[str]) -> dict[str, list[Signature]]:
         out: dict[str, list[Signature]] = {}

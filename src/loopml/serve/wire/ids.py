@@ -27,13 +27,3 @@ def new_request_ids(n: int) -> list[str]:
         h = f"{hi:016x}{lo:016x}"
         out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return out
-
-
-def request_id_millis(request_id: str) -> int | None:
-    """The creation time (Unix ms) of a UUIDv7 request id, or ``None`` if it is not one."""
-    if len(request_id) != 36 or request_id[14] != "7":
-        return None
-    try:
-        return int(request_id[:8] + request_id[9:13], 16)
-    except ValueError:
-        return None

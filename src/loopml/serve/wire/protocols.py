@@ -32,23 +32,11 @@ from loopml.errors import (
     UnsupportedMediaTypeError,
     ValidationError,
 )
-from loopml.jsonsafe import jsonable
+from loopml.logs.logtables import dumps as dumps  # one JSON encoder for answers and the log
 from loopml.serve.http.refusals import tag
-
-
-def dumps(obj: Any) -> bytes:
-    """Serialise to JSON bytes (NumPy arrays and scalars included)."""
-    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
-
 
 _loads = orjson.loads
 _DecodeError: type[Exception] = orjson.JSONDecodeError
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray | np.generic):
-        return jsonable(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
 @dataclass(slots=True)

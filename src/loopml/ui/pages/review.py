@@ -23,15 +23,11 @@ import pyarrow.compute as pc
 from loopml.config import Config
 from loopml.errors import NotFoundError
 from loopml.jsonsafe import jsonable
-from loopml.monitor.logfiles import HOUR, LogFiles, hour_start
-from loopml.serve.logreader import read_labels, read_log
-from loopml.serve.settings import Settings
+from loopml.logs.layout import HOUR, PREDICTIONS, LogLocation, hour_start, log_location
+from loopml.logs.logfiles import LogFiles
+from loopml.logs.logreader import read_labels, read_log
 from loopml.store import Store
 from loopml.ui.explanations import review_explanations
-
-
-def log_root(cfg: Config) -> str:
-    return Settings.from_config(cfg).log_root
 
 
 def sureness(table: pa.Table) -> np.ndarray:
@@ -73,8 +69,8 @@ def least_sure(log: pa.Table, labelled: set[Any], limit: int) -> tuple[pa.Table,
     return log.take(pa.array(order, pa.int64())), sure[order]
 
 
-def newest_hour(root: str, endpoint: str) -> float | None:
-    hours = LogFiles(root).hours("predlog", endpoint)
+def newest_hour(root: LogLocation | str, endpoint: str) -> float | None:
+    hours = LogFiles(root).hours(PREDICTIONS, endpoint)
     return hour_start(max(hours)) + HOUR if hours else None
 
 
@@ -112,7 +108,7 @@ def review(
     }
     if endpoint is None:
         return ctx
-    root = log_root(cfg)
+    root = log_location(cfg)
     now = time.time() if now is None else now
     last = newest_hour(root, endpoint)
     end = now if last is None or last >= now - days * 86400 else last

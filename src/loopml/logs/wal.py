@@ -1,6 +1,6 @@
 """Append-only segment files with checksummed frames and group commit.
 
-The write-ahead part of the prediction log (:mod:`loopml.serve.predlog`). Written by hand
+The write-ahead part of the prediction log (:mod:`loopml.logs.predlog`). Written by hand
 because what it needs is small and specific: the embedded databases that offer group commit
 (SQLite WAL, LMDB) put every record through a B-tree and a global write lock, and Kafka-like
 logs are separate services. Here:
@@ -36,17 +36,18 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import UnavailableError
+from loopml.logs.layout import DONE_SUFFIX, SEGMENT_SUFFIX
 
 log = logging.getLogger("loopml.serve")
 _HEADER = struct.Struct("<II")
 PROBE_BYTES = 64 << 10
 _MAX_FRAME = 1 << 30
-SUFFIX = ".wal"
+SUFFIX = SEGMENT_SUFFIX
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -98,6 +99,28 @@ def claim(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def consume(seg: Path, work: Callable[[], object]) -> bool:
+    """Claim a closed segment, run ``work`` on it unless a ``.done`` marker says it ran to
+    the end before, then mark it done and delete it. Each step is fsynced before the next, so
+    a crash at any point leaves the segment (``work`` runs again) or its marker (only the
+    deletion is left). False when a writer or another consumer holds the segment."""
+    fd = claim(seg)
+    if fd is None:
+        return False
+    try:
+        marker = seg.with_suffix(DONE_SUFFIX)
+        if not marker.exists():
+            work()
+            marker.touch()
+            fsync_dir(seg.parent)
+        seg.unlink()
+        fsync_dir(seg.parent)
+        marker.unlink()
+        return True
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,10 +1,12 @@
-"""Reading the prediction log and the label log: Parquet parts plus still-open segments.
+"""Reading the prediction log and the label log whole: Parquet parts plus still-open segments.
 
-A read sees every durable record: the frames of segments not yet marked ``.done``, then the
-Parquet parts written by :mod:`loopml.serve.compaction`, except those of the segments it
-read (a compaction that crashed half way, or one that ran during the read), so no row is
-hidden or doubled.
-Live segments are decoded incrementally (see ``_decoded``).
+A read sees every durable record: the frames of the spool's segments not yet marked
+``.done``, then the Parquet parts under the root written by :mod:`loopml.logs.compaction`
+(listed and read by :class:`~loopml.logs.logfiles.LogFiles`, local or fsspec), except those
+of the segments it read (a compaction that crashed half way, or one that ran during the
+read), so no row is hidden or doubled. Live segments are decoded incrementally (see
+``_decoded``). With a remote root, the segments of other machines' spools are not seen until
+they are compacted.
 """
 
 from __future__ import annotations
@@ -16,15 +18,26 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from orjson import loads as _loads
 
-from loopml.serve import wal
-from loopml.serve.compaction import hour_of
-from loopml.serve.logtables import BUILDERS, concat_tables
-from loopml.serve.wire.ids import request_id_millis
+from loopml.logs import wal
+from loopml.logs.layout import (
+    HOUR_US,
+    LABELS,
+    PREDICTIONS,
+    REFUSED,
+    LogLocation,
+    as_location,
+    hour_of,
+    live_segments,
+    request_id_millis,
+    segment_of,
+    wal_dir,
+)
+from loopml.logs.logfiles import LogFiles
+from loopml.logs.logtables import BUILDERS, concat_tables
 
-_HOUR_US = 3_600_000_000
+Where = LogLocation | str | Path
 
 
 def _us(t: datetime | None, default: int) -> int:
@@ -35,41 +48,34 @@ def _us(t: datetime | None, default: int) -> int:
     return int(t.timestamp() * 1_000_000)
 
 
-def _live_segments(kind_dir: Path) -> list[Path]:
-    """Segments whose rows are not (all) in Parquet yet."""
-    wal_dir = kind_dir / "_wal"
-    return [
-        p for p in sorted(wal_dir.glob("*" + wal.SUFFIX)) if not p.with_suffix(".done").exists()
-    ]
-
-
 def _parquet_files(
-    kind_dir: Path, endpoint: str | None, hours: set[str] | None, skip: set[str]
-) -> list[Path]:
-    pattern = f"endpoint={endpoint}" if endpoint else "endpoint=*"
-    out: list[Path] = []
-    for hour_dir in kind_dir.glob(f"{pattern}/hour=*"):
-        if hours is not None and hour_dir.name[5:] not in hours:
-            continue
-        out.extend(p for p in hour_dir.glob("part-*.parquet") if p.stem[5:] not in skip)
+    logs: LogFiles, kind: str, endpoint: str | None, hours: set[str] | None, skip: set[str]
+) -> list[str]:
+    """The parts of ``kind`` (one endpoint or all, some hours or all), except those of the
+    segments in ``skip`` (read from the spool instead)."""
+    out: list[str] = []
+    for ep in [endpoint] if endpoint else logs.endpoints(kind):
+        found = logs.hours(kind, ep)
+        picked = found if hours is None else [h for h in found if h in hours]
+        out.extend(p for p, _ in logs.parts(kind, ep, picked) if segment_of(p) not in skip)
     return sorted(out)
 
 
 def _hours(start_us: int, end_us: int) -> set[str] | None:
-    if end_us - start_us > 24 * 366 * _HOUR_US:
+    if end_us - start_us > 24 * 366 * HOUR_US:
         return None
-    first = start_us - start_us % _HOUR_US
-    return {hour_of(t) for t in range(first, end_us, _HOUR_US)}
+    first = start_us - start_us % HOUR_US
+    return {hour_of(t) for t in range(first, end_us, HOUR_US)}
 
 
 def _read(
-    kind: str, root: Path, endpoint: str | None, start: datetime | None, end: datetime | None
+    kind: str, where: Where, endpoint: str | None, start: datetime | None, end: datetime | None
 ) -> pa.Table:
-    kind_dir = Path(root) / kind
+    where = as_location(where)
     lo, hi = _us(start, 0), _us(end, 2**62)
     build = BUILDERS[kind]
-    live = _live_segments(kind_dir)
-    _forget_segments(kind_dir, live)
+    live = live_segments(where.spool, kind)
+    _forget_segments(where.spool, kind, live)
     tables: list[pa.Table] = []
     read: set[str] = set()
     for seg in live:
@@ -85,8 +91,9 @@ def _read(
     # the segment, so a segment that vanished above is found here; one that was read above
     # is skipped here, even if it was compacted in between.
     hours = _hours(lo, hi) if start and end else None
-    files = _parquet_files(kind_dir, endpoint, hours, read)
-    tables = [pq.read_table(f) for f in files] + tables
+    logs = LogFiles(where)
+    files = _parquet_files(logs, kind, endpoint, hours, read)
+    tables = [logs.read_table(f) for f in files] + tables
     if not tables:
         return build([])
     table = concat_tables(tables)
@@ -125,50 +132,52 @@ def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None]:
     return True, table
 
 
-def _forget_segments(kind_dir: Path, live: list[Path]) -> None:
+def _forget_segments(spool: str | None, kind: str, live: list[Path]) -> None:
     """Drop what is cached of this log's segments that are no longer live."""
-    keep = set(live)
+    if spool is None:
+        return
+    folder, keep = wal_dir(spool, kind), set(live)
     with _decoded_lock:
-        for seg in [p for p in _decoded if p.parent.parent == kind_dir and p not in keep]:
+        for seg in [p for p in _decoded if p.parent == folder and p not in keep]:
             del _decoded[seg]
 
 
 def read_log(
-    root: str | Path,
+    where: Where,
     endpoint: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pa.Table:
     """Predictions with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
-    return _read("predlog", Path(root), endpoint, start, end)
+    return _read(PREDICTIONS, where, endpoint, start, end)
 
 
 def read_refused(
-    root: str | Path,
+    where: Where,
     endpoint: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pa.Table:
     """Refusal counts with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
-    return _read("refused", Path(root), endpoint, start, end)
+    return _read(REFUSED, where, endpoint, start, end)
 
 
 def read_labels(
-    root: str | Path,
+    where: Where,
     endpoint: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pa.Table:
     """Labels with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
-    return _read("labels", Path(root), endpoint, start, end)
+    return _read(LABELS, where, endpoint, start, end)
 
 
-def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str]:
-    """Find request ids on disk: open segments, then the Parquet hours their ids encode."""
-    kind_dir = Path(root) / "predlog"
+def lookup_request_ids(where: Where, request_ids: set[str]) -> dict[str, str]:
+    """Find request ids in the log: open segments, then the Parquet hours their ids encode."""
+    where = as_location(where)
     found: dict[str, str] = {}
     read: set[str] = set()
-    for seg in _live_segments(kind_dir):
+    for seg in live_segments(where.spool, PREDICTIONS):
         try:
             data = seg.read_bytes()
         except FileNotFoundError:  # compacted since it was listed: look in its part files
@@ -182,10 +191,11 @@ def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str
     for rid in rest:
         ms = request_id_millis(rid)
         if ms is not None:  # the record's hour, or the next if it was logged after a turn
-            hours.update({hour_of(ms * 1000), hour_of(ms * 1000 + _HOUR_US)})
+            hours.update({hour_of(ms * 1000), hour_of(ms * 1000 + HOUR_US)})
     if hours:
-        for f in _parquet_files(kind_dir, None, hours, read):  # listed after, as in _read
-            t = pq.read_table(f, columns=["_request_id", "_endpoint"])
+        logs = LogFiles(where)
+        for f in _parquet_files(logs, PREDICTIONS, None, hours, read):  # listed after, as in _read
+            t = logs.read_table(f, columns=["_request_id", "_endpoint"])
             hit = t.filter(
                 pc.is_in(t.column("_request_id"), value_set=pa.array(sorted(rest), pa.string()))
             )
@@ -199,15 +209,15 @@ def lookup_request_ids(root: str | Path, request_ids: set[str]) -> dict[str, str
     return found
 
 
-def live_tables(root: str | Path, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
+def live_tables(where: Where, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
     """An endpoint's rows in the segments not compacted yet, one table per segment, each with
     a token ``"<segment>:<bytes decoded>"`` (what the monitor reads beside the Parquet parts:
-    ``loopml.monitor.logfiles.LiveLog``). ``kind`` is ``"predlog"``, ``"labels"`` or
+    ``loopml.logs.parts.LiveLog``). ``kind`` is ``"predlog"``, ``"labels"`` or
     ``"refused"``."""
-    kind_dir = Path(root) / kind
+    where = as_location(where)
     build = BUILDERS[kind]
-    live = _live_segments(kind_dir)
-    _forget_segments(kind_dir, live)
+    live = live_segments(where.spool, kind)
+    _forget_segments(where.spool, kind, live)
     out: list[tuple[str, pa.Table]] = []
     for seg in live:
         found, table = _segment_table(build, seg)

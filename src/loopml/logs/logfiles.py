@@ -1,14 +1,12 @@
-"""The prediction log and the label log, read as Parquet files (the monitor never imports serve).
+"""The one reader of the logs' Parquet parts, local or remote (fsspec): partition discovery,
+footer statistics, and batch reads (the monitor's windows, the controller's and the
+dashboard's tables through :mod:`loopml.logs.logreader`, batch scoring's resumption).
 
-Layout written by the server's compaction::
-
-    {root}/predlog/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
-    {root}/labels/endpoint=<e>/hour=<YYYYMMDDHH>/part-<segment>.parquet
-
-Names starting with ``.`` or ``_`` are skipped (temporary files, write-ahead folders), and so
-are parts of a segment still open in ``{kind}/_wal`` (no ``.done`` marker): the server may
-still rewrite them. A window's rows are streamed as record batches (``pyarrow.dataset``) with
-only the columns asked for and the time range pushed into the scan.
+The layout is :mod:`loopml.logs.layout`. Names starting with ``.`` or ``_`` are skipped
+(temporary files, write-ahead folders), and so are parts of a segment still in the spool
+without a ``.done`` marker: their rows are read from the segment (``LiveLog``). A window's
+rows are streamed as record batches (``pyarrow.dataset``) with only the columns asked for
+and the time range pushed into the scan.
 
 Windows are cut by window time (event time where the log has it, see ``parts.py``); each
 part's range of it comes from its footer statistics (``part``), and the not yet compacted
@@ -22,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -31,39 +30,31 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from loopml.monitor.parts import (
+from loopml.errors import StorageError
+from loopml.logs.layout import (
+    HOUR,
+    PREDICTIONS,
+    LogLocation,
+    as_location,
+    hour_start,
+    is_part,
+    kind_url,
+    live_segments,
+    segment_of,
+)
+from loopml.logs.logtables import canonical
+from loopml.logs.parts import (
     EVENT_TIME,
     PAIRED,
     Part,
     conform,
     plain,
-    segment_of,
     table_part,
     window_time,
 )
-from loopml.monitor.performance import canonical
+from loopml.logs.upload import is_local
 
-HOUR = 3600
 BATCH_ROWS = 64 * 1024
-
-
-def hour_name(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y%m%d%H")
-
-
-def hour_start(name: str) -> float:
-    return datetime.strptime(name, "%Y%m%d%H").replace(tzinfo=UTC).timestamp()
-
-
-def is_uuid7(v: object) -> bool:
-    return isinstance(v, str) and len(v) == 36 and v[14] == "7"
-
-
-def id_floor(t: float) -> str:
-    """The smallest UUIDv7 request id created at time ``t``: request ids sort by creation time,
-    so a label part's ``_request_id`` range says which prediction windows it labels."""
-    h = f"{int(t * 1000):012x}"
-    return f"{h[:8]}-{h[8:12]}"
 
 
 def ts_scalar(t: float) -> pa.Scalar:
@@ -71,14 +62,16 @@ def ts_scalar(t: float) -> pa.Scalar:
 
 
 class LogFiles:
-    """Partition discovery and batch reading under an artifact root (local or fsspec URL)."""
+    """Partition discovery and batch reading under a log root (local or fsspec URL)."""
 
-    def __init__(self, root: str) -> None:
-        self.fs, self.base = fsspec.core.url_to_fs(str(root))
+    def __init__(self, where: LogLocation | str | Path) -> None:
+        self.where = as_location(where)
+        self.fs, self.base = fsspec.core.url_to_fs(self.where.root)
         self.base = self.base.rstrip("/")
-        local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
         self.arrow_fs = (
-            pafs.LocalFileSystem() if local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+            pafs.LocalFileSystem()
+            if is_local(self.fs)
+            else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
         )
         self._live: dict[str, set[str]] = {}
         self._label_parts: dict[str, pa.Table] = {}
@@ -147,16 +140,43 @@ class LogFiles:
         return out
 
     def _ls(self, path: str) -> list[str]:
+        return [p.rstrip("/").rsplit("/", 1)[-1] for p in self._list(path, detail=False)]
+
+    def _list(self, path: str, *, detail: bool) -> list[Any]:
+        """``fs.ls``: a missing folder is empty; a network error a clear :class:`StorageError`."""
         try:
-            return [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(path, detail=False)]
+            # refresh: s3fs would answer from its listing cache, which never expires, and a
+            # long-running reader (the server's monitor and controller) never see new parts
+            return list(self.fs.ls(path, detail=detail, refresh=True))
         except FileNotFoundError:
             return []
+        except Exception as exc:
+            raise self._unreachable("list", path, exc) from exc
 
-    def endpoints(self) -> list[str]:
-        """Endpoints that have prediction-log partitions."""
+    def _unreachable(self, doing: str, path: str, exc: Exception) -> Exception:
+        if is_local(self.fs):
+            return exc
+        return StorageError(
+            f"Could not {doing} {self.fs.unstrip_protocol(path)!r} of the prediction log "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Check the connection and credentials "
+            "(AWS_ENDPOINT_URL, AWS_PROFILE or the AWS_* keys) and log.root in loopml.yaml.",
+            field="log",
+        )
+
+    def read_table(self, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """One part, whole (or the given columns); a network error is a :class:`StorageError`."""
+        try:
+            return pq.read_table(path, columns=columns, filesystem=self.arrow_fs)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise self._unreachable("read", path, exc) from exc
+
+    def endpoints(self, kind: str = PREDICTIONS) -> list[str]:
+        """Endpoints that have partitions of ``kind`` (the prediction log by default)."""
         return sorted(
             n[len("endpoint=") :]
-            for n in self._ls(f"{self.base}/predlog")
+            for n in self._ls(kind_url(self.base, kind))
             if n.startswith("endpoint=")
         )
 
@@ -164,15 +184,14 @@ class LogFiles:
         """Hour partitions (YYYYMMDDHH) present for ``kind`` ("predlog" or "labels")."""
         return sorted(
             n[5:]
-            for n in self._ls(f"{self.base}/{kind}/endpoint={endpoint}")
+            for n in self._ls(f"{kind_url(self.base, kind)}/endpoint={endpoint}")
             if n.startswith("hour=")
         )
 
     def live_segments(self, kind: str) -> set[str]:
+        """The spool's segments not compacted yet (their parts, if any, are not read)."""
         if kind not in self._live:
-            names = self._ls(f"{self.base}/{kind}/_wal")
-            done = {n[:-5] for n in names if n.endswith(".done")}
-            self._live[kind] = {n[:-4] for n in names if n.endswith(".wal") and n[:-4] not in done}
+            self._live[kind] = {p.stem for p in live_segments(self.where.spool, kind)}
         return self._live[kind]
 
     def parts(self, kind: str, endpoint: str, hours: Iterable[str]) -> list[tuple[str, int]]:
@@ -180,22 +199,13 @@ class LogFiles:
         live = self.live_segments(kind)
         out: list[tuple[str, int]] = []
         for h in sorted(set(hours)):
-            folder = f"{self.base}/{kind}/endpoint={endpoint}/hour={h}"
+            folder = f"{kind_url(self.base, kind)}/endpoint={endpoint}/hour={h}"
             if folder not in self._listing:
-                try:
-                    self._listing[folder] = self.fs.ls(folder, detail=True)
-                except FileNotFoundError:
-                    self._listing[folder] = []
+                self._listing[folder] = self._list(folder, detail=True)
             infos = self._listing[folder]
             for info in infos:
                 name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-                if (
-                    name[:1] in "._"
-                    or not name.endswith(".parquet")
-                    or not name.startswith("part-")
-                ):
-                    continue
-                if name[len("part-") : -len(".parquet")] in live:
+                if not is_part(name) or segment_of(name) in live:
                     continue
                 out.append((info["name"], int(info.get("size") or 0)))
         return out

@@ -21,8 +21,8 @@ PAIRED = "paired"  # the champion's off-path answers on canary rows: never monit
 
 
 # (kind, endpoint) -> [(segment token, rows)] of the segments the server has not compacted
-# yet: given by the top floor (``loopml monitor``, ``loopml serve``) from the server's log
-# reader, since the monitor does not import serve. A token is "<segment name>:<bytes read>".
+# yet (``loopml.logs.logreader.live_tables``), given to the monitor by ``loopml monitor`` and
+# ``loopml serve``. A token is "<segment name>:<bytes read>".
 LiveLog = Callable[[str, str], Sequence[tuple[str, pa.Table]]]
 
 
@@ -54,11 +54,6 @@ def plain(v: object) -> object:
     if isinstance(v, datetime):
         return (v if v.tzinfo else v.replace(tzinfo=UTC)).timestamp()
     return v
-
-
-def segment_of(path: str) -> str:
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    return name[len("part-") : -len(".parquet")]
 
 
 def _seconds(v: object) -> float:

@@ -1,9 +1,10 @@
-"""Arrow tables from prediction-log and label-log records (one record per request).
+"""Arrow tables from prediction-log and label-log records (one record per request), and the
+records' JSON encoding (:func:`dumps`).
 
 Built with a Python loop over records (requests), never over rows: each record's columns
 are extended in C. Numbers become float64, booleans bool, anything else strings, so parts
 written at different times share one schema; where they still differ, readers cast the
-column to text.
+column to text. Labels and predictions are compared as :func:`canonical` text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,24 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopml.jsonsafe import jsonable
+from loopml.logs.layout import LABELS, PREDICTIONS, REFUSED
+
+
+def dumps(obj: Any) -> bytes:
+    """A record as JSON bytes (NumPy arrays and scalars included), as frames hold it."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray | np.generic):
+        return jsonable(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
 
 RESERVED = (
     "_request_id",
@@ -111,7 +129,7 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def refused_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Refusal counts (:mod:`loopml.serve.http.refusals`): one row per record."""
+    """Refusal counts (``loopml.serve.http.refusals``): one row per record."""
 
     def col(key: str) -> list[Any]:
         return [rec.get(key) for rec in records]
@@ -152,6 +170,24 @@ def label_table(records: list[dict[str, Any]]) -> pa.Table:
     )
 
 
+def canonical(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Class labels as strings: integral floats lose their ``.0``, booleans are True/False."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if pa.types.is_floating(t):
+        finite = pc.fill_null(pc.is_finite(arr), False)
+        integral = pc.and_(finite, pc.equal(arr, pc.floor(arr)))
+        if pc.all(pc.or_(integral, pc.is_null(arr))).as_py():
+            return pc.cast(pc.cast(arr, pa.int64()), pa.string())
+        return pc.cast(arr, pa.string())
+    if pa.types.is_boolean(t):
+        return pc.if_else(arr, pa.scalar("True"), pa.scalar("False"))
+    if pa.types.is_string(t):
+        return arr
+    return pc.cast(arr, pa.string())
+
+
 def concat_tables(tables: list[pa.Table]) -> pa.Table:
     """Concatenate parts; a column whose type differs between parts (numbers in one, text
     in another) is read as text."""
@@ -172,5 +208,5 @@ def concat_tables(tables: list[pa.Table]) -> pa.Table:
         return pa.concat_tables(fixed, promote_options="permissive")
 
 
-# the table builder of each log kind (the folder under the log root)
-BUILDERS = {"predlog": prediction_table, "labels": label_table, "refused": refused_table}
+# the table builder of each log kind (the folder under the log root, loopml.logs.layout)
+BUILDERS = {PREDICTIONS: prediction_table, LABELS: label_table, REFUSED: refused_table}

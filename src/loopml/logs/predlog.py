@@ -1,65 +1,76 @@
 """The durable prediction log and the label log (the writing side).
 
 Every answered prediction (champion, canary or shadow) and every label goes through a
-:class:`~loopml.serve.wal.SegmentLog` (checksummed frames, group commit; durable by default:
+:class:`~loopml.logs.wal.SegmentLog` (checksummed frames, group commit; durable by default:
 the caller's ``await`` returns only after its record is fsynced). Frames hold one request
 each, as JSON (orjson serialises NumPy arrays in C, ~5 µs a record).
 
-Closed segments become Parquet partitions for the monitor in :mod:`loopml.serve.compaction`;
-:mod:`loopml.serve.logreader` reads both the Parquet and the segments not yet compacted.
+The segments live in the spool of a :class:`~loopml.logs.layout.LogLocation` (local disk);
+closed ones become Parquet parts under its root in :mod:`loopml.logs.compaction`;
+:mod:`loopml.logs.logreader` reads both the parts and the segments not yet compacted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from loopml.serve import wal
-from loopml.serve.compaction import check_endpoint
-from loopml.serve.logreader import lookup_request_ids
-from loopml.serve.wire.protocols import dumps
+from loopml.logs import wal
+from loopml.logs.layout import LABELS, PREDICTIONS, REFUSED, LogLocation, as_location, wal_dir
+from loopml.logs.layout import check_endpoint as check_endpoint
+from loopml.logs.logreader import lookup_request_ids
+from loopml.logs.logtables import dumps
+from loopml.logs.pending import holdable, pending_dir, pending_record
 
 
 class PredictionLog:
-    """Appends predictions and labels under ``root``; see the module docstring."""
+    """Appends predictions and labels to the spool of ``where``; see the module docstring."""
 
     def __init__(
         self,
-        root: str | Path,
+        where: LogLocation | str | Path,
         *,
         durable: bool = True,
         segment_bytes: int = 64 << 20,
         segment_seconds: float = 600.0,
         recent_ids: int = 1_000_000,
     ) -> None:
-        self.root = Path(root)
+        self.where = as_location(where)
+        if self.where.spool is None:
+            raise ValueError("a prediction log needs a local spool folder to write to")
+        spool = self.where.spool
         self.recent_ids = recent_ids
         opts: dict[str, Any] = {
             "durable": durable,
             "segment_bytes": segment_bytes,
             "segment_seconds": segment_seconds,
         }
-        self.predictions = wal.SegmentLog(self.root / "predlog" / "_wal", **opts)
-        self.labels = wal.SegmentLog(self.root / "labels" / "_wal", **opts)
+        self.predictions = wal.SegmentLog(wal_dir(spool, PREDICTIONS), **opts)
+        self.labels = wal.SegmentLog(wal_dir(spool, LABELS), **opts)
         # refusal counts (loopml.serve.http.refusals): appended without waiting for fsync
-        self.refused = wal.SegmentLog(self.root / "refused" / "_wal", **opts)
+        self.refused = wal.SegmentLog(wal_dir(spool, REFUSED), **opts)
+        # labels waiting for their prediction to reach the root (loopml.logs.pending): only
+        # with a remote root, where other replicas' segments are out of sight
+        self.pending = wal.SegmentLog(pending_dir(spool), **opts) if self.where.remote else None
         self._recent: dict[str, str] = {}
 
     def open(self) -> PredictionLog:
         """Start both logs (segments left by an earlier process wait for compaction)."""
-        self.predictions.open()
-        self.labels.open()
-        self.refused.open()
+        for segment_log in self._logs():
+            segment_log.open()
         return self
 
     def close(self) -> None:
-        self.predictions.close()
-        self.labels.close()
-        self.refused.close()
+        for segment_log in self._logs():
+            segment_log.close()
+
+    def _logs(self) -> list[wal.SegmentLog]:
+        held = [] if self.pending is None else [self.pending]
+        return [self.predictions, self.labels, self.refused, *held]
 
     def __enter__(self) -> PredictionLog:
         return self.open()
@@ -144,7 +155,7 @@ class PredictionLog:
             else:
                 found[rid] = ep
         if missing:
-            found.update(lookup_request_ids(self.root, missing))
+            found.update(lookup_request_ids(self.where, missing))
         return found
 
     def encode_labels(
@@ -183,3 +194,22 @@ class PredictionLog:
         if futures:
             await asyncio.gather(*futures)
         return [rid for rid in labels if rid not in known]
+
+    async def hold_labels(
+        self,
+        labels: Mapping[str, Any],
+        wait: float,
+        allowed: Collection[str] | None = None,
+        ts_us: int | None = None,
+    ) -> list[str]:
+        """Keep labels of request ids not found yet, to be looked up again at compaction
+        (:mod:`loopml.logs.pending`); returns the ids kept. Nothing is kept with a local root
+        (every segment is in sight there) nor for ids older than ``wait`` or not UUIDv7.
+        ``allowed``: the endpoints the caller may label (None: all)."""
+        if self.pending is None:
+            return []
+        held = holdable(list(labels), wait)
+        if held:
+            record = pending_record({r: labels[r] for r in held}, allowed, ts_us)
+            await self.pending.append_future(dumps(record))
+        return held
