@@ -114,11 +114,20 @@ async def test_log_directory_gone_is_503_then_recovers(settings, keys, tmp_path)
         aside = wal_dir.with_name("_wal.aside")
         os.rename(wal_dir, aside)
         wal_dir.write_text("not a directory")
-        # the segment rolls by age (0.2 s) and cannot start a new one (seconds on a loaded box)
-        r = await _until(c, "/v2/health/ready", 503, timeout=45.0)
-        assert r.status_code == 503 and r.json()["field"] == "log", r.text
-        r = await c.post("/v1/endpoints/credit/predict", json={"rows": [h.row(1)]}, headers=auth)
+        # An open segment still takes writes (its file is open); once it rolls by age (0.2 s)
+        # no new one can start. A segment that rolled empty before the move only rolls again
+        # on a write, so keep writing until a write meets the gone directory.
+        deadline = time.monotonic() + 45.0
+        while True:
+            r = await c.post(
+                "/v1/endpoints/credit/predict", json={"rows": [h.row(1)]}, headers=auth
+            )
+            if r.status_code != 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
         assert r.status_code == 503 and "ENOTDIR" in r.json()["error"], r.text
+        r = await c.get("/v2/health/ready")
+        assert r.status_code == 503 and r.json()["field"] == "log", r.text
         wal_dir.unlink()
         os.rename(aside, wal_dir)
         r = await _until(c, "/v2/health/ready", 200, timeout=45.0)
