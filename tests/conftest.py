@@ -4,7 +4,6 @@ LOOPML_TEST_POSTGRES_URL is set (each test gets a fresh database on that server)
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +16,6 @@ import pytest
 
 PG_URL = os.environ.get("LOOPML_TEST_POSTGRES_URL")
 pytest_plugins = ("tests.s3server",)  # the S3 API server fixtures: s3_url, s3
-
-
-def _pg_admin_url() -> str:
-    assert PG_URL
-    return PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @pytest.fixture
@@ -39,19 +33,9 @@ def pg_url2() -> Iterator[str]:
 def _fresh_pg_database() -> Iterator[str]:
     if not PG_URL:
         pytest.skip("LOOPML_TEST_POSTGRES_URL is not set")
-    from sqlalchemy import create_engine, text
+    from tests._helpers.store import fresh_pg_database
 
-    name = f"loopml_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    base = _pg_admin_url().rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_pg_database(PG_URL, "loopml_t_")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -116,16 +100,35 @@ def synthetic_frame(n: int = 4000, seed: int = 0, n_num: int = 6) -> pd.DataFram
 
 
 def make_project(
-    root: Path, *, config: str = CONFIG, frame: pd.DataFrame | None = None, store: str | None = None
+    root: Path,
+    *,
+    config: str = CONFIG,
+    frame: pd.DataFrame | None = None,
+    store: str | None = None,
+    train_py: str = TRAIN_PY,
 ) -> Path:
     """Write loopml.yaml, train.py and data/train.parquet under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "data").mkdir(exist_ok=True)
     (synthetic_frame() if frame is None else frame).to_parquet(root / "data/train.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
+    (root / "train.py").write_text(train_py)
     text = config if store is None else config + f"store: {store}\n"
     (root / "loopml.yaml").write_text(text)
     return root
+
+
+def run_project(root: Path):  # -> (Config, Store, RunResult)
+    """One ``loopml run`` of the project at ``root`` that registers a version: its config, its
+    store (open; the caller closes it) and the run's result."""
+    from loopml.config import load_config
+    from loopml.store import Store
+    from loopml.train import run
+
+    cfg = load_config(root)
+    store = Store(cfg.store_url)
+    result = run(cfg, store=store)
+    assert result.version is not None
+    return cfg, store, result
 
 
 @pytest.fixture

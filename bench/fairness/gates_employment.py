@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
+
 import pandas as pd
+from harness import Clock
 from threadpoolctl import threadpool_limits
 
 
@@ -48,32 +52,30 @@ def main() -> None:
     with threadpool_limits(1):
         fit = lambda seed: train_fn(train[feats], train["employed"], params, seed)  # noqa: E731
         model, champion = fit(0), fit(1)
-        t0 = time.perf_counter()
-        ctx = GateContext(
-            model=model,
-            X_test=df[feats],
-            y_test=df["employed"],
-            sensitive=["SEX", "RAC1P"],
-            segments=["MAR"],
-            target="employed",
-            champion=champion,
-            train=train,
-            features=feats,
-            train_fn=train_fn,
-            train_params=params,
-        )
-        t_ctx = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rows = metrics_by_slice(
-            df,
-            ctx.y_test,
-            ctx.predictions,
-            ctx.proba,
-            sensitive=["SEX", "RAC1P"],
-            segments=["MAR"],
-            classes=[0, 1],
-        )
-        t_slices = time.perf_counter() - t0
+        with Clock() as t_ctx:
+            ctx = GateContext(
+                model=model,
+                X_test=df[feats],
+                y_test=df["employed"],
+                sensitive=["SEX", "RAC1P"],
+                segments=["MAR"],
+                target="employed",
+                champion=champion,
+                train=train,
+                features=feats,
+                train_fn=train_fn,
+                train_params=params,
+            )
+        with Clock() as t_slices:
+            rows = metrics_by_slice(
+                df,
+                ctx.y_test,
+                ctx.predictions,
+                ctx.proba,
+                sensitive=["SEX", "RAC1P"],
+                segments=["MAR"],
+                classes=[0, 1],
+            )
         gates = [
             MetricGate(thresholds={"accuracy": ">= 0.75", "roc_auc": ">= 0.85"}, per_slice=True),
             FairnessGate(
@@ -102,19 +104,16 @@ def main() -> None:
             DataGate(),
             LabelGate(),
         ]
-        t0, c0 = time.perf_counter(), time.process_time()
         results, cpu = [], []
-        for gate in gates:  # one at a time, for CPU seconds per gate (wall time suffers from load)
-            c = time.process_time()
-            results += run_gates([gate], ctx)
-            cpu.append(time.process_time() - c)
-        t_gates, c_gates = time.perf_counter() - t0, time.process_time() - c0
-        t0 = time.perf_counter()
-        importance = permutation_importance_table(model, df[feats], df["employed"], n_repeats=3)
-        t_imp = time.perf_counter() - t0
-        t0, c0 = time.perf_counter(), time.process_time()
-        stability = run_gates([StabilityGate(seeds=5)], ctx)[0]
-        t_stab, c_stab = time.perf_counter() - t0, time.process_time() - c0
+        with Clock() as t_gates:
+            for gate in gates:  # one at a time: CPU seconds per gate (wall time suffers from load)
+                with Clock() as one:
+                    results += run_gates([gate], ctx)
+                cpu.append(one.cpu)
+        with Clock() as t_imp:
+            importance = permutation_importance_table(model, df[feats], df["employed"], n_repeats=3)
+        with Clock() as t_stab:
+            stability = run_gates([StabilityGate(seeds=5)], ctx)[0]
     version = {
         "id": 1,
         "model": "employment",
@@ -128,13 +127,12 @@ def main() -> None:
         "snapshots": {},
         "created_at": time.time(),
     }
-    t0 = time.perf_counter()
-    html = card_html(model_card(version))
-    md = card_markdown(model_card(version))
-    t_card = time.perf_counter() - t0
+    with Clock() as t_card:
+        html = card_html(model_card(version))
+        md = card_markdown(model_card(version))
     print(f"rows={len(df):,}  slices={len(rows)}")
-    print(f"context (predict + predict_proba of the candidate): {t_ctx:6.2f} s")
-    print(f"metrics_by_slice:                                    {t_slices:6.2f} s")
+    print(f"context (predict + predict_proba of the candidate): {t_ctx.wall:6.2f} s")
+    print(f"metrics_by_slice:                                    {t_slices.wall:6.2f} s")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for r, c in zip(results, cpu, strict=True):
         print(
@@ -142,17 +140,17 @@ def main() -> None:
             f"{r.message[:80]}"
         )
     print(
-        f"all gates: {t_gates:.2f} s wall, {c_gates:.2f} s cpu (goal <= 10 s); "
+        f"all gates: {t_gates.wall:.2f} s wall, {t_gates.cpu:.2f} s cpu (goal <= 10 s); "
         f"with context and slices: "
-        f"{t_gates + t_ctx + t_slices:.2f} s"
+        f"{t_gates.wall + t_ctx.wall + t_slices.wall:.2f} s"
     )
     top = ", ".join(f"{r['feature']} {r['importance']:.3f}" for r in importance[:4])
-    print(f"permutation importance (3k rows x 3 repeats): {t_imp:6.2f} s  top: {top}")
-    print(f"model card html ({len(html):,} chars) + markdown ({len(md):,}): {t_card:6.2f} s")
+    print(f"permutation importance (3k rows x 3 repeats): {t_imp.wall:6.2f} s  top: {top}")
+    print(f"model card html ({len(html):,} chars) + markdown ({len(md):,}): {t_card.wall:6.2f} s")
     ev = stability.evidence
     print(
         f"stability k=5 (4 retrainings, {sum(ev.get('train_seconds', [])):.2f} s training): "
-        f"{t_stab:6.2f} s wall {c_stab:6.2f} s cpu  {stability.verdict}: {stability.message[:160]}"
+        f"{t_stab.wall:6.2f} s wall {t_stab.cpu:6.2f} s cpu  {stability.verdict}: {stability.message[:160]}"
     )
 
 

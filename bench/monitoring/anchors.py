@@ -15,25 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
-import time
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
+
+from harness import Clock, peak_rss_mb, rss_mb
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # evidently/telemetry.py
 os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _rss_now_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run_evidently(ref, cur) -> list[str]:
@@ -79,17 +69,15 @@ def main() -> None:
         import whylogs.viz.drift.column_drift_algorithms  # noqa: F401
 
     ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
-    loaded = _rss_now_mb()
-    t0, c0 = time.perf_counter(), _cpu()
-    drifted = run_evidently(ref, cur) if tool == "evidently" else run_whylogs(ref, cur)
-    wall, cpu = time.perf_counter() - t0, _cpu() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    loaded = rss_mb()
+    with Clock() as clock:
+        drifted = run_evidently(ref, cur) if tool == "evidently" else run_whylogs(ref, cur)
     print(
         json.dumps(
             {
-                "wall_s": wall,
-                "cpu_s": cpu,
-                "peak_rss_mb": peak,
+                "wall_s": clock.wall,
+                "cpu_s": clock.cpu,
+                "peak_rss_mb": peak_rss_mb(),
                 "rss_after_load_mb": loaded,
                 "drifted": sorted(drifted),
             }

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -39,10 +38,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
+
+from harness import REPO, Clock, peak_rss_mb, venv
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 DATA = REPO / "bench" / ".data" / "monitoring"
-VENV = REPO / "bench" / ".venvs" / "anchors"
 ANCHOR_PACKAGES = ["evidently==0.7.23", "pandas<3", "whylogs[viz]==1.6.4", "pyarrow"]
 LEVELS = np.array([f"level_{i}" for i in range(20)])
 TRUE_DRIFTS = {"n0", "n1", "n2", "c0"}
@@ -102,44 +103,34 @@ def make_data(n: int, c: int) -> tuple[Path, Path]:
 
 
 # ---------------------------------------------------------------- tools (children)
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def tool_reference(ref: str, cur: str) -> dict:
     from loopml.stats import DatasetProfile
 
-    t0, c0 = time.perf_counter(), _cpu()
-    prof = DatasetProfile.from_parquet(ref)
-    data = prof.to_bytes()
-    Path(ref + ".profile").write_bytes(data)
-    return {
-        "wall_s": time.perf_counter() - t0,
-        "cpu_s": _cpu() - c0,
-        "profile_kb": len(data) / 1024,
-    }
+    with Clock() as clock:
+        prof = DatasetProfile.from_parquet(ref)
+        data = prof.to_bytes()
+        Path(ref + ".profile").write_bytes(data)
+    return {"wall_s": clock.wall, "cpu_s": clock.cpu, "profile_kb": len(data) / 1024}
 
 
 def tool_loopml(ref: str, cur: str) -> dict:
     from loopml.stats import DatasetProfile, check_quality, dataset_drift, infer_schema
 
     stored = Path(ref + ".profile").read_bytes()  # what `loopml run` keeps with the version
-    t0, c0 = time.perf_counter(), _cpu()
-    reference = DatasetProfile.from_bytes(stored)
-    schema = infer_schema(reference)
-    window = DatasetProfile.from_parquet(cur, reference=reference)
-    drift = dataset_drift(reference, window)
-    findings = check_quality(schema, window)
-    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    with Clock() as clock:
+        reference = DatasetProfile.from_bytes(stored)
+        schema = infer_schema(reference)
+        window = DatasetProfile.from_parquet(cur, reference=reference)
+        drift = dataset_drift(reference, window)
+        findings = check_quality(schema, window)
     ks_flagged = sorted(
         c.column
         for c in drift.columns
         if c.p_value is not None and c.p_value < 0.05 and c.kind == "numeric"
     )
     return {
-        "wall_s": wall,
-        "cpu_s": cpu,
+        "wall_s": clock.wall,
+        "cpu_s": clock.cpu,
         "drifted": drift.drifted_columns,
         "findings": len(findings),
         "ks_p05": ks_flagged,
@@ -170,9 +161,9 @@ def tool_floor(ref: str, cur: str) -> dict:
             exprs += [f"count({q})", f"histogram({q})"]
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    t0, c0 = time.perf_counter(), _cpu()
-    con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet('{cur}')").fetchall()
-    return {"wall_s": time.perf_counter() - t0, "cpu_s": _cpu() - c0}
+    with Clock() as clock:
+        con.execute(f"SELECT {', '.join(exprs)} FROM read_parquet('{cur}')").fetchall()
+    return {"wall_s": clock.wall, "cpu_s": clock.cpu}
 
 
 TOOLS = {"reference": tool_reference, "loopml": tool_loopml, "floor": tool_floor}
@@ -180,22 +171,11 @@ TOOLS = {"reference": tool_reference, "loopml": tool_loopml, "floor": tool_floor
 
 def _child(tool: str, ref: str, cur: str) -> None:
     res = TOOLS[tool](ref, cur)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(res), flush=True)
 
 
 # ---------------------------------------------------------------- parent
-def anchors_python() -> Path:
-    """bench/.venvs/anchors with Evidently and whylogs (created once, never in loopml's venv)."""
-    py = VENV / "bin" / "python"
-    if not (VENV / ".ready").exists():
-        print(f"creating {VENV} ({' '.join(ANCHOR_PACKAGES)}) ...", flush=True)
-        subprocess.run(["python3", "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *ANCHOR_PACKAGES], check=True)
-        (VENV / ".ready").touch()
-    return py
-
-
 def run(cmd: list[str], timeout: float) -> dict:
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -274,7 +254,7 @@ def main() -> None:
             if n * c > args.anchor_max_cells:
                 rows[anchor] = {"skipped": f"> {args.anchor_max_cells:.0e} cells"}
                 continue
-            py = anchors_python()
+            py = venv("anchors", ANCHOR_PACKAGES)  # never in loopml's venv
             rows[anchor] = run(
                 [str(py), str(HERE / "anchors.py"), anchor, str(ref), str(cur)], args.timeout
             )

@@ -25,10 +25,13 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from harness import tree_usage
 
 HERE = Path(__file__).parent
 SRC = HERE.parent.parent / "src"
@@ -116,34 +119,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _tree_rss(pid: int, cpu: dict[int, float] | None = None) -> int:
-    """Resident bytes of ``pid`` and all its descendants (from /proc); ``cpu`` collects the
-    CPU seconds (user + system) last seen of each process of the tree."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    ticks: dict[int, float] = {}
-    hz = os.sysconf("SC_CLK_TCK")
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(parts[1]), []).append(int(d))
-            rss[int(d)] = int(parts[21]) * os.sysconf("SC_PAGE_SIZE")
-            ticks[int(d)] = (int(parts[11]) + int(parts[12])) / hz
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        total += rss.get(p, 0)
-        if cpu is not None and p in ticks:
-            cpu[p] = max(cpu.get(p, 0.0), ticks[p])
-        stack.extend(children.get(p, ()))
-    return total
-
-
 def measure(cmd: list[str]) -> tuple[float, int, float, str]:
     """(wall seconds, peak tree RSS bytes, CPU seconds of the tree, output) of ``cmd``."""
     t0 = time.perf_counter()
@@ -154,7 +129,7 @@ def measure(cmd: list[str]) -> tuple[float, int, float, str]:
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid, cpu))
+            peak[0] = max(peak[0], tree_usage(proc.pid, cpu))
             time.sleep(0.05)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -197,49 +172,15 @@ def main() -> int:
     project = work / "project"
     version = make_project(project)
     py = sys.executable
+    score = [py, "-m", "loopml.cli", "-c", str(project), "score", "bench", "--input", str(src)]
+    plain = [str(project), str(version), str(src), str(work / "out-plain.parquet"), "262144"]
     variants = {
-        "plain": [
-            py,
-            str(HERE / "plain_loop.py"),
-            str(project),
-            str(version),
-            str(src),
-            str(work / "out-plain.parquet"),
-            "262144",
-        ],
-        "local": [
-            py,
-            "-m",
-            "loopml.cli",
-            "-c",
-            str(project),
-            "score",
-            "bench",
-            "--input",
-            str(src),
-            "--output",
-            str(work / "out-local"),
-            "--engine",
-            "local",
-            "--json",
-        ],
+        "plain": [py, str(HERE / "plain_loop.py"), *plain],
+        "local": [*score, "--output", str(work / "out-local"), "--engine", "local", "--json"],
         "ray": [
-            py,
-            "-m",
-            "loopml.cli",
-            "-c",
-            str(project),
-            "score",
-            "bench",
-            "--input",
-            str(src),
-            "--output",
-            str(work / "out-ray"),
-            "--engine",
-            "ray",
-            "--cpus",
-            str(args.cpus),
-            "--json",
+            *score,
+            *("--output", str(work / "out-ray"), "--engine", "ray"),
+            *("--cpus", str(args.cpus), "--json"),
         ],
     }
     results: dict[str, tuple[float, int, float]] = {}

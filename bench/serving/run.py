@@ -20,41 +20,19 @@ in-process inference is its fastest mode; serving.md §3.4).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import httpx
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-VENVS = REPO / "bench" / ".venvs"
-PY = sys.executable
+import harness
+
 N_FEATURES = 20
-
-
-def sh(cmd: list[str], **kw) -> None:
-    subprocess.run(cmd, check=True, **kw)
-
-
-def venv(name: str, packages: list[str]) -> Path:
-    """bench/.venvs/<name> with ``packages`` installed (created once)."""
-    path = VENVS / name
-    py = path / "bin" / "python"
-    if not (path / ".ready").exists():
-        print(f"creating {path} ({' '.join(packages)}) ...", flush=True)
-        sh(["python3", "-m", "venv", str(path)])
-        sh([str(py), "-m", "pip", "install", "-q", *packages])
-        (path / ".ready").touch()
-    return py
 
 
 def data(work: Path):
@@ -141,202 +119,36 @@ def setup(work: Path, skip: set[str]) -> dict[str, dict]:
     # bare Starlette floor (main venv: uvicorn + uvloop + httptools)
     floor = work / "floor"
     floor.mkdir(exist_ok=True)
-    sh([PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", str(floor / "model.joblib")])
-    (floor / "floor_app.py").write_text(FLOOR_APP)
-    servers["starlette floor"] = {
-        "cmd": [
-            PY,
-            "-m",
-            "uvicorn",
-            "floor_app:app",
-            "--port",
-            "{port}",
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        "cwd": floor,
-        "env": {"FLOOR_MODEL": str(floor / "model.joblib")},
-        "path": "/predict",
-        "health": "/health",
-        "body": {"rows": [row]},
-        "headers": {},
-    }
+    harness.sh(
+        [harness.PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", str(floor / "model.joblib")]
+    )
+    servers["starlette floor"] = harness.floor_spec(
+        floor, FLOOR_APP, floor / "model.joblib", {"rows": [row]}
+    )
 
     # loopml: trained and registered through its own pipeline; canary 10% + one shadow
-    from loopml.config import load_config
-    from loopml.store import Store
-    from loopml.train import run
-
-    proj = work / "loopml"
-    if proj.exists():
-        shutil.rmtree(proj)
-    proj.mkdir()
-    shutil.copy(work / "train.parquet", proj / "train.parquet")
-    (proj / "train.py").write_text(TRAIN_PY)
-    (proj / "loopml.yaml").write_text(LOOPML_YAML)
-    cfg = load_config(proj)
-    store = Store(cfg.store_url)
-    ids = []
-    for c in (1.0, 0.5, 0.25):
-        cfg.model.params = {"C": c}
-        ids.append(run(cfg, store=store).version["id"])
-    store.endpoints.deploy("bench", store.versions.get(ids[0]), actor="bench")
-    store.endpoints.deploy("bench", store.versions.get(ids[1]), actor="bench", canary=10)
-    store.endpoints.deploy("bench", store.versions.get(ids[2]), actor="bench", shadow=True)
-    key, _ = store.keys.create("predictor", actor="bench", rate_per_s=1e6)
-    store.close()
-    servers["loopml"] = {
-        "cmd": [PY, "-m", "loopml.cli", "-c", str(proj), "serve", "--port", "{port}"],
-        "cwd": proj,
-        "env": {},
-        "path": "/v1/endpoints/bench/predict",
-        "health": "/v2/health/ready",
-        "body": {"rows": [row]},
-        "headers": {"Authorization": f"Bearer {key}"},
-        "stderr": subprocess.DEVNULL,
-    }
+    proj = harness.train_and_deploy(
+        work, TRAIN_PY, LOOPML_YAML, [{"C": c} for c in (1.0, 0.5, 0.25)]
+    )
+    key = harness.predictor_key(proj, rate_limit=1e6)
+    servers["loopml"] = harness.loopml_spec(proj, "bench", key, {"rows": [row]})
 
     if "mlflow" not in skip:
         # Two MLflow anchors: named columns (a DataFrame-fitted model with a column signature,
         # sent as ``dataframe_split``: the same information loopml's request carries) and a
         # bare tensor (an array-fitted model, sent as ``inputs``: MLflow's fastest path).
-        py = venv("mlflow", ["mlflow", "scikit-learn==1.9.1"])
         names = [f"f{i}" for i in range(N_FEATURES)]
-        for mode, label, body in (
-            (
-                "mlflow-columns",
-                "mlflow (dataframe_split)",
-                {"dataframe_split": {"columns": names, "data": [vec]}},
-            ),
-            ("mlflow", "mlflow (inputs)", {"inputs": [vec]}),
-        ):
-            model_dir = work / f"{mode}_model"
-            shutil.rmtree(model_dir, ignore_errors=True)
-            sh([str(py), "-c", FIT_SAVE, str(work / "train.csv"), mode, str(model_dir)])
-            servers[label] = {
-                "cmd": [
-                    str(py.parent / "mlflow"),
-                    "models",
-                    "serve",
-                    "-m",
-                    str(model_dir),
-                    "--env-manager",
-                    "local",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    "{port}",
-                ],
-                "cwd": work,
-                "env": {"PATH": f"{py.parent}:{os.environ['PATH']}"},
-                "path": "/invocations",
-                "health": "/ping",
-                "body": body,
-                "headers": {},
-            }
+        servers["mlflow (dataframe_split)"] = harness.mlflow_spec(
+            work, FIT_SAVE, "mlflow-columns", {"dataframe_split": {"columns": names, "data": [vec]}}
+        )
+        servers["mlflow (inputs)"] = harness.mlflow_spec(
+            work, FIT_SAVE, "mlflow", {"inputs": [vec]}
+        )
 
     if "mlserver" not in skip:
-        py = venv(
-            "mlserver", ["mlserver", "mlserver-sklearn", "uvloop<0.22", "scikit-learn==1.9.1"]
-        )
-        msdir = work / "mlserver"
-        (msdir / "lr").mkdir(parents=True, exist_ok=True)
-        sh(
-            [
-                str(py),
-                "-c",
-                FIT_SAVE,
-                str(work / "train.csv"),
-                "joblib",
-                str(msdir / "lr" / "model.joblib"),
-            ]
-        )
-        (msdir / "lr" / "model-settings.json").write_text(
-            json.dumps(
-                {
-                    "name": "lr",
-                    "implementation": "mlserver_sklearn.SKLearnModel",
-                    "parameters": {"uri": "./model.joblib"},
-                }
-            )
-        )
-        servers["mlserver"] = {
-            "cmd": [str(py.parent / "mlserver"), "start", str(msdir)],
-            "cwd": msdir,
-            "env": {
-                "MLSERVER_HTTP_PORT": "{port}",
-                "MLSERVER_GRPC_PORT": "{grpc}",
-                "MLSERVER_METRICS_PORT": "{metrics}",
-                "MLSERVER_PARALLEL_WORKERS": "0",
-                "MLSERVER_DEBUG": "false",
-                "MLSERVER_HOST": "127.0.0.1",
-                "PATH": f"{py.parent}:{os.environ['PATH']}",
-            },
-            "path": "/v2/models/lr/infer",
-            "health": "/v2/models/lr/ready",
-            "body": {
-                "inputs": [{"name": "x", "shape": [1, N_FEATURES], "datatype": "FP64", "data": vec}]
-            },
-            "headers": {},
-        }
+        tensor = {"name": "x", "shape": [1, N_FEATURES], "datatype": "FP64", "data": vec}
+        servers["mlserver"] = harness.mlserver_spec(work, FIT_SAVE, "lr", {"inputs": [tensor]})
     return servers
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running(spec: dict):
-    ports = {"port": free_port(), "grpc": free_port(), "metrics": free_port()}
-    cmd = [c.format(**ports) for c in spec["cmd"]]
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        **{k: v.format(**ports) for k, v in spec["env"].items()},
-    }
-    proc = subprocess.Popen(
-        ["taskset", "-c", "0", *cmd],
-        cwd=spec["cwd"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=spec.get("stderr"),
-        start_new_session=True,
-    )
-    spec["pgid"] = proc.pid  # the server's session: its CPU is read from /proc by pgrp
-    base = f"http://127.0.0.1:{ports['port']}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + spec["health"], timeout=2).status_code == 200:
-                    break
-            if time.time() > deadline:
-                raise RuntimeError(f"{cmd[0]} did not become healthy")
-            time.sleep(0.3)
-        r = httpx.post(base + spec["path"], json=spec["body"], headers=spec["headers"])
-        if r.status_code != 200:
-            raise RuntimeError(f"{cmd[0]}: probe request failed: {r.status_code} {r.text[:300]}")
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 LUA = """
@@ -385,7 +197,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="5 s per load level instead of 20 s")
     p.add_argument("--skip", default="", help="comma-separated: mlflow,mlserver")
-    p.add_argument("--work", default=str(REPO / "bench" / ".work" / "serving"))
+    p.add_argument("--work", default=str(harness.REPO / "bench" / ".work" / "serving"))
     p.add_argument(
         "--case",
         choices=("lr", "categorical", "all"),
@@ -408,7 +220,7 @@ def main() -> int:
     results: dict[tuple[str, int], dict] = {}
     for name, spec in servers.items():
         print(f"== {name}", flush=True)
-        with running(spec) as base:
+        with harness.running(spec) as base:
             for conns in (16, 64):
                 res = wrk(base + spec["path"], spec, conns, seconds, work)
                 results[name, conns] = res

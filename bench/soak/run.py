@@ -26,16 +26,18 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
+
 import httpx
 import numpy as np
 import pandas as pd
+from harness import free_port, rss_mb
 
 TRAIN_PY = """
 from sklearn.linear_model import LogisticRegression
@@ -81,19 +83,6 @@ def project(root: Path) -> tuple[Path, dict[str, int]]:
 def cli(root: Path, *args: str) -> str:
     cmd = [sys.executable, "-m", "loopml.cli", "-c", str(root), *args]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def fds(pid: int) -> int:

@@ -73,12 +73,9 @@ def test_a_signed_version_trained_served_and_batch_scored_on_s3(s3, tmp_path):
     from loopml.artifacts import generate_keypair
     from loopml.artifacts.model_loader import load_version
     from loopml.cli import main
-    from loopml.config import load_config
     from loopml.errors import SignatureError
-    from loopml.store import Store
-    from loopml.train import run
 
-    from ..conftest import CONFIG, make_project, synthetic_frame
+    from ..conftest import CONFIG, make_project, run_project, synthetic_frame
 
     private, public = generate_keypair(tmp_path / "keys")
     root = make_project(
@@ -87,10 +84,7 @@ def test_a_signed_version_trained_served_and_batch_scored_on_s3(s3, tmp_path):
         + f"artifacts: s3://{BUCKET}/proj\n"
         + f"security: {{private_key: {private}, public_key: {public}}}\n",
     )
-    cfg = load_config(root)
-    store = Store(cfg.store_url)
-    result = run(cfg, store=store)
-    assert result.version is not None
+    cfg, store, result = run_project(root)
     version = store.versions.get(result.version["id"])
     assert s3.exists(f"{BUCKET}/proj/sha256/{version['artifact'][:2]}")
     arts = ArtifactStore(cfg.artifacts_root)

@@ -20,7 +20,7 @@ import pytest
 from loopml.control import Controller
 from loopml.control import rollout as R
 from loopml.store import Store
-from tests.control._log import Clock, make_config, register, write_pairs, write_rows
+from tests.control._log import Clock, canary_period, make_config, register, write_pairs
 
 STEP = 700.0  # past the 10-minute shadow and step durations of make_config
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,24 +78,6 @@ def _decisions(store: Store) -> list[dict]:
     ]
 
 
-def _canary_period(cfg, clock, champ: int, cand: int) -> None:
-    t = clock()
-    ids, y = write_rows(cfg.artifacts_root, "ep", version=cand, role="canary", start=t, n=120)
-    write_rows(
-        cfg.artifacts_root,
-        "ep",
-        version=champ,
-        role="paired",
-        start=t,
-        n=120,
-        ids=ids,
-        y=y,
-        seed=3,
-        labels=False,
-    )
-    write_rows(cfg.artifacts_root, "ep", version=champ, role="champion", start=t, n=600, seed=7)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
@@ -124,12 +106,12 @@ def test_kill_9_of_the_acting_controller_mid_rollout(tmp_path: Path, store_url: 
         write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
         clock.advance(STEP)
         _wait("canary", lambda: store.endpoints.get("ep")["canary_weight"] == 10.0)
-        _canary_period(cfg, clock, champ, cand)
+        canary_period(cfg, clock, champ, cand)
         clock.advance(STEP)
         _wait("step to 50 %", lambda: store.endpoints.get("ep")["canary_weight"] == 50.0)
         before = _decisions(store)
         # the next step is due: kill A as it starts the pass that takes it
-        _canary_period(cfg, clock, champ, cand)
+        canary_period(cfg, clock, champ, cand)
         clock.advance(STEP)
         time.sleep(0.1)
         procs["a"].send_signal(signal.SIGKILL)
@@ -141,7 +123,7 @@ def test_kill_9_of_the_acting_controller_mid_rollout(tmp_path: Path, store_url: 
         )
         takeover_s = time.monotonic() - killed
         _wait("step to 100 %", lambda: store.endpoints.get("ep")["canary_weight"] == 100.0)
-        _canary_period(cfg, clock, champ, cand)
+        canary_period(cfg, clock, champ, cand)
         clock.advance(STEP)
         _wait("promotion", lambda: store.endpoints.get("ep")["champion_id"] == cand)
     finally:
@@ -204,7 +186,7 @@ def test_a_step_half_done_by_a_dead_controller_is_recorded_not_repeated(tmp_path
     (d,) = b.reconcile_once()
     assert d["action"] == "rollout-resumed" and "recorded now" in d["reason"], d
     assert d["evidence"]["step"] == 1 and store.rollouts.active("ep")[0]["step"] == 1
-    _canary_period(cfg, clock, champ, cand)
+    canary_period(cfg, clock, champ, cand)
     clock.advance(STEP)
     ds = b.reconcile_once()
     assert [x["action"] for x in ds] == ["rollout-step"]  # to 100 %, not 50 % a second time

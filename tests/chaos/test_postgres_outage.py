@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -20,7 +19,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from loopml.logs.logreader import read_log
+from tests._helpers.process import stop
 from tests.chaos.conftest import PrivatePostgres, free_port
+from tests.conftest import make_project, run_project
 from tests.serve import serve_helpers as h
 
 pytestmark = pytest.mark.slow
@@ -29,20 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _project(root: Path, store_url: str) -> Path:
-    from loopml.config import load_config
-    from loopml.store import Store
-    from loopml.train import run
-
-    (root / "data").mkdir(parents=True)
-    h.frame().to_parquet(root / "data" / "train.parquet")
-    (root / "train.py").write_text(h.TRAIN_PY)
-    (root / "loopml.yaml").write_text(
-        h.CONFIG + f"store: {store_url}\nserve: {{controller_interval: 1s}}\n"
-    )
-    cfg = load_config(root)
-    store = Store(cfg.store_url)
-    result = run(cfg, store=store)
-    assert result.version is not None and result.passed
+    config = h.CONFIG + "serve: {controller_interval: 1s}\n"
+    make_project(root, config=config, frame=h.frame(), store=store_url, train_py=h.TRAIN_PY)
+    _cfg, store, result = run_project(root)
+    assert result.passed
     store.endpoints.deploy("credit", result.version, actor="test")
     store.close()
     return root
@@ -143,12 +134,7 @@ def test_postgres_stopped_under_load(tmp_path: Path, private_pg: PrivatePostgres
         if load is not None:
             load.close()
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop(proc)
         err.close()
     log_text = (tmp_path / "serve.err").read_text()
     # paused: the controller's passes failed while the database was down, and said why

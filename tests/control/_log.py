@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from loopml.config import Config
 from loopml.store import Store
+from tests._helpers.store import number_signature, version_row
 from tests.monitor._log import _write_by_hour as _write
 from tests.monitor._log import write_labels
 
@@ -81,35 +82,12 @@ def register(
     **values: Any,
 ) -> dict[str, Any]:
     """A version row with a plausible signature (no model file: the controller never loads one)."""
-    run = store.runs.start(
-        project="p", model=model, params={}, snapshots={}, python="3.11", packages={}
-    )
-    return store.versions.register(
+    return version_row(
+        store,
         model=model,
-        run_id=run,
         status=status,
-        format="skops",
-        artifact="a" * 64,
-        signature={
-            "columns": [
-                {
-                    "name": "x0",
-                    "kind": "number",
-                    "dtype": "float64",
-                    "nullable": False,
-                    "categories": None,
-                }
-            ],
-            "task": "classification",
-            "target": "y",
-            "classes": [0, 1],
-            "extra": {},
-        },
-        metrics=metrics or {"accuracy": 0.9},
-        slices=[],
-        gates=[],
-        snapshots={},
-        manifest={},
+        signature=number_signature(["x0"]),
+        metrics=metrics,
         **values,
     )
 
@@ -167,6 +145,24 @@ def write_rows(
     return ids, y
 
 
+def write_mirrored(
+    root: str | Path,
+    endpoint: str,
+    *,
+    start: float,
+    n: int,
+    first: dict[str, Any],
+    second: dict[str, Any],
+    **kw: Any,
+) -> list[str]:
+    """Rows of one version and a second version's answers to the same requests (the same ids and
+    labels): ``first`` and ``second`` are each one's write_rows keywords (version, role, seed,
+    accuracy, ...), ``kw`` are both's. Returns the request ids."""
+    ids, y = write_rows(root, endpoint, start=start, n=n, **first, **kw)
+    write_rows(root, endpoint, start=start, n=n, ids=ids, y=y, **second, **kw)
+    return ids
+
+
 def write_pairs(
     root: str | Path,
     endpoint: str,
@@ -181,28 +177,39 @@ def write_pairs(
     **kw: Any,
 ) -> list[str]:
     """Mirrored requests: the champion's rows and the shadow's rows with the same request ids."""
-    ids, y = write_rows(
+    return write_mirrored(
         root,
         endpoint,
-        version=champion,
-        role="champion",
         start=start,
         n=n,
-        accuracy=accuracy,
-        seed=seed,
+        first={"version": champion, "role": "champion", "accuracy": accuracy, "seed": seed},
+        second={"version": shadow, "role": "shadow", "accuracy": shadow_accuracy, "seed": seed + 1},
         **kw,
     )
+
+
+def canary_period(
+    cfg,
+    clock,
+    champ: int,
+    cand: int,
+    *,
+    n: int = 120,
+    accuracy: float = 0.9,
+    latency_ms: float = 5.0,
+    seed: int = 0,
+) -> None:
+    """Canary rows, the champion's paired answers on the same rows, and the champion's own."""
+    t = clock()
+    canary = {
+        "version": cand,
+        "role": "canary",
+        "seed": seed,
+        "accuracy": accuracy,
+        "latency_ms": latency_ms,
+    }
+    paired = {"version": champ, "role": "paired", "seed": seed + 3, "labels": False}
+    write_mirrored(cfg.artifacts_root, "ep", start=t, n=n, first=canary, second=paired)
     write_rows(
-        root,
-        endpoint,
-        version=shadow,
-        role="shadow",
-        start=start,
-        n=n,
-        ids=ids,
-        y=y,
-        accuracy=shadow_accuracy,
-        seed=seed + 1,
-        **kw,
+        cfg.artifacts_root, "ep", version=champ, role="champion", start=t, n=600, seed=seed + 7
     )
-    return ids

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loopml.cli import main
-from loopml.config import load_config
+from loopml.config import Config, load_config
 from loopml.control.backtest import BacktestOptions, run_backtest
 from loopml.control.backtest_inputs import load_history, typed_as
 from loopml.control.decision_scoring import row_loss, score_decision
@@ -260,29 +260,39 @@ def test_the_sandbox_writes_only_under_its_folder_and_pages_nobody(
     assert sim.path(sim.data.train) == cfg.path(cfg.data.train)  # still trains on its data
 
 
+def _replay_copy(replayed: dict, root: Path, work: Path) -> tuple[Config, Store, Path]:
+    """A copy of the replay's store and artifacts in ``work``, and the project's config (a
+    copy) pointing at it: a test may change it without touching the shared replay."""
+    import shutil
+
+    shutil.copytree(replayed["dir"], work)
+    cfg = load_config(root).model_copy(deep=True)
+    cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
+    return cfg, Store(cfg.store_url), work
+
+
+def _simulated(cfg: Config, store: Store, frame: pd.DataFrame, work: Path):
+    """The simulated server over the history ``frame`` (labels 5 s after each answer) and an
+    open scratch prediction log under ``work``."""
+    from loopml.logs.predlog import PredictionLog
+
+    columns = {c: frame[c].to_numpy() for c in frame.columns}
+    server = SimServing(cfg, store, columns, frame["employed"].to_numpy(), label_delay=5.0)
+    return server, PredictionLog(str(work / "scratch"), durable=False).open()
+
+
 def test_requests_no_version_may_answer_are_refused_not_fatal(
     replayed: dict, project: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """The kill switch on every version of the endpoint: the server answers 503, and so does
     the simulated one (counted, nothing logged), instead of ending the backtest."""
-    import shutil
-
-    from loopml.logs.predlog import PredictionLog
 
     root, data = project
-    work = tmp_path / "copy"
-    shutil.copytree(replayed["dir"], work)
-    cfg = load_config(root).model_copy(deep=True)
-    cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
-    store = Store(cfg.store_url)
+    cfg, store, work = _replay_copy(replayed, root, tmp_path / "copy")
     for v in store.versions.list():
         store.disable(v["id"], actor="test", reason="kill switch")
     frame = load_history(cfg, data)
-    server = SimServing(
-        cfg, store, {c: frame[c].to_numpy() for c in frame.columns}, frame["employed"].to_numpy(),
-        label_delay=5.0,
-    )  # fmt: skip
-    log = PredictionLog(str(work / "scratch"), durable=False).open()
+    server, log = _simulated(cfg, store, frame, work)
     try:
         stats = server.serve(
             [(0, 100.0, np.arange(10), None), (1, 100.5, np.arange(10, 20), None)], log
@@ -317,19 +327,13 @@ def test_no_mirror_is_logged_for_a_request_the_canary_refused(
 ) -> None:
     """As the server: the champion's paired answer exists only beside a canary answer that
     was given (a canary that refuses the rows is the caller's 4xx, and nothing is logged)."""
-    import shutil
 
     from sqlalchemy import update
 
-    from loopml.logs.predlog import PredictionLog
     from loopml.store.tables import versions
 
     root, data = project
-    work = tmp_path / "copy"
-    shutil.copytree(replayed["dir"], work)
-    cfg = load_config(root).model_copy(deep=True)
-    cfg.store, cfg.artifacts = f"sqlite:///{work / 'loopml.db'}", str(work / "artifacts")
-    store = Store(cfg.store_url)
+    cfg, store, work = _replay_copy(replayed, root, tmp_path / "copy")
     champion = store.endpoints.get("emp")["champion_id"]
     other = next(v for v in store.versions.list() if v["id"] != champion)
     sig = dict(other["signature"])  # the canary wants a column the history does not have
@@ -339,11 +343,7 @@ def test_no_mirror_is_logged_for_a_request_the_canary_refused(
     store.endpoints.deploy("emp", store.versions.get(other["id"]), actor="test", canary=50)
     signature = Signature.from_dict(store.versions.get(champion)["signature"])
     frame = typed_as(load_history(cfg, data), signature)
-    server = SimServing(
-        cfg, store, {c: frame[c].to_numpy() for c in frame.columns}, frame["employed"].to_numpy(),
-        label_delay=5.0,
-    )  # fmt: skip
-    log = PredictionLog(str(work / "scratch"), durable=False).open()
+    server, log = _simulated(cfg, store, frame, work)
     try:
         reqs = [(k, 100.0 + k, np.arange(5 * k, 5 * k + 5), f"key{k}") for k in range(40)]
         stats = server.serve(reqs, log)

@@ -14,8 +14,7 @@ from loopml.cli import main
 from loopml.config import load_config
 from loopml.control import Controller, request_retrain
 from loopml.store import Store
-from loopml.train import run
-from tests.conftest import CONFIG, make_project, synthetic_frame
+from tests.conftest import CONFIG, make_project, run_project, synthetic_frame
 from tests.control._log import Clock, write_pairs, write_rows
 
 LOOP = """\
@@ -40,9 +39,7 @@ STEP = 700.0
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project whose first version is the champion of endpoint 'tiny' (trained once)."""
     root = make_project(tmp_path_factory.mktemp("loop") / "proj", config=CONFIG + LOOP)
-    cfg = load_config(root)
-    store = Store(cfg.store_url)
-    result = run(cfg, store=store)
+    _cfg, store, result = run_project(root)
     assert result.passed
     store.endpoints.deploy("tiny", result.version, actor="test")
     store.close()

@@ -10,7 +10,14 @@ import pytest
 from loopml.control import Controller, start_rollout
 from loopml.control import rollout as R
 from loopml.store import Store
-from tests.control._log import Clock, make_config, register, write_pairs, write_rows
+from tests.control._log import (
+    Clock,
+    canary_period,
+    make_config,
+    register,
+    write_pairs,
+    write_rows,
+)
 
 STEP = 700.0  # just past the 10-minute shadow / step duration of make_config
 
@@ -27,47 +34,6 @@ def setup(tmp_path: Path, store_url: str):
     yield cfg, store, ctl, clock, champ["id"], cand["id"]
     ctl.close()
     store.close()
-
-
-def _canary_period(
-    cfg,
-    clock,
-    champ: int,
-    cand: int,
-    *,
-    n: int = 120,
-    accuracy: float = 0.9,
-    latency_ms: float = 5.0,
-    seed: int = 0,
-) -> None:
-    """Canary rows, the champion's paired answers on the same rows, and the champion's own."""
-    t = clock()
-    ids, y = write_rows(
-        cfg.artifacts_root,
-        "ep",
-        version=cand,
-        role="canary",
-        start=t,
-        n=n,
-        accuracy=accuracy,
-        latency_ms=latency_ms,
-        seed=seed,
-    )
-    write_rows(
-        cfg.artifacts_root,
-        "ep",
-        version=champ,
-        role="paired",
-        start=t,
-        n=n,
-        ids=ids,
-        y=y,
-        seed=seed + 3,
-        labels=False,
-    )
-    write_rows(
-        cfg.artifacts_root, "ep", version=champ, role="champion", start=t, n=600, seed=seed + 7
-    )
 
 
 def _start(setup) -> dict:
@@ -102,13 +68,13 @@ def test_shadow_canary_steps_then_promote(setup) -> None:
     ep = store.endpoints.get("ep")
     assert (ep["canary_id"], ep["canary_weight"], ep["shadows"]) == (cand, 10.0, [])
     for weight in (50.0, 100.0):
-        _canary_period(cfg, clock, champ, cand)
+        canary_period(cfg, clock, champ, cand)
         clock.advance(STEP)
         ds = ctl.reconcile_once()
         assert [d["action"] for d in ds] == ["rollout-step"]
         assert store.endpoints.get("ep")["canary_weight"] == weight
         assert ds[0]["evidence"]["last"]["verdict"]["breached"] is False
-    _canary_period(cfg, clock, champ, cand)
+    canary_period(cfg, clock, champ, cand)
     clock.advance(STEP)
     ds = ctl.reconcile_once()
     assert [d["action"] for d in ds] == ["promote"]
@@ -139,7 +105,7 @@ def test_step_waits_for_a_judged_batch(setup) -> None:
     """Regression: a step must not advance on time alone when too few rows arrived to judge it."""
     cfg, store, ctl, clock, champ, cand = setup
     _through_shadow(setup)
-    _canary_period(cfg, clock, champ, cand, n=40)  # below guards.min_samples
+    canary_period(cfg, clock, champ, cand, n=40)  # below guards.min_samples
     clock.advance(STEP)
     assert ctl.reconcile_once() == []
     assert store.endpoints.get("ep")["canary_weight"] == 10.0
@@ -149,7 +115,7 @@ def test_bad_canary_rolled_back_in_the_pass_that_sees_it(setup) -> None:
     cfg, store, ctl, clock, champ, cand = setup
     _through_shadow(setup)
     # 40 points less accurate on the same rows: the paired test shows it at once
-    _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+    canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
     clock.advance(61)  # the rows span 60 s; the next pass after they are logged acts
     ds = ctl.reconcile_once()
     assert [d["action"] for d in ds] == ["rollback"]
@@ -167,10 +133,10 @@ def test_one_breach_then_recovery_does_not_roll_back(setup) -> None:
     """k-consecutive: a single breached batch followed by a good one resets the streak."""
     cfg, store, ctl, clock, champ, cand = setup
     _through_shadow(setup)
-    _canary_period(cfg, clock, champ, cand, n=100, latency_ms=900)
+    canary_period(cfg, clock, champ, cand, n=100, latency_ms=900)
     clock.advance(61)
     assert [d["action"] for d in ctl.reconcile_once()] == ["guard-breach"]
-    _canary_period(cfg, clock, champ, cand, n=100, seed=3)
+    canary_period(cfg, clock, champ, cand, n=100, seed=3)
     clock.advance(61)
     assert ctl.reconcile_once() == []
     assert store.rollouts.active("ep")[0]["breaches"] == 0
@@ -231,7 +197,7 @@ def test_frozen_endpoint_untouched(setup) -> None:
     _through_shadow(setup)
     store.endpoints.set_frozen("ep", True, actor="cli:alice", reason="incident")
     before = store.endpoints.get("ep")
-    _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+    canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
     clock.advance(STEP)
     assert ctl.reconcile_once() == []
     after = store.endpoints.get("ep")
@@ -253,7 +219,7 @@ def test_two_controllers_only_one_acts(setup) -> None:
         write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
         clock.advance(STEP)
         assert ctl.reconcile_once() != []  # a leads
-        _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+        canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
         clock.advance(61)
         assert other.reconcile_once() == []  # b sees the breach but may not act
         assert store.endpoints.get("ep")["canary_id"] == cand
@@ -272,7 +238,7 @@ def test_background_loop_rolls_back_then_stops(setup) -> None:
 
     cfg, store, ctl, clock, champ, cand = setup
     _through_shadow(setup)
-    _canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
+    canary_period(cfg, clock, champ, cand, n=210, accuracy=0.5)
     clock.advance(61)
     stop = threading.Event()
     thread = threading.Thread(target=ctl.run_forever, args=(stop, 0.05))

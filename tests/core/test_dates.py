@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,19 +40,21 @@ def test_date_like_text_is_parsed_and_other_text_is_not():
     assert parse_dates(pd.Series([1, 2])) is None
 
 
+def _init_screening(tmp_path) -> Path:
+    """``loopml init`` of the screening CSV with ``--time screened``; the project folder."""
+    data = tmp_path / "screening.csv"
+    _csv(data)
+    project = tmp_path / "p"
+    init = ["init", str(project), "--data", str(data), "--target", "target"]
+    assert main([*init, "--time", "screened"]) == 0
+    return project
+
+
 @pytest.mark.parametrize("test_from", ["2014-03-01", "'2014-03-01'"])
 def test_csv_with_date_strings_splits_by_time_with_test_from(tmp_path, capsys, test_from):
     """Regression: `init --time <date column>` then `run` crashed with ArrowNotImplementedError
     in the split, and an unquoted test_from gave a TypeError traceback."""
-    data = tmp_path / "screening.csv"
-    _csv(data)
-    project = tmp_path / "p"
-    assert (
-        main(
-            ["init", str(project), "--data", str(data), "--target", "target", "--time", "screened"]
-        )
-        == 0
-    )
+    project = _init_screening(tmp_path)
     out = capsys.readouterr().out
     assert "booked" in out  # the other date column is left out of the features
     cfg = load_config(project)
@@ -69,15 +72,7 @@ def test_csv_with_date_strings_splits_by_time_with_test_from(tmp_path, capsys, t
 
 
 def test_test_from_that_is_not_a_date_is_a_config_error(tmp_path, capsys):
-    data = tmp_path / "screening.csv"
-    _csv(data)
-    project = tmp_path / "p"
-    assert (
-        main(
-            ["init", str(project), "--data", str(data), "--target", "target", "--time", "screened"]
-        )
-        == 0
-    )
+    project = _init_screening(tmp_path)
     text = (project / "loopml.yaml").read_text()
     (project / "loopml.yaml").write_text(text.replace("data:\n", "data:\n  test_from: 17\n", 1))
     capsys.readouterr()

@@ -94,34 +94,71 @@ def test_versions_table_shows_regression_metrics(tmp_path, capsys):
     assert "r2" in out and "rmse" in out and "accuracy" not in out
 
 
-def test_regressor_for_a_classification_task_names_data_task(tmp_path):
-    """A regressor trained on a target read as classification crashed in the metrics; the
-    error must say how the task was chosen and which key changes it."""
+def _diabetes_as_classes() -> pd.DataFrame:
     frame = _diabetes()
     frame["target"] = (frame["target"] // 100).astype(int)  # 4 values: read as classes
-    root = _project(
-        tmp_path / "p",
-        frame,
+    return frame
+
+
+def _missing_x0() -> pd.DataFrame:
+    frame = synthetic_frame(n=300)
+    frame.loc[::7, "x0"] = np.nan
+    return frame
+
+
+REFUSED = [
+    # A regressor trained on a target read as classification crashed in the metrics; the
+    # error must say how the task was chosen and which key changes it.
+    pytest.param(
+        _diabetes_as_classes,
         "{train: data/train.parquet, target: target}",
         "{name: robust, train: models.py:ridge}",
-    )
-    with pytest.raises(TrainingError, match=r"returned a regressor .*data\.task"):
-        run(load_config(root))
-
-
-def test_regression_metric_gate_on_misread_task_says_how_the_task_was_chosen(tmp_path):
-    """`r2` in gates.metrics on a target read as classification only listed the valid
-    classification metrics, leaving the user to guess why."""
-    frame = _diabetes()
-    frame["target"] = (frame["target"] // 100).astype(int)
-    root = _project(
-        tmp_path / "p",
-        frame,
+        "",
+        TrainingError,
+        r"returned a regressor .*data\.task",
+        id="regressor_for_a_classification_task_names_data_task",
+    ),
+    # `r2` in gates.metrics on a target read as classification only listed the valid
+    # classification metrics, leaving the user to guess why.
+    pytest.param(
+        _diabetes_as_classes,
         "{train: data/train.parquet, target: target}",
         "{name: robust, train: models.py:ridge}",
         "gates: {metrics: {r2: '>= 0.2'}}\n",
-    )
-    with pytest.raises(ConfigError, match=r"inferred as classification .*set data\.task"):
+        ConfigError,
+        r"inferred as classification .*set data\.task",
+        id="regression_metric_gate_on_misread_task_says_how_the_task_was_chosen",
+    ),
+    # data.features holding the target failed late with 'duplicate column names'.
+    pytest.param(
+        lambda: synthetic_frame(n=300),
+        "{train: data/train.parquet, target: label, features: [x0, label]}",
+        "{name: robust, train: models.py:logistic}",
+        "",
+        DataError,
+        "lists the target 'label'",
+        id="target_listed_in_features_is_refused",
+    ),
+    # A model fitted on a cleaned copy of X raised scikit-learn's bare ValueError (with a
+    # traceback) when loopml predicted the held-out rows.
+    pytest.param(
+        _missing_x0,
+        "{train: data/train.parquet, target: label, id: id}",
+        "{name: robust, train: models.py:fitted_on_cleaned_copy}",
+        "",
+        TrainingError,
+        r"cannot predict the held-out rows.*inside the returned",
+        id="model_that_cannot_predict_its_inputs_gets_an_explained_error",
+    ),
+]
+
+
+@pytest.mark.parametrize("frame, data, model, extra, error, match", REFUSED)
+def test_project_the_run_cannot_serve_is_refused_with_the_reason(
+    tmp_path, frame, data, model, extra, error, match
+):
+    root = _project(tmp_path / "p", frame(), data, model, extra)
+    with pytest.raises(error, match=match):
         run(load_config(root))
 
 
@@ -142,35 +179,6 @@ def test_datetime_feature_is_refused_before_the_run(tmp_path):
     text = (root / "loopml.yaml").read_text().replace("id: id}", "id: id, time: signup}")
     (root / "loopml.yaml").write_text(text)
     assert run(load_config(root)).passed
-
-
-def test_target_listed_in_features_is_refused(tmp_path):
-    """data.features holding the target failed late with 'duplicate column names'."""
-    root = _project(
-        tmp_path / "p",
-        synthetic_frame(n=300),
-        "{train: data/train.parquet, target: label, features: [x0, label]}",
-        "{name: robust, train: models.py:logistic}",
-    )
-    with pytest.raises(DataError, match="lists the target 'label'"):
-        run(load_config(root))
-
-
-def test_model_that_cannot_predict_its_inputs_gets_an_explained_error(tmp_path):
-    """A model fitted on a cleaned copy of X raised scikit-learn's bare ValueError (with a
-    traceback) when loopml predicted the held-out rows."""
-    frame = synthetic_frame(n=300)
-    frame.loc[::7, "x0"] = np.nan
-    root = _project(
-        tmp_path / "p",
-        frame,
-        "{train: data/train.parquet, target: label, id: id}",
-        "{name: robust, train: models.py:fitted_on_cleaned_copy}",
-    )
-    with pytest.raises(
-        TrainingError, match=r"cannot predict the held-out rows.*inside the returned"
-    ):
-        run(load_config(root))
 
 
 def test_probability_metric_gate_fails_for_a_model_without_predict_proba(tmp_path):

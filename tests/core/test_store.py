@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from tests._helpers.store import version_row
 
 from loopml.errors import ConflictError, StoreVersionError, UsageError
 from loopml.store import Store
@@ -15,22 +16,7 @@ from loopml.store.db import HEAD, current_revision, make_engine
 
 
 def _version(store: Store, model: str = "m", status: str = "candidate") -> dict:
-    run = store.runs.start(
-        project="p", model=model, params={}, snapshots={}, python="3.11", packages={}
-    )
-    return store.versions.register(
-        model=model,
-        run_id=run,
-        status=status,
-        format="skops",
-        artifact="a" * 64,
-        signature={},
-        metrics={"accuracy": 0.9},
-        slices=[],
-        gates=[],
-        snapshots={"train": "h"},
-        manifest={},
-    )
+    return version_row(store, model=model, status=status, snapshots={"train": "h"})
 
 
 def test_fresh_database_is_migrated_to_head(store_url):

@@ -24,6 +24,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from tests.conftest import make_project
+
 ENDPOINT = "loop"
 
 TRAIN_PY = """\
@@ -117,11 +119,8 @@ def frame(n: int, seed: int = 0, rule: str = "old") -> pd.DataFrame:
 
 def write_project(root: Path, config: str, *, rows: int = 300) -> Path:
     """loopml.yaml, train.py, data/train.parquet (old rule) and data/flipped.parquet."""
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    frame(rows, seed=0).to_parquet(root / "data" / "train.parquet")
+    make_project(root, config=config, frame=frame(rows, seed=0), train_py=TRAIN_PY)
     frame(rows, seed=1, rule="flipped").to_parquet(root / "data" / "flipped.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(config)
     return root
 
 
@@ -319,6 +318,12 @@ def windows(store: Any, version: int, role: str = "champion") -> list[tuple[Any,
         (w["start"], w["rows"], w["labels"], w["performance"])
         for w in store.monitoring.series(ENDPOINT, version=version, role=role)
     ]
+
+
+def judged_windows(store: Any, version: int, labels: int = 100) -> list[dict[str, Any]]:
+    """The version's windows as champion with at least ``labels`` labelled rows."""
+    series = store.monitoring.series(ENDPOINT, version=version, role="champion")
+    return [w for w in series if w["labels"] >= labels]
 
 
 def actions(store: Any, since_id: int = 0) -> list[dict[str, Any]]:

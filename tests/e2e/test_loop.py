@@ -32,11 +32,7 @@ def test_decay_retrain_shadow_canary_promote(project, store, versions):
         # before the decay: judged windows of the champion, and no retraining
         L.wait_for(
             "a judged window of the champion",
-            lambda: [
-                w
-                for w in store.monitoring.series(L.ENDPOINT, version=champion, role="champion")
-                if w["labels"] >= 100
-            ],
+            lambda: L.judged_windows(store, champion),
             30,
         )
         assert not [d for d in L.actions(store, start) if d["action"] == "retrain"]

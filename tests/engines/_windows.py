@@ -8,16 +8,11 @@ import pandas as pd
 from loopml.store import Store
 
 from ..monitor._log import T0, make_config, register, write_labels, write_predictions
-
-FEATURES = [f"x{i}" for i in range(4)]
+from ..monitor._project import features
 
 
 def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
-    X = rng.normal(size=(n, 4))
-    X[:, :2] += shift
-    frame = pd.DataFrame(X, columns=FEATURES)
-    frame["g"] = rng.choice(["a", "b"], size=n, p=[0.6, 0.4])
-    return frame
+    return features(rng, n, shift, width=4, shifted=2)
 
 
 def project_with_parts(tmp_path, name: str):

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import make_project, run_project
+
 N_NUM = 5
 NAMES = [f"f{i}" for i in range(N_NUM)]
 
@@ -53,19 +55,10 @@ def frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> tuple[Path, int]:
-    from loopml.config import load_config
-    from loopml.store import Store
-    from loopml.train import run
-
     root = tmp_path_factory.mktemp("scoring") / "proj"
-    (root / "data").mkdir(parents=True)
-    frame().to_parquet(root / "data" / "train.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(CONFIG)
-    cfg = load_config(root)
-    store = Store(cfg.store_url)
-    result = run(cfg, store=store)
-    assert result.version is not None and result.passed
+    make_project(root, config=CONFIG, frame=frame(), train_py=TRAIN_PY)
+    _cfg, store, result = run_project(root)
+    assert result.passed
     store.close()
     return root, int(result.version["id"])
 

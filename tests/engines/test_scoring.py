@@ -45,28 +45,18 @@ def _model(root: Path, version: int):
     return load_version(ArtifactStore(cfg.artifacts_root), store.versions.get(version))
 
 
+def _score(root: Path, target: str, src: Path | str, out: Path | str, *args: str) -> int:
+    """``loopml -c root score target --input src --output out [args]``; the exit code."""
+    return main(
+        ["-c", str(root), "score", target, "--input", str(src), "--output", str(out), *args]
+    )
+
+
 def test_score_writes_input_columns_predictions_and_probabilities_and_logs_batch_rows(project):
     root, version = project
     src = _input(root)
     out = root / "scored.parquet"
-    assert (
-        main(
-            [
-                "-c",
-                str(root),
-                "score",
-                "credit",
-                "--input",
-                str(src),
-                "--output",
-                str(out),
-                "--chunk-rows",
-                "1000",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert _score(root, "credit", src, out, "--chunk-rows", "1000", "--json") == 0
     got = pq.read_table(out).to_pandas()
     data = pq.read_table(src).to_pandas()
     assert list(got.columns[: data.shape[1]]) == list(data.columns)
@@ -215,19 +205,7 @@ def test_bad_input_is_a_clear_error_naming_the_column(project, capsys):
     root, _ = project
     data = frame(300, seed=1).drop(columns=["label", "f3"])
     data.to_parquet(root / "bad.parquet")
-    code = main(
-        [
-            "-c",
-            str(root),
-            "score",
-            "credit",
-            "--input",
-            str(root / "bad.parquet"),
-            "--output",
-            str(root / "o"),
-        ]
-    )
-    assert code == 2
+    assert _score(root, "credit", root / "bad.parquet", root / "o") == 2
     assert "f3" in capsys.readouterr().err
     data = frame(300, seed=1).drop(columns=["label"])
     data["f2"] = data["f2"].astype(str)
@@ -243,23 +221,9 @@ def test_bad_input_is_a_clear_error_naming_the_column(project, capsys):
 def test_unknown_target_and_missing_input_are_usage_errors(project, capsys):
     root, _ = project
     src = _input(root, n=100)
-    assert main(["-c", str(root), "score", "nope", "--input", str(src), "--output", "x"]) != 0
+    assert _score(root, "nope", src, "x") != 0
     assert "neither a version number nor a known endpoint" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "-c",
-                str(root),
-                "score",
-                "credit",
-                "--input",
-                str(root / "missing.parquet"),
-                "--output",
-                "x",
-            ]
-        )
-        == 2
-    )
+    assert _score(root, "credit", root / "missing.parquet", "x") == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -295,8 +259,7 @@ def test_a_folder_of_parquet_files_is_scored_in_file_order(project):
 
 def test_monitor_cli_takes_an_engine(project, capsys):
     root, _ = project
-    score_args = ["-c", str(root), "score", "credit", "--input", str(_input(root)), "--output"]
-    assert main([*score_args, str(root / "o"), "--json"]) == 0
+    assert _score(root, "credit", _input(root), root / "o", "--json") == 0
     capsys.readouterr()
     assert main(["-c", str(root), "monitor", "--engine", "local", "--json"]) == 0
     assert "endpoints" in json.loads(capsys.readouterr().out)

@@ -31,6 +31,33 @@ def make_groups():
     return synthetic_groups
 
 
+class FixedModel:
+    """A 'model' whose predictions are given: gates only need predict/predict_proba."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, yhat):
+        self.yhat = np.asarray(yhat)
+
+    def predict(self, X):
+        return self.yhat[: len(X)]
+
+
+def groups_context(df: pd.DataFrame, **kw):
+    """A gate context over synthetic groups whose model predicts ``df["yhat"]``; the input is
+    the sensitive columns race and sex unless ``X_test`` says otherwise."""
+    from loopml.evaluate.gating.gates import GateContext
+
+    args = {"X_test": df[["race", "sex"]], "sensitive": ["race", "sex"], "classes": [0, 1], **kw}
+    return GateContext(model=FixedModel(df["yhat"]), y_test=df["y"], **args)
+
+
+@pytest.fixture
+def fixed_context():
+    """``groups_context``: a gate context whose model's predictions are given."""
+    return groups_context
+
+
 def employment_path() -> Path | None:
     spec = importlib.util.find_spec("nannyml")
     if spec is None or not spec.submodule_search_locations:

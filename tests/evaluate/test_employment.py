@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests._helpers.models import ColumnsOnly
 from threadpoolctl import threadpool_limits
 
 from loopml.evaluate.checklist.behaviour import BehaviourGate
@@ -14,19 +15,6 @@ from loopml.evaluate.gating.gates import GateContext, overall_verdict, run_gates
 from loopml.evaluate.measure.slices import metrics_by_slice
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-class Columns:
-    """A user's model that only looks at some columns (here: everything but SCHL)."""
-
-    def __init__(self, model, columns):
-        self.model, self.columns, self.classes_ = model, columns, model.classes_
-
-    def predict(self, X):
-        return self.model.predict(X[self.columns])
-
-    def predict_proba(self, X):
-        return self.model.predict_proba(X[self.columns])
 
 
 def test_planted_bias_and_ignored_feature_fail_their_gates(employment):
@@ -69,7 +57,7 @@ def test_planted_bias_and_ignored_feature_fail_their_gates(employment):
         models = {
             "honest": fit(feats, y),
             "biased": fit(feats, planted),
-            "no_schl": Columns(fit(no_schl, y), no_schl),
+            "no_schl": ColumnsOnly(fit(no_schl, y), no_schl),
         }
         for name, model in models.items():
             ctx = GateContext(

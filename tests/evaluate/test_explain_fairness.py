@@ -98,25 +98,10 @@ def test_gap_decomposition_and_group_masks():
     assert g["top"][0] == "a"
 
 
-def test_explanation_never_fails_the_gate_and_can_be_turned_off(make_groups):
-    class FixedModel:
-        """Predictions with no features to explain: the explanation records why it failed."""
-
-        classes_ = np.array([0, 1])
-
-        def __init__(self, yhat):
-            self.yhat = np.asarray(yhat)
-
-        def predict(self, X):
-            return self.yhat[: len(X)]
-
+def test_explanation_never_fails_the_gate_and_can_be_turned_off(make_groups, fixed_context):
+    # given predictions, no features to explain: the explanation records why it failed
     df = make_groups(n=4000, seed=3)
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["race", "sex"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-    )
+    ctx = fixed_context(df, classes=None)
     (r,) = run_gates([FairnessGate()], ctx)
     assert r.verdict == "fail" and "error" in r.evidence["explanation"]
     (r,) = run_gates([FairnessGate(explain=False)], ctx)

@@ -22,7 +22,6 @@ from sklearn.metrics import precision_score
 
 from loopml.errors import ConfigError
 from loopml.evaluate.gating.fairness import FairnessGate, group_fairness
-from loopml.evaluate.gating.gates import GateContext
 from loopml.evaluate.measure.intervals import wilson_interval
 
 NO_MINIMUM = {
@@ -31,18 +30,6 @@ NO_MINIMUM = {
     "min_negatives": 1,
     "min_predicted_positives": 1,
 }
-
-
-class FixedModel:
-    """A 'model' whose predictions are given: gates only need predict/predict_proba."""
-
-    classes_ = np.array([0, 1])
-
-    def __init__(self, yhat):
-        self.yhat = np.asarray(yhat)
-
-    def predict(self, X):
-        return self.yhat[: len(X)]
 
 
 def _metric_frame(df):
@@ -89,7 +76,7 @@ def test_group_rates_ratios_and_criteria_equal_fairlearn(make_groups):
     assert rep.rates["selection_rate"]["worst_group"] == "race=D & sex=F"
 
 
-def test_tiny_group_is_insufficient_never_zero(make_groups):
+def test_tiny_group_is_insufficient_never_zero(make_groups, fixed_context):
     """Guards against fairlearn's behaviour: a 3-row group without positives gives ratio 0.0."""
     df = make_groups(n=3000, seed=2, biased=None)
     tiny = pd.DataFrame(
@@ -104,54 +91,30 @@ def test_tiny_group_is_insufficient_never_zero(make_groups):
     assert z["n"] == 3 and not z["selection_rate"]["sufficient"]
     assert z["tpr"]["value"] is None and "positives=0" in z["tpr"]["reason"]
     assert rep.criteria["demographic_parity"]["ratio"] > 0.8
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["race", "sex"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx = fixed_context(df)
     res = FairnessGate(use_intervals=False).run(ctx)
     assert res.verdict == "pass" and "race=Z & sex=F" in res.message
     assert FairnessGate().run(ctx).verdict != "fail"
 
 
-def test_all_groups_tiny_gives_insufficient_data(make_groups):
+def test_all_groups_tiny_gives_insufficient_data(make_groups, fixed_context):
     df = make_groups(n=40, seed=3)
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["race", "sex"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx = fixed_context(df)
     res = FairnessGate().run(ctx)
     assert res.verdict == "insufficient_data"
     assert res.evidence["checks"]["demographic_parity_ratio"]["value"] is None
 
 
-def test_gate_names_the_worst_subgroup_and_its_numbers(make_groups):
+def test_gate_names_the_worst_subgroup_and_its_numbers(make_groups, fixed_context):
     df = make_groups(n=8000, seed=4, penalty=0.3)
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["race", "sex"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx = fixed_context(df)
     res = FairnessGate().run(ctx)
     assert res.verdict == "fail" and res.blocking
     assert "selection-rate ratio" in res.message and "group race=D & sex=F (n=" in res.message
     check = res.evidence["checks"]["demographic_parity_ratio"]
     assert check["worst_group"] == "race=D & sex=F" and check["value"] < 0.8
     unbiased = make_groups(n=8000, seed=4, biased=None)
-    ctx2 = GateContext(
-        model=FixedModel(unbiased["yhat"]),
-        X_test=unbiased[["race", "sex"]],
-        y_test=unbiased["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx2 = fixed_context(unbiased)
     assert FairnessGate(use_intervals=False).run(ctx2).verdict == "pass"
     # groups of ~800: the ratio 0.92 has the interval [0.78, 1.00], which straddles 0.8
     assert FairnessGate().run(ctx2).verdict == "insufficient_data"
@@ -159,17 +122,11 @@ def test_gate_names_the_worst_subgroup_and_its_numbers(make_groups):
     assert strict.run(ctx).verdict == "fail"
 
 
-def test_intervals_are_judged_three_way(make_groups):
+def test_intervals_are_judged_three_way(make_groups, fixed_context):
     """Regression: with use_intervals a ratio of 0.46 against 0.9 passed (its bound was
     capped at 1.0); now a straddling interval is insufficient evidence, warned, not a pass."""
     df = make_groups(n=600, seed=5, penalty=0.12)
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["race", "sex"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx = fixed_context(df)
     point = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}, use_intervals=False).run(ctx)
     bounded = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}).run(ctx)
     assert point.verdict == "fail" and bounded.verdict == "insufficient_data"
@@ -180,17 +137,11 @@ def test_intervals_are_judged_three_way(make_groups):
     strict = FairnessGate(thresholds={"demographic_parity_ratio": 0.9}, block_insufficient=True)
     assert strict.run(ctx).blocking  # configured to block on insufficient evidence
     clear = make_groups(n=20000, seed=5, penalty=0.3)
-    ctx_clear = GateContext(
-        model=FixedModel(clear["yhat"]),
-        X_test=clear[["race", "sex"]],
-        y_test=clear["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx_clear = fixed_context(clear)
     assert FairnessGate().run(ctx_clear).verdict == "fail"  # the whole interval is below
 
 
-def test_a_group_without_false_positives_is_not_a_ratio_of_zero(make_groups):
+def test_a_group_without_false_positives_is_not_a_ratio_of_zero(make_groups, fixed_context):
     """Regression: a group of 51 with zero false positives set the equalized-odds ratio to
     0.0 and failed the gate; its FPR interval reaches well above 0."""
     df = make_groups(n=4000, seed=7, biased=None)
@@ -199,13 +150,7 @@ def test_a_group_without_false_positives_is_not_a_ratio_of_zero(make_groups):
     )
     small["yhat"] = small["y"]  # no false positives, every positive found
     df = pd.concat([df, small], ignore_index=True)
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["race", "sex"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-    )
+    ctx = fixed_context(df)
     gate = FairnessGate(thresholds={"equalized_odds_ratio": 0.8})
     assert gate.run(ctx).verdict == "insufficient_data"
     assert (
@@ -240,16 +185,9 @@ def test_bad_thresholds_name_the_key_and_list_valid_names(thresholds, word):
     assert word in str(err.value)
 
 
-def test_sensitive_columns_may_live_outside_the_model_input(make_groups):
+def test_sensitive_columns_may_live_outside_the_model_input(make_groups, fixed_context):
     df = make_groups(n=4000, seed=6, penalty=0.3)
-    ctx = GateContext(
-        model=FixedModel(df["yhat"]),
-        X_test=df[["score"]],
-        y_test=df["y"],
-        sensitive=["race", "sex"],
-        classes=[0, 1],
-        test_frame=df,
-    )
+    ctx = fixed_context(df, X_test=df[["score"]], test_frame=df)
     res = FairnessGate().run(ctx)
     assert res.verdict == "fail" and "race=D & sex=F" in res.message
 

@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
+from tests._helpers.models import ColumnsOnly
 
 from loopml.evaluate.xai.importance import importance_shift, permutation_importance_table
 
@@ -18,19 +19,6 @@ def data(n=2000, seed=0):
     X = pd.DataFrame(rng.normal(size=(n, 4)), columns=["signal", "weak", "noise1", "noise2"])
     y = (2 * X["signal"] + 0.4 * X["weak"] + rng.normal(0, 0.5, n) > 0).astype(int)
     return X, y
-
-
-class OnlySome:
-    """A user's model that is not a scikit-learn estimator and reads only some columns."""
-
-    def __init__(self, model, cols):
-        self.model, self.cols, self.classes_ = model, cols, model.classes_
-
-    def predict(self, X):
-        return self.model.predict(X[self.cols])
-
-    def predict_proba(self, X):
-        return self.model.predict_proba(X[self.cols])
 
 
 def test_the_informative_feature_ranks_first_and_matches_sklearn():
@@ -47,16 +35,16 @@ def test_the_informative_feature_ranks_first_and_matches_sklearn():
 def test_a_wrapped_model_with_extra_columns_and_a_row_cap():
     X, y = data(3000)
     X["SEX"] = np.random.default_rng(1).choice(["1", "2"], len(X))  # carried, not a feature
-    model = OnlySome(
+    model = ColumnsOnly(
         LogisticRegression().fit(X[["signal", "weak", "noise1", "noise2"]], y),
         ["signal", "weak", "noise1", "noise2"],
     )
     table = permutation_importance_table(
-        model, X, y, features=model.cols, max_rows=500, n_repeats=2
+        model, X, y, features=model.columns, max_rows=500, n_repeats=2
     )
     assert table[0]["feature"] == "signal"
-    assert {r["feature"] for r in table} == set(model.cols)
-    acc = permutation_importance_table(model, X, y, features=model.cols, scoring="accuracy")
+    assert {r["feature"] for r in table} == set(model.columns)
+    acc = permutation_importance_table(model, X, y, features=model.columns, scoring="accuracy")
     assert acc[0]["feature"] == "signal" and acc[0]["scoring"] == "accuracy"
 
 

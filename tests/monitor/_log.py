@@ -21,6 +21,7 @@ from loopml.artifacts.store import ArtifactStore
 from loopml.config import Config
 from loopml.stats import DatasetProfile
 from loopml.store import Store
+from tests._helpers.store import number_signature, version_row
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC).timestamp()  # an hour boundary
 _part = itertools.count()
@@ -74,33 +75,10 @@ def register(
     digest = ArtifactStore(cfg.artifacts_root).put_bytes(
         reference_doc(train, target, pred, score, calibration), suffix=".profile"
     )
-    run = store.runs.start(
-        project="p", model="m", params={}, snapshots={}, python="3.11", packages={}
-    )
-    cols = [
-        {"name": c, "kind": "number", "dtype": "float64", "nullable": False, "categories": None}
-        for c in train.columns
-        if c != target
-    ]
-    return store.versions.register(
-        model="m",
-        run_id=run,
-        status="champion",
-        format="skops",
-        artifact="a" * 64,
-        reference_profile=digest,
-        signature={
-            "columns": cols,
-            "task": task,
-            "target": target,
-            "classes": list(classes) if task == "classification" else None,
-            "extra": {},
-        },
-        metrics=metrics,
-        slices=[],
-        gates=[],
-        snapshots={},
-        manifest={},
+    features = [c for c in train.columns if c != target]
+    signature = number_signature(features, task=task, target=target, classes=classes)
+    return version_row(
+        store, status="champion", reference_profile=digest, signature=signature, metrics=metrics
     )
 
 

@@ -8,15 +8,15 @@ from loopml.monitor import run_monitor
 from loopml.monitor.queries import timeseries
 
 from ._log import T0, write_labels, write_predictions
-from .test_jobs import _frame, _model, _setup
+from ._project import features, predict, setup
 
 
 def test_windows_follow_event_time_when_the_column_exists(tmp_path):
     """Guards issue 11 item 8: a replayed backfill lands in the windows of its event times."""
     rng = np.random.default_rng(10)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
-    frame = _frame(rng, 900)
-    pred, score = _model(frame)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    frame = features(rng, 900)
+    pred, score = predict(frame)
     event = T0 + np.repeat([100.0, 3700.0, np.nan], 300)  # two hours of events, then none
     logged = T0 + 10 * 3600 + rng.uniform(0, 60, 900)  # all logged ten hours later
     ids = write_predictions(
@@ -42,14 +42,14 @@ def test_windows_follow_event_time_when_the_column_exists(tmp_path):
 
 def test_windows_follow_log_time_without_the_column(tmp_path):
     rng = np.random.default_rng(11)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
-    frame = _frame(rng, 400)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    frame = features(rng, 400)
     write_predictions(
         cfg.artifacts_root,
         "ep",
         frame,
         version=v["id"],
-        prediction=_model(frame)[0],
+        prediction=predict(frame)[0],
         ts=T0 + 2 * 3600 + rng.uniform(0, 3600, 400),
     )
     run_monitor(cfg, store, now=T0 + 4 * 3600)
@@ -60,9 +60,9 @@ def test_windows_follow_log_time_without_the_column(tmp_path):
 def test_paired_rows_are_not_a_series_and_do_not_count_as_canary_rows(tmp_path):
     """Guards the "paired" contract: the champion's off-path answers duplicate canary rows."""
     rng = np.random.default_rng(12)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
-    frame = _frame(rng, 300)
-    pred = _model(frame)[0]
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    frame = features(rng, 300)
+    pred = predict(frame)[0]
     ts = T0 + rng.uniform(0, 3600, 300)
     ids = write_predictions(
         cfg.artifacts_root, "ep", frame, version=v["id"], prediction=pred, ts=ts, role="canary"

@@ -4,7 +4,6 @@ real SQLite file and the real Postgres."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import accuracy_score
 
 from loopml.monitor import run_monitor
@@ -12,53 +11,17 @@ from loopml.monitor.queries import open_alerts, timeseries, window_detail
 from loopml.store import Store
 
 from ._log import T0, make_config, register, write_labels, write_predictions
-
-FEATURES = [f"x{i}" for i in range(5)]
-
-
-def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame:
-    X = rng.normal(size=(n, 5))
-    X[:, :3] += shift
-    frame = pd.DataFrame(X, columns=FEATURES)
-    frame["g"] = rng.choice(["a", "b"], size=n, p=[0.6, 0.4])
-    return frame
-
-
-def _model(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    score = 1 / (1 + np.exp(-3 * frame["x0"].to_numpy()))
-    return (score > 0.5).astype(int), score
-
-
-def _setup(tmp_path, store_url, rng, **monitor):
-    cfg = make_config(tmp_path, store_url, **monitor)
-    store = Store(cfg.store_url)
-    train = _frame(rng, 5000)
-    y = (train["x0"] + rng.normal(scale=0.5, size=len(train)) > 0).astype(int)
-    pred, score = _model(train)
-    v = register(
-        store, cfg, train.assign(y=y), pred, score, metrics={"accuracy": float((pred == y).mean())}
-    )
-    return cfg, store, v
+from ._project import FEATURES, features, log_hour, predict, setup
 
 
 def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, store_url):
     rng = np.random.default_rng(0)
-    cfg, store, v = _setup(
+    cfg, store, v = setup(
         tmp_path, store_url, rng, alerts=[{"name": "drift", "on": "drift", "k": 1, "m": 1}]
     )
     root = cfg.artifacts_root
     for hour, shift in enumerate([0.0, 0.0, 1.0]):
-        frame = _frame(rng, 2000, shift)
-        pred, score = _model(frame)
-        write_predictions(
-            root,
-            "ep",
-            frame,
-            version=v["id"],
-            prediction=pred,
-            score=score,
-            ts=T0 + hour * 3600 + rng.uniform(0, 3600, len(frame)),
-        )
+        log_hour(cfg, v["id"], rng, 2000, hour, shift)
     first = run_monitor(cfg, store, now=T0 + 3 * 3600)
     assert first["endpoints"]["ep"]["computed"] == 3
     series = timeseries(store, "ep")
@@ -85,13 +48,13 @@ def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, s
     }
     assert store.monitoring.alert(alerts[0]["id"])["count"] == 1
     # a window still open (now inside it) is not computed
-    frame = _frame(rng, 100)
+    frame = features(rng, 100)
     write_predictions(
         root,
         "ep",
         frame,
         version=v["id"],
-        prediction=_model(frame)[0],
+        prediction=predict(frame)[0],
         ts=np.full(100, T0 + 3 * 3600 + 10.0),
     )
     out = run_monitor(cfg, store, now=T0 + 3 * 3600 + 20)
@@ -106,19 +69,9 @@ def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, s
 
 def test_late_labels_update_performance_fairness_and_estimates(tmp_path, store_url):
     rng = np.random.default_rng(1)
-    cfg, store, v = _setup(tmp_path, store_url, rng)
-    frame = _frame(rng, 3000)
-    pred, score = _model(frame)
+    cfg, store, v = setup(tmp_path, store_url, rng)
+    frame, pred, ids = log_hour(cfg, v["id"], rng, 3000)
     y = (frame["x0"] + rng.normal(scale=0.5, size=len(frame)) > 0).astype(int).to_numpy()
-    ids = write_predictions(
-        cfg.artifacts_root,
-        "ep",
-        frame,
-        version=v["id"],
-        prediction=pred,
-        score=score,
-        ts=T0 + rng.uniform(0, 3600, len(frame)),
-    )
     run_monitor(cfg, store, now=T0 + 7200)
     row = store.monitoring.series("ep")[0]
     assert row["labels"] == 0 and row["accuracy"] is None
@@ -155,18 +108,8 @@ def test_label_parts_of_different_types_are_compared_not_crashed_on(tmp_path, st
     """Guards against the monitor dying on label parts of different Arrow types (numbers in
     one, text or booleans in another: 'double vs string' from pa.concat_tables)."""
     rng = np.random.default_rng(2)
-    cfg, store, v = _setup(tmp_path, store_url, rng)
-    frame = _frame(rng, 600)
-    pred, score = _model(frame)
-    ids = write_predictions(
-        cfg.artifacts_root,
-        "ep",
-        frame,
-        version=v["id"],
-        prediction=pred,
-        score=score,
-        ts=T0 + rng.uniform(0, 3600, len(frame)),
-    )
+    cfg, store, v = setup(tmp_path, store_url, rng)
+    frame, pred, ids = log_hour(cfg, v["id"], rng, 600)
     y = (frame["x0"] > 0).astype(int).to_numpy()
     write_labels(cfg.artifacts_root, "ep", ids[:300], y[:300], ts=T0 + 3700)
     write_labels(cfg.artifacts_root, "ep", ids[300:400], [str(a) for a in y[300:400]], ts=T0 + 3701)
@@ -189,7 +132,7 @@ def test_regression_windows_track_r2_and_skip_labels_that_are_not_numbers(tmp_pa
     rng = np.random.default_rng(3)
     cfg = make_config(tmp_path, store_url)
     store = Store(cfg.store_url)
-    train = _frame(rng, 2000)
+    train = features(rng, 2000)
     y_train = 3 * train["x0"].to_numpy() + rng.normal(size=len(train))
     v = register(
         store,
@@ -200,7 +143,7 @@ def test_regression_windows_track_r2_and_skip_labels_that_are_not_numbers(tmp_pa
         metrics={"r2": 0.9, "rmse": 1.0, "mae": 0.8},
         task="regression",
     )
-    frame = _frame(rng, 400)
+    frame = features(rng, 400)
     pred = 3 * frame["x0"].to_numpy()
     y = pred + rng.normal(size=len(frame))
     ids = write_predictions(

@@ -8,28 +8,18 @@ import numpy as np
 from loopml.monitor import run_monitor
 from loopml.monitor.queries import timeseries, window_detail
 
-from ._log import T0, page, write_labels, write_predictions
-from .test_jobs import _frame, _model, _setup
+from ._log import T0, page, write_labels
+from ._project import log_hour, setup
 
 
 def _hour(cfg, v, rng, hour, n=3000):
-    frame = _frame(rng, n)
-    pred, score = _model(frame)
-    ids = write_predictions(
-        cfg.artifacts_root,
-        "ep",
-        frame,
-        version=v["id"],
-        prediction=pred,
-        score=score,
-        ts=T0 + hour * 3600 + rng.uniform(0, 3600, n),
-    )
+    frame, _pred, ids = log_hour(cfg, v["id"], rng, n, hour)
     return frame, ids
 
 
 def test_concept_shift_makes_the_estimate_unreliable_instead_of_confident(tmp_path):
     rng = np.random.default_rng(30)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
     same, ids_same = _hour(cfg, v, rng, 0)
     moved, ids_moved = _hour(cfg, v, rng, 1)
     y_same = (same["x0"] + rng.normal(scale=0.5, size=len(same)) > 0).astype(int).to_numpy()
@@ -55,7 +45,7 @@ def test_concept_shift_makes_the_estimate_unreliable_instead_of_confident(tmp_pa
 
 def test_label_drift_reports_the_base_rate_against_training(tmp_path):
     rng = np.random.default_rng(31)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
     frame, ids = _hour(cfg, v, rng, 0)
     y = (frame["x0"] + rng.normal(scale=0.5, size=len(frame)) > 0).to_numpy().astype(int)
     y[rng.random(len(y)) < 0.5] = 1  # the base rate rises from about 0.5 to about 0.75
@@ -75,7 +65,7 @@ def test_label_drift_reports_the_base_rate_against_training(tmp_path):
 def test_windows_below_min_window_rows_are_not_scored(tmp_path):
     """Guards "too few rows": no drift, estimate or live metric from a handful of rows."""
     rng = np.random.default_rng(32)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
     _hour(cfg, v, rng, 0, n=120)  # below the default min_window_rows (200)
     frame, ids = _hour(cfg, v, rng, 1, n=600)
     y = (frame["x0"] > 0).astype(int).to_numpy()
@@ -96,7 +86,7 @@ def test_windows_below_min_window_rows_are_not_scored(tmp_path):
 
 def test_window_page_says_too_few_rows_and_withholds_an_unreliable_estimate(tmp_path):
     rng = np.random.default_rng(33)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
     _hour(cfg, v, rng, 0, n=120)
     moved, ids = _hour(cfg, v, rng, 1)
     y = (moved["x0"] > 0).to_numpy().astype(int)

@@ -13,14 +13,14 @@ from loopml.monitor.queries import timeseries
 from loopml.server import monitor_live
 
 from ._log import T0
-from .test_jobs import FEATURES, _frame, _model, _setup
+from ._project import FEATURES, features, predict, setup
 
 
 def _log_requests(log, v, rng, start, n_requests, rows, tag):
     ids_all, y_all = [], []
     for r in range(n_requests):
-        frame = _frame(rng, rows)
-        pred, score = _model(frame)
+        frame = features(rng, rows)
+        pred, score = predict(frame)
         ids = [f"{tag}{r}-{i}" for i in range(rows)]
         log.log_predictions_sync(
             endpoint="ep",
@@ -40,7 +40,7 @@ def _log_requests(log, v, rng, start, n_requests, rows, tag):
 
 def test_rows_in_open_segments_are_monitored_and_compaction_changes_nothing(tmp_path):
     rng = np.random.default_rng(50)
-    cfg, store, v = _setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
     store.endpoints.deploy("ep", v, actor="test")
     root = cfg.artifacts_root
     now = T0 + 3600 + 600  # ten minutes into the second hour

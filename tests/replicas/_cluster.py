@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ import httpx
 import pytest
 
 from loopml.server import free_port
+from tests._helpers.process import stop, wait_or_kill
+from tests._helpers.store import fresh_pg_database
 from tests.e2e import _loop as L
 
 LOOPML = str(Path(sys.executable).parent / "loopml")
@@ -38,24 +39,7 @@ NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").e
 @contextlib.contextmanager
 def fresh_database() -> Iterator[str]:
     """A new, empty database on the test Postgres server, dropped (forced) afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    admin_url = ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"loopml_r_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as e:
-        admin.dispose()
-        pytest.skip(f"no Postgres server to share between replicas at {ADMIN_URL}: {e}")
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_pg_database(ADMIN_URL, "loopml_r_", "to share between replicas")
 
 
 def project(root: Path, store_url: str, artifacts: Path, config: str) -> Path:
@@ -186,12 +170,7 @@ def nginx(replicas: list[Replica], workdir: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, signal.SIGQUIT, timeout=10)
 
 
 @contextlib.contextmanager
@@ -208,11 +187,7 @@ def cluster(root: Path, n: int = 3) -> Iterator[tuple[str, list[Replica]]]:
             if r.proc.poll() is None:
                 r.proc.send_signal(signal.SIGTERM)
         for r in replicas:
-            try:
-                r.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                r.proc.kill()
-                r.proc.wait(10)
+            wait_or_kill(r.proc, 30)
 
 
 def cli(root: Path, *args: str) -> str:

@@ -64,11 +64,7 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
             by_pid = {r.pid: r for r in replicas}
             L.wait_for(
                 "labelled rows of the champion in the log",
-                lambda: [
-                    w
-                    for w in store.monitoring.series(L.ENDPOINT, version=champion, role="champion")
-                    if w["labels"] >= 100
-                ],
+                lambda: L.judged_windows(store, champion),
                 120,
             )
             C.cli(root, "control", "--retrain", L.ENDPOINT)

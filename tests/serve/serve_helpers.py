@@ -19,6 +19,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from tests.conftest import make_project
+
 N_NUM = 8  # few features: permutation importance at registration and every request cost less
 NAMES = [f"f{i}" for i in range(N_NUM)]
 
@@ -75,10 +77,7 @@ def train_project(root: Path) -> dict[str, int]:
     from loopml.store import Store
     from loopml.train import run
 
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    frame().to_parquet(root / "data" / "train.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(CONFIG)
+    make_project(root, config=CONFIG, frame=frame(), train_py=TRAIN_PY)
     cfg = load_config(root)
     store = Store(cfg.store_url)
     ids = {}
@@ -102,6 +101,17 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def tuned(settings: Any, *, serve: dict | None = None, deploy: dict | None = None) -> Any:
+    """``settings`` with some of its serve and deploy options changed."""
+    import dataclasses
+
+    return dataclasses.replace(
+        settings,
+        serve=settings.serve.model_copy(update=serve or {}),
+        deploy=settings.deploy.model_copy(update=deploy or {}),
+    )
+
+
 def copy_project(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest
@@ -117,6 +127,29 @@ async def serving(settings: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield app, client
+
+
+async def predict_each(client: httpx.AsyncClient, key: str, bodies: Any) -> list[httpx.Response]:
+    """One predict request to endpoint 'credit' per list of rows in ``bodies``, all at once."""
+    import asyncio
+
+    return await asyncio.gather(
+        *(
+            client.post("/v1/endpoints/credit/predict", json={"rows": rows}, headers=bearer(key))
+            for rows in bodies
+        )
+    )
+
+
+async def off_path_done(app: Any, tries: int = 100) -> None:
+    """Wait (``tries`` x 20 ms at most) for the shadow and paired answers the runtime computes
+    off the response path."""
+    import asyncio
+
+    for _ in range(tries):
+        if not app.state.runtime._shadow_tasks:
+            return
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

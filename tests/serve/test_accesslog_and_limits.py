@@ -120,7 +120,7 @@ async def test_keys_create_rate_limit_gives_one_key_its_own_limit(project, setti
     listing = capsys.readouterr().out
     assert "0.5/s" in listing and "default" in listing
 
-    tight = dataclasses.replace(settings, serve=settings.serve.model_copy(update={"rate_burst": 3}))
+    tight = h.tuned(settings, serve={"rate_burst": 3})
     async with h.serving(tight) as (_, c):
 
         async def codes(key: str) -> list[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 
 import numpy as np
@@ -149,9 +148,7 @@ async def test_bad_inputs_are_4xx_naming_field_and_row(settings, keys):
 
 
 async def test_body_limit_by_header_and_while_streaming(settings, keys):
-    small = dataclasses.replace(
-        settings, serve=settings.serve.model_copy(update={"max_body_bytes": 2048})
-    )
+    small = h.tuned(settings, serve={"max_body_bytes": 2048})
     big = {"rows": [h.row(i) for i in range(40)]}
     async with h.serving(small) as (_, c):
         r = await c.post(
@@ -172,9 +169,7 @@ async def test_body_limit_by_header_and_while_streaming(settings, keys):
 
 
 async def test_unseen_category_flagged_in_log_and_coarsening(settings, keys):
-    coarse = dataclasses.replace(
-        settings, deploy=settings.deploy.model_copy(update={"coarsen": "top_class"})
-    )
+    coarse = h.tuned(settings, deploy={"coarsen": "top_class"})
     async with h.serving(coarse) as (_, c):
         r = await c.post(
             "/v1/endpoints/credit/predict",
@@ -186,12 +181,7 @@ async def test_unseen_category_flagged_in_log_and_coarsening(settings, keys):
     log = read_log(settings.log_root, "credit")
     assert log.column("_flags").to_pylist() == ["unseen:cat"]
     assert log.column("_proba").to_pylist()[0] is not None  # the log keeps full scores
-    rounded = dataclasses.replace(
-        settings,
-        deploy=settings.deploy.model_copy(
-            update={"coarsen": "rounded", "unseen_categories": "reject"}
-        ),
-    )
+    rounded = h.tuned(settings, deploy={"coarsen": "rounded", "unseen_categories": "reject"})
     async with h.serving(rounded) as (_, c):
         r = await c.post(
             "/v1/endpoints/credit/predict",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
@@ -56,7 +55,7 @@ async def test_every_role_boundary(settings, keys, versions):
 
 async def test_rate_limit_429_with_retry_after(settings, store):
     key, _ = store.keys.create("predictor", rate_per_s=0.5, actor="test")
-    tight = dataclasses.replace(settings, serve=settings.serve.model_copy(update={"rate_burst": 3}))
+    tight = h.tuned(settings, serve={"rate_burst": 3})
     async with h.serving(tight) as (_, c):
         codes = []
         for i in range(5):

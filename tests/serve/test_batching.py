@@ -107,6 +107,18 @@ def test_wrong_result_count_is_an_error_not_a_hang():
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(run()))
 
 
+def _auto_after_three_batches(predict) -> MicroBatcher:
+    """An ``executor="auto"`` batcher (inline below 2 ms) after three one-item batches."""
+    batcher = MicroBatcher(predict, executor="auto", inline_below_ms=2.0)
+
+    async def run():
+        for i in range(3):
+            await batcher.submit(i)
+
+    asyncio.run(run())
+    return batcher
+
+
 def test_auto_moves_slow_models_to_the_thread():
     def slow(items):  # 5 ms of CPU: slow by what it costs, not by what it waits for
         t0 = time.thread_time()
@@ -114,13 +126,7 @@ def test_auto_moves_slow_models_to_the_thread():
             pass
         return items
 
-    batcher = MicroBatcher(slow, executor="auto", inline_below_ms=2.0)
-
-    async def run():
-        for i in range(3):
-            await batcher.submit(i)
-
-    asyncio.run(run())
+    batcher = _auto_after_three_batches(slow)
     assert batcher.predict_ms_ewma > 2.0 and not batcher._inline()
     batcher.close()
 
@@ -132,13 +138,7 @@ def test_auto_keeps_a_waiting_but_cheap_predict_inline():
         time.sleep(0.005)
         return items
 
-    batcher = MicroBatcher(waits, executor="auto", inline_below_ms=2.0)
-
-    async def run():
-        for i in range(3):
-            await batcher.submit(i)
-
-    asyncio.run(run())
+    batcher = _auto_after_three_batches(waits)
     assert batcher.predict_ms_ewma < 2.0 and batcher._inline()
     batcher.close()
 

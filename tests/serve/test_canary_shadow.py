@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 
 import pytest
@@ -18,11 +17,9 @@ async def test_canary_share_within_two_points_and_sticky(settings, keys, store, 
     store.endpoints.deploy(
         "credit", store.versions.get(versions["canary"]), actor="test", canary=10
     )
-    fast = dataclasses.replace(  # 10k requests as fast as they go: no log fsync, no rate limit
-        settings,
-        serve=settings.serve.model_copy(
-            update={"durable_log": False, "rate_limit_per_s": 1e9, "rate_burst": 10**9}
-        ),
+    # 10k requests as fast as they go: no log fsync, no rate limit
+    fast = h.tuned(
+        settings, serve={"durable_log": False, "rate_limit_per_s": 1e9, "rate_burst": 10**9}
     )
     auth = h.bearer(keys["predictor"])
     body = {"rows": [h.row(0)]}
@@ -54,27 +51,14 @@ async def test_shadow_answers_logged_under_same_ids_never_returned(settings, key
         "credit", store.versions.get(versions["spare"]), actor="test", shadow=True
     )
     async with h.serving(settings) as (app, c):
-        rs = await asyncio.gather(
-            *(
-                c.post(
-                    "/v1/endpoints/credit/predict",
-                    json={"rows": [h.row(i)]},
-                    headers=h.bearer(keys["predictor"]),
-                )
-                for i in range(30)
-            )
-        )
+        rs = await h.predict_each(c, keys["predictor"], ([h.row(i)] for i in range(30)))
         docs = [r.json() for r in rs]
         assert {d["model_version"] for d in docs} == {versions["champion"]}
         assert all(
             set(d) == {"request_ids", "predictions", "probabilities", "classes", "model_version"}
             for d in docs
         )
-        rt = app.state.runtime
-        for _ in range(100):  # shadows run off the response path: wait for them
-            if not rt._shadow_tasks:
-                break
-            await asyncio.sleep(0.02)
+        await h.off_path_done(app)  # shadows run off the response path: wait for them
     log = read_log(settings.log_root, "credit")
     roles = dict.fromkeys(("champion", "shadow"), 0)
     by_role: dict[str, set[str]] = {"champion": set(), "shadow": set()}
@@ -99,22 +83,9 @@ async def test_champion_scores_canary_rows_off_path_under_the_same_ids(
         "credit", store.versions.get(versions["canary"]), actor="test", canary=50
     )
     async with h.serving(settings) as (app, c):
-        rs = await asyncio.gather(
-            *(
-                c.post(
-                    "/v1/endpoints/credit/predict",
-                    json={"rows": [h.row(i), h.row(i + 1)]},
-                    headers=h.bearer(keys["predictor"]),
-                )
-                for i in range(40)
-            )
-        )
-        docs = [r.json() for r in rs]
-        rt = app.state.runtime
-        for _ in range(100):
-            if not rt._shadow_tasks:
-                break
-            await asyncio.sleep(0.02)
+        bodies = ([h.row(i), h.row(i + 1)] for i in range(40))
+        docs = [r.json() for r in await h.predict_each(c, keys["predictor"], bodies)]
+        await h.off_path_done(app)
     on_canary = {
         rid for d in docs if d["model_version"] == versions["canary"] for rid in d["request_ids"]
     }
@@ -135,22 +106,10 @@ async def test_failing_shadow_is_invisible_to_callers(settings, keys, store, ver
         "credit", store.versions.get(versions["failing_shadow"]), actor="test", shadow=True
     )
     async with h.serving(settings) as (app, c):
-        rs = await asyncio.gather(
-            *(
-                c.post(
-                    "/v1/endpoints/credit/predict",
-                    json={"rows": [h.row(i, cat="never-seen")]},
-                    headers=h.bearer(keys["predictor"]),
-                )
-                for i in range(40)
-            )
-        )
+        bodies = ([h.row(i, cat="never-seen")] for i in range(40))
+        rs = await h.predict_each(c, keys["predictor"], bodies)
         assert {r.status_code for r in rs} == {200}
-        rt = app.state.runtime
-        for _ in range(100):
-            if not rt._shadow_tasks:
-                break
-            await asyncio.sleep(0.02)
+        await h.off_path_done(app)
         metrics = (await c.get("/metrics")).text
     line = next(x for x in metrics.splitlines() if x.startswith("loopml_shadow_errors_total{"))
     assert float(line.rsplit(" ", 1)[1]) == 40

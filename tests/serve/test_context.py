@@ -129,9 +129,7 @@ async def test_context_columns_are_logged_not_modelled(ctx_settings, keys, versi
 
 
 async def test_extra_columns_drop(ctx_settings, keys):
-    drop = dataclasses.replace(
-        ctx_settings, deploy=ctx_settings.deploy.model_copy(update={"extra_columns": "drop"})
-    )
+    drop = h.tuned(ctx_settings, deploy={"extra_columns": "drop"})
     async with h.serving(drop) as (_, c):
         r = await c.post(
             "/v1/endpoints/credit/predict",

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import serve_helpers as h
 
+from tests.conftest import make_project, run_project
+
 TRAIN_PY = """
 from sklearn.linear_model import LogisticRegression
 
@@ -40,22 +42,12 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_fairness_over_time_for_attributes_the_model_never_saw(tmp_path):
-    from loopml.config import load_config
     from loopml.monitor import run_monitor
     from loopml.monitor.queries import window_detail
     from loopml.serve import Settings
-    from loopml.store import Store
-    from loopml.train import run
 
-    root = tmp_path / "proj"
-    (root / "data").mkdir(parents=True)
-    _frame(2000, 0).to_parquet(root / "data" / "train.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(CONFIG)
-    cfg = load_config(root)
-    store = Store(cfg.store_url)
-    result = run(cfg, store=store)
-    assert result.version is not None
+    root = make_project(tmp_path / "proj", config=CONFIG, frame=_frame(2000, 0), train_py=TRAIN_PY)
+    cfg, store, result = run_project(root)
     version = result.version
     assert "sex" not in [c["name"] for c in version["signature"]["columns"]]
     store.endpoints.deploy("fair", version, actor="test")

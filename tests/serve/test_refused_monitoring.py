@@ -14,11 +14,10 @@ import pytest
 import serve_helpers as h
 
 from loopml.cli import main
-from loopml.config import load_config
 from loopml.monitor import run_monitor
 from loopml.serve import Settings
-from loopml.store import Store
 from loopml.ui import create_ui
+from tests.conftest import make_project, run_project
 
 TRAIN_PY = """
 from sklearn.linear_model import LogisticRegression
@@ -50,17 +49,8 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture
 def project(tmp_path):
-    from loopml.train import run
-
-    root = tmp_path / "proj"
-    (root / "data").mkdir(parents=True)
-    _frame(600, 0).to_parquet(root / "data" / "train.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(CONFIG)
-    cfg = load_config(root)
-    store = Store(cfg.store_url)
-    result = run(cfg, store=store)
-    assert result.version is not None
+    root = make_project(tmp_path / "proj", config=CONFIG, frame=_frame(600, 0), train_py=TRAIN_PY)
+    cfg, store, result = run_project(root)
     store.endpoints.deploy("ep", result.version, actor="test")
     key = store.keys.create("predictor", actor="test")[0]
     yield root, cfg, store, key

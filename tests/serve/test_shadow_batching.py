@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 
 import pytest
@@ -43,12 +42,7 @@ async def test_shadow_predicts_in_fewer_calls_than_the_routed_version(
     store.endpoints.deploy(
         "credit", store.versions.get(versions["spare"]), actor="test", shadow=True
     )
-    waiting = dataclasses.replace(
-        settings,
-        serve=settings.serve.model_copy(
-            update={"shadow_batch_wait_ms": 200.0, "durable_log": False}
-        ),
-    )
+    waiting = h.tuned(settings, serve={"shadow_batch_wait_ms": 200.0, "durable_log": False})
     async with h.serving(waiting) as (app, c):
         for i in range(20):  # one at a time: the champion predicts 20 batches of one
             r = await c.post(
@@ -57,12 +51,8 @@ async def test_shadow_predicts_in_fewer_calls_than_the_routed_version(
                 headers=h.bearer(keys["predictor"]),
             )
             assert r.status_code == 200
-        rt = app.state.runtime
-        for _ in range(200):
-            if not rt._shadow_tasks:
-                break
-            await asyncio.sleep(0.02)
-        assert not rt._shadow_tasks
+        await h.off_path_done(app, tries=200)
+        assert not app.state.runtime._shadow_tasks
         metrics = (await c.get("/metrics")).text
 
     def count(version: int) -> float:

@@ -5,7 +5,6 @@ monitor's windows and alerts computed by the real monitoring pass."""
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import time
 from datetime import UTC, datetime
@@ -15,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tests.conftest import TRAIN_PY, synthetic_frame
+from tests.conftest import make_project, synthetic_frame
+from tests.monitor._log import _write_by_hour
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC).timestamp()  # an hour boundary
 HOURS = 12
@@ -40,19 +39,6 @@ monitor:
     - {name: feature-drift, "on": drift, severity: critical}
     - {name: accuracy-drop, "on": performance}
 """
-
-_part = itertools.count()
-
-
-def _write(kind_dir: Path, table: pa.Table, ts: np.ndarray) -> None:
-    hours = np.floor(ts / 3600).astype(np.int64)
-    for h in np.unique(hours):
-        name = datetime.fromtimestamp(int(h) * 3600, UTC).strftime("%Y%m%d%H")
-        folder = kind_dir / f"endpoint={ENDPOINT}" / f"hour={name}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(
-            table.filter(pa.array(hours == h)), folder / f"part-{next(_part):06d}.parquet"
-        )
 
 
 def write_log(root: Path, version: int, seed: int = 1) -> dict[str, Any]:
@@ -83,7 +69,7 @@ def write_log(root: Path, version: int, seed: int = 1) -> dict[str, Any]:
             **{c: pa.array(feats[c].to_numpy()) for c in feats.columns},
         }
     )
-    _write(root / "predlog", table, ts)
+    _write_by_hour(root / "predlog", ENDPOINT, table, ts)
     labelled = np.arange(n) % 2 == 0
     lab = pa.table(
         {
@@ -95,7 +81,7 @@ def write_log(root: Path, version: int, seed: int = 1) -> dict[str, Any]:
             ),
         }
     )
-    _write(root / "labels", lab, ts[labelled] + 60)
+    _write_by_hour(root / "labels", ENDPOINT, lab, ts[labelled] + 60)
     return {"ids": ids, "score": score.to_numpy(), "labelled": labelled}
 
 
@@ -106,11 +92,7 @@ def build(root: Path) -> dict[str, Any]:
     from loopml.store import Store
     from loopml.train import run
 
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "data").mkdir(exist_ok=True)
-    synthetic_frame(1500).to_parquet(root / "data" / "train.parquet")
-    (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(CONFIG)
+    make_project(root, config=CONFIG, frame=synthetic_frame(1500))
     cfg = load_config(root)
     store = Store(cfg.store_url)
     timings: dict[str, float] = {}

@@ -197,6 +197,20 @@ _NUMPY_SCALARS = [
     "timedelta64",
     "void",
 ]
+_LOSSES = (  # sklearn._loss
+    "AbsoluteError",
+    "ExponentialLoss",
+    "HalfBinomialLoss",
+    "HalfGammaLoss",
+    "HalfMultinomialLoss",
+    "HalfPoissonLoss",
+    "HalfSquaredError",
+    "HalfTweedieLoss",
+    "HalfTweedieLossIdentity",
+    "HuberLoss",
+    "PinballLoss",
+)
+
 _SKLEARN_INTERNALS = [
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -234,38 +248,8 @@ _SKLEARN_INTERNALS = [
             "SokalSneath",
         )
     ),
-    *(
-        f"sklearn._loss.loss.{n}"
-        for n in (
-            "AbsoluteError",
-            "ExponentialLoss",
-            "HalfBinomialLoss",
-            "HalfGammaLoss",
-            "HalfMultinomialLoss",
-            "HalfPoissonLoss",
-            "HalfSquaredError",
-            "HalfTweedieLoss",
-            "HalfTweedieLossIdentity",
-            "HuberLoss",
-            "PinballLoss",
-        )
-    ),
-    *(
-        f"sklearn._loss._loss.Cy{n}"
-        for n in (
-            "AbsoluteError",
-            "ExponentialLoss",
-            "HalfBinomialLoss",
-            "HalfGammaLoss",
-            "HalfMultinomialLoss",
-            "HalfPoissonLoss",
-            "HalfSquaredError",
-            "HalfTweedieLoss",
-            "HalfTweedieLossIdentity",
-            "HuberLoss",
-            "PinballLoss",
-        )
-    ),
+    *(f"sklearn._loss.loss.{n}" for n in _LOSSES),
+    *(f"sklearn._loss._loss.Cy{n}" for n in _LOSSES),  # each loss's Cython twin
     *(
         f"sklearn._loss.link.{n}"
         for n in (

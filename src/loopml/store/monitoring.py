@@ -56,6 +56,28 @@ SUMMARY = (
 _SUMMARY_COLS = [monitor_windows.c[name] for name in SUMMARY]
 
 
+def _of_windows(
+    q: Any,
+    endpoint: str,
+    version: int | None,
+    role: str | None,
+    since: float | None,
+    until: float | None,
+) -> Any:
+    """``q`` over the endpoint's windows, of one version, one role, starting in [since, until)
+    where those are given."""
+    q = q.where(W.endpoint == endpoint)
+    if version is not None:
+        q = q.where(W.version == version)
+    if role is not None:
+        q = q.where(W.role == role)
+    if since is not None:
+        q = q.where(W.start >= since)
+    if until is not None:
+        q = q.where(W.start < until)
+    return q
+
+
 def _put_results(conn: Any, window_id: int, results: dict[str, Any] | None) -> None:
     if results is None:
         return
@@ -166,15 +188,7 @@ class Monitoring:
         limit: int | None = None,
     ) -> list[WindowSummary]:
         """Summary numbers of an endpoint's windows in time order (no per-column detail)."""
-        q = select(*_SUMMARY_COLS).where(W.endpoint == endpoint)
-        if version is not None:
-            q = q.where(W.version == version)
-        if role is not None:
-            q = q.where(W.role == role)
-        if since is not None:
-            q = q.where(W.start >= since)
-        if until is not None:
-            q = q.where(W.start < until)
+        q = _of_windows(select(*_SUMMARY_COLS), endpoint, version, role, since, until)
         if limit is not None:  # the newest ``limit`` windows, still returned oldest first
             q = q.order_by(W.start.desc(), W.id.desc()).limit(limit)
         else:
@@ -198,20 +212,12 @@ class Monitoring:
     ) -> dict[str, list[Any]]:
         """The named summary columns of an endpoint's windows in time order, as lists (no dict
         per row: a year of hourly windows reads in tens of milliseconds for the charts)."""
-        q = select(*[monitor_windows.c[n] for n in names]).where(W.endpoint == endpoint)
-        if version is not None:
-            q = q.where(W.version == version)
-        if role is not None:
-            q = q.where(W.role == role)
-        if since is not None:
-            q = q.where(W.start >= since)
-        if until is not None:
-            q = q.where(W.start < until)
+        q = _of_windows(select(*(monitor_windows.c[n] for n in names)), endpoint, version, role, since, until)
         q = q.order_by(W.start, W.id)
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(*_compiled(conn, q)).fetchall()
-        cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return {n: list(c) for n, c in zip(names, cols, strict=True)}
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        return {n: list(c) for n, c in zip(names, values, strict=True)}
 
     def window(self, window_id: int) -> WindowRow:
         """One window's row with its full ``results``."""
