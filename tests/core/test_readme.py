@@ -146,3 +146,32 @@ def test_the_scoring_block_runs_as_written(tmp_path):
 
     out = pd.read_parquet(root / "scored.parquet")
     assert len(out) == 50 and {"request_id", "prediction", "proba_0", "proba_1"} <= set(out)
+
+
+def test_the_layout_map_matches_the_tree():
+    """Every package and ground-floor module under src/loopml is on the README's Layout map,
+    and everything the map names exists."""
+    text = README.read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    src = README.parent / "src" / "loopml"
+    on_map: set[str] = set()
+    parents: list[tuple[int, str]] = []
+    for line in block.splitlines()[2:]:
+        indent = len(line) - len(line.lstrip())
+        names = re.findall(r"([a-z_]+(?:/|\.py))", re.split(r"\s{2,}", line.strip())[0])
+        parents = [(i, p) for i, p in parents if i < indent]
+        prefix = parents[-1][1] if parents else ""
+        for name in names:
+            on_map.add(prefix + name)
+        if len(names) == 1 and names[0].endswith("/"):
+            parents.append((indent, prefix + names[0]))
+    in_tree = {
+        str(d.relative_to(src)) + "/"
+        for d in src.rglob("*")
+        if d.is_dir()
+        and (d / "__init__.py").exists()
+        and "versions" not in d.parts
+        and d.parent.name != "examples"
+    } | {f.name for f in src.glob("*.py") if f.name not in {"__init__.py", "__main__.py"}}
+    assert in_tree - on_map == set(), "on disk, missing from the README's Layout"
+    assert on_map - in_tree == set(), "on the README's Layout, missing from the tree"
