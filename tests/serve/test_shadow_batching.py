@@ -73,3 +73,34 @@ async def test_shadow_predicts_in_fewer_calls_than_the_routed_version(
     # the champion's warm-up call is not counted by the batcher; neither is the shadow's
     assert count(versions["champion"]) == 20
     assert count(versions["spare"]) <= 5
+
+
+async def test_paired_rows_join_the_champions_routed_batches(settings, keys, store, versions):
+    """Guards the canary's paired rows against a predict call of their own: they join the
+    champion's routed batcher, never its patient (shadow) one."""
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["canary"]), actor="test", canary=50
+    )
+    async with h.serving(settings) as (app, c):
+        rs = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/endpoints/credit/predict",
+                    json={"rows": [h.row(i)]},
+                    headers=h.bearer(keys["predictor"]),
+                )
+                for i in range(40)
+            )
+        )
+        assert {r.status_code for r in rs} == {200}
+        assert any(r.json()["model_version"] == versions["canary"] for r in rs)
+        rt = app.state.runtime
+        for _ in range(200):
+            if not rt._shadow_tasks:
+                break
+            await asyncio.sleep(0.02)
+        champion = rt.pool.get(versions["champion"])
+        assert champion.shadow_batcher is not None
+        assert not champion.shadow_batcher.batch_sizes
+        routed = sum(n * k for n, k in champion.batcher.batch_sizes.items())
+    assert routed == 40  # its own rows and the canary's paired ones, one item each
