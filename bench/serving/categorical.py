@@ -14,7 +14,7 @@ on core 1 at 16 and 64 connections, single-row JSON POSTs:
   ``predict_proba`` (the honest ceiling for a model whose cost is flat in the row count);
 - the batching floor (champion + 10% canary + shadow): the same gathering, scoring what
   loopml's configured case scores (the canary's rows by the champion too, the shadow on every
-  row, gathered up to 256 rows or 50 ms), without auth, validation or a log: the ceiling
+  row, gathered up to 256 rows or 200 ms), without auth, validation or a log: the ceiling
   for this configuration.
 
 Besides req/s and latency it reports CPU per request: the server's process tree (utime +
@@ -41,256 +41,22 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from categorical_apps import (  # noqa: E402
+    BATCHING_FLOOR_APP,
+    CALIBRATE,
+    CASE_FLOOR,
+    CASE_FLOOR_APP,
+    FEATURES,
+    FIT_SAVE,
+    FLOOR_APP,
+    LOOPML_YAML,
+    NUMBERS,
+    ONE_FLOOR,
+    STRINGS,
+    TRAIN_PY,
+)
+from categorical_report import report  # noqa: E402
 from run import PY, REPO, running, sh, venv, wrk  # noqa: E402
-
-STRINGS = {"workclass": 7, "occupation": 14, "relationship": 6, "state": 50}
-NUMBERS = ("age", "hours", "capital", "education")
-FEATURES = (*STRINGS, *NUMBERS)
-ONE_FLOOR = "batching floor (1 model)"
-CASE_FLOOR = "batching floor (champion + 10% canary + shadow)"
-
-# The same pipeline in every venv: fitted from the CSV, saved the way each server loads it.
-PIPELINE = f"""
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-STRINGS = {list(STRINGS)!r}
-NUMBERS = {list(NUMBERS)!r}
-
-
-def pipeline(max_iter=100, seed=0):
-    pre = ColumnTransformer([
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(STRINGS)),
-        ("num", StandardScaler(), list(NUMBERS)),
-    ])
-    return make_pipeline(pre, HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed))
-"""
-
-TRAIN_PY = (
-    PIPELINE
-    + """
-
-def train(X, y, params, seed=0):
-    return pipeline(params.get("max_iter", 100), params.get("seed", seed)).fit(X[STRINGS + NUMBERS], y)
-"""
-)
-
-LOOPML_YAML = """\
-project: benchcat
-data: {train: train.parquet, target: label, id: id}
-model: {name: benchcat, train: train.py:train}
-gates: {champion: {blocking: false}}
-deploy: {endpoint: benchcat}
-"""
-
-FIT_SAVE = (
-    PIPELINE
-    + """
-import sys, joblib, pandas as pd
-frame = pd.read_csv(sys.argv[1], dtype={c: str for c in STRINGS})
-X, y = frame[STRINGS + NUMBERS], frame["label"].to_numpy()
-model = pipeline(seed=int(sys.argv[4]) if len(sys.argv) > 4 else 0).fit(X, y)
-if sys.argv[2] == "mlflow":
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    mlflow.sklearn.save_model(
-        model, sys.argv[3], signature=infer_signature(X, y),
-        skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-    )
-else:
-    joblib.dump(model, sys.argv[3])
-"""
-)
-
-FLOOR_COMMON = """
-import asyncio, os, joblib, numpy as np, orjson, pandas as pd
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
-
-model = joblib.load(os.environ["FLOOR_MODEL"])
-names = list(model.feature_names_in_)
-classes = model.classes_.tolist()
-stats = {"calls": 0, "rows": 0}
-
-
-def frame(rows):
-    return pd.DataFrame({n: [r[n] for r in rows] for n in names}, columns=names)
-
-
-def answer(proba):
-    out = {"predictions": [classes[i] for i in proba.argmax(axis=1)], "probabilities": proba}
-    return Response(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY),
-                    media_type="application/json")
-
-
-async def health(request):
-    return Response(b"ok")
-
-
-async def get_stats(request):
-    return Response(orjson.dumps(stats), media_type="application/json")
-"""
-
-FLOOR_APP = (
-    FLOOR_COMMON
-    + """
-
-async def predict(request):
-    rows = orjson.loads(await request.body())["rows"]
-    proba = model.predict_proba(frame(rows))
-    stats["calls"] += 1
-    stats["rows"] += len(rows)
-    return answer(proba)
-
-app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
-                        Route("/stats", get_stats)])
-"""
-)
-
-# Requests wait in a list; one drain task yields to the loop while new ones keep arriving
-# (at most 64 or 2 ms), then predicts them all in one call, inline on the loop.
-BATCHING_FLOOR_APP = (
-    FLOOR_COMMON
-    + """
-pending = []
-draining = False
-
-
-async def drain():
-    global draining
-    loop = asyncio.get_running_loop()
-    try:
-        while pending:
-            deadline, size = loop.time() + 0.002, len(pending)
-            while size < 64 and loop.time() < deadline:
-                await asyncio.sleep(0)
-                if len(pending) == size:
-                    break
-                size = len(pending)
-            batch = pending[:64]
-            del pending[:64]
-            rows = [r for rs, _ in batch for r in rs]
-            proba = model.predict_proba(frame(rows))
-            stats["calls"] += 1
-            stats["rows"] += len(rows)
-            i = 0
-            for rs, fut in batch:
-                fut.set_result(proba[i:i + len(rs)])
-                i += len(rs)
-    finally:
-        draining = False
-
-
-async def predict(request):
-    global draining
-    rows = orjson.loads(await request.body())["rows"]
-    fut = asyncio.get_running_loop().create_future()
-    pending.append((rows, fut))
-    if not draining:
-        draining = True
-        asyncio.get_running_loop().create_task(drain())
-    return answer(await fut)
-
-app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
-                        Route("/stats", get_stats)])
-"""
-)
-
-# The configured case without the platform: the same gathering, then per batch one champion
-# call on its rows and the canary's (the paired scoring), one canary call on the ~10% of
-# requests routed to it, and the shadow on every row, gathered like loopml's shadows (at
-# most 256 rows or 50 ms a call); everything inline on the loop, no auth, no log.
-CASE_FLOOR_APP = (
-    FLOOR_COMMON
-    + """
-import random
-
-canary = joblib.load(os.environ["FLOOR_CANARY"])
-shadow = joblib.load(os.environ["FLOOR_SHADOW"])
-pending = []
-draining = False
-mirrored = []
-
-
-def predict(which, rows):
-    stats["calls"] += 1
-    stats["rows"] += len(rows)
-    return which.predict_proba(frame(rows))
-
-
-def score_shadow():
-    if mirrored:
-        predict(shadow, mirrored)
-        mirrored.clear()
-
-
-async def drain():
-    global draining
-    loop = asyncio.get_running_loop()
-    try:
-        while pending:
-            deadline, size = loop.time() + 0.002, len(pending)
-            while size < 64 and loop.time() < deadline:
-                await asyncio.sleep(0)
-                if len(pending) == size:
-                    break
-                size = len(pending)
-            batch = pending[:64]
-            del pending[:64]
-            rows = [r for rs, _, _ in batch for r in rs]
-            on_canary = [r for rs, _, c in batch if c for r in rs]
-            champ = predict(model, rows)  # the canary's rows too: the paired scoring
-            can = predict(canary, on_canary) if on_canary else None
-            i = j = 0
-            for rs, fut, c in batch:
-                if c:
-                    fut.set_result(can[j:j + len(rs)])
-                    j += len(rs)
-                else:
-                    fut.set_result(champ[i:i + len(rs)])
-                i += len(rs)
-            if not mirrored:
-                loop.call_later(0.05, score_shadow)
-            mirrored.extend(rows)
-            if len(mirrored) >= 256:
-                score_shadow()
-    finally:
-        draining = False
-
-
-async def predict_route(request):
-    global draining
-    rows = orjson.loads(await request.body())["rows"]
-    fut = asyncio.get_running_loop().create_future()
-    pending.append((rows, fut, random.random() < 0.1))
-    if not draining:
-        draining = True
-        asyncio.get_running_loop().create_task(drain())
-    return answer(await fut)
-
-app = Starlette(routes=[Route("/predict", predict_route, methods=["POST"]),
-                        Route("/health", health), Route("/stats", get_stats)])
-"""
-)
-
-CALIBRATE = f"""
-import json, os, sys, time, joblib, numpy as np, pandas as pd
-model = joblib.load(sys.argv[1])
-frame = pd.read_csv(sys.argv[2], dtype={{c: str for c in {list(STRINGS)!r}}})[list(model.feature_names_in_)]
-out = {{}}
-for n in (1, 2, 4, 8, 16, 32, 64, 128, 256):
-    X = frame.iloc[:n].copy()
-    runs = []
-    for _ in range(40):
-        t = time.thread_time()
-        model.predict_proba(X)
-        runs.append(time.thread_time() - t)
-    out[n] = float(np.median(runs))
-print(json.dumps(out))
-"""
 
 
 def data(work: Path) -> dict:
@@ -482,10 +248,10 @@ def tree_cpu(pgid: int) -> float:
 def model_calls(base: str, spec: dict) -> tuple[float, float] | None:
     """(calls, rows) of the model so far, where the server counts them."""
     if spec.get("calls") == "stats":
-        s = httpx.get(base + "/stats").json()
+        s = httpx.get(base + "/stats", timeout=60).json()
         return float(s["calls"]), float(s["rows"])
     if spec.get("calls") == "metrics":
-        text = httpx.get(base + "/metrics").text
+        text = httpx.get(base + "/metrics", timeout=60).text
         calls = sum(
             float(v) for v in re.findall(r"^loopml_batch_size_count\{.*\} (\S+)$", text, re.M)
         )
@@ -553,6 +319,7 @@ def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[floa
                 res["cpu_ms"] = cpu / ok * 1000
                 res["model_ms"] = (cost[0] * calls + cost[1] * rows) / ok * 1000
                 res["calls_per_req"] = calls / ok
+                res["load"] = float(load_average().split()[0])  # 1-minute, after the level
                 results[name, conns] = res
                 print(
                     f"   c{conns}: {res['rps']:.0f} req/s  p50 {res['p50']:.1f} ms  "
@@ -562,42 +329,6 @@ def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[floa
                     flush=True,
                 )
     return results
-
-
-def report(results: dict[tuple[str, int], dict], seconds: int) -> None:
-    print(f"\n{seconds} s per level; servers on core 0, wrk on core 1 (req/s counts 2xx only)")
-    print("CPU per request: server process tree; model = calibrated predict_proba cost * calls;")
-    print("platform = CPU - model\n")
-    print(
-        "| server | conc | req/s | p50 ms | p99 ms | errors | CPU ms/req | model ms/req "
-        "| platform ms/req | loopml / this |"
-    )
-    print("|---" * 10 + "|")
-    for (name, conns), r in results.items():
-        lm = results.get(("loopml", conns))
-        ratio = f"{lm['rps'] / r['rps']:.2f}x" if lm and r["rps"] else "-"
-        print(
-            f"| {name} | {conns} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-            f"{r['errors']} | {r['cpu_ms']:.2f} | {r['model_ms']:.2f} | "
-            f"{r['cpu_ms'] - r['model_ms']:.2f} | {ratio} |"
-        )
-    goals = (
-        (ONE_FLOOR, 0.8, "{:.0%}", "80%"),
-        (CASE_FLOOR, 0.8, "{:.0%}", "80%"),
-        ("mlflow (dataframe_split)", 20, "{:.1f}x", "20x"),
-        ("mlserver", 10, "{:.1f}x", "10x"),
-    )
-    for conns in (16, 64):
-        lm = results.get(("loopml", conns))
-        if not lm:
-            continue
-        parts = []
-        for other, goal, fmt, label in goals:
-            if (other, conns) in results and results[other, conns]["rps"]:
-                x = lm["rps"] / results[other, conns]["rps"]
-                met = "met" if x >= goal else "NOT met"
-                parts.append(f"vs {other} {fmt.format(x)} (goal >= {label}: {met})")
-        print(f"c{conns}: loopml " + "; ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         default=1e6,
         help="the loopml key's own rate limit in requests/s (0: the server default, 1000/s)",
     )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="measure every server N times (median, min-max)"
+    )
     p.add_argument("--work", default=str(REPO / "bench" / ".work" / "serving_categorical"))
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -626,8 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         servers = {k: v for k, v in servers.items() if k in keep}
     cost = calibrate(work)
     t0 = time.time()
-    results = measure(servers, seconds, work, cost)
-    report(results, seconds)
+    runs = []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            print(f"\n#### run {i + 1} of {args.repeat}", flush=True)
+        runs.append(measure(servers, seconds, work, cost))
+        report(runs[-1:], seconds)
+    if args.repeat > 1:
+        print(f"\n#### all {args.repeat} runs: median (min-max)")
+        report(runs, seconds)
     print(f"\nload average at end: {load_average()} ({time.time() - t0:.0f} s of load)")
     return 0
 
