@@ -64,7 +64,7 @@ else:
 )
 
 FLOOR_COMMON = """
-import asyncio, os, joblib, numpy as np, orjson, pandas as pd
+import asyncio, os, random, joblib, numpy as np, orjson, pandas as pd
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
@@ -73,6 +73,12 @@ model = joblib.load(os.environ["FLOOR_MODEL"])
 names = list(model.feature_names_in_)
 classes = model.classes_.tolist()
 stats = {"calls": 0, "rows": 0}
+
+
+def call(which, rows):  # which's probabilities for rows, counted in /stats
+    stats["calls"] += 1
+    stats["rows"] += len(rows)
+    return which.predict_proba(frame(rows))
 
 
 def frame(rows):
@@ -98,11 +104,7 @@ FLOOR_APP = (
     + """
 
 async def predict(request):
-    rows = orjson.loads(await request.body())["rows"]
-    proba = model.predict_proba(frame(rows))
-    stats["calls"] += 1
-    stats["rows"] += len(rows)
-    return answer(proba)
+    return answer(call(model, orjson.loads(await request.body())["rows"]))
 
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
                         Route("/stats", get_stats)])
@@ -110,10 +112,9 @@ app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/he
 )
 
 # Requests wait in a list; one drain task yields to the loop while new ones keep arriving
-# (at most 64 or 2 ms), then predicts them all in one call, inline on the loop.
-BATCHING_FLOOR_APP = (
-    FLOOR_COMMON
-    + """
+# (at most 64 or 2 ms), then ``score``s them together, inline on the loop. Each request is
+# routed to the canary with probability CANARY.
+GATHERING = """
 pending = []
 draining = False
 
@@ -131,14 +132,7 @@ async def drain():
                 size = len(pending)
             batch = pending[:64]
             del pending[:64]
-            rows = [r for rs, _ in batch for r in rs]
-            proba = model.predict_proba(frame(rows))
-            stats["calls"] += 1
-            stats["rows"] += len(rows)
-            i = 0
-            for rs, fut in batch:
-                fut.set_result(proba[i:i + len(rs)])
-                i += len(rs)
+            score(batch, loop)
     finally:
         draining = False
 
@@ -147,7 +141,7 @@ async def predict(request):
     global draining
     rows = orjson.loads(await request.body())["rows"]
     fut = asyncio.get_running_loop().create_future()
-    pending.append((rows, fut))
+    pending.append((rows, fut, CANARY > 0 and random.random() < CANARY))
     if not draining:
         draining = True
         asyncio.get_running_loop().create_task(drain())
@@ -156,6 +150,22 @@ async def predict(request):
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
                         Route("/stats", get_stats)])
 """
+
+# One model: every gathered request in one call.
+BATCHING_FLOOR_APP = (
+    FLOOR_COMMON
+    + """
+CANARY = 0.0
+
+
+def score(batch, loop):
+    proba = call(model, [r for rs, _, _ in batch for r in rs])
+    i = 0
+    for rs, fut, _ in batch:
+        fut.set_result(proba[i:i + len(rs)])
+        i += len(rs)
+"""
+    + GATHERING
 )
 
 # The configured case without the platform: the same gathering, then per batch one champion
@@ -165,74 +175,38 @@ app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/he
 CASE_FLOOR_APP = (
     FLOOR_COMMON
     + """
-import random
-
+CANARY = 0.1
 canary = joblib.load(os.environ["FLOOR_CANARY"])
 shadow = joblib.load(os.environ["FLOOR_SHADOW"])
-pending = []
-draining = False
 mirrored = []
-
-
-def predict(which, rows):
-    stats["calls"] += 1
-    stats["rows"] += len(rows)
-    return which.predict_proba(frame(rows))
 
 
 def score_shadow():
     if mirrored:
-        predict(shadow, mirrored)
+        call(shadow, mirrored)
         mirrored.clear()
 
 
-async def drain():
-    global draining
-    loop = asyncio.get_running_loop()
-    try:
-        while pending:
-            deadline, size = loop.time() + 0.002, len(pending)
-            while size < 64 and loop.time() < deadline:
-                await asyncio.sleep(0)
-                if len(pending) == size:
-                    break
-                size = len(pending)
-            batch = pending[:64]
-            del pending[:64]
-            rows = [r for rs, _, _ in batch for r in rs]
-            on_canary = [r for rs, _, c in batch if c for r in rs]
-            champ = predict(model, rows)  # the canary's rows too: the paired scoring
-            can = predict(canary, on_canary) if on_canary else None
-            i = j = 0
-            for rs, fut, c in batch:
-                if c:
-                    fut.set_result(can[j:j + len(rs)])
-                    j += len(rs)
-                else:
-                    fut.set_result(champ[i:i + len(rs)])
-                i += len(rs)
-            if not mirrored:
-                loop.call_later(0.2, score_shadow)
-            mirrored.extend(rows)
-            if len(mirrored) >= 256:
-                score_shadow()
-    finally:
-        draining = False
-
-
-async def predict_route(request):
-    global draining
-    rows = orjson.loads(await request.body())["rows"]
-    fut = asyncio.get_running_loop().create_future()
-    pending.append((rows, fut, random.random() < 0.1))
-    if not draining:
-        draining = True
-        asyncio.get_running_loop().create_task(drain())
-    return answer(await fut)
-
-app = Starlette(routes=[Route("/predict", predict_route, methods=["POST"]),
-                        Route("/health", health), Route("/stats", get_stats)])
+def score(batch, loop):
+    rows = [r for rs, _, _ in batch for r in rs]
+    on_canary = [r for rs, _, c in batch if c for r in rs]
+    champ = call(model, rows)  # the canary's rows too: the paired scoring
+    can = call(canary, on_canary) if on_canary else None
+    i = j = 0
+    for rs, fut, c in batch:
+        if c:
+            fut.set_result(can[j:j + len(rs)])
+            j += len(rs)
+        else:
+            fut.set_result(champ[i:i + len(rs)])
+        i += len(rs)
+    if not mirrored:
+        loop.call_later(0.2, score_shadow)
+    mirrored.extend(rows)
+    if len(mirrored) >= 256:
+        score_shadow()
 """
+    + GATHERING
 )
 
 CALIBRATE = f"""
