@@ -15,9 +15,10 @@ measured predict CPU time stays below ``inline_below_ms`` and moves to the threa
 models. Batchers that share a *lane* (the versions of one model) cut a batch only when no
 other batch of the lane is predicting: with a 10% canary and a shadow on one core, their
 calls otherwise interleave, each cutting a batch as soon as its own queue goes quiet
-(categorical bench, c64: the canary's calls per request fell from 0.027 to 0.017 with the
-lane, the champion's from 0.035-0.040 to 0.020-0.030). MLServer's adaptive batching waits on a queue with a timeout; BentoML's dispatcher
-sheds load with 503s (docs/design/measurements.md, "Serving"); neither fits, hence this small module.
+(bench/serving/categorical.py, c64: the canary's calls per request fell from 0.027 to 0.017
+with the lane, the champion's from 0.035-0.040 to 0.020-0.030). MLServer's adaptive batching
+waits on a queue with a timeout; BentoML's dispatcher sheds load with 503s
+(docs/design/measurements.md, "Serving"); neither fits, hence this small module.
 """
 
 from __future__ import annotations
