@@ -4,6 +4,7 @@ real server on 127.0.0.1 (in a thread, or as a ``loopml serve`` subprocess)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -100,6 +101,25 @@ def row(i: int = 0, cat: str = "a") -> dict[str, Any]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def predict_concurrently(c: httpx.AsyncClient, key: str, n: int) -> list[httpx.Response]:
+    """``n`` one-row predictions to endpoint ``credit``, all in flight at once."""
+    post = "/v1/endpoints/credit/predict"
+    return list(
+        await asyncio.gather(
+            *(c.post(post, json={"rows": [row(i)]}, headers=bearer(key)) for i in range(n))
+        )
+    )
+
+
+async def off_path_done(app: Any, seconds: float = 4.0) -> None:
+    """Wait (at most ``seconds``) until the shadow and paired predictions have finished."""
+    rt = app.state.runtime
+    for _ in range(int(seconds / 0.02)):
+        if not rt._shadow_tasks:
+            return
+        await asyncio.sleep(0.02)
 
 
 def copy_project(src: Path, dest: Path) -> Path:

@@ -82,24 +82,11 @@ async def test_paired_rows_join_the_champions_routed_batches(settings, keys, sto
         "credit", store.versions.get(versions["canary"]), actor="test", canary=50
     )
     async with h.serving(settings) as (app, c):
-        rs = await asyncio.gather(
-            *(
-                c.post(
-                    "/v1/endpoints/credit/predict",
-                    json={"rows": [h.row(i)]},
-                    headers=h.bearer(keys["predictor"]),
-                )
-                for i in range(40)
-            )
-        )
+        rs = await h.predict_concurrently(c, keys["predictor"], 40)
         assert {r.status_code for r in rs} == {200}
         assert any(r.json()["model_version"] == versions["canary"] for r in rs)
-        rt = app.state.runtime
-        for _ in range(200):
-            if not rt._shadow_tasks:
-                break
-            await asyncio.sleep(0.02)
-        champion = rt.pool.get(versions["champion"])
+        await h.off_path_done(app)
+        champion = app.state.runtime.pool.get(versions["champion"])
         assert champion.shadow_batcher is not None
         assert not champion.shadow_batcher.batch_sizes
         routed = sum(n * k for n, k in champion.batcher.batch_sizes.items())
