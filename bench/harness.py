@@ -184,7 +184,8 @@ def running(spec: dict):  # type: ignore[no-untyped-def]
             if time.time() > deadline:
                 raise RuntimeError(f"{cmd[0]} did not become healthy")
             time.sleep(0.3)
-        r = httpx.post(base + spec["path"], json=spec["body"], headers=spec["headers"])
+        # a busy box can take seconds to answer the first request (its models warming)
+        r = httpx.post(base + spec["path"], json=spec["body"], headers=spec["headers"], timeout=60)
         if r.status_code != 200:
             raise RuntimeError(f"{cmd[0]}: probe request failed: {r.status_code} {r.text[:300]}")
         yield base

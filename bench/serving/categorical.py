@@ -2,7 +2,7 @@
 
 ``run.py --case categorical`` (or this file alone) serves one pipeline, ``ColumnTransformer``
 (one-hot of the four strings, a scaler on the four numbers) then
-``HistGradientBoostingClassifier``, with five servers, each pinned to core 0 with ``wrk -t1``
+``HistGradientBoostingClassifier``, with six servers, each pinned to core 0 with ``wrk -t1``
 on core 1 at 16 and 64 connections, single-row JSON POSTs:
 
 - loopml: auth on (a predictor key with its own rate limit), a 10% canary, one shadow on all
@@ -10,14 +10,18 @@ on core 1 at 16 and 64 connections, single-row JSON POSTs:
 - MLflow ``dataframe_split`` (the pipeline logged from a DataFrame: a column signature);
 - MLServer (mlserver-sklearn, in-process inference, pandas codec, one input per column);
 - the per-request floor: bare Starlette, one ``predict_proba`` per request, no auth, no log;
-- the batching floor: bare Starlette that gathers concurrent requests into one
-  ``predict_proba`` (the honest ceiling for a model whose cost is flat in the row count).
+- the batching floor (1 model): bare Starlette that gathers concurrent requests into one
+  ``predict_proba`` (the honest ceiling for a model whose cost is flat in the row count);
+- the batching floor (champion + 10% canary + shadow): the same gathering, scoring what
+  loopml's configured case scores (the canary's rows by the champion too, the shadow on every
+  row, gathered up to 256 rows or 200 ms), without auth, validation or a log: the ceiling
+  for this configuration.
 
 Besides req/s and latency it reports CPU per request: the server's process tree (utime +
 stime from /proc, every process of its session) over the measured run, divided by the 2xx
 answers; the model's share, from a calibration of ``predict_proba`` cost against batch size
 (same core, before the servers start) and each server's count of model calls (loopml's
-``loopml_batch_size`` histogram, the batching floor's ``/stats``, one call per request for
+``loopml_batch_size`` histogram, the batching floors' ``/stats``, one call per request for
 the others); and the platform's share, the difference.
 """
 
@@ -33,181 +37,28 @@ import time
 from pathlib import Path
 
 import httpx
-from run import wrk
 
-sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.append(str(HERE.parent))  # bench/, for harness
 
-import harness
-
-STRINGS = {"workclass": 7, "occupation": 14, "relationship": 6, "state": 50}
-NUMBERS = ("age", "hours", "capital", "education")
-FEATURES = (*STRINGS, *NUMBERS)
-
-# The same pipeline in every venv: fitted from the CSV, saved the way each server loads it.
-PIPELINE = f"""
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-STRINGS = {list(STRINGS)!r}
-NUMBERS = {list(NUMBERS)!r}
-
-
-def pipeline(max_iter=100, seed=0):
-    pre = ColumnTransformer([
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(STRINGS)),
-        ("num", StandardScaler(), list(NUMBERS)),
-    ])
-    return make_pipeline(pre, HistGradientBoostingClassifier(max_iter=max_iter, random_state=seed))
-"""
-
-TRAIN_PY = (
-    PIPELINE
-    + """
-
-def train(X, y, params, seed=0):
-    return pipeline(params.get("max_iter", 100), params.get("seed", seed)).fit(X[STRINGS + NUMBERS], y)
-"""
+from categorical_apps import (  # noqa: E402
+    BATCHING_FLOOR_APP,
+    CALIBRATE,
+    CASE_FLOOR,
+    CASE_FLOOR_APP,
+    FEATURES,
+    FIT_SAVE,
+    FLOOR_APP,
+    LOOPML_YAML,
+    NUMBERS,
+    ONE_FLOOR,
+    STRINGS,
+    TRAIN_PY,
 )
-
-LOOPML_YAML = """\
-project: benchcat
-data: {train: train.parquet, target: label, id: id}
-model: {name: benchcat, train: train.py:train}
-gates: {champion: {blocking: false}}
-deploy: {endpoint: benchcat}
-"""
-
-FIT_SAVE = (
-    PIPELINE
-    + """
-import sys, joblib, pandas as pd
-frame = pd.read_csv(sys.argv[1], dtype={c: str for c in STRINGS})
-X, y = frame[STRINGS + NUMBERS], frame["label"].to_numpy()
-model = pipeline().fit(X, y)
-if sys.argv[2] == "mlflow":
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-    mlflow.sklearn.save_model(
-        model, sys.argv[3], signature=infer_signature(X, y),
-        skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-    )
-else:
-    joblib.dump(model, sys.argv[3])
-"""
-)
-
-FLOOR_COMMON = """
-import asyncio, os, joblib, numpy as np, orjson, pandas as pd
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
-
-model = joblib.load(os.environ["FLOOR_MODEL"])
-names = list(model.feature_names_in_)
-classes = model.classes_.tolist()
-stats = {"calls": 0, "rows": 0}
-
-
-def frame(rows):
-    return pd.DataFrame({n: [r[n] for r in rows] for n in names}, columns=names)
-
-
-def answer(proba):
-    out = {"predictions": [classes[i] for i in proba.argmax(axis=1)], "probabilities": proba}
-    return Response(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY),
-                    media_type="application/json")
-
-
-async def health(request):
-    return Response(b"ok")
-
-
-async def get_stats(request):
-    return Response(orjson.dumps(stats), media_type="application/json")
-"""
-
-FLOOR_APP = (
-    FLOOR_COMMON
-    + """
-
-async def predict(request):
-    rows = orjson.loads(await request.body())["rows"]
-    proba = model.predict_proba(frame(rows))
-    stats["calls"] += 1
-    stats["rows"] += len(rows)
-    return answer(proba)
-
-app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
-                        Route("/stats", get_stats)])
-"""
-)
-
-# Requests wait in a list; one drain task yields to the loop while new ones keep arriving
-# (at most 64 or 2 ms), then predicts them all in one call, inline on the loop.
-BATCHING_FLOOR_APP = (
-    FLOOR_COMMON
-    + """
-pending = []
-draining = False
-
-
-async def drain():
-    global draining
-    loop = asyncio.get_running_loop()
-    try:
-        while pending:
-            deadline, size = loop.time() + 0.002, len(pending)
-            while size < 64 and loop.time() < deadline:
-                await asyncio.sleep(0)
-                if len(pending) == size:
-                    break
-                size = len(pending)
-            batch = pending[:64]
-            del pending[:64]
-            rows = [r for rs, _ in batch for r in rs]
-            proba = model.predict_proba(frame(rows))
-            stats["calls"] += 1
-            stats["rows"] += len(rows)
-            i = 0
-            for rs, fut in batch:
-                fut.set_result(proba[i:i + len(rs)])
-                i += len(rs)
-    finally:
-        draining = False
-
-
-async def predict(request):
-    global draining
-    rows = orjson.loads(await request.body())["rows"]
-    fut = asyncio.get_running_loop().create_future()
-    pending.append((rows, fut))
-    if not draining:
-        draining = True
-        asyncio.get_running_loop().create_task(drain())
-    return answer(await fut)
-
-app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health),
-                        Route("/stats", get_stats)])
-"""
-)
-
-CALIBRATE = f"""
-import json, os, sys, time, joblib, numpy as np, pandas as pd
-model = joblib.load(sys.argv[1])
-frame = pd.read_csv(sys.argv[2], dtype={{c: str for c in {list(STRINGS)!r}}})[list(model.feature_names_in_)]
-out = {{}}
-for n in (1, 2, 4, 8, 16, 32, 64, 128, 256):
-    X = frame.iloc[:n].copy()
-    runs = []
-    for _ in range(40):
-        t = time.thread_time()
-        model.predict_proba(X)
-        runs.append(time.thread_time() - t)
-    out[n] = float(np.median(runs))
-print(json.dumps(out))
-"""
+from categorical_report import report  # noqa: E402
+from harness import PY, REPO, running, sh, venv  # noqa: E402
+from run import wrk  # noqa: E402
 
 
 def data(work: Path) -> dict:
@@ -233,54 +84,176 @@ def data(work: Path) -> dict:
     return {c: (str(first[c]) if c in STRINGS else float(first[c])) for c in FEATURES}
 
 
+UVICORN = ("--http", "httptools", "--no-access-log", "--log-level", "warning")
+
+
+def floor_spec(work: Path, name: str, source: str, row: dict) -> dict:
+    folder = work / name
+    folder.mkdir(exist_ok=True)
+    (folder / "app.py").write_text(source)
+    models = {"FLOOR_MODEL": "model", "FLOOR_CANARY": "model_seed1", "FLOOR_SHADOW": "model_seed2"}
+    return {
+        "cmd": [PY, "-m", "uvicorn", "app:app", "--port", "{port}", "--loop", "uvloop", *UVICORN],
+        "cwd": folder,
+        "env": {k: str(work / f"{v}.joblib") for k, v in models.items()},
+        "path": "/predict",
+        "health": "/health",
+        "body": {"rows": [row]},
+        "headers": {},
+        "calls": "stats",
+    }
+
+
+MLFLOW = ("--env-manager", "local", "-h", "127.0.0.1", "-p", "{port}")
+
+
 def setup(work: Path, skip: set[str], rate_limit: float | None) -> dict[str, dict]:
     """Every server's command and request for the categorical case."""
     row = data(work)
-    model = work / "model.joblib"
-    harness.sh([harness.PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", str(model)])
-    rows = {"rows": [row]}
+    sh([PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", str(work / "model.joblib")])
+    for seed in (1, 2):  # the case floor's canary and shadow, as loopml's three versions
+        out = str(work / f"model_seed{seed}.joblib")
+        sh([PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", out, str(seed)])
     servers = {
-        "per-request floor": harness.floor_spec(
-            work / "floor", FLOOR_APP, model, rows, calls="stats"
-        ),
-        "batching floor": harness.floor_spec(
-            work / "batching_floor", BATCHING_FLOOR_APP, model, rows, calls="stats"
-        ),
+        "per-request floor": floor_spec(work, "floor", FLOOR_APP, row),
+        ONE_FLOOR: floor_spec(work, "batching_floor", BATCHING_FLOOR_APP, row),
+        CASE_FLOOR: floor_spec(work, "case_floor", CASE_FLOOR_APP, row),
     }
-    # three versions trained by loopml's own pipeline: champion, 10% canary, one shadow; the
-    # key as a user makes it, with --rate-limit a limit of its own
-    params = [{"max_iter": 100, "seed": seed} for seed in (0, 1, 2)]
-    proj = harness.train_and_deploy(work, TRAIN_PY, LOOPML_YAML, params)
-    key = harness.predictor_key(proj, rate_limit)
-    servers["loopml"] = harness.loopml_spec(proj, "benchcat", key, rows, calls="metrics")
+    servers["loopml"] = loopml_spec(work, row, rate_limit)
     if "mlflow" not in skip:
-        body = {"dataframe_split": {"columns": list(FEATURES), "data": [list(row.values())]}}
-        servers["mlflow (dataframe_split)"] = harness.mlflow_spec(
-            work, FIT_SAVE, "mlflow", body, stderr=subprocess.DEVNULL
-        )
+        py = venv("mlflow", ["mlflow", "scikit-learn==1.9.1"])
+        model_dir = work / "mlflow_model"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        sh([str(py), "-c", FIT_SAVE, str(work / "train.csv"), "mlflow", str(model_dir)])
+        servers["mlflow (dataframe_split)"] = {
+            "cmd": [str(py.parent / "mlflow"), "models", "serve", "-m", str(model_dir), *MLFLOW],
+            "cwd": work,
+            "env": {"PATH": f"{py.parent}:{os.environ['PATH']}"},
+            "path": "/invocations",
+            "health": "/ping",
+            "body": {"dataframe_split": {"columns": list(FEATURES), "data": [list(row.values())]}},
+            "headers": {},
+            "stderr": subprocess.DEVNULL,
+        }
     if "mlserver" not in skip:
-        inputs = [
-            {"name": c, "shape": [1], "datatype": "BYTES", "data": [row[c]]}
-            | {"parameters": {"content_type": "str"}}
-            for c in STRINGS
-        ] + [{"name": c, "shape": [1], "datatype": "FP64", "data": [row[c]]} for c in NUMBERS]
-        body = {"parameters": {"content_type": "pd"}, "inputs": inputs}
-        servers["mlserver"] = harness.mlserver_spec(
-            work, FIT_SAVE, "cat", body, stderr=subprocess.DEVNULL
-        )
+        servers["mlserver"] = mlserver_spec(work, row)
     return servers
+
+
+def loopml_spec(work: Path, row: dict, rate_limit: float | None) -> dict:
+    """Three versions trained by loopml's own pipeline: champion, 10% canary, one shadow."""
+    from loopml.config import load_config
+    from loopml.store import Store
+    from loopml.train import run
+
+    proj = work / "loopml"
+    if proj.exists():
+        shutil.rmtree(proj)
+    proj.mkdir()
+    shutil.copy(work / "train.parquet", proj / "train.parquet")
+    (proj / "train.py").write_text(TRAIN_PY)
+    (proj / "loopml.yaml").write_text(LOOPML_YAML)
+    cfg = load_config(proj)
+    store = Store(cfg.store_url)
+    ids = []
+    for seed in (0, 1, 2):
+        cfg.model.params = {"max_iter": 100, "seed": seed}
+        ids.append(run(cfg, store=store).version["id"])
+    store.endpoints.deploy("benchcat", store.versions.get(ids[0]), actor="bench")
+    store.endpoints.deploy("benchcat", store.versions.get(ids[1]), actor="bench", canary=10)
+    store.endpoints.deploy("benchcat", store.versions.get(ids[2]), actor="bench", shadow=True)
+    store.close()
+    # the key as a user makes it; with --rate-limit it has a limit of its own
+    create = [PY, "-m", "loopml.cli", "-c", str(proj), "keys", "create", "--role", "predictor"]
+    if rate_limit:
+        create += ["--rate-limit", f"{rate_limit:g}"]
+    out = subprocess.run(create, capture_output=True, text=True, check=True).stdout
+    key = out.strip().splitlines()[-1]
+    return {
+        "cmd": [PY, "-m", "loopml.cli", "-c", str(proj), "serve", "--port", "{port}"],
+        "cwd": proj,
+        "env": {},
+        "path": "/v1/endpoints/benchcat/predict",
+        "health": "/v2/health/ready",
+        "body": {"rows": [row]},
+        "headers": {"Authorization": f"Bearer {key}"},
+        "stderr": subprocess.DEVNULL,
+        "calls": "metrics",
+    }
+
+
+def mlserver_spec(work: Path, row: dict) -> dict:
+    py = venv("mlserver", ["mlserver", "mlserver-sklearn", "uvloop<0.22", "scikit-learn==1.9.1"])
+    msdir = work / "mlserver"
+    (msdir / "cat").mkdir(parents=True, exist_ok=True)
+    sh(
+        [
+            str(py),
+            "-c",
+            FIT_SAVE,
+            str(work / "train.csv"),
+            "joblib",
+            str(msdir / "cat/model.joblib"),
+        ]
+    )
+    settings = {
+        "name": "cat",
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib"},
+    }
+    (msdir / "cat" / "model-settings.json").write_text(json.dumps(settings))
+    inputs = [
+        {"name": c, "shape": [1], "datatype": "BYTES", "data": [row[c]]}
+        | {"parameters": {"content_type": "str"}}
+        for c in STRINGS
+    ] + [{"name": c, "shape": [1], "datatype": "FP64", "data": [row[c]]} for c in NUMBERS]
+    return {
+        "cmd": [str(py.parent / "mlserver"), "start", str(msdir)],
+        "cwd": msdir,
+        "env": {
+            "MLSERVER_HTTP_PORT": "{port}",
+            "MLSERVER_GRPC_PORT": "{grpc}",
+            "MLSERVER_METRICS_PORT": "{metrics}",
+            "MLSERVER_PARALLEL_WORKERS": "0",
+            "MLSERVER_DEBUG": "false",
+            "MLSERVER_HOST": "127.0.0.1",
+            "PATH": f"{py.parent}:{os.environ['PATH']}",
+        },
+        "path": "/v2/models/cat/infer",
+        "health": "/v2/models/cat/ready",
+        "body": {"parameters": {"content_type": "pd"}, "inputs": inputs},
+        "headers": {},
+        "stderr": subprocess.DEVNULL,
+    }
 
 
 # -- measuring --------------------------------------------------------------------------------
 
 
+def tree_cpu(pgid: int) -> float:
+    """utime + stime (seconds) of every live process in the server's session."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == pgid:  # field 5, pgrp (0-based 3 after pid and comm)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def model_calls(base: str, spec: dict) -> tuple[float, float] | None:
     """(calls, rows) of the model so far, where the server counts them."""
     if spec.get("calls") == "stats":
-        s = httpx.get(base + "/stats").json()
+        s = httpx.get(base + "/stats", timeout=60).json()
         return float(s["calls"]), float(s["rows"])
     if spec.get("calls") == "metrics":
-        text = httpx.get(base + "/metrics").text
+        text = httpx.get(base + "/metrics", timeout=60).text
         calls = sum(
             float(v) for v in re.findall(r"^loopml_batch_size_count\{.*\} (\S+)$", text, re.M)
         )
@@ -298,7 +271,7 @@ def calibrate(work: Path) -> tuple[float, float]:
             "taskset",
             "-c",
             "0",
-            harness.PY,
+            PY,
             "-c",
             CALIBRATE,
             str(work / "model.joblib"),
@@ -328,16 +301,16 @@ def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[floa
     results: dict[tuple[str, int], dict] = {}
     for name, spec in servers.items():
         print(f"== {name} (load average {load_average()})", flush=True)
-        with harness.running(spec) as base:
+        with running(spec) as base:
             for conns in (16, 64):
                 snap: dict[str, object] = {}
 
                 def before(spec=spec, base=base, snap=snap) -> None:
-                    snap["cpu"] = harness.session_cpu(spec["pgid"])
+                    snap["cpu"] = tree_cpu(spec["pgid"])
                     snap["calls"] = model_calls(base, spec)
 
                 res = wrk(base + spec["path"], spec, conns, seconds, work, between=before)
-                cpu = harness.session_cpu(spec["pgid"]) - snap["cpu"]
+                cpu = tree_cpu(spec["pgid"]) - snap["cpu"]
                 ok = max(res["total"] - res["errors"], 1)
                 after = model_calls(base, spec)
                 if after is not None and snap["calls"] is not None:
@@ -348,6 +321,7 @@ def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[floa
                 res["cpu_ms"] = cpu / ok * 1000
                 res["model_ms"] = (cost[0] * calls + cost[1] * rows) / ok * 1000
                 res["calls_per_req"] = calls / ok
+                res["load"] = float(load_average().split()[0])  # 1-minute, after the level
                 results[name, conns] = res
                 print(
                     f"   c{conns}: {res['rps']:.0f} req/s  p50 {res['p50']:.1f} ms  "
@@ -357,41 +331,6 @@ def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[floa
                     flush=True,
                 )
     return results
-
-
-def report(results: dict[tuple[str, int], dict], seconds: int) -> None:
-    print(f"\n{seconds} s per level; servers on core 0, wrk on core 1 (req/s counts 2xx only)")
-    print("CPU per request: server process tree; model = calibrated predict_proba cost * calls;")
-    print("platform = CPU - model\n")
-    print(
-        "| server | conc | req/s | p50 ms | p99 ms | errors | CPU ms/req | model ms/req "
-        "| platform ms/req | loopml / this |"
-    )
-    print("|---" * 10 + "|")
-    for (name, conns), r in results.items():
-        lm = results.get(("loopml", conns))
-        ratio = f"{lm['rps'] / r['rps']:.2f}x" if lm and r["rps"] else "-"
-        print(
-            f"| {name} | {conns} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-            f"{r['errors']} | {r['cpu_ms']:.2f} | {r['model_ms']:.2f} | "
-            f"{r['cpu_ms'] - r['model_ms']:.2f} | {ratio} |"
-        )
-    goals = (
-        ("batching floor", 0.8, "{:.0%}", "80%"),
-        ("mlflow (dataframe_split)", 20, "{:.1f}x", "20x"),
-        ("mlserver", 10, "{:.1f}x", "10x"),
-    )
-    for conns in (16, 64):
-        lm = results.get(("loopml", conns))
-        if not lm:
-            continue
-        parts = []
-        for other, goal, fmt, label in goals:
-            if (other, conns) in results and results[other, conns]["rps"]:
-                x = lm["rps"] / results[other, conns]["rps"]
-                met = "met" if x >= goal else "NOT met"
-                parts.append(f"vs {other} {fmt.format(x)} (goal >= {label}: {met})")
-        print(f"c{conns}: loopml " + "; ".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         default=1e6,
         help="the loopml key's own rate limit in requests/s (0: the server default, 1000/s)",
     )
-    p.add_argument("--work", default=str(harness.REPO / "bench" / ".work" / "serving_categorical"))
+    p.add_argument(
+        "--repeat", type=int, default=1, help="measure every server N times (median, min-max)"
+    )
+    p.add_argument("--work", default=str(REPO / "bench" / ".work" / "serving_categorical"))
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -420,8 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         servers = {k: v for k, v in servers.items() if k in keep}
     cost = calibrate(work)
     t0 = time.time()
-    results = measure(servers, seconds, work, cost)
-    report(results, seconds)
+    runs = []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            print(f"\n#### run {i + 1} of {args.repeat}", flush=True)
+        runs.append(measure(servers, seconds, work, cost))
+        report(runs[-1:], seconds)
+    if args.repeat > 1:
+        print(f"\n#### all {args.repeat} runs: median (min-max)")
+        report(runs, seconds)
     print(f"\nload average at end: {load_average()} ({time.time() - t0:.0f} s of load)")
     return 0
 

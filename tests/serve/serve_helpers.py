@@ -4,6 +4,7 @@ real server on 127.0.0.1 (in a thread, or as a ``loopml serve`` subprocess)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -131,7 +132,6 @@ async def serving(settings: Any) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]
 
 async def predict_each(client: httpx.AsyncClient, key: str, bodies: Any) -> list[httpx.Response]:
     """One predict request to endpoint 'credit' per list of rows in ``bodies``, all at once."""
-    import asyncio
 
     return await asyncio.gather(
         *(
@@ -144,7 +144,6 @@ async def predict_each(client: httpx.AsyncClient, key: str, bodies: Any) -> list
 async def off_path_done(app: Any, tries: int = 100) -> None:
     """Wait (``tries`` x 20 ms at most) for the shadow and paired answers the runtime computes
     off the response path."""
-    import asyncio
 
     for _ in range(tries):
         if not app.state.runtime._shadow_tasks:

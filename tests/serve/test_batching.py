@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -117,6 +118,51 @@ def _auto_after_three_batches(predict) -> MicroBatcher:
 
     asyncio.run(run())
     return batcher
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_lane_holds_other_batches_while_one_predicts(shared):
+    """Guards the lane: while one version's batch predicts, the other versions of the model
+    keep queueing and predict in one call after it, instead of one call each."""
+    started, release = threading.Event(), threading.Event()
+    calls: dict[str, list[int]] = {"a": [], "b": []}
+
+    def slow(items):
+        started.set()
+        release.wait(10)
+        calls["a"].append(len(items))
+        return items
+
+    def fast(items):
+        calls["b"].append(len(items))
+        return items
+
+    lanes = (asyncio.Lock(), asyncio.Lock())
+    a = MicroBatcher(slow, executor="thread", lane=lanes[0])
+    b = MicroBatcher(fast, executor="thread", lane=lanes[0] if shared else lanes[1])
+
+    async def run():
+        first = asyncio.ensure_future(a.submit(0))
+        for _ in range(5000):  # until a's batch is predicting
+            if started.is_set():
+                break
+            await asyncio.sleep(0.001)
+        others = []
+        for i in range(5):  # arrivals spread over loop turns: each would be a batch alone
+            others.append(asyncio.ensure_future(b.submit(i)))
+            await asyncio.sleep(0.01)
+        held = list(calls["b"])
+        release.set()
+        return held, await first, await asyncio.gather(*others)
+
+    held, first, others = asyncio.run(run())
+    a.close()
+    b.close()
+    assert first == 0 and others == list(range(5))
+    if shared:
+        assert held == [] and calls["b"] == [5]
+    else:
+        assert held == calls["b"] and len(held) > 1
 
 
 def test_auto_moves_slow_models_to_the_thread():

@@ -63,3 +63,21 @@ async def test_shadow_predicts_in_fewer_calls_than_the_routed_version(
     # the champion's warm-up call is not counted by the batcher; neither is the shadow's
     assert count(versions["champion"]) == 20
     assert count(versions["spare"]) <= 5
+
+
+async def test_paired_rows_join_the_champions_routed_batches(settings, keys, store, versions):
+    """Guards the canary's paired rows against a predict call of their own: they join the
+    champion's routed batcher, never its patient (shadow) one."""
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["canary"]), actor="test", canary=50
+    )
+    async with h.serving(settings) as (app, c):
+        rs = await h.predict_each(c, keys["predictor"], [[h.row(i)] for i in range(40)])
+        assert {r.status_code for r in rs} == {200}
+        assert any(r.json()["model_version"] == versions["canary"] for r in rs)
+        await h.off_path_done(app)
+        champion = app.state.runtime.pool.get(versions["champion"])
+        assert champion.shadow_batcher is not None
+        assert not champion.shadow_batcher.batch_sizes
+        routed = sum(n * k for n, k in champion.batcher.batch_sizes.items())
+    assert routed == 40  # its own rows and the canary's paired ones, one item each

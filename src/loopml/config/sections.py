@@ -256,7 +256,7 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_batch_size: int = Field(64, ge=1)
     max_batch_wait_ms: float = Field(2.0, ge=0)
-    shadow_batch_wait_ms: float = Field(50.0, ge=0)  # shadows gather this long per predict call
+    shadow_batch_wait_ms: float = Field(200.0, ge=0)  # shadows gather this long per predict call
     durable_log: bool = True
     auth: bool = True
     rate_limit_per_s: float = Field(1000.0, gt=0)

@@ -212,7 +212,9 @@ class Monitoring:
     ) -> dict[str, list[Any]]:
         """The named summary columns of an endpoint's windows in time order, as lists (no dict
         per row: a year of hourly windows reads in tens of milliseconds for the charts)."""
-        q = _of_windows(select(*(monitor_windows.c[n] for n in names)), endpoint, version, role, since, until)
+        q = _of_windows(
+            select(*(monitor_windows.c[n] for n in names)), endpoint, version, role, since, until
+        )
         q = q.order_by(W.start, W.id)
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(*_compiled(conn, q)).fetchall()

@@ -168,6 +168,9 @@ class ModelPool:
         self._loading: dict[int, asyncio.Future[Loaded]] = {}
         # versions clients pinned outside the traffic table, newest last (kept loaded)
         self.pinned: dict[int, None] = {}
+        # one lane per registered model: its versions (an endpoint's champion, canary and
+        # shadows) predict one batch at a time (see MicroBatcher's ``lane``)
+        self.lanes: dict[str, asyncio.Lock] = {}
 
     def pin(self, version_id: int) -> None:
         """Keep ``version_id`` loaded for pinned requests (the oldest of more than
@@ -231,14 +234,19 @@ class ModelPool:
                 field="version",
             )
         predict = fast_predictor(model, validator, predict, signature) or predict
+        lane = self.lanes.setdefault(str(row["model"]), asyncio.Lock())
         batcher: MicroBatcher[Batch, Any] = MicroBatcher(
-            predict, max_batch_size=s.serve.max_batch_size, max_wait_ms=s.serve.max_batch_wait_ms
+            predict,
+            max_batch_size=s.serve.max_batch_size,
+            max_wait_ms=s.serve.max_batch_wait_ms,
+            lane=lane,
         )
         shadow = MicroBatcher(
             predict,
             max_batch_size=max(4 * s.serve.max_batch_size, 256),
             max_wait_ms=s.serve.shadow_batch_wait_ms,
             patient=True,
+            lane=lane,
         )
         inputs = repr((signature.columns, validator.extra, validator.unseen, validator.nullable))
         return Loaded(

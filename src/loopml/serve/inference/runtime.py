@@ -9,8 +9,9 @@ waits for its fsync) -> count. Shadows predict with their own batcher, validatin
 their own signature unless it takes the same inputs as the routed version's (then the routed
 batch is reused); their answers are logged with role ``shadow`` under the caller's request
 ids, in the same log, without the caller waiting for them. A request routed to the canary is
-also scored by the serving champion the same way, logged with role ``paired``, so a rollout
-judges challenger and champion on the same rows.
+also scored by the serving champion off the response path, logged with role ``paired``, so a
+rollout judges challenger and champion on the same rows; those rows join the champion's own
+batches rather than a call of their own.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from loopml.logs.predlog import PredictionLog
 from loopml.serve.access.auth import Authenticator
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.http.refusals import Refusals, classify, request_rows
+from loopml.serve.inference.batching import MicroBatcher
 from loopml.serve.inference.pinning import pinned
 from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool, model_failed
 from loopml.serve.inference.request_rows import Batch
@@ -350,7 +352,7 @@ class Runtime:
             if batch is None:
                 features, _ = split_context(columns, loaded.names, self.settings.context_columns)
                 batch = loaded.validator.validate(features)
-            result = await (loaded.shadow_batcher or loaded.batcher).submit(batch)
+            result = await self._batcher_for(loaded, role).submit(batch)
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(
@@ -359,6 +361,16 @@ class Runtime:
         except Exception as exc:
             self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()
             log.debug("shadow version %s of %s failed: %s", loaded.id, endpoint, exc)
+
+    @staticmethod
+    def _batcher_for(loaded: Loaded, role: str) -> MicroBatcher[Batch, Any]:
+        """Where an off-path prediction joins: the champion's paired rows join its routed
+        batches (under load it predicts one about every request anyway, and a few more rows
+        cost next to nothing: a pipeline's predict is about flat in the row count), while a
+        shadow's gather in its patient batcher (a call of their own per window)."""
+        if role == "paired":
+            return loaded.batcher
+        return loaded.shadow_batcher or loaded.batcher
 
     # -- labels ---------------------------------------------------------------------------------
 
