@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.append(str(HERE.parent))  # bench/, for harness
 
+import harness  # noqa: E402
 from categorical_apps import (  # noqa: E402
     BATCHING_FLOOR_APP,
     CALIBRATE,
@@ -57,7 +58,6 @@ from categorical_apps import (  # noqa: E402
     TRAIN_PY,
 )
 from categorical_report import report  # noqa: E402
-from harness import PY, REPO, running, sh, venv  # noqa: E402
 from run import wrk  # noqa: E402
 
 
@@ -84,167 +84,57 @@ def data(work: Path) -> dict:
     return {c: (str(first[c]) if c in STRINGS else float(first[c])) for c in FEATURES}
 
 
-UVICORN = ("--http", "httptools", "--no-access-log", "--log-level", "warning")
-
-
-def floor_spec(work: Path, name: str, source: str, row: dict) -> dict:
-    folder = work / name
-    folder.mkdir(exist_ok=True)
-    (folder / "app.py").write_text(source)
-    models = {"FLOOR_MODEL": "model", "FLOOR_CANARY": "model_seed1", "FLOOR_SHADOW": "model_seed2"}
-    return {
-        "cmd": [PY, "-m", "uvicorn", "app:app", "--port", "{port}", "--loop", "uvloop", *UVICORN],
-        "cwd": folder,
-        "env": {k: str(work / f"{v}.joblib") for k, v in models.items()},
-        "path": "/predict",
-        "health": "/health",
-        "body": {"rows": [row]},
-        "headers": {},
-        "calls": "stats",
-    }
-
-
-MLFLOW = ("--env-manager", "local", "-h", "127.0.0.1", "-p", "{port}")
-
-
 def setup(work: Path, skip: set[str], rate_limit: float | None) -> dict[str, dict]:
     """Every server's command and request for the categorical case."""
     row = data(work)
-    sh([PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", str(work / "model.joblib")])
-    for seed in (1, 2):  # the case floor's canary and shadow, as loopml's three versions
-        out = str(work / f"model_seed{seed}.joblib")
-        sh([PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", out, str(seed)])
-    servers = {
-        "per-request floor": floor_spec(work, "floor", FLOOR_APP, row),
-        ONE_FLOOR: floor_spec(work, "batching_floor", BATCHING_FLOOR_APP, row),
-        CASE_FLOOR: floor_spec(work, "case_floor", CASE_FLOOR_APP, row),
+    for seed in (0, 1, 2):  # the case floor's champion, canary and shadow, as loopml's three
+        out = work / ("model.joblib" if seed == 0 else f"model_seed{seed}.joblib")
+        harness.sh(
+            [harness.PY, "-c", FIT_SAVE, str(work / "train.csv"), "joblib", str(out), str(seed)]
+        )
+    rows = {"rows": [row]}
+    env = {
+        "FLOOR_MODEL": str(work / "model.joblib"),
+        "FLOOR_CANARY": str(work / "model_seed1.joblib"),
+        "FLOOR_SHADOW": str(work / "model_seed2.joblib"),
     }
-    servers["loopml"] = loopml_spec(work, row, rate_limit)
+    model = work / "model.joblib"
+    servers = {
+        "per-request floor": harness.floor_spec(
+            work / "floor", FLOOR_APP, model, rows, calls="stats"
+        ),
+        ONE_FLOOR: harness.floor_spec(
+            work / "batching_floor", BATCHING_FLOOR_APP, model, rows, calls="stats"
+        ),
+        CASE_FLOOR: harness.floor_spec(
+            work / "case_floor", CASE_FLOOR_APP, model, rows, calls="stats", env=env
+        ),
+    }
+    # three versions trained by loopml's own pipeline: champion, 10% canary, one shadow; the
+    # key as a user makes it, with --rate-limit a limit of its own
+    params = [{"max_iter": 100, "seed": seed} for seed in (0, 1, 2)]
+    proj = harness.train_and_deploy(work, TRAIN_PY, LOOPML_YAML, params)
+    key = harness.predictor_key(proj, rate_limit)
+    servers["loopml"] = harness.loopml_spec(proj, "benchcat", key, rows, calls="metrics")
     if "mlflow" not in skip:
-        py = venv("mlflow", ["mlflow", "scikit-learn==1.9.1"])
-        model_dir = work / "mlflow_model"
-        shutil.rmtree(model_dir, ignore_errors=True)
-        sh([str(py), "-c", FIT_SAVE, str(work / "train.csv"), "mlflow", str(model_dir)])
-        servers["mlflow (dataframe_split)"] = {
-            "cmd": [str(py.parent / "mlflow"), "models", "serve", "-m", str(model_dir), *MLFLOW],
-            "cwd": work,
-            "env": {"PATH": f"{py.parent}:{os.environ['PATH']}"},
-            "path": "/invocations",
-            "health": "/ping",
-            "body": {"dataframe_split": {"columns": list(FEATURES), "data": [list(row.values())]}},
-            "headers": {},
-            "stderr": subprocess.DEVNULL,
-        }
+        body = {"dataframe_split": {"columns": list(FEATURES), "data": [list(row.values())]}}
+        servers["mlflow (dataframe_split)"] = harness.mlflow_spec(
+            work, FIT_SAVE, "mlflow", body, stderr=subprocess.DEVNULL
+        )
     if "mlserver" not in skip:
-        servers["mlserver"] = mlserver_spec(work, row)
+        inputs = [
+            {"name": c, "shape": [1], "datatype": "BYTES", "data": [row[c]]}
+            | {"parameters": {"content_type": "str"}}
+            for c in STRINGS
+        ] + [{"name": c, "shape": [1], "datatype": "FP64", "data": [row[c]]} for c in NUMBERS]
+        body = {"parameters": {"content_type": "pd"}, "inputs": inputs}
+        servers["mlserver"] = harness.mlserver_spec(
+            work, FIT_SAVE, "cat", body, stderr=subprocess.DEVNULL
+        )
     return servers
 
 
-def loopml_spec(work: Path, row: dict, rate_limit: float | None) -> dict:
-    """Three versions trained by loopml's own pipeline: champion, 10% canary, one shadow."""
-    from loopml.config import load_config
-    from loopml.store import Store
-    from loopml.train import run
-
-    proj = work / "loopml"
-    if proj.exists():
-        shutil.rmtree(proj)
-    proj.mkdir()
-    shutil.copy(work / "train.parquet", proj / "train.parquet")
-    (proj / "train.py").write_text(TRAIN_PY)
-    (proj / "loopml.yaml").write_text(LOOPML_YAML)
-    cfg = load_config(proj)
-    store = Store(cfg.store_url)
-    ids = []
-    for seed in (0, 1, 2):
-        cfg.model.params = {"max_iter": 100, "seed": seed}
-        ids.append(run(cfg, store=store).version["id"])
-    store.endpoints.deploy("benchcat", store.versions.get(ids[0]), actor="bench")
-    store.endpoints.deploy("benchcat", store.versions.get(ids[1]), actor="bench", canary=10)
-    store.endpoints.deploy("benchcat", store.versions.get(ids[2]), actor="bench", shadow=True)
-    store.close()
-    # the key as a user makes it; with --rate-limit it has a limit of its own
-    create = [PY, "-m", "loopml.cli", "-c", str(proj), "keys", "create", "--role", "predictor"]
-    if rate_limit:
-        create += ["--rate-limit", f"{rate_limit:g}"]
-    out = subprocess.run(create, capture_output=True, text=True, check=True).stdout
-    key = out.strip().splitlines()[-1]
-    return {
-        "cmd": [PY, "-m", "loopml.cli", "-c", str(proj), "serve", "--port", "{port}"],
-        "cwd": proj,
-        "env": {},
-        "path": "/v1/endpoints/benchcat/predict",
-        "health": "/v2/health/ready",
-        "body": {"rows": [row]},
-        "headers": {"Authorization": f"Bearer {key}"},
-        "stderr": subprocess.DEVNULL,
-        "calls": "metrics",
-    }
-
-
-def mlserver_spec(work: Path, row: dict) -> dict:
-    py = venv("mlserver", ["mlserver", "mlserver-sklearn", "uvloop<0.22", "scikit-learn==1.9.1"])
-    msdir = work / "mlserver"
-    (msdir / "cat").mkdir(parents=True, exist_ok=True)
-    sh(
-        [
-            str(py),
-            "-c",
-            FIT_SAVE,
-            str(work / "train.csv"),
-            "joblib",
-            str(msdir / "cat/model.joblib"),
-        ]
-    )
-    settings = {
-        "name": "cat",
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib"},
-    }
-    (msdir / "cat" / "model-settings.json").write_text(json.dumps(settings))
-    inputs = [
-        {"name": c, "shape": [1], "datatype": "BYTES", "data": [row[c]]}
-        | {"parameters": {"content_type": "str"}}
-        for c in STRINGS
-    ] + [{"name": c, "shape": [1], "datatype": "FP64", "data": [row[c]]} for c in NUMBERS]
-    return {
-        "cmd": [str(py.parent / "mlserver"), "start", str(msdir)],
-        "cwd": msdir,
-        "env": {
-            "MLSERVER_HTTP_PORT": "{port}",
-            "MLSERVER_GRPC_PORT": "{grpc}",
-            "MLSERVER_METRICS_PORT": "{metrics}",
-            "MLSERVER_PARALLEL_WORKERS": "0",
-            "MLSERVER_DEBUG": "false",
-            "MLSERVER_HOST": "127.0.0.1",
-            "PATH": f"{py.parent}:{os.environ['PATH']}",
-        },
-        "path": "/v2/models/cat/infer",
-        "health": "/v2/models/cat/ready",
-        "body": {"parameters": {"content_type": "pd"}, "inputs": inputs},
-        "headers": {},
-        "stderr": subprocess.DEVNULL,
-    }
-
-
 # -- measuring --------------------------------------------------------------------------------
-
-
-def tree_cpu(pgid: int) -> float:
-    """utime + stime (seconds) of every live process in the server's session."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == pgid:  # field 5, pgrp (0-based 3 after pid and comm)
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
 
 
 def model_calls(base: str, spec: dict) -> tuple[float, float] | None:
@@ -271,7 +161,7 @@ def calibrate(work: Path) -> tuple[float, float]:
             "taskset",
             "-c",
             "0",
-            PY,
+            harness.PY,
             "-c",
             CALIBRATE,
             str(work / "model.joblib"),
@@ -301,16 +191,16 @@ def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[floa
     results: dict[tuple[str, int], dict] = {}
     for name, spec in servers.items():
         print(f"== {name} (load average {load_average()})", flush=True)
-        with running(spec) as base:
+        with harness.running(spec) as base:
             for conns in (16, 64):
                 snap: dict[str, object] = {}
 
                 def before(spec=spec, base=base, snap=snap) -> None:
-                    snap["cpu"] = tree_cpu(spec["pgid"])
+                    snap["cpu"] = harness.session_cpu(spec["pgid"])
                     snap["calls"] = model_calls(base, spec)
 
                 res = wrk(base + spec["path"], spec, conns, seconds, work, between=before)
-                cpu = tree_cpu(spec["pgid"]) - snap["cpu"]
+                cpu = harness.session_cpu(spec["pgid"]) - snap["cpu"]
                 ok = max(res["total"] - res["errors"], 1)
                 after = model_calls(base, spec)
                 if after is not None and snap["calls"] is not None:
@@ -349,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeat", type=int, default=1, help="measure every server N times (median, min-max)"
     )
-    p.add_argument("--work", default=str(REPO / "bench" / ".work" / "serving_categorical"))
+    p.add_argument("--work", default=str(harness.REPO / "bench" / ".work" / "serving_categorical"))
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")

@@ -21,7 +21,7 @@ not traffic: they resolve only when their condition clears and never make an end
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from loopml.config import AlertRule, Config
@@ -93,20 +93,10 @@ def evaluate(
     events: list[dict[str, Any]] = []
     for rule in rules_of(cfg):
         verdicts = [judge(rule, r, cfg, baseline) for r in series]
-        for s in sorted(set(starts)):
-            i = position.get(s)
-            if i is None or verdicts[i][0] is None:
-                continue
-            judged = [j for j in range(i + 1) if verdicts[j][0] is not None][-rule.m :]
-            hits = sum(bool(verdicts[j][0]) for j in judged)
-            row, ev = series[i], dict(verdicts[i][1])
-            ev.update(
-                k=rule.k,
-                m=rule.m,
-                windows=[series[j]["id"] for j in judged],
-                breached=[series[j]["id"] for j in judged if verdicts[j][0]],
-                window={"id": row["id"], "start": row["start"], "end": row["end"]},
-            )
+        ids = [r["id"] for r in series]
+        for i, ev, hits in persisted(rule, verdicts, starts, position, ids):
+            row = series[i]
+            ev["window"] = {"id": row["id"], "start": row["start"], "end": row["end"]}
             if rule.on == "drift" and verdicts[i][0]:
                 ev["drifted_columns"] = (mon.window(row["id"])["results"].get("drift") or {}).get(
                     "drifted_columns"
@@ -118,6 +108,32 @@ def evaluate(
             if event:
                 events.append(event)
     return events
+
+
+def persisted(
+    rule: AlertRule,
+    verdicts: Sequence[tuple[bool | None, dict[str, Any]]],
+    starts: Sequence[float],
+    position: Mapping[float, int],
+    ids: Sequence[Any],
+) -> Iterator[tuple[int, dict[str, Any], int]]:
+    """k of m persistence: at each changed window (by start, in time order) that has a verdict,
+    its position, its evidence with the last ``rule.m`` judged windows (``ids``) and the
+    breached ones among them, and the number of breaches."""
+    for s in sorted(set(starts)):
+        i = position.get(s)
+        if i is None or verdicts[i][0] is None:
+            continue
+        judged = [j for j in range(i + 1) if verdicts[j][0] is not None][-rule.m :]
+        breached = [j for j in judged if verdicts[j][0]]
+        ev = dict(verdicts[i][1])
+        ev.update(
+            k=rule.k,
+            m=rule.m,
+            windows=[ids[j] for j in judged],
+            breached=[ids[j] for j in breached],
+        )
+        yield i, ev, len(breached)
 
 
 def _apply(

@@ -11,33 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from loopml.store import Store
+from loopml.store.monitoring import SUMMARY
 from loopml.store.rows import AlertRow, WindowRow, WindowSummary
 
-SERIES = (
-    "start",
-    "end",
-    "version",
-    "role",
-    "rows",
-    "labels",
-    "metric",
-    "accuracy",
-    "estimated_accuracy",
-    "performance",
-    "estimated_performance",
-    "drift_score",
-    "n_drifted",
-    "prediction_drift",
-    "quality_errors",
-    "fairness_ratio",
-    "latency_p50",
-    "latency_p99",
-    "errors",
-    "estimate_status",
-    "label_drift",
-    "base_rate",
-    "multivariate_auc",
-)
+# the summary columns a chart plots: every one but the keys and the flags it derives itself
+SERIES = tuple(c for c in SUMMARY if c not in {"id", "endpoint", "drifted", "quality_warnings"})
 
 
 def timeseries(

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from loopml.config import AlertRule, Config
 from loopml.logs.layout import PREDICTIONS, REFUSED
-from loopml.monitor.alerts import _apply, rules_of
+from loopml.monitor.alerts import _apply, persisted, rules_of
 from loopml.monitor.webhooks import Delivery
 from loopml.store import Store
 from loopml.store.rows import RefusedWindow
@@ -185,21 +185,11 @@ def evaluate(
     events: list[dict[str, Any]] = []
     for rule in rules:
         verdicts = [judge(rule, r) for r in series]
-        for s in sorted(set(starts)):
-            i = position.get(s)
-            if i is None or verdicts[i][0] is None:
-                continue
-            judged = [j for j in range(i + 1) if verdicts[j][0] is not None][-rule.m :]
-            hits = sum(bool(verdicts[j][0]) for j in judged)
-            row = {**series[i], "id": f"refused:{series[i]['id']}"}
-            ev = dict(verdicts[i][1])
-            ev.update(
-                k=rule.k,
-                m=rule.m,
-                windows=[f"refused:{series[j]['id']}" for j in judged],
-                breached=[f"refused:{series[j]['id']}" for j in judged if verdicts[j][0]],
-                window={"refused": series[i]["id"], "start": s, "end": series[i]["end"]},
-            )
+        ids = [f"refused:{r['id']}" for r in series]
+        for i, ev, hits in persisted(rule, verdicts, starts, position, ids):
+            s = series[i]["start"]
+            row = {**series[i], "id": ids[i]}
+            ev["window"] = {"refused": series[i]["id"], "start": s, "end": series[i]["end"]}
             same = store.monitoring.series(endpoint, since=s, until=s + 1e-6)
             linked = next((w["id"] for w in same if w["role"] == "champion"), None)
             linked = linked if linked is not None or not same else same[0]["id"]
