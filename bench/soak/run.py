@@ -37,11 +37,13 @@ import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -145,6 +147,12 @@ def server_quantile(before: dict[float, float], after: dict[float, float], q: fl
     return float("inf")
 
 
+def waiting_seconds(pid: int) -> float:
+    """Time the server's main thread (the event loop) spent runnable but waiting for a CPU
+    (``/proc/PID/schedstat``, second field): the box starving it, not the server being slow."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -232,6 +240,8 @@ def paced(
         "latency_ms": nums[ok, 1] / 1000,
         "lag_ms": nums[pred, 2] / 1000,
         "errors": int((pred & ~ok).sum()) + (sum(map(int, sock.groups())) if sock else 0),
+        "statuses": {str(k): n for k, n in Counter(nums[pred & ~ok, 0].tolist()).items()},
+        "socket_errors": sum(map(int, sock.groups())) if sock else 0,
         "labels": int((kinds == "l").sum()),
         "label_errors": int(((kinds == "l") & (nums[:, 0] != 200)).sum()),
         "client_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
@@ -255,7 +265,7 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
     start = time.monotonic()
     for _ in range(max(round(args.minutes * 60 / args.every), 1)):
         before = server_buckets(url, keys[1])
-        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        cpu0, wait0, t0 = cpu_seconds(pid), waiting_seconds(pid), time.monotonic()
         got = paced(url, keys, rate, args, work / "chunk")
         wall = time.monotonic() - t0
         after = server_buckets(url, keys[1])
@@ -268,6 +278,7 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
             load1=os.getloadavg()[0],
             psi=cpu_pressure(),
             server_cpu=(cpu_seconds(pid) - cpu0) / wall * 100,
+            server_wait=(waiting_seconds(pid) - wait0) / wall * 100,
             client_cpu=got["client_cpu"] / wall * 100,
         )
         chunks.append(got)
@@ -279,7 +290,8 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
 
 HEADER = (
     f"{'minute':>7} {'req/s':>6} {'p50':>6} {'p99':>7} {'s.p50':>6} {'s.p99':>6} {'lag99':>6} "
-    f"{'RSS MB':>7} {'fds':>4} {'err':>4} {'load1':>5} {'psi%':>4} {'srvCPU':>6} {'genCPU':>6}"
+    f"{'RSS MB':>7} {'fds':>4} {'err':>4} {'load1':>5} {'psi%':>4} {'srvCPU':>6} {'srvWait':>6} "
+    f"{'genCPU':>6}"
 )
 
 
@@ -311,6 +323,9 @@ def summarise(chunks: list[dict]) -> dict:
         "load1_max": max(c["load1"] for c in chunks),
         "psi": float(np.mean([c["psi"] for c in chunks])),
         "server_cpu": float(np.mean([c["server_cpu"] for c in chunks])),
+        "server_wait": float(np.mean([c["server_wait"] for c in chunks])),
+        "statuses": dict(sum((Counter(c["statuses"]) for c in chunks), Counter())),
+        "socket_errors": sum(c["socket_errors"] for c in chunks),
         "client_cpu": float(np.mean([c["client_cpu"] for c in chunks])),
     }
 
@@ -320,8 +335,16 @@ def row(s: dict) -> str:
         f"{s['minute']:7.1f} {s['rate']:6.0f} {s['p50']:6.1f} {s['p99']:7.1f} "
         f"{s['server_p50']:6.1f} {s['server_p99']:6.1f} {s['lag_p99']:6.1f} {s['rss']:7.1f} "
         f"{s['fds']:4d} {s['errors']:4d} {s['load1']:5.2f} {s['psi']:4.0f} {s['server_cpu']:5.0f}% "
+        f"{s['server_wait']:5.0f}% "
         f"{s['client_cpu']:5.0f}%"
     )
+
+
+def kinds(b: dict) -> str:
+    """What the errors were: HTTP statuses and wrk's socket errors."""
+    parts = [f"{n} x {k}" for k, n in sorted(b["statuses"].items())]
+    parts += [f"{b['socket_errors']} x socket"] if b["socket_errors"] else []
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace) -> int:
@@ -329,16 +352,17 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
     print(f"\nper {args.block / 60:g} minutes (latencies in ms; s. = the server's own clock):\n")
     print(
         "| until minute | req/s | p50 client | p99 client | p50 server | p99 server | "
-        "RSS MB | fds | errors | labels | load avg (1 min) | CPU pressure | server CPU | wrk CPU |"
+        "RSS MB | fds | errors | labels | load avg (1 min) | CPU pressure | server CPU | "
+        "server waiting for a CPU | wrk CPU |"
     )
-    print("|" + "---|" * 14)
+    print("|" + "---|" * 15)
     for b in blocks:
         print(
             f"| {b['minute']:.1f} | {b['rate']:.0f} | {b['p50']:.1f} | {b['p99']:.1f} | "
             f"≤ {b['server_p50']:g} | ≤ {b['server_p99']:g} | {b['rss']:.1f} | {b['fds']} | "
-            f"{b['errors']} | {b['labels']} | {b['load1']:.1f} (max {b['load1_max']:.1f}) | "
+            f"{b['errors']}{kinds(b)} | {b['labels']} | {b['load1']:.1f} (max {b['load1_max']:.1f}) | "
             f"{b['psi']:.0f}% | "
-            f"{b['server_cpu']:.0f}% | {b['client_cpu']:.0f}% |"
+            f"{b['server_cpu']:.0f}% | {b['server_wait']:.0f}% | {b['client_cpu']:.0f}% |"
         )
     first, rest = blocks[0], blocks[1:] or blocks
     rss_growth = (blocks[-1]["rss"] - first["rss"]) / first["rss"] * 100
@@ -379,11 +403,15 @@ def main() -> int:
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    # a background job ignores SIGINT: stop it with SIGTERM, which still stops the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="loopml-soak-"))
     proc = None
     try:
         root, _ = project(tmp / "proj")
-        key = cli(root, "keys", "create", "--role", "predictor").strip().splitlines()[-1]
+        # one key stands for every client here: its rate limit must not be what is measured
+        key = cli(root, "keys", "create", "--role", "predictor", "--rate-limit", "1000000")
+        key = key.strip().splitlines()[-1]
         admin = cli(root, "keys", "create", "--role", "admin").strip().splitlines()[-1]
         port = free_port()
         cmd = [sys.executable, "-m", "loopml.cli", "-c", str(root), "serve", "--port", str(port)]
