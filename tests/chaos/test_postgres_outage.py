@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from loopml.serve.logreader import read_log
 from tests.chaos.conftest import PrivatePostgres, free_port
+from tests.replicas._cluster import stop
 from tests.serve import serve_helpers as h
 
 pytestmark = pytest.mark.slow
@@ -144,12 +144,7 @@ def test_postgres_stopped_under_load(tmp_path: Path, private_pg: PrivatePostgres
         if load is not None:
             load.close()
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+            stop(proc)
         err.close()
     log_text = (tmp_path / "serve.err").read_text()
     # paused, and said so once: one warning per polling loop when the outage starts, one line

@@ -186,12 +186,17 @@ def nginx(replicas: list[Replica], workdir: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, signal.SIGQUIT, grace=10)
+
+
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, *, grace: float = 60) -> None:
+    """Ask a child process to stop with ``sig``; kill it after ``grace`` seconds."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ prediction-log segments (their names carry the worker's pid)."""
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,12 +75,7 @@ def test_workers_share_the_port_and_log_their_own_segments(tmp_path: Path):
         assert set(statuses) == {200}, sorted(set(statuses))
         assert len(pids) == 2 and set(workers.values()) == {proc.pid}, (workers, proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        C.stop(proc)
     assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
 
 

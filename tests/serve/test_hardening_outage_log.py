@@ -108,21 +108,22 @@ async def test_watcher_warns_once_and_says_when_the_store_is_back(pg_url, tmp_pa
 
 
 @pytest.mark.anyio
-async def test_controller_warns_once_and_says_when_the_store_is_back(pg_url, tmp_path):
+@pytest.mark.parametrize(
+    ("service", "logger", "meanwhile"),
+    [
+        (controller_service, "loopml.control", "the controller is paused"),
+        (monitor_service, "loopml.monitor", "monitoring passes are skipped"),
+    ],
+    ids=["controller", "monitor"],
+)
+async def test_service_warns_once_and_says_when_the_store_is_back(
+    service, logger, meanwhile, pg_url, tmp_path
+):
     relay, cfg = relayed_project(tmp_path, pg_url)
-    with captured("loopml.control") as log:
-        async with controller_service(cfg):
+    with captured(logger) as log:
+        async with service(cfg):
             await outage(relay, log)
-    check(log, "the controller is paused")
-
-
-@pytest.mark.anyio
-async def test_monitor_warns_once_and_says_when_the_store_is_back(pg_url, tmp_path):
-    relay, cfg = relayed_project(tmp_path, pg_url)
-    with captured("loopml.monitor") as log:
-        async with monitor_service(cfg):
-            await outage(relay, log)
-    check(log, "monitoring passes are skipped")
+    check(log, meanwhile)
 
 
 def test_reminders_and_other_errors() -> None:

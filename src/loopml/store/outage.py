@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -35,31 +36,22 @@ def cause(exc: BaseException) -> str:
     return (lines[0] if lines else type(inner).__name__)[:300]
 
 
+@dataclass
 class StoreOutage:
     """Outage reporting for one polling loop; see the module docstring.
 
     ``meanwhile`` says what the loop does while the store is down ("serving from the cached
     traffic table"), ``resumed`` what it does again once it is back."""
 
-    remind_seconds = 300.0
-
-    def __init__(
-        self,
-        log: logging.Logger,
-        *,
-        meanwhile: str,
-        resumed: str,
-        retry_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.log = log
-        self.meanwhile = meanwhile
-        self.resumed = resumed
-        self.retry_seconds = retry_seconds
-        self.clock = clock
-        self.since: float | None = None
-        self.failures = 0
-        self._reminded = 0.0
+    log: logging.Logger
+    meanwhile: str
+    resumed: str
+    retry_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    remind_seconds: float = 300.0
+    since: float | None = field(default=None, init=False)
+    failures: int = field(default=0, init=False)
+    _reminded: float = field(default=0.0, init=False)
 
     def failed(self, exc: BaseException) -> bool:
         """Report one failed pass. True when the store was unreachable (reported here);
