@@ -6,9 +6,6 @@ everything heals when the database is back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import threading
 import time
 
 import pytest
@@ -16,54 +13,9 @@ import pytest
 from loopml.errors import AuthError, UnavailableError
 from loopml.serve.access.auth import Authenticator
 from loopml.store import Store
+from tests.serve.serve_helpers import Cuttable
 
 pytestmark = pytest.mark.anyio
-
-
-class Cuttable:
-    """A TCP relay to ``target`` on 127.0.0.1 that can be cut (every connection closed, new
-    ones refused) and restored: a database that goes down and comes back."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.up = True
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            self.socks += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := a.recv(65536):
-                b.sendall(data)
-        for s in (a, b):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.up = False
-        for s in self.socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        self.socks.clear()
-
-    def restore(self) -> None:
-        self.up = True
 
 
 async def test_keys_keep_working_while_the_store_is_down(pg_url):

@@ -36,6 +36,7 @@ from loopml.control.retire import retire_pass
 from loopml.control.retrain_pass import back_off, retrain_pass
 from loopml.errors import ConflictError
 from loopml.store import Store
+from loopml.store.outage import StoreOutage
 from loopml.store.rollouts import NO_HELP
 from loopml.store.rows import RetrainRow, RolloutState, VersionRow
 
@@ -174,16 +175,25 @@ class Controller:
     # ------------------------------------------------------------------ running
     def run_forever(self, stop_event: threading.Event, interval: float | None = None) -> None:
         """Reconcile every ``interval`` s (default ``serve.controller_interval``) until
-        ``stop_event`` is set; a failing pass is logged and the loop goes on."""
+        ``stop_event`` is set; a failing pass is logged and the loop goes on (an unreachable
+        store once per outage, ``store.outage``)."""
         every = self.cfg.serve.controller_interval if interval is None else interval
+        outage = StoreOutage(
+            log,
+            meanwhile="the controller is paused (no reconcile passes)",
+            resumed="the controller reconciles again",
+            retry_seconds=every,
+        )
         try:
             while not stop_event.is_set():
                 started = time.monotonic()
                 try:
                     for d in self.reconcile_once():
                         log.info("%s %s: %s", d["action"], d["subject"], d["reason"])
-                except Exception:  # keep the loop alive: the next pass retries from the store
-                    log.exception("controller pass failed; retrying in %.1f s", every)
+                    outage.ok()
+                except Exception as exc:  # keep the loop alive: the next pass retries
+                    if not outage.failed(exc):
+                        log.exception("controller pass failed; retrying in %.1f s", every)
                 stop_event.wait(max(0.0, every - (time.monotonic() - started)))
         finally:
             self.close()

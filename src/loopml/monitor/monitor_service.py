@@ -14,16 +14,25 @@ from loopml.config import Config
 from loopml.logs.parts import LiveLog
 from loopml.monitor.jobs import run_monitor
 from loopml.store import Store
+from loopml.store.outage import StoreOutage
 
 log = logging.getLogger("loopml.monitor")
 
 
 def _loop(cfg: Config, store: Store, stop: threading.Event, live: LiveLog | None) -> None:
+    outage = StoreOutage(
+        log,
+        meanwhile="monitoring passes are skipped",
+        resumed="monitoring passes run again",
+        retry_seconds=cfg.monitor.schedule,
+    )
     while not stop.wait(cfg.monitor.schedule):
         try:
             run_monitor(cfg, store, live=live)
-        except Exception:  # a failing pass must not stop monitoring; it is retried next time
-            log.exception("monitoring pass failed; retrying in %.0f s", cfg.monitor.schedule)
+            outage.ok()
+        except Exception as exc:  # a failing pass must not stop monitoring; it is retried next time
+            if not outage.failed(exc):
+                log.exception("monitoring pass failed; retrying in %.0f s", cfg.monitor.schedule)
 
 
 @contextlib.asynccontextmanager

@@ -29,6 +29,7 @@ from loopml.serve.http.prometheus import Metrics
 from loopml.serve.inference.pool import ModelPool, describe
 from loopml.serve.inference.routing import Router, TrafficTable
 from loopml.serve.settings import Settings
+from loopml.store.outage import StoreOutage
 
 log = logging.getLogger("loopml.serve")
 
@@ -266,8 +267,15 @@ class TrafficWatcher:
     # -- the background task ----------------------------------------------------------------
 
     async def run(self) -> None:
-        """Poll forever (cancel the task to stop); errors are logged, never fatal."""
+        """Poll forever (cancel the task to stop); errors are logged, never fatal, and an
+        unreachable store once per outage (``store.outage``)."""
         s = self.settings
+        outage = StoreOutage(
+            log,
+            meanwhile="serving from the cached traffic table",
+            resumed="the traffic table follows the store again",
+            retry_seconds=s.poll_seconds,
+        )
         next_status = 0.0
         while True:
             try:
@@ -276,10 +284,12 @@ class TrafficWatcher:
                 if now >= next_status:
                     next_status = now + s.status_poll_seconds
                     await self.check_statuses()
+                outage.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("traffic watcher: polling the store failed; retrying")
+            except Exception as exc:
+                if not outage.failed(exc):
+                    log.exception("traffic watcher: polling the store failed; retrying")
             await asyncio.sleep(s.poll_seconds)
 
     def start(self) -> None:
