@@ -38,6 +38,7 @@ from loopml.train.inputs import (
     task_note,
 )
 from loopml.train.threads import thread_limits
+from loopml.types import Mapper
 
 # gate options whose validity depends on the task (their errors say how the task was chosen)
 TASK_FIELDS = ("gates.metrics", "gates.champion", "gates.fairness", "gates.behaviour")
@@ -106,6 +107,7 @@ class _Job:
     timings: dict[str, float]
     inputs: _Inputs
     parts: _Split
+    engine_map: Mapper | None  # where retraining and re-predicting run (None: here)
 
 
 @dataclass
@@ -127,8 +129,10 @@ def run(
     extra_frame: pd.DataFrame | None = None,
     recent_frame: pd.DataFrame | None = None,
     include_original: bool = True,
+    engine_map: Mapper | None = None,
 ) -> RunResult:
-    """Train, evaluate, gate and register one version from ``cfg``."""
+    """Train, evaluate, gate and register one version from ``cfg``. The gates' retraining and
+    permutation importance run where ``engine_map`` runs work (an engine's ``map``)."""
     from loopml.artifacts.store import ArtifactStore
 
     steps = steps or NullSteps()
@@ -151,7 +155,7 @@ def run(
     run_id, details = _start_run(cfg, store, parts, trigger, limits)
     try:
         out = _train_gate_register(
-            _Job(cfg, store, artifacts, steps, timings, inputs, parts),
+            _Job(cfg, store, artifacts, steps, timings, inputs, parts, engine_map),
             run_id=run_id,
             actor=actor,
             recent_frame=recent_frame,
@@ -344,6 +348,7 @@ def _train_gate_register(
             X_test=X_test,
             y_test=y_test,
             extra=extra,
+            engine_map=job.engine_map,
         )
         timings["register"] = time.perf_counter() - t
     # registration may add a verdict (a refused artifact) and so reject the version
@@ -383,6 +388,7 @@ def _gate(
             proba=proba,
             train_fn=inputs.train_fn,
             recent=recent_frame,
+            engine_map=job.engine_map,
         )
         verdicts.insert(0, judge_split(y_train, y_test, task, parts.how))
         passed = not any(blocks(v) for v in verdicts)
