@@ -3,8 +3,10 @@ stability gate on (``gates.stability.seeds``, default 5: four more trainings).
 
 Each run is ``loopml run --json --engine E`` in a fresh copy of the project ``loopml init``
 writes, as its own process (wall time includes starting Python and, for Ray, starting a local
-Ray with ``--cpus`` CPUs and its workers). The engines alternate within a round, so both see
-the same machine load; the table reports medians over ``--runs`` rounds. Every pair of runs
+Ray with ``--cpus`` CPUs and its workers); CPU seconds and peak resident memory are those of
+the process tree, Ray's processes included (sampled from /proc as ``bench/scoring/run.py``
+does). The engines alternate within a round, so both see the same machine load; the table
+reports medians over ``--runs`` rounds. Every pair of runs
 must register the same stability verdict and evidence (but for the timings) and the same
 permutation importances, or the script stops.
 
@@ -14,16 +16,21 @@ Run: ``.venv/bin/python bench/training/stability_engines.py [--runs 3] [--seeds 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import os
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+HERE = Path(__file__).parent
+_spec = importlib.util.spec_from_file_location("scoring_bench", HERE.parent / "scoring" / "run.py")
+assert _spec is not None and _spec.loader is not None
+sb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sb)
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
 TIMINGS = {"train_seconds", "seconds"}
@@ -38,26 +45,23 @@ def untimed(value: object) -> object:
 
 
 def loopml_run(project: Path, engine: str, cpus: int) -> dict[str, object]:
-    """Wall time, the run's step timings, and what it registered (gates, importance)."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    env.pop("RAY_ADDRESS", None)
-    argv = [*LOOPML, "run", "--json", "--engine", engine]
+    """Wall time, CPU seconds and peak memory of the process tree, the run's step timings, and
+    what it registered (the stability verdict, the importances)."""
+    argv = [*LOOPML, "-c", str(project), "run", "--json", "--engine", engine]
     if engine == "ray":
         argv += ["--cpus", str(cpus)]
-    t = time.perf_counter()
-    done = subprocess.run(argv, cwd=project, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t
-    if done.returncode not in (0, 1):
-        sys.exit(f"loopml run failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr}")
-    out = json.loads(done.stdout[done.stdout.index("{") :])
+    wall, peak, cpu, out = sb.measure(argv)
+    result = json.loads(out[out.index("{") : out.rindex("}") + 1])
     with sqlite3.connect(project / ".loopml" / "loopml.db") as db:
         (extra,) = db.execute(
-            "SELECT extra FROM versions WHERE id = ?", (out["version"],)
+            "SELECT extra FROM versions WHERE id = ?", (result["version"],)
         ).fetchone()
-    gates = {g["gate"]: g for g in out["gates"]}
+    gates = {g["gate"]: g for g in result["gates"]}
     return {
         "wall": wall,
-        "timings": out["timings"],
+        "cpu": cpu,
+        "peak_mb": peak / 2**20,
+        "timings": result["timings"],
         "stability": gates["stability"],
         "importance": json.loads(extra)["importance"],
     }
@@ -85,11 +89,14 @@ def main() -> int:
                 got[engine].append(r)
                 t = r["timings"]
                 assert isinstance(t, dict)
+                stab = r["stability"]
+                assert isinstance(stab, dict)
+                sibs = " ".join(f"{x:.1f}" for x in stab["evidence"]["train_seconds"])
                 print(
-                    f"round {i + 1} {engine:5}: wall {r['wall']:.1f} s; gates {t['gates']:.1f} s "
-                    f"(stability {r['stability']['seconds']:.1f} s), register "
-                    f"{t['register']:.1f} s, train {t['train']:.1f} s; stability "
-                    f"{r['stability']['verdict']}",
+                    f"round {i + 1} {engine:5}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, "
+                    f"peak {r['peak_mb']:,.0f} MB; train {t['train']:.1f} s, stability gate "
+                    f"{stab['seconds']:.1f} s (siblings {sibs} s), register {t['register']:.1f} s;"
+                    f" stability {stab['verdict']}",
                     flush=True,
                 )
                 shutil.rmtree(project / "data", ignore_errors=True)
@@ -101,9 +108,15 @@ def main() -> int:
     print(f"\nmedians of {args.runs} rounds (seeds {args.seeds}, Ray with {args.cpus} CPUs):")
     for engine in engines:
         rs = got[engine]
-        wall = statistics.median(float(r["wall"]) for r in rs)  # type: ignore[arg-type]
+        med = {
+            k: statistics.median(float(r[k]) for r in rs)  # type: ignore[arg-type]
+            for k in ("wall", "cpu", "peak_mb")
+        }
         stab = statistics.median(float(r["stability"]["seconds"]) for r in rs)  # type: ignore[index]
-        print(f"  {engine:5}: loopml run {wall:.1f} s wall, stability gate {stab:.1f} s")
+        print(
+            f"  {engine:5}: loopml run {med['wall']:.1f} s wall, {med['cpu']:.1f} CPU s, peak "
+            f"{med['peak_mb']:,.0f} MB; stability gate {stab:.1f} s"
+        )
     print("same stability verdict and evidence, same importances: yes (every round)")
     return 0
 
