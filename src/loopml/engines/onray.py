@@ -137,10 +137,10 @@ class RayEngine:
                 opts.update(
                     num_cpus=cpus or os.cpu_count() or 1,
                     include_dashboard=False,
-                    # Ray starts its workers at niceness 15, to keep the driver responsive; here
-                    # the workers do the work and the driver waits. On a busy machine (load 12
-                    # on 2 cores) a training then took 2.4-4.7 s on a worker against 1.5-1.9 s
-                    # here, 0.5 CPU-s in both; at niceness 0, 1.1-2.3 s.
+                    # Ray makes its workers 15 nicer than the driver, to keep the driver
+                    # responsive; here the workers do the work and the driver waits. On a busy
+                    # machine (load 12 on 2 cores) a training of 0.5 CPU-s then took 2.4-4.7 s
+                    # on a worker against 1.5-1.9 s here; as nice as here, 1.1-3.2 s.
                     _system_config={"worker_niceness": 0},
                 )
             try:
