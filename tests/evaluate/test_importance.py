@@ -130,3 +130,12 @@ def test_the_shuffled_copies_are_predicted_where_the_engine_map_sends_them():
     mapped = permutation_importance_table(model, X, y, n_repeats=2, engine_map=engine_map)
     assert len(frames) == PARTS + 1 and len(frames[0]) == len(X)
     assert mapped == permutation_importance_table(model, X, y, n_repeats=2)
+
+
+def test_a_constant_column_scores_zero_and_is_not_predicted():
+    """Guards against predicting an empty frame (a constant column changes no row)."""
+    X, y = data()
+    X = X.assign(constant=1.0)
+    model = LogisticRegression().fit(X, y)
+    table = permutation_importance_table(model, X, y, n_repeats=2)
+    assert {r["feature"]: r["importance"] for r in table}["constant"] == 0.0

@@ -152,6 +152,7 @@ def permutation_importance_table(
     # same frames on every engine, so the outputs (and importances) are the same too
     groups = [g for g in np.array_split(np.arange(len(cols)), PARTS) if len(g)]
     frames = [X, *(_stacked(X, cols, g, moved, new_values, n_repeats) for g in groups)]
+    frames = [f for f in frames if len(f)]  # a constant column changes no row: nothing to predict
     out = np.concatenate(list((engine_map or in_process)(_predict, frames, shared=(name, model))))
     base, at, scores_ = out[:n], n, [scorer(out[:n], y)]
     for rows in moved:
