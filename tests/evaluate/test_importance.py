@@ -97,3 +97,33 @@ def test_rows_a_shuffle_leaves_alone_are_not_repredicted_and_results_match_sklea
         [by[c]["importance"] for c in X.columns], ref.importances_mean, atol=1e-12
     )
     np.testing.assert_allclose([by[c]["std"] for c in X.columns], ref.importances_std, atol=1e-12)
+
+
+def test_the_shuffled_copies_are_predicted_where_the_engine_map_sends_them():
+    """Guards against importance predicting here when it was given an engine's map."""
+    import pickle
+
+    from loopml.evaluate.xai.importance import PARTS
+    from loopml.types import in_process
+
+    X, y = data()
+    X = X.assign(**{f"extra{i}": X["noise1"] * i for i in range(8)})  # 12 columns, 8 frames
+    model = LogisticRegression().fit(X, y)
+    frames = []
+
+    def engine_map(fn, items, *, shared=None):
+        frames.extend(items)
+        return in_process(fn, frames, shared=pickle.loads(pickle.dumps(shared)))
+
+    mapped = permutation_importance_table(model, X, y, n_repeats=2, engine_map=engine_map)
+    assert len(frames) == PARTS + 1 and len(frames[0]) == len(X)
+    assert mapped == permutation_importance_table(model, X, y, n_repeats=2)
+
+
+def test_a_constant_column_scores_zero_and_is_not_predicted():
+    """Guards against predicting an empty frame (a constant column changes no row)."""
+    X, y = data()
+    X = X.assign(constant=1.0)
+    model = LogisticRegression().fit(X, y)
+    table = permutation_importance_table(model, X, y, n_repeats=2)
+    assert {r["feature"]: r["importance"] for r in table}["constant"] == 0.0

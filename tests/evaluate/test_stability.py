@@ -108,3 +108,28 @@ def test_config_errors_name_the_key():
         build_gate("stability", {"seeds": 1})
     with pytest.raises(ConfigError, match=r"gates.stability.metric' must be 'accuracy'"):
         build_gate("stability", {"metric": "auc"})
+
+
+def test_the_siblings_train_where_the_engine_map_sends_them():
+    """Guards against a gate retraining here when it was given an engine's map, and against
+    work that cannot be pickled for a worker."""
+    import pickle
+
+    from loopml.types import in_process
+
+    sent = []
+
+    def engine_map(fn, items, *, shared=None):
+        sent.extend(items)
+        return in_process(fn, sent, shared=pickle.loads(pickle.dumps(shared)))
+
+    ctx = context(DecisionTreeClassifier(max_features=0.5, random_state=0))
+    ctx.engine_map = engine_map
+    mapped = run_gates([StabilityGate(seeds=3)], ctx)[0]
+    here = run_gates(
+        [StabilityGate(seeds=3)], context(DecisionTreeClassifier(max_features=0.5, random_state=0))
+    )[0]
+    assert sent == [1, 2]  # the seeds after the candidate's, in order
+    assert mapped.verdict == here.verdict and mapped.message == here.message
+    assert mapped.evidence["overall"] == here.evidence["overall"]
+    assert mapped.evidence["disagreement"] == here.evidence["disagreement"]

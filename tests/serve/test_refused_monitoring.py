@@ -154,7 +154,7 @@ def test_refusals_still_in_open_log_segments_reach_the_monitor(project):
             app.state.runtime.flush_refusals()
             summary = run_monitor(cfg, store, now=time.time() + 3 * 3600, live=monitor_live(cfg))
             seen = summary["endpoints"].get("ep", {}).get("refused", {}).get("windows")
-            if seen and seen[0]["requests"] == 3 or time.monotonic() > deadline:
+            if (seen and seen[0]["requests"] == 3) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert not list((Path(settings.log_root) / "refused").glob("endpoint=*/hour=*/*.parquet"))

@@ -7,8 +7,9 @@ imported inside the helpers so that ``loopml --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,19 @@ def project_config(args: argparse.Namespace) -> Any:
     cfg = load_config(args.config)
     add_project_path(cfg.root)
     return cfg
+
+
+@contextlib.contextmanager
+def chosen_engine(args: argparse.Namespace) -> Iterator[Any]:
+    """The engine of ``--engine`` and ``--cpus`` (Ray is imported only when chosen), closed
+    when the block ends."""
+    from loopml.engines import get_engine
+
+    engine = get_engine(args.engine, cpus=args.cpus)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def open_store(args: argparse.Namespace) -> Any:

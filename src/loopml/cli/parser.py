@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--id", help="a row id column (not a feature)")
     sp.add_argument("--sensitive", nargs="+", metavar="COLUMN", help="columns to audit")
     sp = add("run", "train, run the gates and register a version", json=True)
+    engine_args(sp)
     sp.epilog = EXIT_HELP
     sp.formatter_class = argparse.RawDescriptionHelpFormatter
     sp = add("versions", "list model versions", json=True, wide=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopml.cli.commands import (
+    chosen_engine,
     cli_actor,
     command,
     open_store,
@@ -27,13 +28,15 @@ if TYPE_CHECKING:
 
 @command
 def cmd_run(args: argparse.Namespace) -> int:
-    """Train -> gates -> register."""
+    """Train -> gates -> register (the gates' retraining on ``--engine``)."""
     from loopml.progress import ConsoleSteps
     from loopml.train import run
     from loopml.train.outcome import print_run
 
     cfg = project_config(args)
-    result = run(cfg, steps=ConsoleSteps(), trigger="manual", actor=cli_actor(args))
+    steps, actor = ConsoleSteps(), cli_actor(args)
+    with chosen_engine(args) as engine:  # where the gates retrain (stability seeds ...)
+        result = run(cfg, steps=steps, trigger="manual", actor=actor, engine_map=engine.map)
     if args.json:
         print_json(
             {

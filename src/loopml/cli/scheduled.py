@@ -11,15 +11,14 @@ from loopml.cli.commands import cli_actor, command, print_json, project_config
 @command
 def cmd_monitor(args: argparse.Namespace) -> int:
     """One monitoring pass over every endpoint (for cron)."""
-    from loopml.engines import get_engine
+    from loopml.cli.commands import chosen_engine
     from loopml.monitor.jobs import run_monitor
     from loopml.progress import ConsoleSteps
     from loopml.server import monitor_live
     from loopml.store import Store
 
     cfg = project_config(args)
-    engine = get_engine(args.engine, cpus=args.cpus)
-    try:
+    with chosen_engine(args) as engine:
         summary = run_monitor(
             cfg,
             Store(cfg.store_url),
@@ -27,8 +26,6 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             live=monitor_live(cfg),  # recent traffic in log segments not compacted yet
             engine=engine,
         )
-    finally:
-        engine.close()
     if args.json:
         print_json(summary)
         return 0

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from loopml.errors import UsageError
 
 R = TypeVar("R")
+Factory = Callable[..., Callable[[Any], R]]  # builds a worker's state: item -> result
 
 ENGINES = ("local", "ray")
 
@@ -35,10 +36,7 @@ class Engine(Protocol):
         ...
 
     def map_actors(
-        self,
-        factory: Callable[..., Callable[[Any], R]],
-        args: tuple[Any, ...],
-        items: Iterable[Any],
+        self, factory: Factory[R], args: tuple[Any, ...], items: Iterable[Any]
     ) -> Iterator[R]:
         """``worker = factory(*args)`` once per worker process, then ``worker(item)`` per item;
         results in the order of ``items``."""

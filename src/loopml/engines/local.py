@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from loopml.engines import Factory
+from loopml.types import in_process
+
 R = TypeVar("R")
 
 
@@ -15,14 +18,10 @@ class LocalEngine:
     def map(
         self, fn: Callable[[Any, Any], R], items: Iterable[Any], *, shared: Any = None
     ) -> Iterator[R]:
-        for item in items:
-            yield fn(item, shared)
+        return in_process(fn, items, shared=shared)
 
     def map_actors(
-        self,
-        factory: Callable[..., Callable[[Any], R]],
-        args: tuple[Any, ...],
-        items: Iterable[Any],
+        self, factory: Factory[R], args: tuple[Any, ...], items: Iterable[Any]
     ) -> Iterator[R]:
         worker = factory(*args)
         for item in items:

@@ -16,6 +16,7 @@ from loopml.errors import ConfigError, LoopmlError, NotFoundError
 from loopml.evaluate.gating.gates import blocks
 from loopml.store import Store
 from loopml.store.rows import VersionRow
+from loopml.types import Mapper
 
 
 def _key_path(field: str | None) -> list[Any]:
@@ -107,6 +108,7 @@ def run_all_gates(
     proba: np.ndarray | None,
     train_fn: Any,
     recent: pd.DataFrame | None = None,
+    engine_map: Mapper | None = None,
 ) -> list[dict[str, Any]]:
     from loopml.evaluate.gating.gates import GateContext, run_gates
 
@@ -139,6 +141,7 @@ def run_all_gates(
             if champion_error and champion_row is not None
             else None
         ),
+        engine_map=engine_map,
     )
     results = [r.to_dict() for r in run_gates(gates, ctx)]
     for r in results:

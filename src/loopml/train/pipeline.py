@@ -34,6 +34,7 @@ from loopml.train.inputs import (
 )
 from loopml.train.preflight import RunInputs, SplitRows, load_inputs, split_and_snapshot
 from loopml.train.threads import thread_limits
+from loopml.types import Mapper
 
 
 @dataclass
@@ -77,6 +78,7 @@ class _Job:
     timings: dict[str, float]
     inputs: RunInputs
     parts: SplitRows
+    engine_map: Mapper | None  # where retraining and re-predicting run (None: here)
 
 
 @dataclass
@@ -98,8 +100,10 @@ def run(
     extra_frame: pd.DataFrame | None = None,
     recent_frame: pd.DataFrame | None = None,
     include_original: bool = True,
+    engine_map: Mapper | None = None,
 ) -> RunResult:
-    """Train, evaluate, gate and register one version from ``cfg``."""
+    """Train, evaluate, gate and register one version from ``cfg``. The gates' retraining and
+    permutation importance run where ``engine_map`` runs work (an engine's ``map``)."""
     from loopml.artifacts.store import ArtifactStore
 
     steps = steps or NullSteps()
@@ -122,7 +126,7 @@ def run(
     run_id, details = _start_run(cfg, store, parts, trigger, limits)
     try:
         out = _train_gate_register(
-            _Job(cfg, store, artifacts, steps, timings, inputs, parts),
+            _Job(cfg, store, artifacts, steps, timings, inputs, parts, engine_map),
             run_id=run_id,
             actor=actor,
             recent_frame=recent_frame,
@@ -250,6 +254,7 @@ def _train_gate_register(
             X_test=X_test,
             y_test=y_test,
             extra=extra,
+            engine_map=job.engine_map,
         )
         timings["register"] = time.perf_counter() - t
     # registration may add a verdict (a refused artifact) and so reject the version
@@ -289,6 +294,7 @@ def _gate(
             proba=proba,
             train_fn=inputs.train_fn,
             recent=recent_frame,
+            engine_map=job.engine_map,
         )
         verdicts.insert(0, judge_split(y_train, y_test, task, parts.how))
         passed = not any(blocks(v) for v in verdicts)

@@ -21,6 +21,7 @@ from loopml.evaluate.gating.gates import blocks
 from loopml.store import Store
 from loopml.store.rows import VersionRow
 from loopml.train import environment
+from loopml.types import Mapper
 
 SUFFIX = {
     "skops": ".skops",
@@ -57,13 +58,27 @@ def reference_bytes(
 
 
 def importance(
-    cfg: Config, model: Any, X: pd.DataFrame, y: Any, features: list[str], task: str
+    cfg: Config,
+    model: Any,
+    X: pd.DataFrame,
+    y: Any,
+    features: list[str],
+    task: str,
+    engine_map: Mapper | None = None,
 ) -> list[dict[str, Any]]:
     """Permutation importance on a capped test sample (kept small: it is re-predicting)."""
     from loopml.evaluate.xai.importance import permutation_importance_table
 
     return permutation_importance_table(
-        model, X, y, features=features, task=task, n_repeats=2, max_rows=500, seed=cfg.model.seed
+        model,
+        X,
+        y,
+        features=features,
+        task=task,
+        n_repeats=2,
+        max_rows=500,
+        seed=cfg.model.seed,
+        engine_map=engine_map,
     )
 
 
@@ -142,10 +157,11 @@ def register(
     X_test: pd.DataFrame,
     y_test: Any,
     extra: dict[str, Any] | None = None,
+    engine_map: Mapper | None = None,
 ) -> VersionRow:
     """Save the model (checked as the server will load it), its reference profile and signed
     manifest, and register the version: a candidate when every blocking gate passed, else
-    rejected."""
+    rejected. Permutation importance predicts where ``engine_map`` runs work."""
     digest, refused = save_checked(cfg, artifacts, model, X_test.head(256))
     if refused is not None:
         verdicts = [
@@ -161,6 +177,9 @@ def register(
         ]
         passed = False
     extra = _details(cfg, model, extra, train_df, features, signature, proba, X_test, y_test)
+    extra["importance"] = importance(
+        cfg, model, X_test, y_test, features, signature.task, engine_map
+    )
     ref = artifacts.put_bytes(
         reference_bytes(train_df, features, cfg.data.target, pred, proba), suffix=".profile"
     )
@@ -208,15 +227,13 @@ def _details(
     X_test: pd.DataFrame,
     y_test: Any,
 ) -> dict[str, Any]:
-    """The version's details beside ``extra``: input schema, permutation importance, the
-    explanation summary and (binary classifiers) the score calibration."""
+    """The version's details beside ``extra``: input schema, the explanation summary and (binary classifiers) the score calibration."""
     from loopml.evaluate.xai.attribution import summarise_version
     from loopml.stats.calibration import fit_calibration
     from loopml.stats.inferred_schema import infer_schema
 
     extra = dict(extra or {})
     extra["schema"] = infer_schema(train_df[features]).to_dict()
-    extra["importance"] = importance(cfg, model, X_test, y_test, features, signature.task)
     extra["explanation"] = summarise_version(
         model, X_test[features], features=features, task=signature.task, seed=cfg.model.seed
     )

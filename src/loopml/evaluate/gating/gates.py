@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from loopml.config import options_error
 from loopml.errors import ConfigError, LoopmlError
 from loopml.jsonsafe import jsonable
-from loopml.types import Verdict
+from loopml.types import Mapper, Verdict
 
 VERDICTS: tuple[str, ...] = get_args(Verdict)
 
@@ -83,7 +83,8 @@ class GateContext:
     gates that retrain (stability, label lint) train exactly as the pipeline did;
     ``reference_schema`` is the champion's stored schema (``Schema.to_dict()``), if any;
     ``champion_error`` says why a champion exists but could not be loaded (the champion gate
-    then fails closed instead of reporting "no champion").
+    then fails closed instead of reporting "no champion"); ``engine_map`` runs independent
+    retrainings (stability seeds, label-lint folds) on an engine's workers (``None``: here).
     """
 
     model: Any
@@ -106,6 +107,7 @@ class GateContext:
     train_params: dict[str, Any] = field(default_factory=dict)
     reference_schema: dict[str, Any] | None = None
     champion_error: str | None = None  # why the endpoint's champion could not be loaded
+    engine_map: Mapper | None = None  # where retraining runs (an engine's map); None: here
 
     def __post_init__(self) -> None:
         self.y_test = np.asarray(self.y_test)

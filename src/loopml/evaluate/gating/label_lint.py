@@ -31,27 +31,46 @@ from loopml.config import LabelsGateOptions
 from loopml.errors import ConfigError, UsageError
 from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.gating.refit import aligned_proba, fit_function, training_data
+from loopml.types import Mapper, in_process
 
 
 def plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _fold(fold: tuple[int, np.ndarray, np.ndarray], shared: tuple[Any, ...]) -> np.ndarray:
+    """One fold (on an engine's worker): trained without rows ``te``, their probabilities."""
+    k, tr, te = fold
+    fit, X, y, classes, seed = shared
+    model = fit(X.iloc[tr], y[tr], seed + k)
+    return aligned_proba(model, X.iloc[te], classes)
+
+
 def oof_probabilities(
-    fit: Any, X: pd.DataFrame, y: np.ndarray, classes: np.ndarray, n_folds: int, seed: int
+    fit: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    classes: np.ndarray,
+    n_folds: int,
+    seed: int,
+    engine_map: Mapper | None = None,
 ) -> np.ndarray:
     """Out-of-fold ``predict_proba`` (one column per class): each row scored by a model trained
-    without it, as ``sklearn.model_selection.cross_val_predict(method="predict_proba")``."""
+    without it, as ``sklearn.model_selection.cross_val_predict(method="predict_proba")``. The
+    folds train where ``engine_map`` runs work (default: here, one after another)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     counts = np.unique(y, return_counts=True)[1]
     splitter = (StratifiedKFold if counts.min() >= n_folds else KFold)(
         n_splits=n_folds, shuffle=True, random_state=seed
     )
+    folds = [(k, tr, te) for k, (tr, te) in enumerate(splitter.split(X, y))]
+    shared = (fit, X, y, classes, seed)
     proba = np.zeros((len(y), len(classes)))
-    for k, (tr, te) in enumerate(splitter.split(X, y)):
-        model = fit(X.iloc[tr], y[tr], seed + k)
-        proba[te] = aligned_proba(model, X.iloc[te], classes)
+    for (_, _, te), part in zip(
+        folds, (engine_map or in_process)(_fold, folds, shared=shared), strict=True
+    ):
+        proba[te] = part
     return proba
 
 
@@ -116,7 +135,7 @@ class LabelGate(Gate, LabelsGateOptions):  # type: ignore[misc]  # validate: see
         find_label_issues = _cleanlab_filter()
         classes = np.unique(y)
         t0 = time.perf_counter()
-        proba = oof_probabilities(fit, X, y, classes, self.n_folds, ctx.seed)
+        proba = oof_probabilities(fit, X, y, classes, self.n_folds, ctx.seed, ctx.engine_map)
         given = np.searchsorted(classes, y)
         ranked = np.asarray(
             find_label_issues(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,45 +51,57 @@ def training_data(ctx: GateContext, gate: str) -> tuple[pd.DataFrame, np.ndarray
     return ctx.train[feats], ctx.train[ctx.target].to_numpy()
 
 
-def fit_function(ctx: GateContext) -> Fit | None:
-    """``fit(X, y, seed) -> model`` from ``ctx.train_fn``, else a clone of ``ctx.model``;
-    ``None`` when neither is possible (the model is not a scikit-learn estimator)."""
-    if ctx.train_fn is not None:
-        fn = ctx.train_fn
+@dataclass(frozen=True)
+class UserFit:
+    """``fit(X, y, seed)`` by the user's training function, as the pipeline trained (picklable,
+    so an engine's workers retrain too)."""
+
+    fn: Callable[..., Any]
+    params: dict[str, Any]
+
+    def __call__(self, X: pd.DataFrame, y: Any, seed: int) -> Any:
         try:
-            takes_seed = "seed" in inspect.signature(fn).parameters
+            takes_seed = "seed" in inspect.signature(self.fn).parameters
         except (TypeError, ValueError):
             takes_seed = False
+        kwargs = {"seed": seed} if takes_seed else {}
+        try:
+            return self.fn(X, pd.Series(y, index=X.index), dict(self.params), **kwargs)
+        except Exception as exc:
+            raise TrainingError(
+                f"Retraining for a gate failed: the training function raised "
+                f"{type(exc).__name__}: {exc}."
+            ) from exc
 
-        def fit_user(X: pd.DataFrame, y: Any, seed: int) -> Any:
-            kwargs = {"seed": seed} if takes_seed else {}
-            try:
-                return fn(X, pd.Series(y, index=X.index), dict(ctx.train_params), **kwargs)
-            except Exception as exc:
-                raise TrainingError(
-                    f"Retraining for a gate failed: the training function raised "
-                    f"{type(exc).__name__}: {exc}."
-                ) from exc
 
-        return fit_user
-    try:
+@dataclass(frozen=True)
+class CloneFit:
+    """``fit(X, y, seed)`` by a fresh clone of the candidate, ``random_state`` set to the seed."""
+
+    template: Any  # an unfitted clone
+
+    def __call__(self, X: pd.DataFrame, y: Any, seed: int) -> Any:
         from sklearn.base import clone
 
-        clone(ctx.model)
-    except Exception:
-        return None
-
-    def fit_clone(X: pd.DataFrame, y: Any, seed: int) -> Any:
-        from sklearn.base import clone
-
-        model = clone(ctx.model)
+        model = clone(self.template)
         params = model.get_params()
         seeded = {k: seed for k in params if k == "random_state" or k.endswith("__random_state")}
         if seeded:
             model.set_params(**seeded)
         return model.fit(X, y)
 
-    return fit_clone
+
+def fit_function(ctx: GateContext) -> Fit | None:
+    """``fit(X, y, seed) -> model`` from ``ctx.train_fn``, else a clone of ``ctx.model``;
+    ``None`` when neither is possible (the model is not a scikit-learn estimator)."""
+    if ctx.train_fn is not None:
+        return UserFit(ctx.train_fn, dict(ctx.train_params))
+    try:
+        from sklearn.base import clone
+
+        return CloneFit(clone(ctx.model))
+    except Exception:
+        return None
 
 
 def aligned_proba(model: Any, X: pd.DataFrame, classes: np.ndarray) -> np.ndarray:

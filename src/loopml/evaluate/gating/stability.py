@@ -14,7 +14,9 @@ then measures on the held-out rows:
   regression, the mean range of the predictions over the target's standard deviation.
 
 It costs ``seeds - 1`` trainings, so its time is reported in the evidence; it is advisory
-(``blocking: false``) by default.
+(``blocking: false``) by default. The trainings are independent: they run where the context's
+``engine_map`` runs work (``loopml run --engine ray`` spreads them over Ray's workers) and
+give the same models as here, seed for seed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from loopml.evaluate.gating.gates import Gate, GateContext, GateResult
 from loopml.evaluate.gating.refit import fit_function, model_features, training_data
 from loopml.evaluate.measure.metrics import LOWER_IS_BETTER, metric_names
 from loopml.evaluate.measure.slices import metrics_by_slice
+from loopml.types import in_process
 
 
 def disagreement(preds: np.ndarray) -> dict[str, float]:
@@ -42,6 +45,25 @@ def disagreement(preds: np.ndarray) -> dict[str, float]:
         "pairwise_max": max(pairs) if pairs else 0.0,
         "any": float(np.mean((preds != preds[:1]).any(axis=0))),
     }
+
+
+def _sibling(seed: int, shared: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """One more model, trained with ``seed`` (on an engine's worker): its labels and
+    probabilities on the held-out rows, and its training seconds."""
+    fit, X, y, X_eval, with_proba, argmax_predicts = shared
+    t0 = time.perf_counter()
+    model = fit(X, y, seed)
+    seconds = time.perf_counter() - t0
+    proba = (
+        np.asarray(model.predict_proba(X_eval), dtype=float)
+        if with_proba and hasattr(model, "predict_proba")
+        else None
+    )
+    if proba is not None and argmax_predicts:  # one pass over the rows, not two
+        pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
+    else:
+        pred = np.asarray(model.predict(X_eval))
+    return pred, proba, seconds
 
 
 class StabilityGate(Gate, StabilityGateOptions):
@@ -102,21 +124,13 @@ class StabilityGate(Gate, StabilityGateOptions):
                 np.asarray(ctx.classes)[np.asarray(ctx.proba).argmax(axis=1)], ctx.predictions
             )
         )
-        for seed in seeds[1:]:
-            t0 = time.perf_counter()
-            model = fit(X, y, seed)
-            train_seconds.append(time.perf_counter() - t0)
-            proba = (
-                np.asarray(model.predict_proba(X_eval), dtype=float)
-                if ctx.task == "classification"
-                and ctx.proba is not None
-                and hasattr(model, "predict_proba")
-                else None
-            )
-            if proba is not None and argmax_predicts:  # one pass over the rows, not two
-                pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
-            else:
-                pred = np.asarray(model.predict(X_eval))
+        with_proba = ctx.task == "classification" and ctx.proba is not None
+        shared = (fit, X, y, X_eval, with_proba, argmax_predicts)
+        # the siblings train where the engine runs work (ctx.engine_map), in the seeds' order
+        for pred, proba, seconds in (ctx.engine_map or in_process)(
+            _sibling, seeds[1:], shared=shared
+        ):
+            train_seconds.append(seconds)
             preds.append(pred)
             tables.append(self._slices(ctx, pred, proba))
         lower = metric in LOWER_IS_BETTER

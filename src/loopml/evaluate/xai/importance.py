@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from loopml.errors import ConfigError
+from loopml.types import Mapper, in_process
 
 SCORINGS = ("auto", "roc_auc", "accuracy", "r2")
+PARTS = 8  # frames of shuffled copies per table: work for up to 8 workers, 9 predict calls
 
 
 def _scorer(scoring: str, y: np.ndarray, task: str, model: Any) -> tuple[str, Any]:
@@ -56,6 +58,35 @@ def _outputs(scoring: str, model: Any, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(X))
 
 
+def _predict(frame: pd.DataFrame, shared: tuple[Any, ...]) -> np.ndarray:
+    """The outputs the score reads, for one frame of shuffled copies (on an engine's worker)."""
+    name, model = shared
+    return _outputs(name, model, frame)
+
+
+def _stacked(
+    X: pd.DataFrame,
+    cols: list[str],
+    group: np.ndarray,
+    moved: list[np.ndarray],
+    new_values: list[np.ndarray],
+    n_repeats: int,
+) -> pd.DataFrame:
+    """For the columns ``group`` (indices into ``cols``), per column and repeat the rows it
+    changes, with that column shuffled: one frame, predicted in one call."""
+    keys = [k for j in group for k in range(j * n_repeats, (j + 1) * n_repeats)]
+    idx = np.concatenate([moved[k] for k in keys]) if keys else np.zeros(0, dtype=int)
+    frame = X.iloc[idx].reset_index(drop=True)
+    ends = np.cumsum([0, *(len(moved[k]) for k in keys)])
+    for j in group:
+        column = X[cols[j]].to_numpy()[idx]
+        for i, k in enumerate(keys):
+            if k // n_repeats == j:
+                column[ends[i] : ends[i + 1]] = new_values[k]
+        frame[cols[j]] = column
+    return frame
+
+
 def _unchanged(values: np.ndarray, original: np.ndarray) -> np.ndarray:
     """Rows where a shuffled column holds its original value (NaN equals NaN); none when the
     values cannot be compared (``pd.NA``), so that every row is predicted."""
@@ -77,11 +108,13 @@ def permutation_importance_table(
     n_repeats: int = 3,
     max_rows: int = 3000,
     seed: int = 0,
+    engine_map: Mapper | None = None,
 ) -> list[dict[str, Any]]:
     """``[{"feature", "importance", "std", "rank", "scoring"}]`` from most to least important.
 
     Only ``features`` (default: all columns of ``X``) are shuffled, on at most ``max_rows``
     random rows; ``importance`` is the mean drop of the score over ``n_repeats`` shuffles.
+    The shuffled copies are predicted where ``engine_map`` runs work (default: here).
     """
     y = np.asarray(y)
     if len(X) != len(y):
@@ -96,9 +129,9 @@ def permutation_importance_table(
         raise ConfigError(f"Features {missing[:5]} are not columns of X.", field="features")
     X = X.reset_index(drop=True)
     n = len(X)
-    # The same shuffles as scikit-learn's permutation_importance(random_state=seed), but every
-    # shuffled copy is scored in ONE predict call on the stacked copies: a pipeline's per-call
-    # cost (column transforms, validation) is paid once instead of features x repeats times.
+    # The same shuffles as scikit-learn's permutation_importance(random_state=seed), but the
+    # shuffled copies are stacked and scored in PARTS + 1 predict calls: a pipeline's per-call
+    # cost (column transforms, validation) is paid 9 times instead of features x repeats times.
     # A row whose shuffled value equals its own is the unshuffled row, so it keeps the
     # unshuffled output and is not stacked (a yes/no column leaves half its rows or more alone).
     seed2 = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
@@ -115,16 +148,12 @@ def permutation_importance_table(
             rows = np.flatnonzero(~_unchanged(values, original))
             moved.append(rows)
             new_values.append(values[rows])
-    # one frame: X, then per (column, repeat) the rows it changes with that column shuffled
-    idx = np.concatenate([np.arange(n), *moved])
-    stacked = X.iloc[idx].reset_index(drop=True)
-    ends = np.cumsum([n, *map(len, moved)])
-    for j, col in enumerate(cols):
-        column = X[col].to_numpy()[idx]
-        for k in range(j * n_repeats, (j + 1) * n_repeats):
-            column[ends[k] : ends[k + 1]] = new_values[k]
-        stacked[col] = column
-    out = _outputs(name, model, stacked)
+    # the copies in PARTS frames of whole columns, predicted where engine_map runs work: the
+    # same frames on every engine, so the outputs (and importances) are the same too
+    groups = [g for g in np.array_split(np.arange(len(cols)), PARTS) if len(g)]
+    frames = [X, *(_stacked(X, cols, g, moved, new_values, n_repeats) for g in groups)]
+    frames = [f for f in frames if len(f)]  # a constant column changes no row: nothing to predict
+    out = np.concatenate(list((engine_map or in_process)(_predict, frames, shared=(name, model))))
     base, at, scores_ = out[:n], n, [scorer(out[:n], y)]
     for rows in moved:
         shuffled = base.copy()
