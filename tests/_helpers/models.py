@@ -14,3 +14,21 @@ class ColumnsOnly:
 
     def predict_proba(self, X):
         return self.model.predict_proba(X[self.columns])
+
+
+def fitted_context(model, train, test, features, **extra):
+    """``model`` fitted on ``train``'s ``features`` (target ``y``), in a gate context over
+    ``test``; ``extra`` adds the context's other fields (sensitive, segments, train_fn...)."""
+    from loopml.evaluate.gating.gates import GateContext
+
+    model.fit(train[features], train["y"])
+    return GateContext(
+        model=model,
+        X_test=test[features],
+        y_test=test["y"],
+        train=train,
+        target="y",
+        features=features,
+        test_frame=test,
+        **extra,
+    )

@@ -4,19 +4,10 @@ so a value holding '#', ': ' or a newline cannot change the file's structure."""
 from __future__ import annotations
 
 import pytest
+from tests.core.test_config import GOOD
 
 from loopml.config.loading import parse_config
 from loopml.errors import ConfigError
-
-GOOD = """\
-project: p
-data:
-  train: data/train.parquet
-  target: y
-model:
-  name: m
-  train: train.py:train
-"""
 
 
 @pytest.mark.parametrize(
@@ -48,7 +39,10 @@ def test_substitution_inside_values_lists_and_defaults(monkeypatch):
 
 
 def test_unset_variable_still_names_its_line():
-    with pytest.raises(ConfigError, match=r"line 9: environment variable \$\{NOPE_T_UNSET\}"):
+    line = GOOD.count("\n") + 2  # the line after ``serve:``
+    with pytest.raises(
+        ConfigError, match=rf"line {line}: environment variable \$\{{NOPE_T_UNSET\}}"
+    ):
         parse_config(GOOD + "serve:\n  host: ${NOPE_T_UNSET}\n")
 
 

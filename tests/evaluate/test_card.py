@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
+from tests._helpers.models import fitted_context
 
 from loopml.evaluate.checklist.behaviour import BehaviourGate
 from loopml.evaluate.documents.card import model_card
@@ -25,7 +26,7 @@ from loopml.evaluate.documents.version_report import (
 )
 from loopml.evaluate.gating.data_gate import DataGate
 from loopml.evaluate.gating.fairness import FairnessGate
-from loopml.evaluate.gating.gates import GateContext, run_gates
+from loopml.evaluate.gating.gates import run_gates
 from loopml.evaluate.gating.label_lint import LabelGate
 from loopml.evaluate.measure.metrics import classification_metrics
 from loopml.evaluate.measure.slices import metrics_by_slice
@@ -47,18 +48,8 @@ def version() -> dict:
     df["y"] = (df["x"] + rng.normal(0, 0.7, n) > 0).astype(int)
     df["id"] = np.arange(n)
     train, test = df.iloc[:1600], df.iloc[1600:].reset_index(drop=True)
-    feats = ["x", "z"]
-    model = LogisticRegression().fit(train[feats], train["y"])
-    ctx = GateContext(
-        model=model,
-        X_test=test[feats],
-        y_test=test["y"],
-        train=train,
-        target="y",
-        features=feats,
-        test_frame=test,
-        sensitive=["sex", "race"],
-    )
+    ctx = fitted_context(LogisticRegression(), train, test, ["x", "z"], sensitive=["sex", "race"])
+    model, feats = ctx.model, ["x", "z"]
     gates = [
         FairnessGate(),
         DataGate(),

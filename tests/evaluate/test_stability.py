@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
+from tests._helpers.models import fitted_context
 
 from loopml.errors import ConfigError
 from loopml.evaluate.gating.gate_registry import build_gate
@@ -26,19 +27,7 @@ def noisy(n: int, seed: int) -> pd.DataFrame:
 
 def context(model, train_fn=None) -> GateContext:
     train, test = noisy(1500, 0), noisy(1000, 1)
-    feats = list("abcde")
-    model.fit(train[feats], train["y"])
-    return GateContext(
-        model=model,
-        X_test=test[feats],
-        y_test=test["y"],
-        train=train,
-        target="y",
-        features=feats,
-        test_frame=test,
-        segments=["group"],
-        train_fn=train_fn,
-    )
+    return fitted_context(model, train, test, list("abcde"), segments=["group"], train_fn=train_fn)
 
 
 def test_an_unstable_model_fails_and_a_stable_one_passes():
