@@ -1,10 +1,11 @@
-"""One controller pass over a rollout whose log holds many compacted parts, with the parts
-read by earlier passes kept (``Context.parts``) and without (every part read each pass, as
-before ``loopml.logs.partcache``). The log is written by ``PredictionLog`` and compacted, one
-part per segment; the rollout stays in shadow throughout (no pass moves it).
+"""Bench (not collected by pytest): one controller pass over a rollout whose log holds many
+compacted parts, with the parts read by earlier passes kept (``Context.parts``) and without
+(every part read each pass, as before ``loopml.logs.partcache``). The log is written by
+``PredictionLog`` and compacted, one part per segment; the rollout stays in shadow throughout
+(no pass moves it). Times are CPU seconds of this process (every thread).
 
-    .venv/bin/python bench/soak/rollout_pass.py              # 50 parts of 2 x 2000 rows
-    .venv/bin/python bench/soak/rollout_pass.py --parts 100 --rows 1000
+    .venv/bin/python -m tests.control.bench_rollout_pass     # 50 parts of 2 x 2000 rows
+    .venv/bin/python -m tests.control.bench_rollout_pass --parts 100 --rows 1000
 """
 
 from __future__ import annotations
@@ -28,36 +29,7 @@ from loopml.logs.partcache import PartCache
 from loopml.logs.predlog import PredictionLog
 from loopml.serve.wire.ids import new_request_ids
 from loopml.store import Store
-from loopml.store.rows import VersionRow
-
-SIGNATURE = {
-    "columns": [
-        {"name": f"x{i}", "kind": "number", "dtype": "float64", "nullable": False} for i in range(8)
-    ],
-    "task": "classification",
-    "target": "y",
-    "classes": [0, 1],
-    "extra": {},
-}
-
-
-def _version(store: Store) -> VersionRow:
-    run = store.runs.start(
-        project="p", model="m", params={}, snapshots={}, python="3.11", packages={}
-    )
-    return store.versions.register(
-        model="m",
-        run_id=run,
-        status="candidate",
-        format="skops",
-        artifact="a" * 64,
-        signature=SIGNATURE,
-        metrics={"accuracy": 0.9},
-        slices=[],
-        gates=[],
-        snapshots={},
-        manifest={},
-    )
+from tests.control._log import make_config, register
 
 
 def _segment(cfg: Config, champ: int, cand: int, t0: float, t1: float, rows: int) -> None:
@@ -69,20 +41,13 @@ def _segment(cfg: Config, champ: int, cand: int, t0: float, t1: float, rows: int
             ids = new_request_ids(50)
             ts = int((t0 + (t1 - t0) * k / rows) * 1e6)
             feats = {f"x{i}": rng.normal(size=50) for i in range(8)}
+            same = {"endpoint": "ep", "request_ids": ids, "features": feats, "ts_us": ts}
             y = rng.integers(0, 2, 50)
             for version, role in ((champ, "champion"), (cand, "shadow")):
                 p = np.where(rng.random(50) < 0.9, y, 1 - y)
                 proba = np.column_stack([1.0 - p * 0.8 - 0.1, p * 0.8 + 0.1])
                 log.log_predictions_sync(
-                    endpoint="ep",
-                    version=version,
-                    role=role,
-                    request_ids=ids,
-                    features=feats,
-                    predictions=p,
-                    probabilities=proba,
-                    latency_ms=4.0,
-                    ts_us=ts,
+                    version=version, role=role, predictions=p, probabilities=proba, **same
                 )
             asyncio.run(log.log_labels(dict(zip(ids, y.tolist(), strict=True)), ts_us=ts))
     compact(log_location(cfg))
@@ -118,24 +83,16 @@ def main() -> None:
     p.add_argument("--passes", type=int, default=7)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rollout-pass-"))
-    cfg = Config.model_validate(
-        {
-            "project": "p",
-            "store": f"sqlite:///{tmp / 'loopml.db'}",
-            "artifacts": str(tmp / "artifacts"),
-            "data": {"train": "x.parquet", "target": "y"},
-            "model": {"name": "m", "train": "t.py:train"},
-            "deploy": {"endpoint": "ep", "rollout": {"shadow": "2h", "max_duration": "1d"}},
-        }
-    )
+    rollout_cfg = {"shadow": "2h", "max_duration": "1d"}  # no pass moves the rollout
+    cfg = make_config(tmp, f"sqlite:///{tmp / 'loopml.db'}", rollout=rollout_cfg)
     store = Store(cfg.store)
-    champ, cand = _version(store), _version(store)
-    store.endpoints.deploy("ep", champ, actor="bench")
+    champ, cand = register(store), register(store)
+    store.endpoints.deploy("ep", store.versions.get(champ["id"]), actor="bench")
     now = time.time()
     start = now - 1800
     clock = [start]
     ctx = Context(cfg=cfg, store=store, clock=lambda: clock[0], holder="bench")
-    rollout.start(ctx, "ep", cand)
+    rollout.start(ctx, "ep", store.versions.get(cand["id"]))
     span = (now - 60 - start) / args.parts
     for i in range(args.parts):
         _segment(cfg, champ["id"], cand["id"], start + i * span, start + (i + 1) * span, args.rows)
@@ -153,7 +110,7 @@ def main() -> None:
         reads_before.append(_reads(uncached, store))
         reads_after.append(_reads(ctx, store))
     parts = sum(1 for _ in (tmp / "artifacts").rglob("part-*.parquet"))
-    print(f"{parts} parts ({args.parts} per log), {2 * args.parts * args.rows} prediction rows")
+    print(f"{parts} parts ({args.parts} segments), {2 * args.parts * args.rows} prediction rows")
     print(f"pass, every part read (as before):   {_ms(before)}; its reads {_ms(reads_before)}")
     print(f"pass, first with the part cache:     {cold * 1e3:.0f} ms CPU")
     print(f"pass, later with it (no part read):  {_ms(after)}; its reads {_ms(reads_after)}")
