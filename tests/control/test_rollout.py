@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from loopml.control import Controller, start_rollout
 from loopml.control import rollout as R
+from loopml.control.samples import read_label_map, read_rows
 from loopml.store import Store
 from tests.control._log import (
     Clock,
@@ -53,6 +55,32 @@ def _through_shadow(setup) -> None:
     assert q["paired_rows"] == 150 and q["rows"] == 150 and q["score"] == "error_rate"
     assert q["metric"] == "roc_auc" and "confidence sequence" in q["test"]
     assert "no probabilities" in q["note"]  # the logs carry none: the error rate stands in
+
+
+def test_a_pass_reads_only_the_parts_new_since_the_last(setup) -> None:
+    """Guards against every pass reading the whole rollout's log again (a cost growing with
+    its age): the controller keeps the parts it read, and reads the same rows as afresh."""
+    cfg, _store, ctl, clock, champ, cand = setup
+    ro = _start(setup)
+    write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
+    clock.advance(120)
+    assert ctl.reconcile_once() == []
+    parts = ctl.ctx.parts
+    read = parts.misses
+    assert read > 0 and len(parts) == read
+    clock.advance(5)
+    assert ctl.reconcile_once() == []
+    assert parts.misses == read and parts.hits >= read
+    write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=50, seed=9)
+    clock.advance(5)
+    assert ctl.reconcile_once() == []
+    assert parts.misses > read
+    start, now = ro["started_at"], clock() + 60  # past the last rows written
+    cached = read_rows(ctl.ctx.root, "ep", start, now, parts)
+    assert len(cached) == 2 * 200
+    pd.testing.assert_frame_equal(cached, read_rows(ctl.ctx.root, "ep", start, now))
+    labels = read_label_map(ctl.ctx.root, "ep", start, now, parts)
+    pd.testing.assert_series_equal(labels, read_label_map(ctl.ctx.root, "ep", start, now))
 
 
 def test_shadow_canary_steps_then_promote(setup) -> None:

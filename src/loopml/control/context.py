@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
 from loopml.config import Config, GuardsConfig, RolloutConfig
 from loopml.logs.layout import LogLocation, log_location
+from loopml.logs.partcache import PartCache
 from loopml.store import Store
 from loopml.store.rows import EndpointChange
 
@@ -34,6 +35,8 @@ class Context:
     clock: Callable[[], float]
     holder: str
     actor: str = ACTOR
+    # the log parts read by earlier passes (a controller keeps one Context for its life)
+    parts: PartCache = field(default_factory=PartCache)
 
     @property
     def root(self) -> LogLocation:

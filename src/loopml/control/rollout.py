@@ -171,8 +171,9 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
                 evidence={"rollout": ro["id"], "traffic": traffic},
             )
         ]
-    rows = read_rows(ctx.root, endpoint, ro["started_at"], now)
-    labels = read_label_map(ctx.root, endpoint, ro["started_at"], now)
+    # every pass reads the whole rollout; parts read by earlier passes come from ctx.parts
+    rows = read_rows(ctx.root, endpoint, ro["started_at"], now, ctx.parts)
+    labels = read_label_map(ctx.root, endpoint, ro["started_at"], now, ctx.parts)
     quality = _quality(ctx, ro, rows, labels)
     cand = ro["candidate_id"]
     if quality.outcome == "worse":

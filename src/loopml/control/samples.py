@@ -4,7 +4,9 @@ challenger and champion lives in ``control.judgement``).
 
 The log is read with ``loopml.logs.logreader.read_log`` / ``read_labels`` at the project's
 log location (``Context.root``); they also see rows still in this machine's open segments.
-Labels are joined by request id, the latest label of a request winning.
+Labels are joined by request id, the latest label of a request winning. A caller that reads
+again and again (the controller's rollout passes) passes a ``PartCache`` so that only the
+parts new since its last read are read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pyarrow as pa
 from loopml.control.guards import Sample
 from loopml.logs.layout import LogLocation
 from loopml.logs.logreader import read_labels, read_log
+from loopml.logs.partcache import PartCache
 
 COLUMNS = (
     "_request_id",
@@ -43,9 +46,16 @@ def _seconds(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
 
 
-def read_rows(root: LogLocation | str, endpoint: str, start: float, end: float) -> pd.DataFrame:
-    """Prediction rows with ``start <= _ts < end``: the reserved columns, ``_ts`` in seconds."""
-    t = read_log(root, endpoint, as_datetime(start), as_datetime(end))
+def read_rows(
+    root: LogLocation | str,
+    endpoint: str,
+    start: float,
+    end: float,
+    cache: PartCache | None = None,
+) -> pd.DataFrame:
+    """Prediction rows with ``start <= _ts < end``: the reserved columns, ``_ts`` in seconds
+    (parts held in ``cache`` are not read again)."""
+    t = read_log(root, endpoint, as_datetime(start), as_datetime(end), cache)
     df = pd.DataFrame(
         {c: t.column(c).to_pandas() for c in COLUMNS if c in t.column_names and c != "_ts"}
     )
@@ -53,9 +63,15 @@ def read_rows(root: LogLocation | str, endpoint: str, start: float, end: float) 
     return df
 
 
-def read_label_map(root: LogLocation | str, endpoint: str, start: float, now: float) -> pd.Series:
+def read_label_map(
+    root: LogLocation | str,
+    endpoint: str,
+    start: float,
+    now: float,
+    cache: PartCache | None = None,
+) -> pd.Series:
     """request id -> label, for labels that arrived in ``[start, now]`` (latest wins)."""
-    t = read_labels(root, endpoint, as_datetime(start), as_datetime(now + LABEL_SLACK))
+    t = read_labels(root, endpoint, as_datetime(start), as_datetime(now + LABEL_SLACK), cache)
     if not t.num_rows:
         return pd.Series(dtype=object)
     s = pd.Series(

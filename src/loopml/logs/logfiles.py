@@ -43,6 +43,7 @@ from loopml.logs.layout import (
     segment_of,
 )
 from loopml.logs.logtables import canonical
+from loopml.logs.partcache import PartCache, stamp
 from loopml.logs.parts import (
     EVENT_TIME,
     PAIRED,
@@ -78,6 +79,7 @@ class LogFiles:
         self._ranges: dict[tuple[str, int, str], tuple[object, object] | None] = {}
         self._listing: dict[str, list[dict]] = {}
         self._parts: dict[tuple[str, int], Part] = {}
+        self._versions: dict[str, tuple[int, str]] = {}  # path -> (size, stamp), as listed
         self.corrupt: dict[str, str] = {}  # path -> why it cannot be read (skipped, reported)
 
     def damaged(self, path: str) -> str | None:
@@ -207,8 +209,23 @@ class LogFiles:
                 name = info["name"].rstrip("/").rsplit("/", 1)[-1]
                 if not is_part(name) or segment_of(name) in live:
                     continue
-                out.append((info["name"], int(info.get("size") or 0)))
+                size = int(info.get("size") or 0)
+                self._versions[info["name"]] = (size, stamp(info))
+                out.append((info["name"], size))
         return out
+
+    def cached_table(self, path: str, cache: PartCache | None) -> pa.Table:
+        """A part listed by ``parts``, whole: from ``cache`` when it holds this version of
+        it (same path, size and stamp), else read (and kept there)."""
+        if cache is None:
+            return self.read_table(path)
+        size, mark = self._versions[path]
+        key = (path, size, mark)
+        table = cache.get(key)
+        if table is None:
+            table = self.read_table(path)
+            cache.put(key, table)
+        return table
 
     @staticmethod
     def fingerprint(parts: Sequence[tuple[str, int]]) -> str:

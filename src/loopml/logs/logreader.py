@@ -36,6 +36,7 @@ from loopml.logs.layout import (
 )
 from loopml.logs.logfiles import LogFiles
 from loopml.logs.logtables import BUILDERS, concat_tables
+from loopml.logs.partcache import PartCache
 
 Where = LogLocation | str | Path
 
@@ -69,7 +70,12 @@ def _hours(start_us: int, end_us: int) -> set[str] | None:
 
 
 def _read(
-    kind: str, where: Where, endpoint: str | None, start: datetime | None, end: datetime | None
+    kind: str,
+    where: Where,
+    endpoint: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    cache: PartCache | None,
 ) -> pa.Table:
     where = as_location(where)
     lo, hi = _us(start, 0), _us(end, 2**62)
@@ -93,7 +99,7 @@ def _read(
     hours = _hours(lo, hi) if start and end else None
     logs = LogFiles(where)
     files = _parquet_files(logs, kind, endpoint, hours, read)
-    tables = [logs.read_table(f) for f in files] + tables
+    tables = [logs.cached_table(f, cache) for f in files] + tables
     if not tables:
         return build([])
     table = concat_tables(tables)
@@ -147,9 +153,11 @@ def read_log(
     endpoint: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    cache: PartCache | None = None,
 ) -> pa.Table:
-    """Predictions with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
-    return _read(PREDICTIONS, where, endpoint, start, end)
+    """Predictions with ``start <= _ts < end`` (UTC), from Parquet and open segments; parts
+    ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
+    return _read(PREDICTIONS, where, endpoint, start, end, cache)
 
 
 def read_refused(
@@ -157,9 +165,11 @@ def read_refused(
     endpoint: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    cache: PartCache | None = None,
 ) -> pa.Table:
-    """Refusal counts with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
-    return _read(REFUSED, where, endpoint, start, end)
+    """Refusal counts with ``start <= _ts < end`` (UTC), from Parquet and open segments; parts
+    ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
+    return _read(REFUSED, where, endpoint, start, end, cache)
 
 
 def read_labels(
@@ -167,9 +177,11 @@ def read_labels(
     endpoint: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    cache: PartCache | None = None,
 ) -> pa.Table:
-    """Labels with ``start <= _ts < end`` (UTC), from Parquet and open segments."""
-    return _read(LABELS, where, endpoint, start, end)
+    """Labels with ``start <= _ts < end`` (UTC), from Parquet and open segments; parts
+    ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
+    return _read(LABELS, where, endpoint, start, end, cache)
 
 
 def lookup_request_ids(where: Where, request_ids: set[str]) -> dict[str, str]:
