@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,16 @@ def _hours(start_us: int, end_us: int) -> set[str] | None:
     return {hour_of(t) for t in range(first, end_us, HOUR_US)}
 
 
-def _read(
+def read_kind(
     kind: str,
     where: Where,
-    endpoint: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    cache: PartCache | None,
+    endpoint: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cache: PartCache | None = None,
 ) -> pa.Table:
+    """Rows of the log ``kind`` with ``start <= _ts < end`` (UTC), from Parquet and open
+    segments; parts ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
     where = as_location(where)
     lo, hi = _us(start, 0), _us(end, 2**62)
     build = BUILDERS[kind]
@@ -148,40 +151,9 @@ def _forget_segments(spool: str | None, kind: str, live: list[Path]) -> None:
             del _decoded[seg]
 
 
-def read_log(
-    where: Where,
-    endpoint: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    cache: PartCache | None = None,
-) -> pa.Table:
-    """Predictions with ``start <= _ts < end`` (UTC), from Parquet and open segments; parts
-    ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
-    return _read(PREDICTIONS, where, endpoint, start, end, cache)
-
-
-def read_refused(
-    where: Where,
-    endpoint: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    cache: PartCache | None = None,
-) -> pa.Table:
-    """Refusal counts with ``start <= _ts < end`` (UTC), from Parquet and open segments; parts
-    ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
-    return _read(REFUSED, where, endpoint, start, end, cache)
-
-
-def read_labels(
-    where: Where,
-    endpoint: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    cache: PartCache | None = None,
-) -> pa.Table:
-    """Labels with ``start <= _ts < end`` (UTC), from Parquet and open segments; parts
-    ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
-    return _read(LABELS, where, endpoint, start, end, cache)
+read_log = partial(read_kind, PREDICTIONS)  # the predictions
+read_labels = partial(read_kind, LABELS)  # the labels
+read_refused = partial(read_kind, REFUSED)  # the counts of refused rows
 
 
 def lookup_request_ids(where: Where, request_ids: set[str]) -> dict[str, str]:
