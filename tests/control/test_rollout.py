@@ -211,6 +211,33 @@ def test_bad_shadow_rolled_back(setup) -> None:
     assert store.versions.get(cand)["status"] == "rolled_back"
 
 
+def test_a_failed_rollout_leaves_the_experiments_deployed_beside_it(setup) -> None:
+    """Rolling back the controller's candidate takes out that candidate only: a shadow and a
+    canary a person deployed stay, with their status (the soak saw them dropped)."""
+    cfg, store, ctl, clock, champ, cand = setup
+    theirs_shadow, theirs_canary = register(store), register(store)
+    store.endpoints.deploy("ep", theirs_shadow, actor="alice", shadow=True)
+    _start(setup)
+    store.endpoints.deploy("ep", theirs_canary, actor="alice", canary=10)
+    write_pairs(
+        cfg.artifacts_root,
+        "ep",
+        champion=champ,
+        shadow=cand,
+        start=clock(),
+        n=100,
+        shadow_accuracy=0.6,
+    )
+    clock.advance(STEP)
+    ds = ctl.reconcile_once()
+    assert ds[-1]["action"] == "rollback"
+    ep = store.endpoints.get("ep")
+    assert [s["version_id"] for s in ep["shadows"]] == [theirs_shadow["id"]]
+    assert (ep["champion_id"], ep["canary_id"]) == (champ, theirs_canary["id"])
+    assert store.versions.get(cand)["status"] == "rolled_back"
+    assert store.versions.get(theirs_shadow["id"])["status"] != "candidate"
+
+
 def test_traffic_changed_by_hand_aborts(setup) -> None:
     _cfg, store, ctl, _clock, _champ, _cand = setup
     _through_shadow(setup)

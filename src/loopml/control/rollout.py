@@ -131,8 +131,9 @@ def _end(
     inconclusive), and close the rollout."""
     endpoint = ro["endpoint"]
     action = "rollback" if outcome == RolloutState.ROLLED_BACK else "rollout-inconclusive"
-    changed = ctx.store.endpoints.rollback(
+    changed = ctx.store.endpoints.withdraw(
         endpoint,
+        ro["candidate_id"],
         actor=ctx.actor,
         evidence={
             "rollout": ro["id"],
@@ -142,7 +143,7 @@ def _end(
             "controller": ctx.holder,
         },
         reason=reason,
-        left={ro["candidate_id"]: outcome},
+        status=outcome,
         action=action,
     )
     _finish(ctx, ro, outcome, reason, now)

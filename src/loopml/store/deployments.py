@@ -188,6 +188,39 @@ class Deployments(Endpoints):
             expected_lock=cur["lock"],
         )
 
+    def withdraw(
+        self,
+        name: str,
+        version_id: int,
+        *,
+        actor: str,
+        reason: str,
+        evidence: dict[str, Any] | None = None,
+        status: str | None = None,
+        action: str = "rollback",
+    ) -> EndpointChange:
+        """Take one challenger (the canary or one shadow) out of endpoint ``name`` and leave
+        the rest of its traffic as it is: a rollout that fails ends its own candidate, not the
+        experiments people deployed beside it. It leaves with ``status`` (rolled_back,
+        inconclusive) and the decision is recorded as ``action``."""
+        cur = self.get(name)
+        kw: dict[str, Any] = {
+            "shadows": [s for s in cur["shadows"] if s["version_id"] != version_id]
+        }
+        if cur["canary_id"] == version_id:
+            kw["canary"] = None
+        return self.change_traffic(
+            name,
+            actor=actor,
+            action=action,
+            left={version_id: status} if status else None,
+            evidence=evidence,
+            allow_frozen=True,
+            reason=reason,
+            expected_lock=cur["lock"],
+            **kw,
+        )
+
     def remove_version(
         self, version_id: int, *, actor: str, reason: str, action: str
     ) -> builtins.list[str]:
