@@ -50,6 +50,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this 
 import httpx
 import numpy as np
 import pandas as pd
+import yaml
 from harness import free_port, rss_mb
 
 TRAIN_PY = """
@@ -73,7 +74,22 @@ N = 8
 HERE = Path(__file__).resolve().parent
 
 
-def project(root: Path) -> tuple[Path, dict[str, int]]:
+def config_text(sets: list[str]) -> str:
+    """``CONFIG`` with ``key.path=value`` settings applied (values parsed as YAML)."""
+    doc = yaml.safe_load(CONFIG)
+    for item in sets:
+        path, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"--set takes key.path=value, got {item!r}")
+        *parents, leaf = path.split(".")
+        node = doc
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = yaml.safe_load(value)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def project(root: Path, sets: list[str]) -> tuple[Path, dict[str, int]]:
     """A small project with three versions: champion, canary and shadow."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(4000, N))
@@ -83,7 +99,7 @@ def project(root: Path) -> tuple[Path, dict[str, int]]:
     (root / "data").mkdir(parents=True)
     frame.to_parquet(root / "data" / "train.parquet")
     (root / "train.py").write_text(TRAIN_PY)
-    (root / "loopml.yaml").write_text(CONFIG)
+    (root / "loopml.yaml").write_text(config_text(sets))
     ids = {}
     for name in ("champion", "canary", "shadow"):
         out = cli(root, "run", "--json")
@@ -389,6 +405,13 @@ def main() -> int:
     p.add_argument("--server-core", default="0", help="taskset core for the server ('' for none)")
     p.add_argument("--client-core", default="1", help="taskset core for wrk ('' for none)")
     p.add_argument("--json", help="write the blocks to this file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a loopml.yaml setting for the soaked project, e.g. monitor.schedule=600",
+    )
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -397,7 +420,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="loopml-soak-"))
     proc = None
     try:
-        root, _ = project(tmp / "proj")
+        root, _ = project(tmp / "proj", args.set)
         # one key stands for every client here: its rate limit must not be what is measured
         key = cli(root, "keys", "create", "--role", "predictor", "--rate-limit", "1000000")
         key = key.strip().splitlines()[-1]
