@@ -175,7 +175,7 @@ def test_labels_known_ids_and_unknown_reported(tmp_path):
     compact(tmp_path)
     # a new process has no memory of them: found by the id's hour in Parquet
     with PredictionLog(tmp_path) as log:
-        assert log._recent == {}
+        assert len(log._recent) == 0
         assert log.known_request_ids([ids[1], "nope", new_request_ids(1)[0]]) == {ids[1]: "credit"}
         unknown = asyncio.run(log.log_labels({ids[1]: "yes"}))
         assert unknown == []

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from loopml.logs.layout import check_endpoint as check_endpoint
 from loopml.logs.logreader import lookup_request_ids
 from loopml.logs.logtables import dumps
 from loopml.logs.pending import holdable, pending_dir, pending_record
+from loopml.logs.recent_ids import RecentIds
 
 
 class PredictionLog:
@@ -56,7 +56,7 @@ class PredictionLog:
         # labels waiting for their prediction to reach the root (loopml.logs.pending): only
         # with a remote root, where other replicas' segments are out of sight
         self.pending = wal.SegmentLog(pending_dir(spool), **opts) if self.where.remote else None
-        self._recent: dict[str, str] = {}
+        self._recent = RecentIds(recent_ids)
 
     def open(self) -> PredictionLog:
         """Start both logs (segments left by an earlier process wait for compaction)."""
@@ -99,9 +99,7 @@ class PredictionLog:
         """One request's record as a frame payload (also remembers its request ids).
         ``event_times``: per row, UTC microseconds (``None``: the request time)."""
         check_endpoint(endpoint)
-        if not self._recent or len(self._recent) >= self.recent_ids:
-            self._evict()
-        self._recent.update(zip(request_ids, repeat(endpoint)))
+        self._recent.insert(request_ids, endpoint)
         return dumps(
             {
                 "e": endpoint,
@@ -126,12 +124,6 @@ class PredictionLog:
     def log_predictions_sync(self, **record: Any) -> None:
         self.predictions.append_sync(self.encode_predictions(**record))
 
-    def _evict(self) -> None:
-        if len(self._recent) >= self.recent_ids:
-            drop = max(1, self.recent_ids // 10)
-            for key in list(self._recent)[:drop]:
-                del self._recent[key]
-
     def log_refused(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append refusal counts (not waiting for their fsync)."""
         for rec in records:
@@ -143,17 +135,13 @@ class PredictionLog:
     def known_request_ids(self, request_ids: Iterable[str]) -> dict[str, str]:
         """Which of ``request_ids`` the log holds, mapped to their endpoint.
 
-        Recent ids come from memory; the rest are looked up in the segments and in the
-        Parquet hours around the time encoded in the (UUIDv7) id.
+        The last ``recent_ids`` ids logged come from memory (:mod:`loopml.logs.recent_ids`);
+        the rest are looked up in the segments and in the Parquet hours around the time
+        encoded in the (UUIDv7) id.
         """
-        found: dict[str, str] = {}
-        missing: set[str] = set()
-        for rid in request_ids:
-            ep = self._recent.get(rid)
-            if ep is None:
-                missing.add(rid)
-            else:
-                found[rid] = ep
+        ids = list(request_ids)
+        found = self._recent.lookup(ids)
+        missing = {rid for rid in ids if rid not in found}
         if missing:
             found.update(lookup_request_ids(self.where, missing))
         return found
