@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from loopml.logs import wal
+from loopml.logs import segmentfile, wal
 
 
 def _payloads(n: int) -> list[bytes]:
@@ -13,19 +13,19 @@ def _payloads(n: int) -> list[bytes]:
 
 
 def test_frames_round_trip_and_torn_tail_is_skipped():
-    data = b"".join(wal.encode_frame(p) for p in _payloads(20))
-    frames, end = wal.scan_frames(data)
+    data = b"".join(segmentfile.encode_frame(p) for p in _payloads(20))
+    frames, end = segmentfile.scan_frames(data)
     assert frames == _payloads(20) and end == len(data)
     for cut in (1, 3, 8, 9):  # inside the payload, inside the header
-        frames, end = wal.scan_frames(data[:-cut])
+        frames, end = segmentfile.scan_frames(data[:-cut])
         assert frames == _payloads(19)
-    frames, _ = wal.scan_frames(data + b"\x05\x00\x00\x00garbage!!")
+    frames, _ = segmentfile.scan_frames(data + b"\x05\x00\x00\x00garbage!!")
     assert frames == _payloads(20)
     flipped = bytearray(data)
     flipped[len(data) - 2] ^= 0xFF  # a corrupt last payload fails its checksum
-    assert wal.scan_frames(bytes(flipped))[0] == _payloads(19)
+    assert segmentfile.scan_frames(bytes(flipped))[0] == _payloads(19)
     huge = data + (2**31).to_bytes(4, "little") + b"\x00" * 4
-    assert wal.scan_frames(huge)[0] == _payloads(20)
+    assert segmentfile.scan_frames(huge)[0] == _payloads(20)
 
 
 def test_sync_append_reopen_continues_in_a_new_segment(tmp_path):
@@ -40,7 +40,7 @@ def test_sync_append_reopen_continues_in_a_new_segment(tmp_path):
     log.append_sync(b"after")
     assert log.current != first
     log.close()
-    got = [p for seg in sorted(tmp_path.glob("*.wal")) for p in wal.read_segment(seg)]
+    got = [p for seg in sorted(tmp_path.glob("*.wal")) for p in segmentfile.read_segment(seg)]
     assert got == [*_payloads(5), b"after"]
 
 
@@ -54,7 +54,7 @@ def test_group_commit_groups_under_concurrency(tmp_path):
     log.close()
     assert log.records == 500
     assert log.fsyncs < 250, log.fsyncs  # many records share one fsync
-    assert sum(1 for seg in log.segments() for _ in wal.read_segment(seg)) == 500
+    assert sum(1 for seg in log.segments() for _ in segmentfile.read_segment(seg)) == 500
 
 
 def test_segments_roll_by_size_and_live_one_cannot_be_claimed(tmp_path):
@@ -68,7 +68,7 @@ def test_segments_roll_by_size_and_live_one_cannot_be_claimed(tmp_path):
     assert fd is not None
     os.close(fd)
     log.close()
-    assert sum(1 for s in segs for _ in wal.read_segment(s)) == 25
+    assert sum(1 for s in segs for _ in segmentfile.read_segment(s)) == 25
 
 
 def test_buffered_mode_flushes_without_fsync(tmp_path):
@@ -77,7 +77,7 @@ def test_buffered_mode_flushes_without_fsync(tmp_path):
         log.append_nowait(p)
     log.close()
     assert log.fsyncs == 0
-    assert [p for s in log.segments() for p in wal.read_segment(s)] == _payloads(50)
+    assert [p for s in log.segments() for p in segmentfile.read_segment(s)] == _payloads(50)
 
 
 def test_append_before_open_is_a_clear_error(tmp_path):

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from orjson import loads as _loads
 
-from loopml.logs import wal
 from loopml.logs.layout import (
     HOUR_US,
     LABELS,
@@ -36,8 +35,9 @@ from loopml.logs.layout import (
     wal_dir,
 )
 from loopml.logs.logfiles import LogFiles
-from loopml.logs.logtables import BUILDERS, concat_tables
+from loopml.logs.logtables import BUILDERS, concat_tables, merge_chunks
 from loopml.logs.partcache import PartCache
+from loopml.logs.segmentfile import CHUNK_FRAMES, frame_batches
 
 Where = LogLocation | str | Path
 
@@ -120,24 +120,23 @@ _decoded_lock = threading.Lock()
 
 def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None]:
     """(whether the segment still exists, every complete frame of it as a table), decoded
-    incrementally (see ``_decoded``)."""
+    incrementally (see ``_decoded``), ``CHUNK_FRAMES`` frames at a time."""
     with _decoded_lock:
-        offset, table = _decoded.get(seg, (0, None))
+        start, table = _decoded.get(seg, (0, None))
+    offset, tables = start, [] if table is None else [table]
     try:
-        with open(seg, "rb") as f:
-            f.seek(offset)
-            data = f.read()
+        for payloads, end in frame_batches(seg, CHUNK_FRAMES, start):
+            tables.append(build([_loads(p) for p in payloads]))
+            offset = end
     except FileNotFoundError:  # compacted meanwhile: the caller reads its part files
         with _decoded_lock:
             _decoded.pop(seg, None)
         return False, None
-    frames, end = wal.scan_frames(data)
-    if not frames:
+    if len(tables) == (table is not None):
         return True, table
-    new = build([_loads(p) for p in frames])
-    table = new if table is None else concat_tables([table, new])
+    table = merge_chunks(tables)
     with _decoded_lock:
-        _decoded[seg] = (offset + end, table)
+        _decoded[seg] = (offset, table)
     return True, table
 
 
@@ -163,13 +162,13 @@ def lookup_request_ids(where: Where, request_ids: set[str]) -> dict[str, str]:
     read: set[str] = set()
     for seg in live_segments(where.spool, PREDICTIONS):
         try:
-            data = seg.read_bytes()
+            for payloads, _ in frame_batches(seg):
+                for rec in map(_loads, payloads):
+                    for rid in request_ids.intersection(rec["r"]):
+                        found[rid] = rec["e"]
         except FileNotFoundError:  # compacted since it was listed: look in its part files
             continue
         read.add(seg.stem)
-        for rec in map(_loads, wal.scan_frames(data)[0]):
-            for rid in request_ids.intersection(rec["r"]):
-                found[rid] = rec["e"]
     rest = request_ids - found.keys()
     hours: set[str] = set()
     for rid in rest:

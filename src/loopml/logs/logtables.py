@@ -5,10 +5,19 @@ Built with a Python loop over records (requests), never over rows: each record's
 are extended in C. Numbers become float64, booleans bool, anything else strings, so parts
 written at different times share one schema; where they still differ, readers cast the
 column to text. Labels and predictions are compared as :func:`canonical` text.
+
+A segment is decoded a chunk of frames at a time (:mod:`loopml.logs.segmentfile`), and one
+chunk's table can differ from the next: a column of nulls only (typed bool), a feature met
+only later, numbers in one chunk and text in another. :func:`unified_schema` gives the schema
+one build over every record would have given, :func:`conform` brings each chunk's table to
+it; a column that is text only because of another chunk is built again from its records as
+text (the builders' ``text``), since Arrow's cast writes ``1.0`` as ``1`` and ``True`` as
+``true`` where a whole build writes Python's ``str``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -49,12 +58,13 @@ RESERVED = (
 )
 
 
-def _column(values: list[Any]) -> pa.Array:
-    """Numbers as float64, booleans as bool, anything else as strings."""
+def _column(values: list[Any], text: bool = False) -> pa.Array:
+    """Numbers as float64, booleans as bool, anything else (or every value, with ``text``)
+    as strings."""
     kinds = {type(v) for v in values if v is not None}
-    if kinds <= {bool}:
+    if kinds <= {bool} and not text:
         return pa.array(values, pa.bool_())
-    if kinds <= {int, float}:
+    if kinds <= {int, float} and not text:
         return pa.array(values, pa.float64())
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
@@ -66,8 +76,9 @@ def _score(proba: Any, n: int) -> list[float | None]:
     return (arr[:, 1] if arr.shape[1] == 2 else arr.max(axis=1)).tolist()
 
 
-def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
-    """One row per prediction; a Python loop over records (requests), not rows."""
+def prediction_table(records: list[dict[str, Any]], text: Collection[str] = ()) -> pa.Table:
+    """One row per prediction; a Python loop over records (requests), not rows. The columns
+    named in ``text`` (``_prediction``, features) are strings whatever their values."""
     ids: list[str] = []
     cols: dict[str, list[Any]] = {k: [] for k in RESERVED if k != "_request_id"}
     # ``_call``: the first request id of the call, the same for every row of one HTTP request
@@ -118,18 +129,20 @@ def prediction_table(records: list[dict[str, Any]]) -> pa.Table:
         "_event_time": pa.array(cols["_event_time"], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         "_entity_key": pa.array(cols["_entity_key"], pa.string()),
         "_latency_ms": pa.array(cols["_latency_ms"], pa.float64()),
-        "_prediction": _column(cols["_prediction"]),
+        "_prediction": _column(cols["_prediction"], "_prediction" in text),
         "_score": pa.array(cols["_score"], pa.float64()),
         "_proba": pa.array(cols["_proba"], pa.list_(pa.float64())),
         "_flags": pa.array(cols["_flags"], pa.string()),
     }
     for name, values in feats.items():
-        arrays[name if name not in arrays else f"feature{name}"] = _column(values)
+        out = name if name not in arrays else f"feature{name}"
+        arrays[out] = _column(values, out in text)
     return pa.table(arrays)
 
 
-def refused_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Refusal counts (``loopml.serve.http.refusals``): one row per record."""
+def refused_table(records: list[dict[str, Any]], text: Collection[str] = ()) -> pa.Table:
+    """Refusal counts (``loopml.serve.http.refusals``): one row per record. Every column has
+    a fixed type (``text`` is there for the builders' common signature)."""
 
     def col(key: str) -> list[Any]:
         return [rec.get(key) for rec in records]
@@ -149,7 +162,8 @@ def refused_table(records: list[dict[str, Any]]) -> pa.Table:
     )
 
 
-def label_table(records: list[dict[str, Any]]) -> pa.Table:
+def label_table(records: list[dict[str, Any]], text: Collection[str] = ()) -> pa.Table:
+    """One row per label; ``_label`` is strings whatever its values if ``text`` names it."""
     ids: list[str] = []
     labels: list[Any] = []
     ts: list[int] = []
@@ -164,7 +178,7 @@ def label_table(records: list[dict[str, Any]]) -> pa.Table:
         {
             "_request_id": pa.array(ids, pa.string()),
             "_endpoint": pa.array(endpoints, pa.string()),
-            "_label": _column(labels),
+            "_label": _column(labels, "_label" in text),
             "_ts": pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         }
     )
@@ -206,6 +220,67 @@ def concat_tables(tables: list[pa.Table]) -> pa.Table:
                 t = t.set_column(i, name, t.column(name).cast(pa.string()))
             fixed.append(t)
         return pa.concat_tables(fixed, promote_options="permissive")
+
+
+def null_columns(table: pa.Table) -> frozenset[str]:
+    """The columns holding nulls only (every column of an empty table): their type says
+    nothing about the records (``_column`` calls them bool)."""
+    n = table.num_rows
+    return frozenset(name for name in table.column_names if table.column(name).null_count == n)
+
+
+def unified_schema(
+    chunks: Sequence[tuple[pa.Schema, Collection[str]]],
+) -> tuple[pa.Schema, frozenset[str]]:
+    """The schema one build over the records of every chunk would give, from each chunk's
+    schema and :func:`null_columns`; and the columns that are text there but numbers or
+    booleans in some chunk (to build again with ``text``, see the module docstring).
+
+    Columns keep the order in which the chunks first hold them; a column of nulls only in
+    every chunk keeps the type of the first.
+    """
+    first: dict[str, pa.DataType] = {}
+    kinds: dict[str, set[pa.DataType]] = {}
+    for schema, nulls in chunks:
+        for field in schema:
+            first.setdefault(field.name, field.type)
+            seen = kinds.setdefault(field.name, set())
+            if field.name not in nulls:
+                seen.add(field.type)
+    fields, text = [], set()
+    for name, t in first.items():
+        seen = kinds[name]
+        if len(seen) > 1:  # only _column's columns vary, and they are text if kinds mix
+            fields.append(pa.field(name, pa.string()))
+            text.add(name)
+        else:
+            fields.append(pa.field(name, next(iter(seen), t)))
+    return pa.schema(fields), frozenset(text)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the columns of ``schema`` in its order: a column it lacks, or holds as
+    nulls of another type, becomes nulls of the schema's type; any other column of another
+    type is cast (numbers read as text, as readers do across parts)."""
+    n = table.num_rows
+    columns = []
+    for field in schema:
+        if table.schema.get_field_index(field.name) < 0:
+            columns.append(pa.nulls(n, field.type))
+            continue
+        col = table.column(field.name)
+        if col.type != field.type:
+            col = pa.nulls(n, field.type) if col.null_count == n else col.cast(field.type)
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def merge_chunks(tables: Sequence[pa.Table]) -> pa.Table:
+    """Tables built from consecutive chunks of one segment, as one table of the
+    :func:`unified_schema` (a column of numbers in some chunks and text in others cast to
+    text)."""
+    schema, _ = unified_schema([(t.schema, null_columns(t)) for t in tables])
+    return pa.concat_tables([conform(t, schema) for t in tables])
 
 
 # the table builder of each log kind (the folder under the log root, loopml.logs.layout)

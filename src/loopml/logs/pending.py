@@ -42,6 +42,7 @@ from loopml.logs.layout import (
 )
 from loopml.logs.logreader import lookup_request_ids
 from loopml.logs.logtables import dumps, label_table
+from loopml.logs.segmentfile import encode_frame, read_segment
 from loopml.logs.upload import parquet_bytes, write_whole
 
 log = logging.getLogger("loopml.serve")
@@ -84,7 +85,7 @@ def _next_generation(seg: Path) -> Path:
 def _resolve_segment(
     fs: Any, where: LogLocation, seg: Path, wait: float, now: float
 ) -> dict[str, int]:
-    records = [_loads(p) for p in wal.read_segment(seg)]
+    records = [_loads(p) for p in read_segment(seg)]
     ids = {rid for rec in records for rid in rec["r"]}
     found = lookup_request_ids(where, ids) if ids else {}
     resolved: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -114,7 +115,7 @@ def _resolve_segment(
         path = f"{hour_url(where.root, LABELS, ep, hour)}/{part_name(seg.stem, where.replica)}"
         write_whole(fs, path, parquet_bytes(label_table(recs)), what="label part")
     if carry:  # written whole before this segment is marked done
-        frames = b"".join(wal.encode_frame(dumps(r)) for r in carry)
+        frames = b"".join(encode_frame(dumps(r)) for r in carry)
         write_whole(LocalFileSystem(), str(_next_generation(seg)), frames, what="segment")
     return counts
 

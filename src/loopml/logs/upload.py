@@ -55,8 +55,10 @@ def write_whole(
         ) from exc
 
 
+ROW_GROUP_ROWS = 65_536  # row groups bound the memory of the monitor's scans
+
+
 def parquet_bytes(table: pa.Table, **options: Any) -> bytes:
     buf = io.BytesIO()
-    # row groups bound the memory of the monitor's scans
-    pq.write_table(table, buf, row_group_size=65_536, **options)
+    pq.write_table(table, buf, row_group_size=ROW_GROUP_ROWS, **options)
     return buf.getvalue()

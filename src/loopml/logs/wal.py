@@ -7,7 +7,8 @@ logs are separate services. Here:
 
 - A frame is ``length (u32 LE) | crc32(length + payload) (u32 LE) | payload``. A reader stops
   at the first frame that is incomplete or fails its checksum: a torn tail after a crash is
-  detected and skipped, and everything before it reads back.
+  detected and skipped, and everything before it reads back (the frames are encoded and read
+  in :mod:`loopml.logs.segmentfile`).
 - One writer thread per log drains every record queued while its previous ``fsync`` ran and
   writes them with one ``write`` + one ``fsync`` (group commit). In durable mode a caller's
   future resolves only after the fsync of its group; in buffered mode the writer flushes on a
@@ -32,59 +33,19 @@ import errno
 import fcntl
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import UnavailableError
 from loopml.logs.layout import DONE_SUFFIX, SEGMENT_SUFFIX
+from loopml.logs.segmentfile import encode_frame
 
 log = logging.getLogger("loopml.serve")
-_HEADER = struct.Struct("<II")
 PROBE_BYTES = 64 << 10
-_MAX_FRAME = 1 << 30
 SUFFIX = SEGMENT_SUFFIX
-
-
-def encode_frame(payload: bytes) -> bytes:
-    """``length | crc32 | payload`` for one record."""
-    length = len(payload)
-    crc = zlib.crc32(payload, zlib.crc32(length.to_bytes(4, "little")))
-    return _HEADER.pack(length, crc) + payload
-
-
-def scan_frames(data: bytes) -> tuple[list[bytes], int]:
-    """The valid frames at the start of ``data`` and the offset where they end.
-
-    The offset is smaller than ``len(data)`` when the tail is torn or corrupt.
-    """
-    frames: list[bytes] = []
-    pos, end, size = 0, len(data), _HEADER.size
-    view = memoryview(data)
-    while pos + size <= end:
-        length, crc = _HEADER.unpack_from(data, pos)
-        stop = pos + size + length
-        if length > _MAX_FRAME or stop > end:
-            break
-        payload = view[pos + size : stop]
-        if zlib.crc32(payload, zlib.crc32(length.to_bytes(4, "little"))) != crc:
-            break
-        frames.append(payload.tobytes())
-        pos = stop
-    return frames, pos
-
-
-def read_segment(path: Path) -> Iterator[bytes]:
-    """The payloads of a segment file, up to its first torn or corrupt frame."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:  # compacted meanwhile
-        return iter(())
-    return iter(scan_frames(data)[0])
 
 
 def claim(path: Path) -> int | None:
