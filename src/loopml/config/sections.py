@@ -257,6 +257,9 @@ class ServeConfig(Section):
     max_batch_size: int = Field(64, ge=1)
     max_batch_wait_ms: float = Field(2.0, ge=0)
     shadow_batch_wait_ms: float = Field(200.0, ge=0)  # shadows gather this long per predict call
+    # a model whose batch predict takes less CPU than this runs on the event loop (no thread
+    # hand-offs), a slower one in a thread of its own (the loop keeps answering meanwhile)
+    inline_below_ms: float = Field(10.0, ge=0)
     durable_log: bool = True
     auth: bool = True
     rate_limit_per_s: float = Field(1000.0, gt=0)

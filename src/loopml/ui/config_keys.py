@@ -295,6 +295,9 @@ DESCRIPTIONS: dict[str, str] = {
     "serve.auth": "Require an API key (`Authorization: Bearer KEY`). Off only on loopback.",
     "serve.shadow_batch_wait_ms": "How long shadow scoring gathers requests into one model "
     "call (nobody waits on a shadow's answer).",
+    "serve.inline_below_ms": "A model whose batched predict takes less CPU than this runs on "
+    "the event loop; a slower one in a thread of its own, so health checks and other "
+    "endpoints are answered while it predicts.",
     "serve.rate_limit_per_s": "Requests per second per API key (a token bucket), unless the "
     "key's own record sets another rate.",
     "serve.rate_burst": "Burst size of that bucket.",

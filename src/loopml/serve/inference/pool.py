@@ -239,12 +239,14 @@ class ModelPool:
             predict,
             max_batch_size=s.serve.max_batch_size,
             max_wait_ms=s.serve.max_batch_wait_ms,
+            inline_below_ms=s.serve.inline_below_ms,
             lane=lane,
         )
         shadow = MicroBatcher(
             predict,
             max_batch_size=max(4 * s.serve.max_batch_size, 256),
             max_wait_ms=s.serve.shadow_batch_wait_ms,
+            inline_below_ms=s.serve.inline_below_ms,
             patient=True,
             lane=lane,
         )
