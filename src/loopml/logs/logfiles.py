@@ -25,7 +25,6 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -42,7 +41,7 @@ from loopml.logs.layout import (
     live_segments,
     segment_of,
 )
-from loopml.logs.logtables import canonical
+from loopml.logs.logtables import newest_labels
 from loopml.logs.partcache import PartCache, stamp
 from loopml.logs.parts import (
     EVENT_TIME,
@@ -387,24 +386,4 @@ class LogFiles:
                 )
                 self._label_parts[p] = t
             tables.append(t)
-        if not tables:
-            return pa.table(
-                {"_request_id": pa.array([], pa.string()), "_label": pa.array([], pa.float64())}
-            )
-        try:
-            t = pa.concat_tables(tables, promote_options="permissive")
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            # parts whose labels differ in type (numbers in one, text or booleans in another,
-            # as clients sent them): compare them as the canonical text of each label
-            t = pa.concat_tables(
-                [t.set_column(1, "_label", canonical(t.column("_label"))) for t in tables]
-            )
-        if t.num_rows == 0:
-            return t.select(["_request_id", "_label"])
-        # newest label wins: sort by id then time, keep the last row of each id
-        t = t.sort_by([("_request_id", "ascending"), ("_ts", "ascending")])
-        ids = t.column("_request_id").combine_chunks()
-        last = pa.concat_arrays(
-            [pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), pa.array([True])]
-        )
-        return t.filter(last).select(["_request_id", "_label"])
+        return newest_labels(tables)

@@ -285,3 +285,29 @@ def merge_chunks(tables: Sequence[pa.Table]) -> pa.Table:
 
 # the table builder of each log kind (the folder under the log root, loopml.logs.layout)
 BUILDERS = {PREDICTIONS: prediction_table, LABELS: label_table, REFUSED: refused_table}
+
+
+def newest_labels(tables: list[pa.Table]) -> pa.Table:
+    """``_request_id, _label`` of label tables (``_request_id, _label, _ts``): the newest
+    label of each request id."""
+    if not tables:
+        return pa.table(
+            {"_request_id": pa.array([], pa.string()), "_label": pa.array([], pa.float64())}
+        )
+    try:
+        t = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        # parts whose labels differ in type (numbers in one, text or booleans in another,
+        # as clients sent them): compare them as the canonical text of each label
+        t = pa.concat_tables(
+            [t.set_column(1, "_label", canonical(t.column("_label"))) for t in tables]
+        )
+    if t.num_rows == 0:
+        return t.select(["_request_id", "_label"])
+    # newest label wins: sort by id then time, keep the last row of each id
+    t = t.sort_by([("_request_id", "ascending"), ("_ts", "ascending")])
+    ids = t.column("_request_id").combine_chunks()
+    last = pa.concat_arrays(
+        [pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)), pa.array([True])]
+    )
+    return t.filter(last).select(["_request_id", "_label"])
