@@ -101,13 +101,19 @@ class MicroBatcher(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Predict ``item`` together with whatever else is submitted meanwhile."""
+        return await self.enqueue(item)
+
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """:meth:`submit` without a coroutine: the future of ``item``'s result (for work
+        nobody awaits, such as shadow scoring, where a task per request would cost more
+        than the answer)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, fut))
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())  # keep a reference
-        return await fut
+        return fut
 
     def close(self) -> None:
         if self._pool is not None:

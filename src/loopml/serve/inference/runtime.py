@@ -38,10 +38,9 @@ from loopml.logs.predlog import PredictionLog
 from loopml.serve.access.auth import Authenticator
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.http.refusals import Refusals, classify, request_rows
-from loopml.serve.inference.batching import MicroBatcher
+from loopml.serve.inference.mirroring import Mirroring
 from loopml.serve.inference.pinning import pinned
 from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool, model_failed
-from loopml.serve.inference.request_rows import Batch
 from loopml.serve.inference.watcher import TrafficWatcher
 from loopml.serve.settings import Settings
 from loopml.serve.wire.context_columns import RowContext, check_context, event_times, split_context
@@ -103,7 +102,7 @@ class Runtime:
             session_secret=settings.serve.session_secret,
         )
         self.refusals = Refusals()
-        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.off_path = Mirroring(self.pool, self.log, self.metrics, settings)
         self._tasks: list[asyncio.Task[None]] = []
         self._compactor: ProcessPoolExecutor | None = None
         self.started = False
@@ -133,8 +132,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        if self._shadow_tasks:
-            await asyncio.wait(set(self._shadow_tasks), timeout=2.0)
+        await self.off_path.drain(timeout=2.0)
         self.flush_refusals()
         self.log.close()
         self.pool.close()
@@ -256,12 +254,14 @@ class Runtime:
             shadows = table.shadow_versions() if role != "pinned" else ()
             mirror = (endpoint, loaded, request.columns, batch, ids, entity_key, ctx)
             if shadows:
-                self._mirror(shadows, *mirror)
+                self.off_path.mirror(shadows, *mirror)
             if role == "canary" and table.serving is not None:
                 # the champion scores the canary's rows too, off the response path, so the
                 # rollout judges both on the same rows (control.rollout: paired judgement)
-                self._mirror((table.serving,), *mirror, role="paired")
-            record = self._record(endpoint, vid, role, ids, batch, result, t0, entity_key, ctx)
+                self.off_path.mirror((table.serving,), *mirror, role="paired")
+            record = self.off_path.record(
+                endpoint, vid, role, ids, batch, result, t0, entity_key, ctx
+            )
             await self.log.predictions.append_future(record)
         except LoopmlError as exc:
             self.metrics.error(endpoint, vid, role, exc.http_status)
@@ -272,105 +272,6 @@ class Runtime:
         proba = coarsen(proba, self.settings.coarsen)
         classes = loaded.signature.classes if proba is not None else None
         return Answer(endpoint, vid, role, ids, pred, proba, request, classes)
-
-    def _record(
-        self,
-        endpoint: str,
-        version: int,
-        role: str,
-        ids: list[str],
-        batch: Batch,
-        result: tuple[np.ndarray, np.ndarray | None],
-        t0: float,
-        entity_key: str | None,
-        ctx: RowContext | None = None,
-    ) -> bytes:
-        """One answered request's prediction-log record (context columns beside the inputs)."""
-        features: Mapping[str, Any] = batch.columns
-        if ctx is not None and ctx.columns:
-            features = {**features, **ctx.columns}
-        return self.log.encode_predictions(
-            endpoint=endpoint,
-            version=version,
-            role=role,
-            request_ids=ids,
-            features=features,
-            predictions=result[0],
-            probabilities=result[1],
-            latency_ms=(time.perf_counter() - t0) * 1000,
-            entity_key=entity_key,
-            flags=batch.flags,
-            event_times=ctx.times if ctx is not None else None,
-        )
-
-    def _mirror(
-        self,
-        versions: tuple[int, ...],
-        endpoint: str,
-        routed: Loaded,
-        columns: Mapping[str, Any],
-        batch: Batch,
-        ids: list[str],
-        entity_key: str | None,
-        ctx: RowContext | None,
-        role: str = "shadow",
-    ) -> None:
-        """Score ``versions`` on the routed request off the response path; their answers are
-        logged under the caller's request ids with ``role`` (``shadow``, or ``paired`` for the
-        champion's answer on canary rows)."""
-        loop = asyncio.get_running_loop()
-        for vid in versions:
-            if len(self._shadow_tasks) >= self.settings.shadow_queue:
-                self.metrics.shadow_dropped.labels(endpoint).inc()
-                continue
-            loaded = self.pool.loaded.get(vid)
-            if loaded is None:
-                continue
-            # the same inputs as the routed version: its validated batch serves as is
-            same = batch if loaded.inputs == routed.inputs else None
-            task = loop.create_task(
-                self._shadow(endpoint, loaded, columns, same, ids, entity_key, ctx, role)
-            )
-            self._shadow_tasks.add(task)
-            task.add_done_callback(self._shadow_tasks.discard)
-
-    async def _shadow(
-        self,
-        endpoint: str,
-        loaded: Loaded,
-        columns: Mapping[str, Any],
-        batch: Batch | None,
-        ids: list[str],
-        entity_key: str | None,
-        ctx: RowContext | None,
-        role: str = "shadow",
-    ) -> None:
-        """One shadow (or paired) prediction; any failure is counted and otherwise swallowed.
-        Its log record goes into the same durable log, but nobody waits for its fsync."""
-        t0 = time.perf_counter()
-        try:
-            if batch is None:
-                features, _ = split_context(columns, loaded.names, self.settings.context_columns)
-                batch = loaded.validator.validate(features)
-            result = await self._batcher_for(loaded, role).submit(batch)
-            if isinstance(result, ModelFailure):
-                raise result.error
-            self.log.predictions.append_nowait(
-                self._record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx)
-            )
-        except Exception as exc:
-            self.metrics.shadow_errors.labels(endpoint, str(loaded.id)).inc()
-            log.debug("shadow version %s of %s failed: %s", loaded.id, endpoint, exc)
-
-    @staticmethod
-    def _batcher_for(loaded: Loaded, role: str) -> MicroBatcher[Batch, Any]:
-        """Where an off-path prediction joins: the champion's paired rows join its routed
-        batches (under load it predicts one about every request anyway, and a few more rows
-        cost next to nothing: a pipeline's predict is about flat in the row count), while a
-        shadow's gather in its patient batcher (a call of their own per window)."""
-        if role == "paired":
-            return loaded.batcher
-        return loaded.shadow_batcher or loaded.batcher
 
     # -- labels ---------------------------------------------------------------------------------
 
