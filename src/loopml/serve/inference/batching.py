@@ -1,12 +1,12 @@
 """Adaptive micro-batching for asyncio: concurrent requests share one vectorised predict.
 
 scikit-learn's cost per ``predict`` call is nearly flat from 1 to 256 rows (~250 µs, almost
-all input validation; docs/design/measurements.md, "Serving"), so rows that arrive together should be
-predicted together. The batcher does not wait a fixed time: a lone request is predicted at
-once; requests that arrive while a batch is being collected or predicted join the next
-batch. Collection yields to the event loop and stops once ``QUIET_TURNS`` turns in a row bring nothing new,
-at ``max_batch_size`` items, or after ``max_wait_ms``. So batches grow with load, the way
-group commit does, with no cost when there is no concurrency.
+all input validation; docs/design/measurements.md, "Serving"), so rows that arrive together
+should be predicted together. The batcher does not wait a fixed time: a lone request is
+predicted at once; requests that arrive while a batch is being collected or predicted join
+the next batch. Collection yields to the event loop and stops once ``QUIET_TURNS`` turns in a
+row bring nothing new, at ``max_batch_size`` items, or after ``max_wait_ms``. So batches grow
+with load, the way group commit does, with no cost when there is no concurrency.
 
 Where predict runs (``executor``): ``inline`` in the event loop (no thread hop; the loop is
 busy for the predict's duration) or ``thread`` (one worker thread per batcher; the loop
