@@ -138,6 +138,11 @@ class SegmentLog:
         self._cond = threading.Condition()
         self._pending: list[bytes] = []
         self._waiters: list[Any] = []
+        # records appended on the event loop in its current turn (see _stage)
+        self._staged: list[bytes] = []
+        self._staged_waiters: list[asyncio.Future[None]] = []
+        self._staged_loop: asyncio.AbstractEventLoop | None = None
+        self._hand_over_due = False
         self._closing = False
         self._thread: threading.Thread | None = None
         self._fd = -1
@@ -158,6 +163,7 @@ class SegmentLog:
 
     def close(self) -> None:
         """Write what is queued, fsync, and stop the writer."""
+        self._hand_over()
         with self._cond:
             self._closing = True
             self._cond.notify()
@@ -182,29 +188,67 @@ class SegmentLog:
 
     @property
     def queued(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._staged)
 
     # -- appending ------------------------------------------------------------------------
 
     def append_nowait(self, payload: bytes) -> None:
         """Queue a record without waiting for it to reach the disk."""
         frame = encode_frame(payload)
-        with self._cond:
-            self._check_open()
-            self._pending.append(frame)
-            if self.durable:
-                self._cond.notify()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop: straight to the writer
+            with self._cond:
+                self._check_open()
+                self._pending.append(frame)
+                if self.durable:
+                    self._cond.notify()
+            return
+        self._check_open()
+        self._stage(loop, frame, None)
 
     def append_future(self, payload: bytes) -> asyncio.Future[None]:
         """Queue a record; the future resolves once it is written (and fsynced if durable)."""
         frame = encode_frame(payload)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        with self._cond:
-            self._check_open()
-            self._pending.append(frame)
-            self._waiters.append(fut)
-            self._cond.notify()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._check_open()
+        self._stage(loop, frame, fut)
         return fut
+
+    def _stage(
+        self, loop: asyncio.AbstractEventLoop, frame: bytes, fut: asyncio.Future[None] | None
+    ) -> None:
+        """Hold a record appended on the event loop until the loop's turn ends, then hand all
+        of that turn's records to the writer at once (:meth:`_hand_over`): the answers of one
+        model batch become one group, one ``fsync`` and one wake-up of the writer, instead of
+        a wake-up (and a GIL hand-off) per record that splits the batch over two fsyncs."""
+        if self._staged_loop is not loop:
+            self._hand_over()  # another loop staged before (tests run several): its turn ends
+            self._staged_loop = loop
+        self._staged.append(frame)
+        if fut is not None:
+            self._staged_waiters.append(fut)
+        if not self._hand_over_due:
+            self._hand_over_due = True
+            loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        """Give the staged records to the writer (refusing them if the log cannot take them)."""
+        self._hand_over_due = False
+        frames, waiters = self._staged, self._staged_waiters
+        if not frames:
+            return
+        self._staged, self._staged_waiters = [], []
+        with self._cond:
+            try:
+                self._check_open()
+            except UnavailableError as exc:  # closed or failed since: nothing was written
+                _settle(waiters, exc)
+                return
+            self._pending.extend(frames)
+            self._waiters.extend(waiters)
+            self._cond.notify()
 
     async def append(self, payload: bytes) -> None:
         """Append and wait until the record is on disk (durable) or written (buffered)."""
