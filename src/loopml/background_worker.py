@@ -25,6 +25,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,13 +37,14 @@ from loopml.config import Config
 from loopml.logs.layout import log_location
 from loopml.logs.logreader import live_tables
 from loopml.logs.parts import LiveLog
+from loopml.store import Store
 
 log = logging.getLogger("loopml.serve")
 
 RESTART_EVERY = 30.0  # seconds between two starts of the child at least
 STOP_TIMEOUT = 60.0  # how long the server waits for the child to stop before killing it
 WATCH_EVERY = 1.0  # how often the server looks whether the child is alive
-LOGGERS = ("loopml.monitor", "loopml.control")  # what the child logs under
+LOGGERS = ("loopml.serve", "loopml.monitor", "loopml.control")  # what the child logs under
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the server's own lines
 
 
@@ -57,12 +59,18 @@ def monitor_live(cfg: Config) -> LiveLog:
 
 
 def run_background(
-    cfg: Config, stop: Connection, parent: int, nice: int, levels: dict[str, int]
+    cfg: Config,
+    stop: Connection,
+    parent: int,
+    nice: int,
+    levels: dict[str, int],
+    predecessor: int | None = None,
 ) -> None:
     """The child's main (spawn imports it by name): the monitor's loop and the controller's
     in two threads until ``stop`` is readable (the server closed its end, or died) or
     SIGTERM, ``nice`` lower in CPU priority than the server, logging on stderr at the
-    server's ``levels``; ends itself if ``parent`` dies.
+    server's ``levels``; ends itself if ``parent`` dies. ``predecessor``: the pid of the
+    child this one replaces, dead: the leases it held run out at once (:func:`_take_over`).
 
     ``stop`` is a pipe rather than a :class:`multiprocessing.Event`: a child killed while
     it held the event's lock (inside ``wait``) would leave the server blocked for good in
@@ -73,7 +81,6 @@ def run_background(
     from loopml.logs.compaction import exit_with_parent
     from loopml.memory import release_memory
     from loopml.monitor.monitor_service import _loop
-    from loopml.store import Store
 
     exit_with_parent(parent)
     if nice:
@@ -87,6 +94,8 @@ def run_background(
     add_project_path(cfg.root)
     halt = threading.Event()
     monitor_store, controller_store = Store(cfg.store_url), Store(cfg.store_url)
+    if predecessor is not None:
+        _take_over(monitor_store, predecessor)
     controller = Controller(cfg, controller_store)
     threads = [
         (
@@ -125,6 +134,20 @@ def run_background(
             store.close()
 
 
+def _take_over(store: Store, pid: int) -> None:
+    """Let the leases of the dead child ``pid`` (leadership, a monitoring pass) run out now:
+    on SQLite they would keep the controller and the monitor waiting 5 and 10 minutes. The
+    controller then takes over as from any dead replica (its rollouts resume, a step it left
+    half recorded is repaired: ``Controller._take_over``)."""
+    try:
+        n = store.locks.expire(f"{socket.gethostname()}:{pid}:")
+    except Exception as exc:  # the store is down: the leases run out by themselves
+        log.warning("Could not end the leases of background process %s: %s", pid, exc)
+        return
+    if n:
+        log.info("Ended %d lease(s) held by background process %s, which died.", n, pid)
+
+
 def _log_to_stderr(levels: dict[str, int]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LINE_FORMAT))
@@ -157,9 +180,10 @@ class BackgroundProcess:
         levels = {name: logging.getLogger(name).getEffectiveLevel() for name in LOGGERS}
         nice = self.cfg.serve.background_nice
         theirs, ours = self._context.Pipe(duplex=False)
+        before = self.process.pid if self.process is not None else None
         process = self._context.Process(
             target=run_background,
-            args=(self.cfg, theirs, os.getpid(), nice, levels),
+            args=(self.cfg, theirs, os.getpid(), nice, levels, before),
             name="loopml-background",
         )
         try:
