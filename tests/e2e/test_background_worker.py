@@ -6,15 +6,18 @@ processes on loopback, read through ``/proc``.
   worker), and it is the child that monitors (windows appear) and leads (the controller's
   lease and decisions name its pid); a graceful stop ends it and gives up leadership;
 - a child killed with SIGKILL is reported in the server's log and replaced, and the new
-  child takes over the dead one's leases at once; SIGKILL of the server ends the children.
+  child takes over the dead one's leases at once; SIGKILL of the server ends the children;
+- ``serve.background: thread`` keeps both loops in threads of the server, as before.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -193,3 +196,29 @@ def test_a_killed_child_is_reported_and_replaced_and_a_killed_server_ends_its_ch
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(10)
+
+
+def test_background_thread_keeps_the_monitor_and_the_controller_in_the_server(
+    project, store, versions, caplog
+):
+    """``serve.background: thread`` (embedding, debugging): both loops are threads of the
+    serving process, which leads, and no background process is started."""
+    text = L.config_text().replace("  auth: false\n", "  auth: false\n  background: thread\n")
+    (project / "loopml.yaml").write_text(text)
+    caplog.set_level(logging.INFO, logger="loopml.serve")
+    with L.server(project) as (url, _app), L.Client(url):
+        names = {t.name for t in threading.enumerate()}
+        assert {"loopml-monitor", "loopml-controller"} <= names, names
+        L.wait_for(
+            "the server to lead",
+            lambda: _pid_of(store.locks.holder("controller")) == os.getpid(),
+            30,
+            state=lambda: store.locks.holder("controller"),
+        )
+        L.wait_for(
+            "a monitoring window of the champion",
+            lambda: L.windows(store, versions["champion"]),
+            60,
+        )
+    assert "models ready" in caplog.text  # the server's own lines are seen here ...
+    assert "background process" not in caplog.text  # ... and none says a child started
