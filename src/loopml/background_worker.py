@@ -37,6 +37,7 @@ from loopml.config import Config
 from loopml.logs.layout import log_location
 from loopml.logs.logreader import live_tables
 from loopml.logs.parts import LiveLog
+from loopml.memory import release_memory
 from loopml.store import Store
 
 log = logging.getLogger("loopml.serve")
@@ -79,7 +80,6 @@ def run_background(
     from loopml.control.controller import Controller
     from loopml.data.sources import add_project_path
     from loopml.logs.compaction import exit_with_parent
-    from loopml.memory import release_memory
     from loopml.monitor.monitor_service import _loop
 
     exit_with_parent(parent)
@@ -102,7 +102,7 @@ def run_background(
             monitor_store,
             threading.Thread(
                 target=_loop,
-                args=(cfg, monitor_store, halt, monitor_live(cfg), release_memory),
+                args=(cfg, monitor_store, halt, monitor_live(cfg), _release_memory),
                 name="loopml-monitor",
                 daemon=True,
             ),
@@ -112,7 +112,7 @@ def run_background(
             threading.Thread(
                 target=controller.run_forever,
                 args=(halt,),
-                kwargs={"after": release_memory},
+                kwargs={"after": _release_memory},
                 name="loopml-controller",
                 daemon=True,
             ),
@@ -132,6 +132,14 @@ def run_background(
         thread.join(max(0.0, deadline - time.monotonic()))
         if not thread.is_alive():  # one still in a pass (a retraining) ends with the process
             store.close()
+
+
+def _release_memory() -> None:
+    """:func:`loopml.memory.release_memory` after a pass, which must not end the loop."""
+    try:
+        release_memory()
+    except Exception:
+        log.exception("Giving memory back after a pass failed; the loop goes on.")
 
 
 def _take_over(store: Store, pid: int) -> None:
