@@ -4,8 +4,10 @@ pool and glibc's heaps keep after a pass (the background process calls it after 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 SCRIPT = """
 import json, os
@@ -30,8 +32,15 @@ print(json.dumps(out))
 
 def test_release_memory_returns_what_pyarrow_and_glibc_keep():
     # a fresh process: the test measures its resident memory, not pytest's
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
     )
     mb = json.loads(run.stdout)
     print(mb)
