@@ -11,10 +11,11 @@ kernel give the server the CPU first.
 
 :mod:`multiprocessing` starts the process; what is written here is what it does not do: the
 child ends when the server dies (:func:`loopml.logs.compaction.exit_with_parent`), stops its
-two threads on an event (the controller gives up leadership, so another replica takes over
-at once) and gives memory back after every pass (:mod:`loopml.memory`); the server says in
-its log when the child died and starts a new one, at most once per :data:`RESTART_EVERY`
-seconds, so a dead child never stops the loop silently.
+two threads when the server closes a pipe (the controller gives up leadership, so another
+replica takes over at once) and gives memory back after every pass (:mod:`loopml.memory`);
+the server says in its log when the child died and starts a new one, at most once per
+:data:`RESTART_EVERY` seconds, which ends the dead child's leases at once: a dead child
+never stops the loop silently, nor for the length of a lease.
 """
 
 from __future__ import annotations
@@ -196,8 +197,11 @@ class BackgroundProcess:
         )
         try:
             process.start()
+        except BaseException:
+            ours.close()
+            raise
         finally:
-            theirs.close()
+            theirs.close()  # the child has its own copy
         if self._stop is not None:
             self._stop.close()
         self._stop = ours
