@@ -1,22 +1,28 @@
-"""``loopml serve``: one process that runs the serving app, and (as they land) the dashboard
-and the controller. This is the top floor: it may import every stage; no stage imports it.
+"""``loopml serve``: the process that runs the serving app and the dashboard, with the monitor
+and the controller beside it. This is the top floor: it may import every stage; no stage
+imports it.
 
 How the other parts join (the hook list):
 
 - :data:`MOUNTS` — functions ``(cfg) -> (path, asgi_app)``; each app is mounted under its
   path on the serving app (the dashboard: ``("/", ui_app)``; API routes match first).
 - :data:`SERVICES` — functions ``(cfg) -> async context manager``; each is entered after the
-  serving app has started (models loaded, log open) and left before it stops (the
-  controller's reconcile loop).
+  serving app has started (models loaded, log open) and left before it stops: the monitor's
+  and the controller's loops, in one child process at lower CPU priority
+  (:mod:`loopml.background_worker`, ``serve.background: process``, the default: a monitoring pass
+  holding this process's GIL would stall requests) or in two threads of this process
+  (``serve.background: thread``, for embedding and debugging).
 
-Everything runs on one uvicorn worker with uvloop + httptools (docs/design/measurements.md,
+Requests are served by one uvicorn worker with uvloop + httptools (docs/design/measurements.md,
 "Serving": scale by running more such processes; they share the store and the log
-directory). ``--workers N`` does that on one machine: uvicorn's supervisor binds the port once and starts N worker
-processes sharing it (the kernel spreads the connections), each building the whole app from
-the project's loopml.yaml (:func:`worker_app`) and writing its own log segments (their names
-carry the pid); one controller acts at a time among them (the leader lock), and a worker
-that dies is restarted by the supervisor. uvicorn's access log is off: the app writes its
-own structured JSON access log (``loopml.access``).
+directory). ``--workers N`` does that on one machine: uvicorn's supervisor binds the port once
+and starts N worker processes sharing it (the kernel spreads the connections), each building
+the app from the project's loopml.yaml (:func:`worker_app`) and writing its own log segments
+(their names carry the pid); a worker that dies is restarted by the supervisor. With
+``serve.background: process`` the supervisor runs the one background process of all of them;
+with ``thread`` each worker runs its own threads, and one controller acts at a time among them
+(the leader lock) as the monitor's lease lets one pass run at a time. uvicorn's access log is
+off: the app writes its own structured JSON access log (``loopml.access``).
 """
 
 from __future__ import annotations
@@ -39,12 +45,15 @@ from typing import Any, TextIO
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from loopml.background_worker import (
+    LINE_FORMAT,
+    background_process,
+    background_service,
+    monitor_live,
+)
 from loopml.config import Config
 from loopml.control.loop_service import controller_service
 from loopml.errors import UsageError
-from loopml.logs.layout import log_location
-from loopml.logs.logreader import live_tables
-from loopml.logs.parts import LiveLog
 from loopml.monitor.monitor_service import monitor_service
 from loopml.serve.http.accesslog import JSONLinesHandler
 from loopml.serve.http.application import create_app
@@ -53,21 +62,32 @@ from loopml.serve.settings import Settings
 from loopml.ui import mount as ui_mount
 
 
-def monitor_live(cfg: Config) -> LiveLog:
-    """The monitor's reader of this machine's log segments not compacted yet (given by the
-    processes that run next to a server: ``loopml serve`` and ``loopml monitor``)."""
-    where = log_location(cfg)
-    return lambda kind, endpoint: live_tables(where, kind, endpoint)
+def _background(cfg: Config) -> AbstractAsyncContextManager[Any]:
+    """The monitor and the controller in one child process (``serve.background: process``)."""
+    if cfg.serve.background != "process":
+        return contextlib.nullcontext()
+    return background_service(cfg)
 
 
 def _monitor(cfg: Config) -> AbstractAsyncContextManager[Any]:
+    """The monitor in a thread of this process (``serve.background: thread``)."""
+    if cfg.serve.background != "thread":
+        return contextlib.nullcontext()
     return monitor_service(cfg, live=monitor_live(cfg))
+
+
+def _controller(cfg: Config) -> AbstractAsyncContextManager[Any]:
+    """The controller in a thread of this process (``serve.background: thread``)."""
+    if cfg.serve.background != "thread":
+        return contextlib.nullcontext()
+    return controller_service(cfg)
 
 
 MOUNTS: list[Callable[[Config], tuple[str, ASGIApp]]] = [ui_mount]
 SERVICES: list[Callable[[Config], AbstractAsyncContextManager[Any]]] = [
+    _background,
     _monitor,
-    controller_service,
+    _controller,
 ]
 
 
@@ -84,19 +104,21 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def compose(cfg: Config, settings: Settings) -> Starlette:
-    """The one-process app: serving, plus every mount and service in the hook lists."""
+def compose(cfg: Config, settings: Settings, *, background: bool = True) -> Starlette:
+    """The one-process app: serving, plus every mount and service in the hook lists
+    (``background`` False: without the background process, which someone else runs)."""
     app = create_app(settings)
     for mount in MOUNTS:
         path, sub = mount(cfg)
         app.router.mount(path, app=sub)
-    if SERVICES:
+    services = [s for s in SERVICES if background or s is not _background]
+    if services:
         inner = app.router.lifespan_context
 
         @contextlib.asynccontextmanager
         async def lifespan(a: Any) -> AsyncIterator[None]:
             async with inner(a), contextlib.AsyncExitStack() as stack:
-                for service in SERVICES:
+                for service in services:
                     await stack.enter_async_context(service(cfg))
                 yield
 
@@ -113,7 +135,7 @@ def configure_logging(access_log: bool = True) -> None:
     serve_log = logging.getLogger("loopml.serve")
     if not serve_log.handlers:
         h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        h.setFormatter(logging.Formatter(LINE_FORMAT))
         serve_log.addHandler(h)
     serve_log.setLevel(logging.INFO)
     serve_log.propagate = False
@@ -230,7 +252,7 @@ def worker_app() -> Starlette:
     settings = Settings.from_config(cfg, auth=spec["auth"], access_log=spec["access_log"])
     sys.setswitchinterval(0.001)
     configure_logging(spec["access_log"])
-    return compose(cfg, settings)
+    return compose(cfg, settings, background=not spec["supervisor_background"])
 
 
 def serve(
@@ -262,9 +284,10 @@ def serve(
             field="auth",
         )
     settings = Settings.from_config(cfg, auth=auth, access_log=access_log)
-    # Background threads (log writer, compaction, monitor, controller) share the GIL with the
-    # event loop; a 1 ms switch interval (CPython's default is 5 ms) keeps a long compaction
-    # from stalling requests that wait on the log writer.
+    # Background threads (log writer, shadows; the monitor and the controller with
+    # serve.background: thread) share the GIL with the event loop; a 1 ms switch interval
+    # (CPython's default is 5 ms) keeps a long one from stalling requests that wait on the
+    # log writer.
     sys.setswitchinterval(0.001)
     configure_logging(access_log)
     key_hint(settings, host, out)
@@ -286,11 +309,19 @@ def serve(
         flush=True,
     )
     if workers > 1:
+        # one background process for all workers, run by the supervisor (it outlives them)
+        owned = cfg.serve.background == "process"
         source = Path(project) if project is not None else cfg.root
-        spec = {"config": str(source.resolve()), "auth": auth, "access_log": access_log}
+        spec = {
+            "config": str(source.resolve()),
+            "auth": auth,
+            "access_log": access_log,
+            "supervisor_background": owned,
+        }
         os.environ[WORKER_ENV] = json.dumps(spec)
         options["http"] = "loopml.server:worker_http"
-        uvicorn.run("loopml.server:worker_app", factory=True, workers=workers, **options)
+        with background_process(cfg) if owned else contextlib.nullcontext():
+            uvicorn.run("loopml.server:worker_app", factory=True, workers=workers, **options)
         return 0
     uvicorn.run(compose(cfg, settings), workers=None, **options)
     return 0

@@ -183,6 +183,23 @@ def test_lease_lock_single_holder(store_url):
     assert store.locks.acquire("controller", "a", ttl=30)  # b's lease expired
 
 
+def test_leases_of_a_dead_process_can_be_expired_at_once(store_url):
+    """A restarted background process takes over its dead predecessor's leases without
+    waiting out their ttl, and only those (a prefix with LIKE wildcards matches literally)."""
+    store = Store(store_url)
+    assert store.locks.acquire("controller", "h_1:42:ab", ttl=300)
+    assert store.locks.acquire("monitor", "h_1:42:cd", ttl=600)
+    assert store.locks.acquire("other", "h_1:420:ef", ttl=600)
+    assert store.locks.acquire("fourth", "hx1:42:ef", ttl=600)
+    assert store.locks.expire("h_1:42:") == 2
+    assert store.locks.holder("controller") is None
+    assert store.locks.holder("controller", expired=True) == "h_1:42:ab"
+    assert store.locks.acquire("controller", "h_1:43:gh", ttl=300)
+    assert store.locks.acquire("monitor", "h_1:43:gh", ttl=600)
+    assert not store.locks.acquire("other", "h_1:43:gh", ttl=600)
+    assert not store.locks.acquire("fourth", "h_1:43:gh", ttl=600)
+
+
 def test_direct_creation_matches_the_replayed_migrations(store_url, tmp_path, request):
     """A new database is created from schema.py; replaying the migrations must build the same
     schema (tables, columns, types, nullability, indexes, keys), per Alembic's own diff."""

@@ -1,7 +1,9 @@
-"""The controller's leader killed with ``kill -9`` in the middle of a rollout it started:
-another of the three replicas (behind nginx, on one Postgres database) takes the leadership
-(the dead session's advisory lock is released by Postgres) and finishes the rollout. The
-rollout is driven by real traffic and labels through nginx."""
+"""The replica whose controller leads killed with ``kill -9`` in the middle of a rollout it
+started: another of the three replicas (behind nginx, on one Postgres database) takes the
+leadership (the dead session's advisory lock is released by Postgres) and finishes the
+rollout. The rollout is driven by real traffic and labels through nginx. Each replica's
+controller runs in its background process (``loopml.background_worker``), which ends with
+its server."""
 
 from __future__ import annotations
 
@@ -33,6 +35,13 @@ def _holder_pid(decision: dict) -> int:
     for a decision that does not name one."""
     holder = decision["evidence"].get("controller")
     return int(str(holder).split(":")[-2]) if holder else 0
+
+
+def _replica_of(controller: int) -> int:
+    """The ``loopml serve`` process whose controller runs as pid ``controller``: the parent of
+    its background process."""
+    stat = Path(f"/proc/{controller}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _lock_backend(store) -> int | None:
@@ -78,10 +87,11 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
             # decision names the controller that made it
             passed = [d for d in L.actions(store) if d["action"] == "retrain-passed"][-1]
             leader = _holder_pid(passed)
-            assert leader in by_pid, (leader, list(by_pid))
+            server = _replica_of(leader)
+            assert server in by_pid, (leader, server, list(by_pid))
             before = _lock_backend(store)
             assert before is not None
-            os.kill(leader, signal.SIGKILL)
+            os.kill(server, signal.SIGKILL)
             killed_at = time.time()
             L.wait_for(
                 "another controller to hold the leader lock",
@@ -90,7 +100,7 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
                 every=0.05,
             )
             took_over = time.time() - killed_at
-            by_pid[leader].proc.wait(10)
+            by_pid[server].proc.wait(10)
             after = L.wait_for(
                 "another replica's controller to act after the kill",
                 lambda: [
@@ -100,6 +110,7 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
                 ],
                 120,
             )[0]
+            successor = _replica_of(_holder_pid(after))
             final = L.wait_for(
                 "the rollout to finish",
                 lambda: [d for d in L.actions(store, started["id"]) if d["action"] in FINAL],
@@ -112,8 +123,9 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
     finally:
         store.close()
     print(
-        f"\nleader pid {leader} killed {killed_at - started['at']:.1f} s after it started the "
-        f"rollout; another session held the leader lock {took_over * 1000:.0f} ms after the "
+        f"\nreplica {server} (leader pid {leader}) killed {killed_at - started['at']:.1f} s "
+        f"after its controller started the rollout; another session held the leader lock "
+        f"{took_over * 1000:.0f} ms after the "
         f"kill; pid {_holder_pid(after)} acted {after['at'] - killed_at:.1f} s after the kill "
         f"({after['action']}); the rollout ended with {final['action']} "
         f"{final['at'] - killed_at:.1f} s after the kill; {len(client.answers)} requests through "
@@ -124,7 +136,7 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
             for d in story
         )
     )
-    assert _holder_pid(after) in by_pid and _holder_pid(after) != leader
+    assert successor in by_pid and successor != server
     assert _holder_pid(final) not in (0, leader)
     assert final["action"] in FINAL
     assert not client.failures(), client.failures()[:3]

@@ -1,6 +1,7 @@
 """``loopml serve --workers N``: N worker processes of one server share its port (uvicorn's
 supervisor binds it once), each building the whole app from loopml.yaml and writing its own
-prediction-log segments (their names carry the worker's pid)."""
+prediction-log segments (their names carry the worker's pid); the supervisor runs the one
+background process (monitor and controller) of them all."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.replicas import _cluster as C
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 SEGMENT_PID = re.compile(r"seg-\d+-(\d+)-\d+")
+BACKGROUND = re.compile(r"run in background process (\d+)")
 
 
 def _ppid(pid: int) -> int | None:
@@ -75,6 +77,9 @@ def test_workers_share_the_port_and_log_their_own_segments(tmp_path: Path):
         )
         assert set(statuses) == {200}, sorted(set(statuses))
         assert len(pids) == 2 and set(workers.values()) == {proc.pid}, (workers, proc.pid)
+        # one background process (monitor, controller) for both workers, the supervisor's
+        started = BACKGROUND.findall(log.read_text(errors="replace"))
+        assert len(started) == 1 and _ppid(int(started[0])) == proc.pid, (started, proc.pid)
     finally:
         stop(proc)
     assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]

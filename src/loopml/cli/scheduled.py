@@ -11,10 +11,10 @@ from loopml.cli.commands import cli_actor, command, print_json, project_config
 @command
 def cmd_monitor(args: argparse.Namespace) -> int:
     """One monitoring pass over every endpoint (for cron)."""
+    from loopml.background_worker import monitor_live
     from loopml.cli.commands import chosen_engine
     from loopml.monitor.jobs import run_monitor
     from loopml.progress import ConsoleSteps
-    from loopml.server import monitor_live
     from loopml.store import Store
 
     cfg = project_config(args)

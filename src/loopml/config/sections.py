@@ -265,6 +265,10 @@ class ServeConfig(Section):
     rate_limit_per_s: float = Field(1000.0, gt=0)
     rate_burst: int = Field(2000, ge=1)
     controller_interval: Duration = 5.0
+    # where `loopml serve` runs the monitor and the controller: one child process at lower CPU
+    # priority (background_nice), or threads of the serving process (embedding, debugging)
+    background: Literal["process", "thread"] = "process"
+    background_nice: int = Field(10, ge=0, le=19)
     log_segment: Duration = 300.0  # the prediction log rolls to a new segment this often ...
     compact_every: Duration = 60.0  # ... and closed segments become Parquet this often
     # with auth off, names (or origins) besides loopback the server answers to (serve/access/origins.py)

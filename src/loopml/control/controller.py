@@ -13,8 +13,9 @@ Frozen endpoints (``loopml freeze``) get no automation at all: their rollouts ar
 advanced nor rolled back and no retraining starts. The controller acts only through the store;
 the servers see its changes at their next poll of the endpoint locks. Retraining runs inside
 the pass (rollouts of the endpoint wait for it; only one retraining starts per pass).
-``run_forever`` is what ``loopml serve`` runs in a background thread, ``loopml control --once``
-what cron runs.
+``run_forever`` is what ``loopml serve`` runs (in its background process,
+``loopml.background_worker``, or with ``serve.background: thread`` in a thread of the server),
+``loopml control --once`` what cron runs.
 """
 
 from __future__ import annotations
@@ -173,10 +174,16 @@ class Controller:
         return out
 
     # ------------------------------------------------------------------ running
-    def run_forever(self, stop_event: threading.Event, interval: float | None = None) -> None:
+    def run_forever(
+        self,
+        stop_event: threading.Event,
+        interval: float | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> None:
         """Reconcile every ``interval`` s (default ``serve.controller_interval``) until
         ``stop_event`` is set; a failing pass is logged and the loop goes on (an unreachable
-        store once per outage, ``store.outage``)."""
+        store once per outage, ``store.outage``). ``after`` runs after each pass (the
+        background process gives memory back there)."""
         every = self.cfg.serve.controller_interval if interval is None else interval
         outage = StoreOutage(
             log,
@@ -194,6 +201,8 @@ class Controller:
                 except Exception as exc:  # keep the loop alive: the next pass retries
                     if not outage.failed(exc):
                         log.exception("controller pass failed; retrying in %.1f s", every)
+                if after is not None:
+                    after()
                 stop_event.wait(max(0.0, every - (time.monotonic() - started)))
         finally:
             self.close()

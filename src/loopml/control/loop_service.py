@@ -1,9 +1,12 @@
-"""The controller as a ``loopml serve`` service: ``reconcile_once`` every
-``serve.controller_interval`` seconds in a background thread, for the life of the server.
+"""The controller as a thread of the serving process: ``reconcile_once`` every
+``serve.controller_interval`` seconds, for the life of the server.
 
-For ``loopml.server.SERVICES`` (``SERVICES.append(controller_service)``): an async context
-manager, entered after the serving app started and left before it stops. The thread gives up
-leadership when it stops, so another replica takes over at once.
+``loopml serve`` uses it with ``serve.background: thread`` (embedding, debugging); by default
+it runs ``Controller.run_forever`` in its background process instead
+(``loopml.background_worker``), where a pass cannot hold the serving process's GIL. For
+``loopml.server.SERVICES``: an async context manager, entered after the serving app started
+and left before it stops. The thread gives up leadership when it stops, so another replica
+takes over at once.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ group's column as text from its records.
 Labels whose request id no part held yet (:mod:`loopml.logs.pending`) are looked up again
 here, after the predictions are compacted.
 
-The server runs :func:`compact` in a spawned worker process (``Runtime.compact``), which
-imports it (and :func:`exit_with_parent`) by reference from this module.
+The server runs :func:`compact_in_worker` in a spawned worker process (``Runtime.compact``)
+started by :func:`start_worker`, which imports both by reference from this module.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from loopml.logs.layout import (
 from loopml.logs.logtables import BUILDERS, conform, null_columns, unified_schema
 from loopml.logs.segmentfile import CHUNK_FRAMES, frame_batches
 from loopml.logs.upload import ROW_GROUP_ROWS, write_whole
+from loopml.memory import release_memory
 
 Group = tuple[str, str]  # (endpoint, hour)
 # one chunk's table of a group: compressed Arrow IPC, its schema, its columns of nulls only
@@ -82,6 +83,23 @@ def exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def start_worker(parent: int, nice: int = 0) -> None:
+    """Compaction worker initializer: lower the worker's CPU priority by ``nice`` (the
+    server's requests come first) and end it with ``parent`` (:func:`exit_with_parent`)."""
+    if nice:
+        os.nice(nice)
+    exit_with_parent(parent)
+
+
+def compact_in_worker(where: LogLocation | str | Path, label_wait: float) -> dict[str, int]:
+    """:func:`compact`, then give the memory its Arrow tables took back to the system (the
+    worker lives as long as the server)."""
+    try:
+        return compact(where, label_wait)
+    finally:
+        release_memory()
 
 
 def _chunk_tables(

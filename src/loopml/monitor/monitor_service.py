@@ -1,6 +1,11 @@
-"""The monitor as a ``loopml serve`` service: ``run_monitor`` every ``monitor.schedule``
-seconds in a background thread, for the life of the server (``loopml monitor`` is the same
-pass, once, for cron). Passes are serialised across replicas by the monitor's store lease."""
+"""The monitor's loop: ``run_monitor`` every ``monitor.schedule`` seconds until stopped
+(``loopml monitor`` is the same pass, once, for cron). Passes are serialised across replicas
+by the monitor's store lease.
+
+``loopml serve`` runs :func:`_loop` in its background process (``loopml.background_worker``,
+the default ``serve.background: process``), where a pass cannot hold the serving process's
+GIL; :func:`monitor_service` runs it in a thread of the server instead (``serve.background:
+thread``, for embedding and debugging)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from loopml.config import Config
 from loopml.logs.parts import LiveLog
@@ -19,7 +24,15 @@ from loopml.store.outage import StoreOutage
 log = logging.getLogger("loopml.monitor")
 
 
-def _loop(cfg: Config, store: Store, stop: threading.Event, live: LiveLog | None) -> None:
+def _loop(
+    cfg: Config,
+    store: Store,
+    stop: threading.Event,
+    live: LiveLog | None,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """A pass every ``monitor.schedule`` s until ``stop`` is set; ``after`` runs after each
+    pass, failed or not (the background process gives memory back there)."""
     outage = StoreOutage(
         log,
         meanwhile="monitoring passes are skipped",
@@ -33,11 +46,14 @@ def _loop(cfg: Config, store: Store, stop: threading.Event, live: LiveLog | None
         except Exception as exc:  # a failing pass must not stop monitoring; it is retried next time
             if not outage.failed(exc):
                 log.exception("monitoring pass failed; retrying in %.0f s", cfg.monitor.schedule)
+        if after is not None:
+            after()
 
 
 @contextlib.asynccontextmanager
 async def monitor_service(cfg: Config, live: LiveLog | None = None) -> AsyncIterator[None]:
-    """``live``: the server's reader of its not yet compacted log segments (``server.py``)."""
+    """The loop in a daemon thread of this process while the context is open. ``live``: the
+    server's reader of its log segments not compacted yet (``background_worker.monitor_live``)."""
     store = Store(cfg.store_url)
     stop = threading.Event()
     thread = threading.Thread(

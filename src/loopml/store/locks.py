@@ -1,6 +1,6 @@
 """A lease lock in the store: one holder at a time, expiring if the holder dies.
 
-Used so that exactly one controller acts across replicas. A row per lock name; acquiring is
+Used so that exactly one controller (and one monitoring pass) acts across replicas. A row per lock name; acquiring is
 an atomic conditional write (insert, or update where expired or already ours), which works
 the same on SQLite and Postgres.
 """
@@ -48,6 +48,18 @@ class Locks:
     def release(self, name: str, holder: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(locks).where(locks.c.name == name, locks.c.holder == holder))
+
+    def expire(self, prefix: str) -> int:
+        """Let every lease whose holder's name starts with ``prefix`` run out now (``host:pid:``
+        of a process known to be dead), so that the next acquirer takes it over at once and
+        sees whom from (``holder(name, expired=True)``); returns how many."""
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(locks)
+                .where(locks.c.holder.startswith(prefix, autoescape=True))
+                .values(expires_at=0.0)
+            )
+        return int(res.rowcount)
 
     def holder(self, name: str, *, expired: bool = False) -> str | None:
         """Who holds the lease now (``expired``: or held it last, lease run out or not)."""

@@ -303,6 +303,12 @@ DESCRIPTIONS: dict[str, str] = {
     "serve.rate_burst": "Burst size of that bucket.",
     "serve.controller_interval": "How often the controller reconciles (triggers, rollouts, "
     "retirement).",
+    "serve.background": "Where `loopml serve` runs the monitor and the controller: 'process' "
+    "(default; one child process at lower CPU priority, restarted if it dies, so their passes "
+    "do not slow requests) or 'thread' (threads of the serving process, for embedding and "
+    "debugging).",
+    "serve.background_nice": "How much lower the CPU priority (nice, 0-19) of the background "
+    "process and of the log-compaction worker is than the server's.",
     "serve.log_segment": "The prediction log rolls to a new segment this often.",
     "serve.compact_every": "Closed segments become Parquet this often.",
     # ---------------------------------------------------------------- log

@@ -33,7 +33,7 @@ import numpy as np
 
 from loopml.data.signature import Signature
 from loopml.errors import LoopmlError
-from loopml.logs.compaction import compact, exit_with_parent
+from loopml.logs.compaction import compact, compact_in_worker, start_worker
 from loopml.logs.predlog import PredictionLog
 from loopml.serve.access.auth import Authenticator
 from loopml.serve.http.prometheus import Metrics
@@ -184,20 +184,20 @@ class Runtime:
     async def compact(self) -> dict[str, int]:
         """Move closed log segments into Parquet, in a worker process.
 
-        Compaction decodes every record in Python (~80 µs each on the dev box: 8 s of CPU
-        for 100k records); in a thread of this process it would hold the GIL in bursts
-        that stall requests. The worker is started once (spawn) and replaced if it dies.
+        Compaction decodes every record in Python (~80 µs each: 8 s of CPU for 100k records);
+        in a thread of this process it would hold the GIL in bursts that stall requests. One
+        spawned worker, niced by ``serve.background_nice``, replaced if it dies.
         """
         if self._compactor is None:
             self._compactor = ProcessPoolExecutor(
                 1,
                 mp_context=mp.get_context("spawn"),
-                initializer=exit_with_parent,
-                initargs=(os.getpid(),),
+                initializer=start_worker,
+                initargs=(os.getpid(), self.settings.serve.background_nice),
             )
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._compactor, compact, self.settings.log, self.settings.label_wait
+                self._compactor, compact_in_worker, self.settings.log, self.settings.label_wait
             )
         except BrokenProcessPool:
             self._compactor.shutdown(wait=False, cancel_futures=True)
