@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from loopml.logs import wal
+from loopml.logs import segmentfile
 from loopml.logs.compaction import compact
 from loopml.logs.logreader import read_labels, read_log
 from loopml.logs.predlog import PredictionLog
@@ -221,7 +221,7 @@ def test_buffered_mode_and_segments_of_other_processes_are_left_alone(tmp_path):
     assert log.predictions.fsyncs == 0
     assert compact(tmp_path) == {"segments": 3, "rows": 4}  # predictions, labels, refused
     assert read_log(tmp_path).num_rows == 4
-    assert wal.claim(live) is None  # gone
+    assert segmentfile.claim(live) is None  # gone
 
 
 def test_a_read_racing_the_compactor_neither_misses_nor_doubles(tmp_path):

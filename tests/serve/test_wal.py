@@ -63,8 +63,8 @@ def test_segments_roll_by_size_and_live_one_cannot_be_claimed(tmp_path):
         log.append_sync(b"y" * 100)
     segs = log.segments()
     assert len(segs) >= 3
-    assert wal.claim(log.current) is None
-    fd = wal.claim(segs[0])
+    assert segmentfile.claim(log.current) is None
+    fd = segmentfile.claim(segs[0])
     assert fd is not None
     os.close(fd)
     log.close()

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from orjson import loads as _loads
 
-from loopml.logs import pending, wal
+from loopml.logs import pending, segmentfile
 from loopml.logs.layout import (
     HOUR_US,
     KINDS,
@@ -199,7 +199,7 @@ def compact(
             def work(kind: str = kind, seg: Path = seg) -> None:
                 done["rows"] += _compact_segment(where, kind, seg, fs, chunk_frames)
 
-            done["segments"] += wal.consume(seg, work)
+            done["segments"] += segmentfile.consume(seg, work)
     held = pending.resolve(fs, where, label_wait)
     done.update({f"labels_{k}": n for k, n in held.items() if n})
     return done

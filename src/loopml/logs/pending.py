@@ -30,7 +30,7 @@ from typing import Any
 from fsspec.implementations.local import LocalFileSystem
 from orjson import loads as _loads
 
-from loopml.logs import wal
+from loopml.logs import segmentfile
 from loopml.logs.layout import (
     LABELS,
     SEGMENT_SUFFIX,
@@ -132,7 +132,7 @@ def resolve(fs: Any, where: LogLocation, wait: float, now: float | None = None) 
             for key, n in _resolve_segment(fs, where, seg, wait, now).items():
                 total[key] += n
 
-        wal.consume(seg, work)
+        segmentfile.consume(seg, work)
     if total["dropped"]:
         log.warning(
             "dropped %d label(s) whose request id no part of the log held within "

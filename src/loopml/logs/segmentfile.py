@@ -1,4 +1,6 @@
-"""The frames of a segment file: encoding one, scanning a buffer, reading a file in batches.
+"""Segment files: encoding a frame, scanning a buffer, reading a file in batches, and
+claiming a closed segment for its one consumer (:func:`consume`: compaction, the pending
+labels).
 
 The format of :mod:`loopml.logs.wal`'s segments, written by hand for the reasons given
 there. A frame is ``length (u32 LE) | crc32(length + payload) (u32 LE) | payload``; a reader
@@ -13,10 +15,14 @@ chunk, never by the segment.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from loopml.logs.layout import DONE_SUFFIX
 
 _HEADER = struct.Struct("<II")
 _MAX_FRAME = 1 << 30
@@ -106,3 +112,47 @@ def read_segment(path: Path) -> Iterator[bytes]:
             yield from frames
     except FileNotFoundError:
         return
+
+
+def claim(path: Path) -> int | None:
+    """Lock a closed segment for compaction; ``None`` if a writer or compactor holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def consume(seg: Path, work: Callable[[], object]) -> bool:
+    """Claim a closed segment, run ``work`` on it unless a ``.done`` marker says it ran to
+    the end before, then mark it done and delete it. Each step is fsynced before the next, so
+    a crash at any point leaves the segment (``work`` runs again) or its marker (only the
+    deletion is left). False when a writer or another consumer holds the segment."""
+    fd = claim(seg)
+    if fd is None:
+        return False
+    try:
+        marker = seg.with_suffix(DONE_SUFFIX)
+        if not marker.exists():
+            work()
+            marker.touch()
+            fsync_dir(seg.parent)
+        seg.unlink()
+        fsync_dir(seg.parent)
+        marker.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.errors import StorageError
-from loopml.logs import wal
+from loopml.logs import segmentfile
 
 
 def is_local(fs: Any) -> bool:
@@ -41,7 +41,7 @@ def write_whole(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        wal.fsync_dir(Path(folder))
+        segmentfile.fsync_dir(Path(folder))
         return
     try:
         fs.pipe_file(path, data)

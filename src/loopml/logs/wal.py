@@ -35,61 +35,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from loopml.errors import UnavailableError
-from loopml.logs.layout import DONE_SUFFIX, SEGMENT_SUFFIX
-from loopml.logs.segmentfile import encode_frame
+from loopml.logs.layout import SEGMENT_SUFFIX
+from loopml.logs.segmentfile import encode_frame, fsync_dir
 
 log = logging.getLogger("loopml.serve")
 PROBE_BYTES = 64 << 10
 SUFFIX = SEGMENT_SUFFIX
-
-
-def claim(path: Path) -> int | None:
-    """Lock a closed segment for compaction; ``None`` if a writer or compactor holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def consume(seg: Path, work: Callable[[], object]) -> bool:
-    """Claim a closed segment, run ``work`` on it unless a ``.done`` marker says it ran to
-    the end before, then mark it done and delete it. Each step is fsynced before the next, so
-    a crash at any point leaves the segment (``work`` runs again) or its marker (only the
-    deletion is left). False when a writer or another consumer holds the segment."""
-    fd = claim(seg)
-    if fd is None:
-        return False
-    try:
-        marker = seg.with_suffix(DONE_SUFFIX)
-        if not marker.exists():
-            work()
-            marker.touch()
-            fsync_dir(seg.parent)
-        seg.unlink()
-        fsync_dir(seg.parent)
-        marker.unlink()
-        return True
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _SyncWaiter:
