@@ -235,9 +235,12 @@ def pinned(core: str | None, cmd: list[str]) -> list[str]:
 
 
 def max_rate(url: str, key: str, seconds: int, core: str | None) -> float:
-    """Closed loop, wrk with 16 connections on one row: the answered requests per second."""
-    row = json.dumps({"rows": [{f"f{i}": 0.1 * i for i in range(N)}]})
-    script = STATIC.format(body=json.dumps(row), key=key)
+    """Closed loop, wrk with 16 connections: the answered requests per second. Each request
+    is a fresh row from the training distribution, as in the paced load: a constant row here
+    would put tens of thousands of identical rows in the log's first windows, the monitor
+    would rightly call that drift, and the controller would retrain in the middle of the
+    soak (it did in an earlier run of this script)."""
+    script = CLOSED.replace("{key}", key).replace("{features}", str(N))
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
         f.write(script)
         f.flush()
@@ -255,11 +258,19 @@ def max_rate(url: str, key: str, seconds: int, core: str | None) -> float:
     return rps * (1 - (int(bad.group(1)) if bad else 0) / max(total, 1))
 
 
-STATIC = """
-wrk.method = "POST"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {key}"
+CLOSED = """
+local function gauss()
+  return math.sqrt(-2 * math.log(1 - math.random())) * math.cos(2 * math.pi * math.random())
+end
+function request()
+  local f = {}
+  for j = 0, {features} - 1 do
+    f[#f + 1] = string.format('"f%d": %.4f', j, gauss())
+  end
+  return wrk.format("POST", nil, {
+    ["Content-Type"] = "application/json", ["Authorization"] = "Bearer {key}",
+  }, '{"rows": [{' .. table.concat(f, ", ") .. '}]}')
+end
 """
 
 
