@@ -129,3 +129,26 @@ def test_the_cache_holds_at_most_its_bytes_dropping_the_least_recently_used() ->
     assert cache.nbytes == 2 * tables[0].nbytes <= cache.max_bytes
     cache.put(("big", 1, "m"), pa.concat_tables(tables))  # larger than the bound: not kept
     assert cache.get(("big", 1, "m")) is None and len(cache) == 2
+
+
+def test_a_read_of_some_columns_equals_those_columns_of_a_full_read(tmp_path) -> None:
+    """Guards against the controller holding every feature of a rollout's rows: it reads the
+    reserved columns only, from parts and from the spool alike, and caches only those."""
+    where = LogLocation(str(tmp_path / "root"), str(tmp_path / "spool"), "host-a")
+    for n in (30, 12):
+        _log(where, n)
+    _log(where, 9, compacted=False)
+    want = ("_request_id", "_prediction", "_no_such_column")
+    cache = PartCache()
+    got = read_log(where, "credit", START, END, cache=cache, columns=want)
+    full = read_log(where, "credit", START, END)
+    assert got.column_names == ["_ts", "_request_id", "_prediction"]  # "x" is never read
+    assert got.equals(full.select(got.column_names))
+    assert cache.nbytes < sum(t.nbytes for t in [full]) / 2
+    again = read_log(where, "credit", START, END, cache=cache, columns=want)
+    assert again.equals(got) and cache.hits == 2
+    # a read of every column is cached apart: it is not given the narrow tables
+    assert read_log(where, "credit", START, END, cache=cache).equals(full)
+    assert read_log(where, "credit", START, END, columns=want).equals(got)  # without a cache
+    labels = read_labels(where, "credit", START, END, columns=("_request_id", "_label"))
+    assert labels.column_names == ["_ts", "_request_id", "_label"] and labels.num_rows == 51

@@ -53,9 +53,9 @@ def read_rows(
     end: float,
     cache: PartCache | None = None,
 ) -> pd.DataFrame:
-    """Prediction rows with ``start <= _ts < end``: the reserved columns, ``_ts`` in seconds
-    (parts held in ``cache`` are not read again)."""
-    t = read_log(root, endpoint, as_datetime(start), as_datetime(end), cache)
+    """Prediction rows with ``start <= _ts < end``: the reserved columns (``COLUMNS``; no
+    features are read), ``_ts`` in seconds (parts held in ``cache`` are not read again)."""
+    t = read_log(root, endpoint, as_datetime(start), as_datetime(end), cache, COLUMNS)
     df = pd.DataFrame(
         {c: t.column(c).to_pandas() for c in COLUMNS if c in t.column_names and c != "_ts"}
     )
@@ -71,7 +71,14 @@ def read_label_map(
     cache: PartCache | None = None,
 ) -> pd.Series:
     """request id -> label, for labels that arrived in ``[start, now]`` (latest wins)."""
-    t = read_labels(root, endpoint, as_datetime(start), as_datetime(now + LABEL_SLACK), cache)
+    t = read_labels(
+        root,
+        endpoint,
+        as_datetime(start),
+        as_datetime(now + LABEL_SLACK),
+        cache,
+        ("_request_id", "_label"),
+    )
     if not t.num_rows:
         return pd.Series(dtype=object)
     s = pd.Series(

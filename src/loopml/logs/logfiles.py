@@ -213,18 +213,33 @@ class LogFiles:
                 out.append((info["name"], size))
         return out
 
-    def cached_table(self, path: str, cache: PartCache | None) -> pa.Table:
-        """A part listed by ``parts``, whole: from ``cache`` when it holds this version of
-        it (same path, size and stamp), else read (and kept there)."""
+    def cached_table(
+        self, path: str, cache: PartCache | None, columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """A part listed by ``parts``, whole or only those of ``columns`` it has: from
+        ``cache`` when it holds this version of it (same path, size and stamp, same columns),
+        else read (and kept there)."""
         if cache is None:
-            return self.read_table(path)
+            return self._read_columns(path, columns)
         size, mark = self._versions[path]
-        key = (path, size, mark)
+        key = (path, size, mark if columns is None else f"{mark}|{','.join(columns)}")
         table = cache.get(key)
         if table is None:
-            table = self.read_table(path)
+            table = self._read_columns(path, columns)
             cache.put(key, table)
         return table
+
+    def _read_columns(self, path: str, columns: Sequence[str] | None) -> pa.Table:
+        """A part whole, or only those of ``columns`` it has (parts differ in features)."""
+        if columns is not None:
+            try:
+                have = set(pq.read_schema(path, filesystem=self.arrow_fs).names)
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                raise self._unreachable("read", path, exc) from exc
+            columns = [c for c in columns if c in have]
+        return self.read_table(path, columns)
 
     @staticmethod
     def fingerprint(parts: Sequence[tuple[str, int]]) -> str:

@@ -12,6 +12,7 @@ they are compacted.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -77,12 +78,15 @@ def read_kind(
     start: datetime | None = None,
     end: datetime | None = None,
     cache: PartCache | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pa.Table:
     """Rows of the log ``kind`` with ``start <= _ts < end`` (UTC), from Parquet and open
-    segments; parts ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`)."""
+    segments; parts ``cache`` holds are not read again (see :mod:`loopml.logs.partcache`).
+    ``columns``: only these (those a part has; ``_ts`` always), e.g. no features."""
     where = as_location(where)
     lo, hi = _us(start, 0), _us(end, 2**62)
     build = BUILDERS[kind]
+    want = None if columns is None else list(dict.fromkeys(["_ts", *columns]))
     live = live_segments(where.spool, kind)
     _forget_segments(where.spool, kind, live)
     tables: list[pa.Table] = []
@@ -94,6 +98,8 @@ def read_kind(
         read.add(seg.stem)
         if part is not None and endpoint is not None:
             part = part.filter(pc.equal(part.column("_endpoint"), endpoint))
+        if part is not None and want is not None:
+            part = part.select([c for c in want if c in part.column_names])
         if part is not None and part.num_rows:
             tables.append(part)
     # Part files are listed only now. Compaction writes a segment's parts before it deletes
@@ -102,9 +108,10 @@ def read_kind(
     hours = _hours(lo, hi) if start and end else None
     logs = LogFiles(where)
     files = _parquet_files(logs, kind, endpoint, hours, read)
-    tables = [logs.cached_table(f, cache) for f in files] + tables
+    tables = [logs.cached_table(f, cache, want) for f in files] + tables
     if not tables:
-        return build([])
+        empty = build([])
+        return empty if want is None else empty.select([c for c in want if c in empty.column_names])
     table = concat_tables(tables)
     ts = table.column("_ts").cast(pa.int64())
     keep = pc.and_(pc.greater_equal(ts, lo), pc.less(ts, hi))
