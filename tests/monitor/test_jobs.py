@@ -43,6 +43,7 @@ def test_shifted_window_raises_drift_alert_and_reruns_are_idempotent(tmp_path, s
         "computed": 0,
         "relabelled": 0,
         "unchanged": 3,
+        "looked_at": 0,  # nothing new since the last pass: no window is looked at again
         "alerts": [],
         "provisional": [],
     }

@@ -18,7 +18,6 @@ read by the monitor.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from loopml.errors import StorageError
+from loopml.logs import footers
 from loopml.logs.layout import (
-    HOUR,
     PREDICTIONS,
     LogLocation,
     as_location,
-    hour_start,
     is_part,
     kind_url,
     live_segments,
@@ -44,11 +42,9 @@ from loopml.logs.layout import (
 from loopml.logs.logtables import newest_labels
 from loopml.logs.partcache import PartCache, stamp
 from loopml.logs.parts import (
-    EVENT_TIME,
     PAIRED,
     Part,
     conform,
-    plain,
     table_part,
     window_time,
 )
@@ -95,28 +91,21 @@ class LogFiles:
                 return None
         return self.corrupt[path]
 
+    def _stamp(self, path: str, size: int) -> str | None:
+        """The part's stamp from this reader's listing, if it was listed at this size: what
+        makes a footer read by an earlier reader safe to reuse (:data:`FOOTERS`)."""
+        got = self._versions.get(path)
+        return got[1] if got is not None and got[0] == size else None
+
     def value_range(self, path: str, size: int, column: str) -> tuple[object, object] | None:
         """(min, max) of ``column`` in a part, from its Parquet footer statistics (cached per
-        pass): lets a short window skip the parts of its hour that cannot hold its rows."""
+        pass, and across passes for a listed part: :data:`~loopml.logs.footers.FOOTERS`):
+        lets a short window skip the parts of its hour that cannot hold its rows."""
         key = (path, size, column)
         if key not in self._ranges:
-            rng = None
-            try:
-                meta = pq.read_metadata(path, filesystem=self.arrow_fs)
-                idx = meta.schema.to_arrow_schema().get_field_index(column)
-                lo = hi = None
-                for i in range(meta.num_row_groups):
-                    st = meta.row_group(i).column(idx).statistics
-                    if st is None or not st.has_min_max:
-                        lo = hi = None
-                        break
-                    lo = st.min if lo is None or st.min < lo else lo
-                    hi = st.max if hi is None or st.max > hi else hi
-                if lo is not None and idx >= 0:
-                    rng = (plain(lo), plain(hi))
-            except (OSError, ValueError, pa.ArrowException):
-                rng = None  # unknown: the part is scanned
-            self._ranges[key] = rng
+            self._ranges[key] = footers.value_range(
+                self.arrow_fs, path, size, self._stamp(path, size), column
+            )
         return self._ranges[key]
 
     def overlapping(
@@ -249,62 +238,15 @@ class LogFiles:
             h.update(f"{path.rsplit('/', 3)[-2:]}:{size}\n".encode())
         return h.hexdigest()
 
-    def _range(self, meta: pq.FileMetaData, column: str) -> tuple[float, float, int] | None:
-        """(min, max, null count) of a column from a part's footer; None when unknown."""
-        idx = meta.schema.to_arrow_schema().get_field_index(column)
-        if idx < 0:
-            return None
-        lo = hi = None
-        nulls = 0
-        for i in range(meta.num_row_groups):
-            st = meta.row_group(i).column(idx).statistics
-            if st is None or not st.has_null_count:
-                return None
-            nulls += st.null_count
-            if st.has_min_max:
-                a, b = plain(st.min), plain(st.max)
-                lo = a if lo is None or a < lo else lo  # type: ignore[operator]
-                hi = b if hi is None or b > hi else hi  # type: ignore[operator]
-            elif st.null_count < meta.row_group(i).num_rows:
-                return None
-        if lo is None:
-            return (math.nan, math.nan, nulls)
-        return (float(lo), float(hi), nulls)  # type: ignore[arg-type]
-
     def part(self, path: str, size: int, hour: str) -> Part:
-        """A Parquet part with its ranges of window time and log time (cached per pass).
-
-        Without footer statistics the hour partition bounds the log time, and the event time
-        is taken to lie in the same range (the part is then scanned for those windows only).
-        """
+        """A Parquet part with its ranges of window time and log time (cached per pass, and
+        across passes for a listed part: :func:`loopml.logs.footers.part`)."""
         key = (path, size)
-        got = self._parts.get(key)
-        if got is None:
-            h0 = hour_start(hour)
-            ts = et = None
-            has_event = False
-            try:
-                meta = pq.read_metadata(path, filesystem=self.arrow_fs)
-                ts = self._range(meta, "_ts")
-                has_event = meta.schema.to_arrow_schema().get_field_index(EVENT_TIME) >= 0
-                et = self._range(meta, EVENT_TIME) if has_event else None
-            except (OSError, ValueError, pa.ArrowException):
-                pass
-            # without statistics the hour bounds it: [h0, h0 + HOUR), not the next hour's first window
-            ts_lo, ts_hi = (
-                (ts[0], ts[1]) if ts and not math.isnan(ts[0]) else (h0, h0 + HOUR - 1e-6)
+        if key not in self._parts:
+            self._parts[key] = footers.part(
+                self.arrow_fs, path, size, self._stamp(path, size), hour
             )
-            lo, hi = ts_lo, ts_hi
-            if has_event and et is not None:
-                if math.isnan(et[0]):  # every event time null: log time decides
-                    pass
-                elif et[2] == 0:
-                    lo, hi = et[0], et[1]
-                else:
-                    lo, hi = min(et[0], ts_lo), max(et[1], ts_hi)
-            got = Part(path, size, lo, hi, ts_lo, ts_hi, has_event)
-            self._parts[key] = got
-        return got
+        return self._parts[key]
 
     def index(
         self, kind: str, endpoint: str, live: Sequence[tuple[str, pa.Table]] = ()

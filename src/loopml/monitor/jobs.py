@@ -15,7 +15,6 @@ never stored. Alerts then follow traffic (``alerts.retire_subjects``). ``run_mon
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -44,6 +43,7 @@ from loopml.logs.layout import (
 from loopml.logs.logfiles import LogFiles
 from loopml.logs.parts import LiveLog, Part
 from loopml.monitor import alerts as alert_rules
+from loopml.monitor import changes
 from loopml.monitor import refused as refusals
 from loopml.monitor.reference import Reference, load_reference
 from loopml.monitor.unreadable import count_rows, scan_window
@@ -75,10 +75,15 @@ class Pass:
         key = cfg.security.public_key
         self.public_key = key if not key or "BEGIN" in key else str(cfg.path(key))
         self._live = live
+        self._seen_live: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
 
     def live(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
-        """Rows of the segments the server has not compacted yet (none without a reader)."""
-        return [] if self._live is None else list(self._live(kind, endpoint))
+        """Rows of the segments the server has not compacted yet (none without a reader),
+        read once per pass: every window of the pass sees the same rows."""
+        if (kind, endpoint) not in self._seen_live:
+            rows = [] if self._live is None else list(self._live(kind, endpoint))
+            self._seen_live[(kind, endpoint)] = rows
+        return self._seen_live[(kind, endpoint)]
 
     def ref_of(self, version_id: int) -> Reference | None:
         if version_id not in self.refs:
@@ -100,47 +105,46 @@ class Pass:
         return self.refs[version_id]
 
 
-def window_starts(hours: list[str], window: float) -> list[float]:
-    """Starts of the windows that overlap the given hour partitions."""
-    starts: set[float] = set()
-    for h in hours:
-        t0 = hour_start(h)
-        s = math.floor(t0 / window) * window
-        while s < t0 + HOUR:
-            starts.add(float(s))
-            s += window
-    return sorted(starts)
-
-
-def windows_of(parts: list[Part], window: float) -> dict[float, list[Part]]:
-    """Window start -> the parts whose window-time range meets that window."""
-    out: dict[float, list[Part]] = {}
-    for p in parts:
-        for k in range(math.floor(p.lo / window), math.floor(p.hi / window) + 1):
-            out.setdefault(float(k * window), []).append(p)
-    return dict(sorted(out.items()))
-
-
 def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     """Compute the endpoint's closed windows that are new or whose inputs changed."""
     mon = p.cfg.monitor
     W = mon.window
     logs, store = p.logs, p.store
     label_hours = logs.hours(LABELS, endpoint)
-    by_window = windows_of(logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint)), W)
+    pred_parts = logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint))
+    by_window = changes.windows_of(pred_parts, W)
     live_labels = [_LiveLabels(tok, t) for tok, t in p.live(LABELS, endpoint)]
     read_live = {x.segment for x in live_labels}
     closed = [s for s in by_window if s + W + mon.grace <= now]
-    known = store.monitoring.fingerprints(endpoint, since=closed[0] if closed else None)
-    out: dict[str, Any] = {"computed": 0, "relabelled": 0, "unchanged": 0, "changed": {}}
-    for s in closed:
+    # only the windows whose inputs may have changed since this process's last pass
+    all_labels = logs.parts(LABELS, endpoint, label_hours)
+    seen = [changes.key_of(q) for q in pred_parts] + [changes.key_of(x) for x in all_labels]
+    seen += [f"live:{x.token}" for x in live_labels]
+    memo = changes.memo_key(p.cfg, endpoint, PREDICTIONS)
+    before = changes.last(memo)
+    todo = closed
+    if before is not None:
+        new_ids = [
+            logs.value_range(path, size, "_request_id")
+            for path, size in all_labels
+            if changes.key_of((path, size)) not in before.parts
+        ] + [x.ids for x in live_labels if f"live:{x.token}" not in before.parts and x.ids]
+        new = [q for q in pred_parts if changes.key_of(q) not in before.parts]
+        todo = changes.touched(before, closed, by_window, W, new, new_ids)
+    known = store.monitoring.fingerprints(endpoint, since=todo[0] if todo else None)
+    out: dict[str, Any] = {
+        "computed": 0,
+        "relabelled": 0,
+        "unchanged": len(closed) - len(todo),
+        "looked_at": len(todo),  # closed windows compared with their stored fingerprints
+        "changed": {},
+    }
+    for s in todo:
         e = s + W
         parts = by_window[s]
         fp_log = logs.window_fingerprint(parts, s, e)
         # labels follow log time (request ids and label arrival), which event time may not
-        lo, hi = s, e
-        if any(q.event_time for q in parts):
-            lo, hi = min(q.ts_lo for q in parts), max(q.ts_hi for q in parts) + 0.001
+        lo, hi = changes.log_span(parts, s, e)
         horizon = min(hi + mon.labels_within, now)
         lab_parts = logs.parts(
             LABELS,
@@ -226,6 +230,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     bad = {k: v for k, v in p.logs.corrupt.items() if f"/endpoint={endpoint}/" in k}
     if bad:  # skipped, every other part read; each closed window it touched says so too
         out["corrupt_parts"] = bad
+    changes.remember(memo, seen, closed)
     return out
 
 

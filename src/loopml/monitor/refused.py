@@ -33,6 +33,8 @@ import pyarrow.parquet as pq
 
 from loopml.config import AlertRule, Config
 from loopml.logs.layout import PREDICTIONS, REFUSED
+from loopml.logs.parts import Part
+from loopml.monitor import changes
 from loopml.monitor.alerts import _apply, persisted, rules_of
 from loopml.monitor.webhooks import Delivery
 from loopml.store import Store
@@ -55,27 +57,27 @@ def endpoints(p: Pass) -> list[str]:
     )
 
 
-def _counts(p: Pass, endpoint: str) -> pa.Table | None:
-    """Every refusal count of the endpoint, from Parquet parts and live segments."""
-    logs = p.logs
-    live = p.live(KIND, endpoint)
-    skip = {token.split(":", 1)[0] for token, _ in live}
-    paths = [
-        path
-        for path, _ in logs.parts(KIND, endpoint, logs.hours(KIND, endpoint))
-        if path.rsplit("/", 1)[-1][len("part-") : -len(".parquet")] not in skip
+COLUMNS = ["_ts", "_reason", "_column", "_status", "_requests", "_rows"]
+
+
+def _counts(p: Pass, parts: list[Part]) -> pa.Table | None:
+    """The refusal counts of these parts (Parquet parts and live segments)."""
+    tables = [
+        q.table.select(COLUMNS)
+        if q.table is not None
+        else pq.read_table(q.path, columns=COLUMNS, filesystem=p.logs.arrow_fs)
+        for q in parts
     ]
-    cols = ["_ts", "_reason", "_column", "_status", "_requests", "_rows"]
-    tables = [pq.read_table(path, columns=cols, filesystem=logs.arrow_fs) for path in paths]
-    tables += [t.select(cols) for _, t in live if t.num_rows]
+    tables = [t for t in tables if t.num_rows]
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _served(p: Pass, endpoint: str, start: float, end: float) -> int:
-    """Rows the endpoint answered (champion and canary) in [start, end)."""
-    parts = p.logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint))
+def _served(p: Pass, parts: list[Part], start: float, end: float) -> int:
+    """Rows the endpoint answered (champion and canary) in [start, end), from the prediction
+    parts (and live segments) that meet it."""
+    parts = [q for q in parts if q.hi >= start and q.lo < end]
     n = 0
     for batch in p.logs.batches(parts, start, end, ["_role"]):
         n += pc.sum(pc.is_in(batch.column("_role"), pa.array(SERVED_ROLES))).as_py() or 0
@@ -97,9 +99,38 @@ def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     mon = p.cfg.monitor
     W = mon.window
     out: dict[str, Any] = {"changed": [], "windows": [], "open": []}
-    table = _counts(p, endpoint)
-    if table is None or not table.num_rows:
-        return out
+    logs = p.logs
+    parts = logs.index(KIND, endpoint, p.live(KIND, endpoint))
+    served = logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint))
+    windows = changes.windows_of(parts, W)
+    closed = [s for s in windows if s + W + mon.grace <= now]
+    # only the windows whose counts or served rows may have changed since the last pass
+    memo = changes.memo_key(p.cfg, endpoint, KIND)
+    before = changes.last(memo)
+    look = set(windows)
+    if before is not None:
+        new = [q for q in parts + served if changes.key_of(q) not in before.parts]
+        look -= set(closed) - set(changes.touched(before, closed, windows, W, new, []))
+    table = _counts(p, list({id(q): q for s in look for q in windows[s]}.values()))
+    if table is not None and table.num_rows:
+        _store(p, endpoint, table, look, served, now, out)
+    changes.remember(memo, [changes.key_of(q) for q in parts + served], closed)
+    return out
+
+
+def _store(
+    p: Pass,
+    endpoint: str,
+    table: pa.Table,
+    look: set[float],
+    served_parts: list[Part],
+    now: float,
+    out: dict[str, Any],
+) -> None:
+    """Group the counts by window (those in ``look``), store the closed ones that changed and
+    list the open ones in ``out``."""
+    mon = p.cfg.monitor
+    W = mon.window
     ts = pc.divide(table.column("_ts").cast(pa.int64()), 1_000_000)
     starts = [math.floor(t / W) * W for t in ts.to_pylist()]
     grouped = (
@@ -111,6 +142,8 @@ def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     )
     by_window: dict[float, list[dict[str, Any]]] = {}
     for g in grouped:
+        if float(g["start"]) not in look:  # a part's rows in a window that did not change
+            continue
         by_window.setdefault(float(g["start"]), []).append(
             {
                 "reason": g["_reason"],
@@ -125,7 +158,7 @@ def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
         counts.sort(key=lambda c: (-c["rows"], -c["requests"], c["reason"], c["column"]))
         requests = sum(c["requests"] for c in counts)
         rows = sum(c["rows"] for c in counts)
-        served = _served(p, endpoint, s, s + W)
+        served = _served(p, served_parts, s, s + W)
         summary = {
             "endpoint": endpoint,
             "start": s,
@@ -146,7 +179,6 @@ def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
         wid = p.store.refused.save(endpoint=endpoint, start=s, log_files=digest, **values)
         out["changed"].append(s)
         out["windows"].append({"id": wid, **summary})
-    return out
 
 
 def judge(rule: AlertRule, row: RefusedWindow) -> tuple[bool | None, dict[str, Any]]:
