@@ -215,6 +215,9 @@ def live_tables(where: Where, kind: str, endpoint: str) -> list[tuple[str, pa.Ta
             continue
         with _decoded_lock:
             offset = _decoded.get(seg, (0, None))[0]
-        table = table.filter(pc.equal(table.column("_endpoint"), endpoint))
+        mine = pc.equal(table.column("_endpoint"), endpoint)
+        # one endpoint in the segment (the common case): its rows as they are, no copy
+        if not pc.all(mine, skip_nulls=False).as_py():
+            table = table.filter(mine)
         out.append((f"{seg.stem}:{offset}", table))
     return out
