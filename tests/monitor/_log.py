@@ -172,3 +172,13 @@ def page(cfg, store, path):
     r = anyio.run(get)
     assert r.status_code == 200, r.text
     return r.text
+
+
+def uuid7_ids(ts: np.ndarray, rng: np.random.Generator) -> list[str]:
+    """Request ids of the server's kind (UUIDv7: the time in their first 48 bits)."""
+    out = []
+    for t in ts:
+        h = f"{int(t * 1000):012x}"
+        r = f"{int(rng.integers(0, 2**62)):016x}"
+        out.append(f"{h[:8]}-{h[8:12]}-7{r[:3]}-8{r[3:6]}-{r[6:16]}{r[:2]}")
+    return out

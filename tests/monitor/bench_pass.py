@@ -21,9 +21,8 @@ import numpy as np
 
 from loopml.monitor import run_monitor
 
-from ._log import T0, write_labels, write_predictions
+from ._log import T0, uuid7_ids, write_labels, write_predictions
 from ._project import features, predict, setup
-from .test_changes import uuid7_ids
 
 
 def main() -> None:

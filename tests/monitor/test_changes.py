@@ -9,20 +9,10 @@ import numpy as np
 from loopml.monitor import changes, run_monitor
 from loopml.monitor.queries import timeseries
 
-from ._log import T0, write_labels, write_predictions
+from ._log import T0, uuid7_ids, write_labels, write_predictions
 from ._project import features, predict, setup
 
 HOURS = 6
-
-
-def uuid7_ids(ts: np.ndarray, rng: np.random.Generator) -> list[str]:
-    """Request ids of the server's kind (UUIDv7: the time in their first 48 bits)."""
-    out = []
-    for t in ts:
-        h = f"{int(t * 1000):012x}"
-        r = f"{int(rng.integers(0, 2**62)):016x}"
-        out.append(f"{h[:8]}-{h[8:12]}-7{r[:3]}-8{r[3:6]}-{r[6:16]}{r[:2]}")
-    return out
 
 
 def log_hour(cfg, version, rng, hour, n=600):
