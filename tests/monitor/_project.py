@@ -11,7 +11,7 @@ import pandas as pd
 
 from loopml.store import Store
 
-from ._log import T0, make_config, register, write_predictions
+from ._log import T0, make_config, register, uuid7_ids, write_predictions
 
 FEATURES = [f"x{i}" for i in range(5)]
 
@@ -48,13 +48,24 @@ def setup(tmp_path: Path, store_url: str, rng: np.random.Generator, **monitor: A
 
 
 def log_hour(
-    cfg, version: int, rng: np.random.Generator, n: int, hour: int = 0, shift: float = 0.0, **kw
+    cfg,
+    version: int,
+    rng: np.random.Generator,
+    n: int,
+    hour: int = 0,
+    shift: float = 0.0,
+    *,
+    uuid7: bool = False,
+    **kw,
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """``n`` fresh rows predicted by the model and logged for endpoint ep at random times in the
-    ``hour``-th hour after T0; (rows, predictions, request ids). ``kw`` go to write_predictions."""
+    ``hour``-th hour after T0; (rows, predictions, request ids). ``uuid7``: request ids of the
+    server's kind, for the rows' times. ``kw`` go to write_predictions."""
     frame = features(rng, n, shift)
     pred, score = predict(frame)
     ts = T0 + hour * 3600 + rng.uniform(0, 3600, n)
     kw = {"prediction": pred, "score": score, **kw}
+    if uuid7:
+        kw["ids"] = uuid7_ids(ts, rng)
     ids = write_predictions(cfg.artifacts_root, "ep", frame, version=version, ts=ts, **kw)
     return frame, pred, ids

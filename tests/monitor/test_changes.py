@@ -10,27 +10,9 @@ from loopml.monitor import changes, run_monitor
 from loopml.monitor.queries import timeseries
 
 from ._log import T0, uuid7_ids, write_labels, write_predictions
-from ._project import features, predict, setup
+from ._project import features, log_hour, predict, setup
 
 HOURS = 6
-
-
-def log_hour(cfg, version, rng, hour, n=600):
-    frame = features(rng, n)
-    pred, score = predict(frame)
-    ts = np.sort(T0 + hour * 3600 + rng.uniform(0, 3600, n))
-    ids = uuid7_ids(ts, rng)
-    write_predictions(
-        cfg.artifacts_root,
-        "ep",
-        frame,
-        version=version,
-        ts=ts,
-        prediction=pred,
-        score=score,
-        ids=ids,
-    )
-    return ids, pred
 
 
 def test_a_pass_looks_only_at_windows_whose_inputs_changed(tmp_path, store_url) -> None:
@@ -38,7 +20,7 @@ def test_a_pass_looks_only_at_windows_whose_inputs_changed(tmp_path, store_url) 
     label parts listed and compared each minute, for months."""
     rng = np.random.default_rng(3)
     cfg, store, v = setup(tmp_path, store_url, rng)
-    logged = [log_hour(cfg, v["id"], rng, h) for h in range(HOURS)]
+    logged = [log_hour(cfg, v["id"], rng, 600, h, uuid7=True) for h in range(HOURS)]
     now = T0 + (HOURS + 1) * 3600
     first = run_monitor(cfg, store, now=now)["endpoints"]["ep"]
     assert (first["computed"], first["looked_at"]) == (HOURS, HOURS)
@@ -46,7 +28,7 @@ def test_a_pass_looks_only_at_windows_whose_inputs_changed(tmp_path, store_url) 
     assert (again["looked_at"], again["unchanged"], again["computed"]) == (0, HOURS, 0)
 
     # labels for hour 1's requests arrive late: that window alone is looked at, and relabelled
-    ids, pred = logged[1]
+    _, pred, ids = logged[1]
     write_labels(cfg.artifacts_root, "ep", ids[:300], pred[:300], ts=now + 60)
     res = run_monitor(cfg, store, now=now + 120)["endpoints"]["ep"]
     assert (res["looked_at"], res["relabelled"], res["computed"]) == (1, 1, 0)
@@ -68,7 +50,7 @@ def test_a_pass_looks_only_at_windows_whose_inputs_changed(tmp_path, store_url) 
     assert timeseries(store, "ep")["rows"][3] == 650
 
     # a window that closes since the last pass is looked at (and computed)
-    log_hour(cfg, v["id"], rng, HOURS)
+    log_hour(cfg, v["id"], rng, 600, HOURS, uuid7=True)
     res = run_monitor(cfg, store, now=now + 3600)["endpoints"]["ep"]
     assert (res["looked_at"], res["computed"]) == (1, 1)
 

@@ -22,6 +22,7 @@ from loopml.logs.layout import HOUR, hour_start
 from loopml.logs.parts import EVENT_TIME, Part, plain
 
 MAX_ITEMS = 200_000  # a few hundred bytes each: tens of MB at most
+_MISSING = object()
 
 
 class Footers:
@@ -33,24 +34,18 @@ class Footers:
         self._items: OrderedDict[tuple[object, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __contains__(self, key: tuple[object, ...]) -> bool:
+    def get(self, key: tuple[object, ...], default: Any = None) -> Any:
         with self._lock:
-            return key in self._items
-
-    def get(self, key: tuple[object, ...]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-            return self._items.get(key)
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key]
 
     def put(self, key: tuple[object, ...], value: Any) -> None:
         with self._lock:
             self._items[key] = value
             while len(self._items) > self.max_items:
                 self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 FOOTERS = Footers()  # this process's, shared by every LogFiles
@@ -62,8 +57,9 @@ def value_range(
     """(min, max) of ``column`` in a part from its footer statistics, None when unknown (then
     the part is scanned). ``stamp`` None (a part not listed): read, not kept."""
     shared = None if stamp is None else ("range", path, size, stamp, column)
-    if shared is not None and shared in FOOTERS:
-        return FOOTERS.get(shared)
+    got: Any = _MISSING if shared is None else FOOTERS.get(shared, _MISSING)
+    if got is not _MISSING:
+        return got
     try:
         meta = pq.read_metadata(path, filesystem=fs)
     except (OSError, ValueError, pa.ArrowException):

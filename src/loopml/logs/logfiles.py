@@ -219,16 +219,18 @@ class LogFiles:
         return table
 
     def _read_columns(self, path: str, columns: Sequence[str] | None) -> pa.Table:
-        """A part whole, or only those of ``columns`` it has (parts differ in features)."""
-        if columns is not None:
-            try:
-                have = set(pq.read_schema(path, filesystem=self.arrow_fs).names)
-            except FileNotFoundError:
-                raise
-            except Exception as exc:
-                raise self._unreachable("read", path, exc) from exc
-            columns = [c for c in columns if c in have]
-        return self.read_table(path, columns)
+        """A part whole, or only those of ``columns`` it has (parts differ in features),
+        its footer read once for both."""
+        if columns is None:
+            return self.read_table(path)
+        try:
+            part = pq.ParquetFile(path, filesystem=self.arrow_fs)
+            have = set(part.schema_arrow.names)
+            return part.read(columns=[c for c in columns if c in have])
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise self._unreachable("read", path, exc) from exc
 
     @staticmethod
     def fingerprint(parts: Sequence[tuple[str, int]]) -> str:

@@ -104,10 +104,7 @@ def touched(
     """The closed windows to look at: closed since ``before``, met by a new part (window
     time), or whose request ids a new label part's id range may hold (``None``: a range
     unknown, or of ids not ordered by time, which may label any window)."""
-    dirty: set[float] = set()
-    for q in new_parts:
-        for k in range(math.floor(q.lo / window), math.floor(q.hi / window) + 1):
-            dirty.add(float(k * window))
+    dirty = windows_of(list(new_parts), window).keys()
     ordered = [r for r in new_ids if r is not None and is_uuid7(r[0]) and is_uuid7(r[1])]
     anywhere = len(ordered) < len(new_ids)
     out = []

@@ -76,6 +76,7 @@ class Pass:
         self.public_key = key if not key or "BEGIN" in key else str(cfg.path(key))
         self._live = live
         self._seen_live: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
+        self._index: dict[tuple[str, str], list[Part]] = {}
 
     def live(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
         """Rows of the segments the server has not compacted yet (none without a reader),
@@ -84,6 +85,15 @@ class Pass:
             rows = [] if self._live is None else list(self._live(kind, endpoint))
             self._seen_live[(kind, endpoint)] = rows
         return self._seen_live[(kind, endpoint)]
+
+    def index(self, kind: str, endpoint: str) -> list[Part]:
+        """The endpoint's parts of ``kind``, live segments included, with their time ranges
+        (``LogFiles.index``), listed once per pass."""
+        if (kind, endpoint) not in self._index:
+            self._index[(kind, endpoint)] = self.logs.index(
+                kind, endpoint, self.live(kind, endpoint)
+            )
+        return self._index[(kind, endpoint)]
 
     def ref_of(self, version_id: int) -> Reference | None:
         if version_id not in self.refs:
@@ -111,7 +121,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     W = mon.window
     logs, store = p.logs, p.store
     label_hours = logs.hours(LABELS, endpoint)
-    pred_parts = logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint))
+    pred_parts = p.index(PREDICTIONS, endpoint)
     by_window = changes.windows_of(pred_parts, W)
     live_labels = [_LiveLabels(tok, t) for tok, t in p.live(LABELS, endpoint)]
     read_live = {x.segment for x in live_labels}

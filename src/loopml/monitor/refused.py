@@ -99,9 +99,7 @@ def refused_windows(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     mon = p.cfg.monitor
     W = mon.window
     out: dict[str, Any] = {"changed": [], "windows": [], "open": []}
-    logs = p.logs
-    parts = logs.index(KIND, endpoint, p.live(KIND, endpoint))
-    served = logs.index(PREDICTIONS, endpoint, p.live(PREDICTIONS, endpoint))
+    parts, served = p.index(KIND, endpoint), p.index(PREDICTIONS, endpoint)
     windows = changes.windows_of(parts, W)
     closed = [s for s in windows if s + W + mon.grace <= now]
     # only the windows whose counts or served rows may have changed since the last pass

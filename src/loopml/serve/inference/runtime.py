@@ -5,8 +5,7 @@ metrics), plus the one prediction path all three protocols share.
 A prediction: route (champion or canary, sticky by entity key) -> parse with the routed
 version's signature -> validate -> micro-batched predict -> request ids -> mirror to shadows
 (:mod:`~loopml.serve.inference.mirroring`: queued, never awaited, never visible) -> append
-to the durable log (the answer
-waits for its fsync) -> count. Shadows predict with their own batcher, validating with
+to the durable log (the answer waits for its fsync) -> count. Shadows predict with their own batcher, validating with
 their own signature unless it takes the same inputs as the routed version's (then the routed
 batch is reused); their answers are logged with role ``shadow`` under the caller's request
 ids, in the same log, without the caller waiting for them. A request routed to the canary is
