@@ -22,32 +22,43 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
+import json
 import logging
 import multiprocessing as mp
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from loopml.config import Config
 from loopml.logs.layout import log_location
 from loopml.logs.logreader import live_tables
 from loopml.logs.parts import LiveLog
-from loopml.memory import release_memory
+from loopml.memory import Budget, release_memory
 from loopml.store import Store
 
 log = logging.getLogger("loopml.serve")
 
 RESTART_EVERY = 30.0  # seconds between two starts of the child at least
+RECYCLED = 3  # the exit code of a child that handed over because its memory grew (Budget)
 STOP_TIMEOUT = 60.0  # how long the server waits for the child to stop before killing it
 WATCH_EVERY = 1.0  # how often the server looks whether the child is alive
 LOGGERS = ("loopml.serve", "loopml.monitor", "loopml.control")  # what the child logs under
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the server's own lines
+# What monitoring passes import lazily (``loopml --help`` stays fast): the drift check's
+# classifier (stats/multivariate.py), the calibration of estimated performance
+# (stats/calibration.py), SciPy's tests (stats/distance.py). Imported when the process starts,
+# so a process that lives as long as the server is warm before its first pass: in the issue 14
+# soak their first use, minutes in, added ~20 MB that looked like growth.
+PRELOAD = ("sklearn.ensemble", "sklearn.model_selection", "sklearn.isotonic", "scipy.stats")
 
 
 def monitor_live(cfg: Config) -> LiveLog:
@@ -67,6 +78,7 @@ def run_background(
     nice: int,
     levels: dict[str, int],
     predecessor: int | None = None,
+    handover: str | None = None,
 ) -> None:
     """The child's main (spawn imports it by name): the monitor's loop and the controller's
     in two threads until ``stop`` is readable (the server closed its end, or died) or
@@ -77,10 +89,17 @@ def run_background(
     ``stop`` is a pipe rather than a :class:`multiprocessing.Event`: a child killed while
     it held the event's lock (inside ``wait``) would leave the server blocked for good in
     ``set`` (seen here with ``kill -9`` of the child).
+
+    When its memory after a pass grew past ``serve.background_max_growth``
+    (:class:`loopml.memory.Budget`) the child stops its threads, writes what its monitoring
+    passes kept (:func:`loopml.monitor.changes.export`) to ``handover`` and exits with
+    :data:`RECYCLED`; the server starts a fresh child at once, which reads that file, so its
+    first pass looks only at what changed.
     """
     from loopml.control.controller import Controller
     from loopml.data.sources import add_project_path
     from loopml.logs.compaction import exit_with_parent
+    from loopml.monitor import changes
     from loopml.monitor.monitor_service import _loop
 
     exit_with_parent(parent)
@@ -93,7 +112,16 @@ def run_background(
     signal.signal(signal.SIGTERM, lambda signum, _: terminated.append(signum))
     _log_to_stderr(levels)
     add_project_path(cfg.root)
-    halt = threading.Event()
+    halt, spent = threading.Event(), threading.Event()
+    budget = Budget(cfg.serve.background_max_growth)
+
+    def after(first: bool) -> None:
+        _release_memory()
+        if budget.spent(first):
+            spent.set()
+
+    if handover:
+        _take_handover(handover, changes.restore)
     monitor_store, controller_store = Store(cfg.store_url), Store(cfg.store_url)
     if predecessor is not None:
         _take_over(monitor_store, predecessor)
@@ -103,7 +131,7 @@ def run_background(
             monitor_store,
             threading.Thread(
                 target=_loop,
-                args=(cfg, monitor_store, halt, monitor_live(cfg), _release_memory),
+                args=(cfg, monitor_store, halt, monitor_live(cfg), lambda: after(True)),
                 name="loopml-monitor",
                 daemon=True,
             ),
@@ -113,19 +141,22 @@ def run_background(
             threading.Thread(
                 target=controller.run_forever,
                 args=(halt,),
-                kwargs={"after": _release_memory},
+                kwargs={"after": lambda: after(False)},
                 name="loopml-controller",
                 daemon=True,
             ),
         ),
     ]
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     # what is loaded now lives as long as the process: keep it out of the collections that
     # follow every pass
     gc.collect()
     gc.freeze()
     for _, thread in threads:
         thread.start()
-    while not stop.poll(0.5) and not terminated:
+    while not stop.poll(0.5) and not terminated and not spent.is_set():
         pass
     halt.set()
     deadline = time.monotonic() + STOP_TIMEOUT - 10
@@ -133,6 +164,34 @@ def run_background(
         thread.join(max(0.0, deadline - time.monotonic()))
         if not thread.is_alive():  # one still in a pass (a retraining) ends with the process
             store.close()
+    if spent.is_set() and not terminated and not stop.poll(0):
+        if handover:
+            _write_handover(handover, changes.export())
+        log.info("Background process %s hands over to a fresh one: %s.", os.getpid(), budget)
+        sys.exit(RECYCLED)
+
+
+def _take_handover(path: str, restore: Callable[[Any], None]) -> None:
+    """Read (and remove) what the previous child's monitoring passes kept, if it left it."""
+    try:
+        with open(path, "rb") as f:
+            restore(json.loads(f.read())["memo"])
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # its first pass looks at all
+        log.warning("Could not read the previous background process's handover: %s", exc)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _write_handover(path: str, memo: list[list[object]]) -> None:
+    try:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"memo": memo}, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("Could not write the handover for the next background process: %s", exc)
 
 
 def _release_memory() -> None:
@@ -181,10 +240,13 @@ class BackgroundProcess:
         self._stopping = False
         self.process: BaseProcess | None = None
         self.started = 0  # how many children were started
+        self.recycled = 0  # how many handed over because their memory grew
+        # where a child that hands over leaves what its monitoring passes kept
+        self.handover = os.path.join(tempfile.gettempdir(), f"loopml-background-{os.getpid()}.json")
         self._started_at = 0.0
         self._reported = False  # the current child's death is in the log
 
-    def start(self) -> None:
+    def start(self, recycled: bool = False) -> None:
         """Start a child; returns at once (the child imports and connects on its own)."""
         levels = {name: logging.getLogger(name).getEffectiveLevel() for name in LOGGERS}
         nice = self.cfg.serve.background_nice
@@ -192,7 +254,7 @@ class BackgroundProcess:
         before = self.process.pid if self.process is not None else None
         process = self._context.Process(
             target=run_background,
-            args=(self.cfg, theirs, os.getpid(), nice, levels, before),
+            args=(self.cfg, theirs, os.getpid(), nice, levels, before, self.handover),
             name="loopml-background",
         )
         try:
@@ -207,7 +269,13 @@ class BackgroundProcess:
         self._stop = ours
         self.process, self._started_at, self._reported = process, time.monotonic(), False
         self.started += 1
-        if self.started == 1:
+        if recycled:
+            log.info(
+                "Started background process %s in place of one that handed over (its memory "
+                "grew past serve.background_max_growth).",
+                process.pid,
+            )
+        elif self.started == 1:
             log.info(
                 "The monitor and the controller run in background process %s (nice +%d).",
                 process.pid,
@@ -223,12 +291,16 @@ class BackgroundProcess:
 
     def check(self) -> None:
         """If the child died: say so once, and start a new one once :data:`RESTART_EVERY` s
-        have passed since the last start."""
+        have passed since the last start; at once if it handed over (:data:`RECYCLED`)."""
         process = self.process
         if process is None or self._stopping or process.is_alive():
             return
-        wait = max(0.0, self._started_at + RESTART_EVERY - time.monotonic())
-        if not self._reported:
+        recycled = process.exitcode == RECYCLED and not self._reported
+        wait = 0.0 if recycled else max(0.0, self._started_at + RESTART_EVERY - time.monotonic())
+        if recycled:
+            self._reported = True
+            self.recycled += 1
+        elif not self._reported:
             self._reported = True
             log.error(
                 "The background process (pid %s: the monitor and the controller) died with %s: "
@@ -242,7 +314,7 @@ class BackgroundProcess:
         if wait > 0.0:
             return
         try:
-            self.start()
+            self.start(recycled)
         except Exception:  # e.g. no memory or process slots left: try again later
             self._started_at = time.monotonic()
             log.exception(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 SCRIPT = """
 import json, os
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
@@ -46,3 +48,33 @@ def test_release_memory_returns_what_pyarrow_and_glibc_keep():
     print(mb)
     assert mb["arrow_freed"] - mb["arrow_released"] > 40, mb  # of 2 x 64 MB freed
     assert mb["heap_freed"] - mb["heap_released"] > 150, mb  # of 320 MB freed
+
+
+def test_a_budget_is_spent_when_memory_grew_past_its_share_of_the_first_reading():
+    from loopml.memory import Budget
+
+    never = Budget(0.0)
+    assert not never.spent() and never.baseline is None
+    budget = Budget(0.25)
+    assert not budget.spent(first=False) and budget.baseline is None  # not a first pass
+    assert not budget.spent() and budget.baseline
+    grown = np.ones(int(budget.baseline * 0.5 * 2**20 / 8))  # +50%, every page touched
+    assert budget.spent(), str(budget)
+    assert "over its" in str(budget)
+    del grown
+
+
+def test_the_monitor_memo_survives_an_export_and_a_restore():
+    from loopml.monitor import changes
+
+    key = ("/r", None, "sqlite:///x", "ep", "predictions", 60.0, 5.0, 604800.0)
+    changes.forget()
+    changes.remember(key, ["a.parquet:10", "b.parquet:20"], [0.0, 60.0])
+    kept = json.loads(json.dumps(changes.export()))
+    changes.forget()
+    assert changes.last(key) is None
+    changes.restore(kept)
+    assert changes.last(key) == changes.Seen(
+        frozenset({"a.parquet:10", "b.parquet:20"}), frozenset({0.0, 60.0})
+    )
+    changes.forget()

@@ -222,3 +222,50 @@ def test_background_thread_keeps_the_monitor_and_the_controller_in_the_server(
         )
     assert "models ready" in caplog.text  # the server's own lines are seen here ...
     assert "background process" not in caplog.text  # ... and none says a child started
+
+
+HANDED = re.compile(r"Background process (\d+) hands over to a fresh one: (\d+) MB resident")
+IN_PLACE = re.compile(r"Started background process (\d+) in place of one that handed over")
+
+
+def test_a_child_whose_memory_grew_hands_over_to_a_fresh_one(project, store, versions):
+    # a budget no pass can keep: every child hands over after a few passes, as one whose
+    # memory grew by 10% would after hours; so does the compaction worker
+    text = L.config_text().replace(
+        "  auth: false\n", "  auth: false\n  background_max_growth: 0.000001\n"
+    )
+    (project / "loopml.yaml").write_text(text)
+    server = _serve(project)
+    try:
+        first = int(_logged(server, STARTED, 30).group(1))
+        with L.Client(server.url):
+            L.wait_for(
+                "a monitoring window of the champion",
+                lambda: L.windows(store, versions["champion"]),
+                60,
+            )
+            gone, _ = map(int, _logged(server, HANDED, 60).groups())
+            assert gone == first
+            new = int(_logged(server, IN_PLACE, 30).group(1))
+            assert new != first and _ppid(new) == server.pid
+            L.wait_for("the first child to end", lambda: _stat(first) is None, 30)
+            # the fresh child leads at once (the old one gave its lease up) and monitors
+            L.wait_for(
+                "a fresh child to lead",
+                lambda: _pid_of(store.locks.holder("controller")) not in (None, first),
+                30,
+                state=lambda: store.locks.holder("controller"),
+            )
+            _logged(server, re.compile(r"compactor's memory grew past"), 60)
+            rows = L.features(3, np.random.default_rng(0)).to_dict("records")
+            answer = httpx.post(
+                f"{server.url}/v1/endpoints/{L.ENDPOINT}/predict", json={"rows": rows}, timeout=10
+            )
+            assert answer.status_code == 200, answer.text
+    finally:
+        stop(server.proc)
+    text = server.log.read_text(errors="replace")
+    assert server.proc.returncode in (0, -signal.SIGTERM), text[-3000:]
+    assert "died with" not in text and "Traceback" not in text, text[-3000:]
+    assert "handover" not in text.lower() or "Could not" not in text, text[-3000:]
+    assert not Path(f"/tmp/loopml-background-{server.pid}.json").exists()

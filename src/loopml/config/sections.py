@@ -269,6 +269,10 @@ class ServeConfig(Section):
     # priority (background_nice), or threads of the serving process (embedding, debugging)
     background: Literal["process", "thread"] = "process"
     background_nice: int = Field(10, ge=0, le=19)
+    # the background process and the log compactor hand over to a fresh process when their
+    # memory after a pass grew this much over what it was after their first (0: never;
+    # loopml/memory.py Budget)
+    background_max_growth: float = Field(0.10, ge=0)
     log_segment: Duration = 300.0  # the prediction log rolls to a new segment this often ...
     compact_every: Duration = 60.0  # ... and closed segments become Parquet this often
     # with auth off, names (or origins) besides loopback the server answers to (serve/access/origins.py)

@@ -61,7 +61,7 @@ from loopml.logs.layout import (
 from loopml.logs.logtables import BUILDERS, conform, null_columns, unified_schema
 from loopml.logs.segmentfile import CHUNK_FRAMES, frame_batches
 from loopml.logs.upload import ROW_GROUP_ROWS, write_whole
-from loopml.memory import release_memory
+from loopml.memory import Budget, release_memory
 
 Group = tuple[str, str]  # (endpoint, hour)
 # one chunk's table of a group: compressed Arrow IPC, its schema, its columns of nulls only
@@ -85,21 +85,32 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def start_worker(parent: int, nice: int = 0) -> None:
+_BUDGET = Budget(0.0)  # the worker's (start_worker)
+
+
+def start_worker(parent: int, nice: int = 0, max_growth: float = 0.0) -> None:
     """Compaction worker initializer: lower the worker's CPU priority by ``nice`` (the
-    server's requests come first) and end it with ``parent`` (:func:`exit_with_parent`)."""
+    server's requests come first), end it with ``parent`` (:func:`exit_with_parent`), and
+    ask for a fresh worker when its memory grew ``max_growth`` over its first compaction's
+    (:class:`loopml.memory.Budget`)."""
+    global _BUDGET
     if nice:
         os.nice(nice)
+    _BUDGET = Budget(max_growth)
     exit_with_parent(parent)
 
 
 def compact_in_worker(where: LogLocation | str | Path, label_wait: float) -> dict[str, int]:
     """:func:`compact`, then give the memory its Arrow tables took back to the system (the
-    worker lives as long as the server)."""
+    worker lives as long as the server); ``"handover": 1`` in the counts when the worker's
+    memory grew past its budget (the server then starts a fresh one)."""
     try:
-        return compact(where, label_wait)
+        done = compact(where, label_wait)
     finally:
         release_memory()
+    if _BUDGET.spent():
+        done["handover"] = 1
+    return done
 
 
 def _chunk_tables(

@@ -70,6 +70,20 @@ def forget() -> None:
         _SEEN.clear()
 
 
+def export() -> list[list[object]]:
+    """What is kept, as JSON values: handed to the process that takes over from this one
+    (``background_worker``), whose first pass then looks only at what changed."""
+    with _LOCK:
+        return [[list(k), sorted(v.parts), sorted(v.closed)] for k, v in _SEEN.items()]
+
+
+def restore(items: list[list[object]]) -> None:
+    """Keep what :func:`export` gave (another process's last successful passes)."""
+    with _LOCK:
+        for key, parts, closed in items:
+            _SEEN[tuple(key)] = Seen(frozenset(parts), frozenset(closed))  # type: ignore[call-overload, arg-type]
+
+
 def key_of(part: Part | tuple[str, int]) -> str:
     """A part's key: path and size (a live segment's path holds its token)."""
     path, size = (part.path, part.size) if isinstance(part, Part) else part

@@ -193,16 +193,28 @@ class Runtime:
                 1,
                 mp_context=mp.get_context("spawn"),
                 initializer=start_worker,
-                initargs=(os.getpid(), self.settings.serve.background_nice),
+                initargs=(
+                    os.getpid(),
+                    self.settings.serve.background_nice,
+                    self.settings.serve.background_max_growth,
+                ),
             )
         try:
-            return await asyncio.get_running_loop().run_in_executor(
+            done = await asyncio.get_running_loop().run_in_executor(
                 self._compactor, compact_in_worker, self.settings.log, self.settings.label_wait
             )
         except BrokenProcessPool:
             self._compactor.shutdown(wait=False, cancel_futures=True)
             self._compactor = None
             raise
+        if done.pop("handover", 0):  # its memory grew: the next compaction starts a fresh one
+            self._compactor.shutdown(wait=False)
+            self._compactor = None
+            log.info(
+                "The log compactor's memory grew past serve.background_max_growth; "
+                "the next compaction starts a fresh one."
+            )
+        return done
 
     def _scrape(self) -> dict[str, Any]:
         return {
