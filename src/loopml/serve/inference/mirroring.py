@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,15 @@ from loopml.serve.settings import Settings
 from loopml.serve.wire.context_columns import RowContext, split_context
 
 log = logging.getLogger("loopml.serve")
+
+
+class Queued(NamedTuple):
+    """An off-path answer in a batcher's queue: whose, on which rows, when it was queued."""
+
+    loaded: Loaded
+    batch: Batch
+    future: asyncio.Future[Any]
+    t0: float
 
 
 class Mirroring:
@@ -91,27 +100,66 @@ class Mirroring:
         logged under the caller's request ids with ``role`` (``shadow``, or ``paired`` for the
         champion's answer on canary rows)."""
         for vid in versions:
-            if len(self.pending) >= self.settings.shadow_queue:
-                self.metrics.shadow_dropped.labels(endpoint).inc()
-                continue
-            loaded = self.pool.loaded.get(vid)
-            if loaded is None:
-                continue
-            t0 = time.perf_counter()
-            try:  # the same inputs as the routed version: its validated batch serves as is
-                own = batch
-                if loaded.inputs != routed.inputs:
-                    own = loaded.validator.validate(
-                        split_context(columns, loaded.names, self.settings.context_columns)[0]
-                    )
-                fut = self._batcher_for(loaded, role).enqueue(own)
-            except Exception as exc:
-                self._failed(endpoint, loaded, exc)
-                continue
-            self.pending.add(fut)
-            fut.add_done_callback(
-                functools.partial(self._done, endpoint, loaded, role, ids, own, t0, entity_key, ctx)
+            queued = self.enqueue(vid, endpoint, routed, columns, batch, role)
+            if queued is not None:
+                self.log_when_done(queued, endpoint, role, ids, entity_key, ctx)
+
+    def enqueue(
+        self,
+        vid: int,
+        endpoint: str,
+        routed: Loaded,
+        columns: Mapping[str, Any],
+        batch: Batch,
+        role: str,
+    ) -> Queued | None:
+        """Queue version ``vid``'s answer on the routed request (``None``: dropped, not
+        loaded, or failed); :meth:`log_when_done` logs it. Queued before the routed answer
+        is in (the champion's ``paired`` rows), it joins the batch the routed rows' cohort
+        joins, and an answer nobody logs in the end costs nothing more."""
+        if len(self.pending) >= self.settings.shadow_queue:
+            self.metrics.shadow_dropped.labels(endpoint).inc()
+            return None
+        loaded = self.pool.loaded.get(vid)
+        if loaded is None:
+            return None
+        t0 = time.perf_counter()
+        try:  # the same inputs as the routed version: its validated batch serves as is
+            own = batch
+            if loaded.inputs != routed.inputs:
+                own = loaded.validator.validate(
+                    split_context(columns, loaded.names, self.settings.context_columns)[0]
+                )
+            fut = self._batcher_for(loaded, role).enqueue(own)
+        except Exception as exc:
+            self._failed(endpoint, loaded, exc)
+            return None
+        return Queued(loaded, own, fut, t0)
+
+    def log_when_done(
+        self,
+        queued: Queued,
+        endpoint: str,
+        role: str,
+        ids: list[str],
+        entity_key: str | None,
+        ctx: RowContext | None,
+    ) -> None:
+        """Log ``queued``'s answer under ``ids`` once it is in (now, if it already is)."""
+        self.pending.add(queued.future)
+        queued.future.add_done_callback(
+            functools.partial(
+                self._done,
+                endpoint,
+                queued.loaded,
+                role,
+                ids,
+                queued.batch,
+                queued.t0,
+                entity_key,
+                ctx,
             )
+        )
 
     def _done(
         self,
