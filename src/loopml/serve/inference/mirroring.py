@@ -65,8 +65,10 @@ class Mirroring:
         t0: float,
         entity_key: str | None,
         ctx: RowContext | None = None,
+        remember: bool = True,
     ) -> bytes:
-        """One answered request's prediction-log record (context columns beside the inputs)."""
+        """One answered request's prediction-log record (context columns beside the inputs;
+        ``remember``: see :meth:`~loopml.logs.predlog.PredictionLog.encode_predictions`)."""
         features: Mapping[str, Any] = batch.columns
         if ctx is not None and ctx.columns:
             features = {**features, **ctx.columns}
@@ -82,6 +84,7 @@ class Mirroring:
             entity_key=entity_key,
             flags=batch.flags,
             event_times=ctx.times if ctx is not None else None,
+            remember=remember,
         )
 
     def mirror(
@@ -183,7 +186,9 @@ class Mirroring:
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(
-                self.record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx)
+                self.record(
+                    endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx, False
+                )
             )
         except Exception as exc:
             self._failed(endpoint, loaded, exc)
