@@ -55,7 +55,6 @@ class AccessLog:
         self.metrics = metrics
         self.enabled = enabled
         self.lines = AccessLines()
-        self._children: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,11 +78,7 @@ class AccessLog:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "(unmatched)")
-            key = (template, status)
-            child = self._children.get(key)
-            if child is None:
-                child = self._children[key] = self.metrics.http.labels(template, str(status))
-            child.inc()
+            self.metrics.count_http(template, status)
             if self.enabled and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 self.lines.add(  # the fields of accesslog.FIELDS, in order
