@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
+from loopml.logs.logtables import dumps
 from loopml.logs.predlog import PredictionLog
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.inference.batching import MicroBatcher
@@ -68,16 +70,19 @@ class Mirroring:
         remember: bool = True,
     ) -> bytes:
         """One answered request's prediction-log record (context columns beside the inputs;
-        ``remember``: see :meth:`~loopml.logs.predlog.PredictionLog.encode_predictions`)."""
-        features: Mapping[str, Any] = batch.columns
-        if ctx is not None and ctx.columns:
-            features = {**features, **ctx.columns}
+        ``remember``: see :meth:`~loopml.logs.predlog.PredictionLog.encode_predictions`).
+        The inputs are encoded once per batch, for every record that logs them."""
+        if batch.logged is None:
+            features: Mapping[str, Any] = batch.columns
+            if ctx is not None and ctx.columns:
+                features = {**features, **ctx.columns}
+            batch.logged = orjson.Fragment(dumps(features))
         return self.log.encode_predictions(
             endpoint=endpoint,
             version=version,
             role=role,
             request_ids=ids,
-            features=features,
+            features=batch.logged,
             predictions=result[0],
             probabilities=result[1],
             latency_ms=(time.perf_counter() - t0) * 1000,
