@@ -104,6 +104,35 @@ def test_json_lines_handler_writes_a_batch_with_one_write():
     assert threading.current_thread() is threading.main_thread()
 
 
+def test_access_lines_skip_log_records_only_where_nothing_could_see_them():
+    """Guards the direct path of the access-log thread: lines reach a lone JSONLinesHandler
+    without a LogRecord each, and a filter on the logger still sees every record."""
+    stream = io.StringIO()
+    logger = logging.getLogger("loopml.test.access_direct")
+    logger.handlers[:] = [JSONLinesHandler(stream, max_delay=60)]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    made: list[logging.LogRecord] = []
+    make = logger.makeRecord
+
+    def counted(*args, **kwargs):
+        made.append(make(*args, **kwargs))
+        return made[-1]
+
+    logger.makeRecord = counted  # type: ignore[method-assign]
+    lines = AccessLines(logger, interval=60)
+    for i in range(3):
+        lines.add((float(i), "POST", "/p", "/p", 200, 1.5, "127.0.0.1", None))
+    lines.flush()
+    assert len(stream.getvalue().splitlines()) == 3 and made == []
+    logger.addFilter(lambda r: json.loads(r.getMessage())["ts"] != 1.0)
+    for i in range(3):
+        lines.add((float(i), "POST", "/p", "/p", 200, 1.5, "127.0.0.1", None))
+    lines.close()
+    assert len(made) == 3
+    assert [json.loads(x)["ts"] for x in stream.getvalue().splitlines()[3:]] == [0.0, 2.0]
+
+
 async def test_keys_create_rate_limit_gives_one_key_its_own_limit(project, settings, store, capsys):
     """``loopml keys create --rate-limit N``: that key is limited to N/s, others keep the
     server's default (serve.rate_limit_per_s)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.serve.inference.batching import MicroBatcher, batch_predictor
+from loopml.serve.inference.batching import Lane, MicroBatcher, batch_predictor
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.wire.validation import Validator
 
@@ -163,6 +163,31 @@ def test_a_lane_holds_other_batches_while_one_predicts(shared):
         assert held == [] and calls["b"] == [5]
     else:
         assert held == calls["b"] and len(held) > 1
+
+
+def test_a_lane_cuts_its_members_batches_together():
+    """Guards the lane's joint cut: rows queued for two versions of one model are predicted
+    under one hold, before any answer resumes its caller, so they come back as one cohort."""
+    order: list[object] = []
+
+    def named(name):
+        def predict(items):
+            order.append((name, len(items)))
+            return items
+
+        return predict
+
+    lane = Lane()
+    a = MicroBatcher(named("a"), executor="inline", lane=lane)
+    b = MicroBatcher(named("b"), executor="inline", lane=lane)
+
+    async def run():
+        futs = [a.enqueue(i) for i in range(3)] + [b.enqueue(i) for i in range(2)]
+        futs[0].add_done_callback(lambda f: order.append("answered"))
+        return await asyncio.gather(*futs)
+
+    assert asyncio.run(run()) == [0, 1, 2, 0, 1]
+    assert order == [("a", 3), ("b", 2), "answered"]
 
 
 def test_auto_moves_slow_models_to_the_thread():

@@ -4,6 +4,7 @@ that random keys cannot flush."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -188,6 +189,22 @@ async def test_key_cache_random_keys_cannot_evict_valid_ones_and_lookups_leave_t
         with pytest.raises(Exception, match="unknown or revoked"):
             await auth.acheck(f"Bearer {junk}", "viewer")
     assert len(calls) == n
+
+
+async def test_requests_that_miss_one_key_together_share_one_lookup():
+    """Guards the key cache against a herd: when a busy client's entry expires, its
+    concurrent requests wait for one store lookup instead of one each."""
+    calls: list[str] = []
+    key = _key(1)
+
+    def lookup(k):
+        calls.append(k)
+        return {"id": 1, "prefix": "00000001", "role": "viewer"}
+
+    auth = Authenticator(lookup, ttl=60.0)
+    who = await asyncio.gather(*(auth.acheck(f"Bearer {key}", "viewer") for _ in range(64)))
+    assert {w.prefix for w in who} == {"00000001"}
+    assert calls == [key]
 
 
 def test_cli_keys_create_with_endpoints(project, capsys):

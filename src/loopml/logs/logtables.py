@@ -36,7 +36,12 @@ def dumps(obj: Any) -> bytes:
 
 
 def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray | np.generic):
+    # An array orjson does not take itself (object dtype: a string column) as a list: orjson
+    # writes NaN as null and hands back here what it cannot take, the output of ``jsonable``
+    # at a third of the cost (a log record's four string columns: 8.3 -> 2.6 µs a record).
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
         return jsonable(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 

@@ -95,11 +95,14 @@ class PredictionLog:
         flags: Any = None,
         ts_us: int | None = None,
         event_times: Sequence[int | None] | None = None,
+        remember: bool = True,
     ) -> bytes:
-        """One request's record as a frame payload (also remembers its request ids).
+        """One request's record as a frame payload (also remembers its request ids, unless
+        ``remember`` is false: a shadow's or paired record repeats its request's ids).
         ``event_times``: per row, UTC microseconds (``None``: the request time)."""
         check_endpoint(endpoint)
-        self._recent.insert(request_ids, endpoint)
+        if remember:
+            self._recent.insert(request_ids, endpoint)
         return dumps(
             {
                 "e": endpoint,

@@ -4,7 +4,8 @@ Keys live hashed in the store (:class:`loopml.store.keys.Keys`); a lookup there 
 round trip, so answers are cached by the full key for ``ttl`` seconds (a revoked key stops
 working within that time) and the hot path costs a dict lookup. On the event loop
 (:meth:`Authenticator.acheck`) a cache miss runs the lookup in a worker thread, at most
-``lookups`` at once. Valid and unknown keys live in two separate LRU caches of ``cache_size``
+``lookups`` at once, and one at a time per key: the requests that miss a key together (all
+of a busy client's, each time its entry expires) wait for the same lookup. Valid and unknown keys live in two separate LRU caches of ``cache_size``
 entries each: a client spraying random keys churns only the unknown-key cache and can never
 evict a valid key; a string that is not shaped like a key is refused without a lookup. When
 the store cannot be reached (a database restart), keys validated within ``stale_grace``
@@ -128,6 +129,7 @@ class Authenticator:
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._buckets: dict[int, TokenBucket] = {}
         self._gate: asyncio.Semaphore | None = None
+        self._lookups: dict[str, asyncio.Future[Principal | None]] = {}  # key -> its lookup
         self.stale_grace = stale_grace
         self._warned = False
         # dashboard sessions (loopml.serve.access.sessions): a signed cookie naming a key by id
@@ -149,15 +151,23 @@ class Authenticator:
         key = self._key(authorization)
         cached = self._cached(key)
         if cached is _MISS:
-            if self._gate is None:
-                self._gate = asyncio.Semaphore(self.lookups)
-            async with self._gate:
-                try:
-                    record = await asyncio.to_thread(self.lookup, key)
-                except Exception as exc:  # the store is down: see _store_down
-                    return self._admit(self._store_down(key, exc), role)
-            cached = self._remember(key, record)
+            lookup = self._lookups.get(key)
+            if lookup is None:
+                lookup = self._lookups[key] = asyncio.ensure_future(self._alookup(key))
+                lookup.add_done_callback(lambda _: self._lookups.pop(key, None))
+            try:  # shielded: a caller that goes away does not cancel the others' lookup
+                cached = await asyncio.shield(lookup)
+            except Exception as exc:  # the store is down: see _store_down
+                return self._admit(self._store_down(key, exc), role)
         return self._admit(self._known(cached), role)
+
+    async def _alookup(self, key: str) -> Principal | None:
+        """Look ``key`` up in a worker thread (at most ``lookups`` at once) and cache it."""
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.lookups)
+        async with self._gate:
+            record = await asyncio.to_thread(self.lookup, key)
+        return self._remember(key, record)
 
     async def acheck_session(self, token: str, role: str) -> Principal:
         """The caller behind a dashboard session cookie (see :mod:`loopml.serve.access.sessions`)."""

@@ -7,7 +7,11 @@ middleware only appends a tuple to a deque (thread-safe, well under a microsecon
 daemon thread wakes every ``interval`` seconds, turns what has gathered into JSON lines and
 hands each to the ``loopml.access`` logger, so logging's handlers and filters still see one
 record per request. :class:`JSONLinesHandler` then writes a wake-up's lines to its stream
-with one ``write``.
+with one ``write``. When nothing but such handlers could see a record (the logger has no
+filters and does not propagate, its handlers are :class:`JSONLinesHandler` without filters:
+what ``loopml serve`` configures), the thread hands them the lines directly, without a
+``LogRecord`` each: the thread's CPU per request fell from 7.7 to ~2 us, which is CPU the
+server's one core does not serve requests with.
 
 The standard library's ``QueueHandler`` was not enough: it still builds and formats the
 ``LogRecord`` on the calling thread, which is the part that costs.
@@ -63,11 +67,17 @@ class AccessLines:
                 return
             log = self.logger
             n = len(entries)
-            for _ in range(n):
-                entry = entries.popleft()
-                log.info(dumps(dict(zip(FIELDS, entry, strict=True))).decode())
+            lines = [
+                dumps(dict(zip(FIELDS, entries.popleft(), strict=True))).decode() for _ in range(n)
+            ]
+            direct = _only_json_lines(log)
+            if direct is None:
+                for line in lines:
+                    log.info(line)
             for handler in log.handlers:
                 if isinstance(handler, JSONLinesHandler):
+                    if direct is not None:
+                        handler.add_lines(lines)
                     handler.flush()
 
     def close(self) -> None:
@@ -77,6 +87,19 @@ class AccessLines:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
         self.flush()
+
+
+def _only_json_lines(logger: logging.Logger) -> list[JSONLinesHandler] | None:
+    """``logger``'s handlers when INFO records would reach only them, unfiltered (then the
+    lines they would write can be handed to them directly); else ``None``."""
+    if logger.filters or logger.propagate or not logger.isEnabledFor(logging.INFO):
+        return None
+    handlers = logger.handlers
+    if not handlers or any(
+        type(h) is not JSONLinesHandler or h.filters or h.level > logging.INFO for h in handlers
+    ):
+        return None
+    return handlers  # type: ignore[return-value]
 
 
 class JSONLinesHandler(logging.StreamHandler):
@@ -97,6 +120,14 @@ class JSONLinesHandler(logging.StreamHandler):
                 self.flush()
         except Exception:  # pragma: no cover - a broken stream must not fail requests
             self.handleError(record)
+
+    def add_lines(self, lines: list[str]) -> None:
+        """What :meth:`emit` does for each of ``lines``, without their ``LogRecord``s."""
+        self.acquire()
+        try:
+            self._pending.extend(lines)
+        finally:
+            self.release()
 
     def flush(self) -> None:
         self.acquire()

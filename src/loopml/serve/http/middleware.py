@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,7 +55,6 @@ class AccessLog:
         self.metrics = metrics
         self.enabled = enabled
         self.lines = AccessLines()
-        self._children: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,11 +78,7 @@ class AccessLog:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "(unmatched)")
-            key = (template, status)
-            child = self._children.get(key)
-            if child is None:
-                child = self._children[key] = self.metrics.http.labels(template, str(status))
-            child.inc()
+            self.metrics.count_http(template, status)
             if self.enabled and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client")
                 self.lines.add(  # the fields of accesslog.FIELDS, in order
@@ -276,14 +271,21 @@ async def read_body(request: Request, limit: int, setting: str = "serve.max_body
             )
         if int(declared) > limit:
             raise _too_large(limit, setting)
+    # the ASGI messages read directly: Starlette's Request.stream (an async generator) cost
+    # ~4 us a request more, the most of any step of reading a one-row prediction body
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit, setting)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(limit: int, setting: str) -> PayloadTooLargeError:

@@ -1,14 +1,17 @@
 """Prometheus metrics of the serving app (prometheus-client), one registry per app.
 
-Hot-path metrics (requests, errors, latency per endpoint, version and role) use labelled
-children cached per label set, so a request costs one counter increment and one histogram
-observation. Everything the app already counts elsewhere (micro-batch sizes, log queue
-depth, fsync times) is read at scrape time by a custom collector, costing nothing per
-request.
+The hot-path counts (answered requests, rows and latency per endpoint, version and role;
+HTTP requests per route and status) are plain integers in a :class:`Tally`, added to on the
+event loop without a lock and turned into Prometheus families when scraped: a request costs
+a few dict and list operations instead of four locked prometheus-client updates (~4 µs a
+request, bench/serving/categorical.py). Everything the app already counts elsewhere
+(micro-batch sizes, log queue depth, fsync times) is read at scrape time too. Rare events
+(errors, refusals, shadow failures) use prometheus-client's labelled metrics.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +22,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -77,24 +81,50 @@ class _Scraped:
         yield loaded
 
 
+class Tally:
+    """The hot-path counts, exported as counters and a histogram when scraped."""
+
+    def __init__(self) -> None:
+        # (endpoint, version, role) -> [requests, rows, seconds, count per latency bucket]
+        self.served: dict[tuple[str, int, str], list[Any]] = {}
+        self.http: dict[tuple[str, int], int] = {}  # (route template, status) -> requests
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["endpoint", "version", "role"]
+        requests = CounterMetricFamily(
+            "loopml_predict_requests", "Answered prediction requests.", labels=labels
+        )
+        rows = CounterMetricFamily("loopml_predict_rows", "Rows predicted.", labels=labels)
+        latency = HistogramMetricFamily(
+            "loopml_predict_seconds",
+            "Time to answer a prediction request (parse, predict, durable log).",
+            labels=labels,
+        )
+        for (endpoint, version, role), tally in list(self.served.items()):
+            lv = [endpoint, str(version), role]
+            requests.add_metric(lv, tally[0])
+            rows.add_metric(lv, tally[1])
+            buckets, seen = [], 0
+            for bound, n in zip((*_LATENCY_BUCKETS, float("inf")), tally[3:], strict=True):
+                seen += n
+                buckets.append((floatToGoString(bound), seen))
+            latency.add_metric(lv, buckets, tally[2])
+        http = CounterMetricFamily(
+            "loopml_http_requests", "HTTP requests by route and status.", labels=["route", "status"]
+        )
+        for (route, status), n in list(self.http.items()):
+            http.add_metric([route, str(status)], n)
+        yield from (requests, rows, latency, http)
+
+
 class Metrics:
     """The app's metrics; :meth:`observe` is called once per answered request."""
 
     def __init__(self, read_state: Callable[[], dict[str, Any]] | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        labels = ["endpoint", "version", "role"]
-        self.requests = Counter(
-            "loopml_predict_requests", "Answered prediction requests.", labels, registry=r
-        )
-        self.rows = Counter("loopml_predict_rows", "Rows predicted.", labels, registry=r)
-        self.latency = Histogram(
-            "loopml_predict_seconds",
-            "Time to answer a prediction request (parse, predict, durable log).",
-            labels,
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.tally = Tally()
+        r.register(self.tally)
         self.errors = Counter(
             "loopml_predict_errors",
             "Prediction requests answered with an error, by status.",
@@ -111,12 +141,6 @@ class Metrics:
             "loopml_shadow_dropped",
             "Shadow predictions skipped because the queue was full.",
             ["endpoint"],
-            registry=r,
-        )
-        self.http = Counter(
-            "loopml_http_requests",
-            "HTTP requests by route and status.",
-            ["route", "status"],
             registry=r,
         )
         self.load_seconds = Histogram(
@@ -143,24 +167,24 @@ class Metrics:
             ["endpoint", "reason", "column"],
             registry=r,
         )
-        self._children: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
         if read_state is not None:
             r.register(_Scraped(read_state))
 
     def observe(self, endpoint: str, version: int, role: str, rows: int, seconds: float) -> None:
         """Count one answered request."""
         key = (endpoint, version, role)
-        child = self._children.get(key)
-        if child is None:
-            lv = (endpoint, str(version), role)
-            child = self._children[key] = (
-                self.requests.labels(*lv),
-                self.rows.labels(*lv),
-                self.latency.labels(*lv),
-            )
-        child[0].inc()
-        child[1].inc(rows)
-        child[2].observe(seconds)
+        tally = self.tally.served.get(key)
+        if tally is None:
+            tally = self.tally.served[key] = [0, 0, 0.0] + [0] * (len(_LATENCY_BUCKETS) + 1)
+        tally[0] += 1
+        tally[1] += rows
+        tally[2] += seconds
+        tally[3 + bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+
+    def count_http(self, route: str, status: int) -> None:
+        """Count one HTTP request by route template and status."""
+        key = (route, status)
+        self.tally.http[key] = self.tally.http.get(key, 0) + 1
 
     def error(self, endpoint: str, version: int | None, role: str | None, status: int) -> None:
         self.errors.labels(

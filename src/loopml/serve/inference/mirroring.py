@@ -16,10 +16,12 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
+from loopml.logs.logtables import dumps
 from loopml.logs.predlog import PredictionLog
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.inference.batching import MicroBatcher
@@ -29,6 +31,15 @@ from loopml.serve.settings import Settings
 from loopml.serve.wire.context_columns import RowContext, split_context
 
 log = logging.getLogger("loopml.serve")
+
+
+class Queued(NamedTuple):
+    """An off-path answer in a batcher's queue: whose, on which rows, when it was queued."""
+
+    loaded: Loaded
+    batch: Batch
+    future: asyncio.Future[Any]
+    t0: float
 
 
 class Mirroring:
@@ -56,23 +67,29 @@ class Mirroring:
         t0: float,
         entity_key: str | None,
         ctx: RowContext | None = None,
+        remember: bool = True,
     ) -> bytes:
-        """One answered request's prediction-log record (context columns beside the inputs)."""
-        features: Mapping[str, Any] = batch.columns
-        if ctx is not None and ctx.columns:
-            features = {**features, **ctx.columns}
+        """One answered request's prediction-log record (context columns beside the inputs;
+        ``remember``: see :meth:`~loopml.logs.predlog.PredictionLog.encode_predictions`).
+        The inputs are encoded once per batch, for every record that logs them."""
+        if batch.logged is None:
+            features: Mapping[str, Any] = batch.columns
+            if ctx is not None and ctx.columns:
+                features = {**features, **ctx.columns}
+            batch.logged = orjson.Fragment(dumps(features))
         return self.log.encode_predictions(
             endpoint=endpoint,
             version=version,
             role=role,
             request_ids=ids,
-            features=features,
+            features=batch.logged,
             predictions=result[0],
             probabilities=result[1],
             latency_ms=(time.perf_counter() - t0) * 1000,
             entity_key=entity_key,
             flags=batch.flags,
             event_times=ctx.times if ctx is not None else None,
+            remember=remember,
         )
 
     def mirror(
@@ -91,27 +108,66 @@ class Mirroring:
         logged under the caller's request ids with ``role`` (``shadow``, or ``paired`` for the
         champion's answer on canary rows)."""
         for vid in versions:
-            if len(self.pending) >= self.settings.shadow_queue:
-                self.metrics.shadow_dropped.labels(endpoint).inc()
-                continue
-            loaded = self.pool.loaded.get(vid)
-            if loaded is None:
-                continue
-            t0 = time.perf_counter()
-            try:  # the same inputs as the routed version: its validated batch serves as is
-                own = batch
-                if loaded.inputs != routed.inputs:
-                    own = loaded.validator.validate(
-                        split_context(columns, loaded.names, self.settings.context_columns)[0]
-                    )
-                fut = self._batcher_for(loaded, role).enqueue(own)
-            except Exception as exc:
-                self._failed(endpoint, loaded, exc)
-                continue
-            self.pending.add(fut)
-            fut.add_done_callback(
-                functools.partial(self._done, endpoint, loaded, role, ids, own, t0, entity_key, ctx)
+            queued = self.enqueue(vid, endpoint, routed, columns, batch, role)
+            if queued is not None:
+                self.log_when_done(queued, endpoint, role, ids, entity_key, ctx)
+
+    def enqueue(
+        self,
+        vid: int,
+        endpoint: str,
+        routed: Loaded,
+        columns: Mapping[str, Any],
+        batch: Batch,
+        role: str,
+    ) -> Queued | None:
+        """Queue version ``vid``'s answer on the routed request (``None``: dropped, not
+        loaded, or failed); :meth:`log_when_done` logs it. Queued before the routed answer
+        is in (the champion's ``paired`` rows), it joins the batch the routed rows' cohort
+        joins, and an answer nobody logs in the end costs nothing more."""
+        if len(self.pending) >= self.settings.shadow_queue:
+            self.metrics.shadow_dropped.labels(endpoint).inc()
+            return None
+        loaded = self.pool.loaded.get(vid)
+        if loaded is None:
+            return None
+        t0 = time.perf_counter()
+        try:  # the same inputs as the routed version: its validated batch serves as is
+            own = batch
+            if loaded.inputs != routed.inputs:
+                own = loaded.validator.validate(
+                    split_context(columns, loaded.names, self.settings.context_columns)[0]
+                )
+            fut = self._batcher_for(loaded, role).enqueue(own)
+        except Exception as exc:
+            self._failed(endpoint, loaded, exc)
+            return None
+        return Queued(loaded, own, fut, t0)
+
+    def log_when_done(
+        self,
+        queued: Queued,
+        endpoint: str,
+        role: str,
+        ids: list[str],
+        entity_key: str | None,
+        ctx: RowContext | None,
+    ) -> None:
+        """Log ``queued``'s answer under ``ids`` once it is in (now, if it already is)."""
+        self.pending.add(queued.future)
+        queued.future.add_done_callback(
+            functools.partial(
+                self._done,
+                endpoint,
+                queued.loaded,
+                role,
+                ids,
+                queued.batch,
+                queued.t0,
+                entity_key,
+                ctx,
             )
+        )
 
     def _done(
         self,
@@ -135,7 +191,9 @@ class Mirroring:
             if isinstance(result, ModelFailure):
                 raise result.error
             self.log.predictions.append_nowait(
-                self.record(endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx)
+                self.record(
+                    endpoint, loaded.id, role, ids, batch, result, t0, entity_key, ctx, False
+                )
             )
         except Exception as exc:
             self._failed(endpoint, loaded, exc)

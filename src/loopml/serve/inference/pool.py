@@ -30,6 +30,7 @@ from loopml.errors import DataError, LoopmlError, UnavailableError
 from loopml.evaluate.measure.predictions import predicts_argmax
 from loopml.serve.http.refusals import tag
 from loopml.serve.inference.batching import (
+    Lane,
     MicroBatcher,
     Prediction,
     accepts_array,
@@ -170,7 +171,7 @@ class ModelPool:
         self.pinned: dict[int, None] = {}
         # one lane per registered model: its versions (an endpoint's champion, canary and
         # shadows) predict one batch at a time (see MicroBatcher's ``lane``)
-        self.lanes: dict[str, asyncio.Lock] = {}
+        self.lanes: dict[str, Lane] = {}
 
     def pin(self, version_id: int) -> None:
         """Keep ``version_id`` loaded for pinned requests (the oldest of more than
@@ -234,7 +235,7 @@ class ModelPool:
                 field="version",
             )
         predict = fast_predictor(model, validator, predict, signature) or predict
-        lane = self.lanes.setdefault(str(row["model"]), asyncio.Lock())
+        lane = self.lanes.setdefault(str(row["model"]), Lane())
         batcher: MicroBatcher[Batch, Any] = MicroBatcher(
             predict,
             max_batch_size=s.serve.max_batch_size,

@@ -7,6 +7,7 @@ micro-batcher stacks the batches of concurrent requests with :meth:`Batch.concat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -17,10 +18,11 @@ class Batch:
     ``block`` is set for all-float signatures: a (columns, rows) float64 array whose rows
     are the columns (so no copy is needed for the DataFrame or the log). ``flags`` is
     ``None`` or an object array with, per row, ``None`` or a comma-separated list such as
-    ``"unseen:city"`` for the prediction log.
+    ``"unseen:city"`` for the prediction log. ``logged`` caches the rows (and the request's
+    context columns) as the log encodes them.
     """
 
-    __slots__ = ("_columns", "block", "flags", "n", "names")
+    __slots__ = ("_columns", "block", "flags", "logged", "n", "names")
 
     def __init__(
         self,
@@ -36,6 +38,9 @@ class Batch:
         self.flags = flags
         self.block = block
         self.names = tuple(columns) if columns is not None else tuple(names)
+        # the rows as the prediction log writes them, encoded once for all of a request's
+        # records (its answer's, its shadows' and the champion's paired one)
+        self.logged: Any = None
 
     @property
     def columns(self) -> dict[str, np.ndarray]:

@@ -258,19 +258,26 @@ class Runtime:
                     check_context(ctx_cols, batch.n),
                     event_times(tvalues, event_time, batch.n, tcol),
                 )
+            paired = None
+            if role == "canary" and table.serving is not None:
+                # the champion scores the canary's rows too, off the response path, so the
+                # rollout judges both on the same rows (control.rollout: paired judgement);
+                # queued now, they join the champion's batch of this request's cohort
+                paired = self.off_path.enqueue(
+                    table.serving, endpoint, loaded, request.columns, batch, "paired"
+                )
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
                 raise model_failed(vid, endpoint, result.error)
             pred, proba = result
             ids = new_request_ids(batch.n)
             shadows = table.shadow_versions() if role != "pinned" else ()
-            mirror = (endpoint, loaded, request.columns, batch, ids, entity_key, ctx)
             if shadows:
-                self.off_path.mirror(shadows, *mirror)
-            if role == "canary" and table.serving is not None:
-                # the champion scores the canary's rows too, off the response path, so the
-                # rollout judges both on the same rows (control.rollout: paired judgement)
-                self.off_path.mirror((table.serving,), *mirror, role="paired")
+                self.off_path.mirror(
+                    shadows, endpoint, loaded, request.columns, batch, ids, entity_key, ctx
+                )
+            if paired is not None:
+                self.off_path.log_when_done(paired, endpoint, "paired", ids, entity_key, ctx)
             record = self.off_path.record(
                 endpoint, vid, role, ids, batch, result, t0, entity_key, ctx
             )

@@ -100,22 +100,26 @@ def category_column(
     """``values`` as an object array, and the mask of rows holding a category outside
     ``categories`` when ``unseen`` is ``flag`` (else ``None``). ``str_only``: every known
     category is a string, so other types are rejected."""
-    arr = _flat_array(col, values, "category")
-    kind = arr.dtype.kind
-    seq: list[Any] = arr.tolist() if isinstance(values, np.ndarray) else list(values)
+    seq: list[Any]
     has_null = False
-    if kind == "O":
-        has_null = any(_is_null(v) for v in seq)
-        if str_only:
-            bad = _first_or_none(seq, lambda v: not (isinstance(v, str) or _is_null(v)))
-            if bad is not None:
-                raise _type_error(col, bad, "strings (categories)")
-        if has_null and not nullable:
-            raise _null_error(col, _first(seq, _is_null))
-        if has_null:
-            seq = [None if _is_null(v) else v for v in seq]
-    elif kind != "U" and str_only:
-        raise _type_error(col, 0, "strings (categories)")
+    if type(values) is list and all(type(v) is str for v in values):
+        seq = values  # the common case (JSON strings), without NumPy's type inference
+    else:
+        arr = _flat_array(col, values, "category")
+        kind = arr.dtype.kind
+        seq = arr.tolist() if isinstance(values, np.ndarray) else list(values)
+        if kind == "O":
+            has_null = any(_is_null(v) for v in seq)
+            if str_only:
+                bad = _first_or_none(seq, lambda v: not (isinstance(v, str) or _is_null(v)))
+                if bad is not None:
+                    raise _type_error(col, bad, "strings (categories)")
+            if has_null and not nullable:
+                raise _null_error(col, _first(seq, _is_null))
+            if has_null:
+                seq = [None if _is_null(v) else v for v in seq]
+        elif kind != "U" and str_only:
+            raise _type_error(col, 0, "strings (categories)")
     out = np.array(seq, dtype=object)
     if categories is None or unseen == "accept":
         return out, None
