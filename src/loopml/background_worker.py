@@ -33,10 +33,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from loopml.config import Config
 from loopml.logs.layout import log_location
@@ -121,7 +120,7 @@ def run_background(
             spent.set()
 
     if handover:
-        _take_handover(handover, changes.restore)
+        _take_handover(handover)
     monitor_store, controller_store = Store(cfg.store_url), Store(cfg.store_url)
     if predecessor is not None:
         _take_over(monitor_store, predecessor)
@@ -171,11 +170,13 @@ def run_background(
         sys.exit(RECYCLED)
 
 
-def _take_handover(path: str, restore: Callable[[Any], None]) -> None:
+def _take_handover(path: str) -> None:
     """Read (and remove) what the previous child's monitoring passes kept, if it left it."""
+    from loopml.monitor import changes
+
     try:
         with open(path, "rb") as f:
-            restore(json.loads(f.read())["memo"])
+            changes.restore(json.loads(f.read())["memo"])
     except FileNotFoundError:
         return
     except (OSError, ValueError, KeyError, TypeError) as exc:  # its first pass looks at all
@@ -240,7 +241,6 @@ class BackgroundProcess:
         self._stopping = False
         self.process: BaseProcess | None = None
         self.started = 0  # how many children were started
-        self.recycled = 0  # how many handed over because their memory grew
         # where a child that hands over leaves what its monitoring passes kept
         self.handover = os.path.join(tempfile.gettempdir(), f"loopml-background-{os.getpid()}.json")
         self._started_at = 0.0
@@ -297,20 +297,18 @@ class BackgroundProcess:
             return
         recycled = process.exitcode == RECYCLED and not self._reported
         wait = 0.0 if recycled else max(0.0, self._started_at + RESTART_EVERY - time.monotonic())
-        if recycled:
+        if not self._reported:
             self._reported = True
-            self.recycled += 1
-        elif not self._reported:
-            self._reported = True
-            log.error(
-                "The background process (pid %s: the monitor and the controller) died with %s: "
-                "no monitoring passes and no controller passes (rollouts, retraining, "
-                "retirement) run until it is back; starting a new one in %.0f s. An error "
-                "of its own would be above; SIGKILL is often the kernel's out-of-memory killer.",
-                process.pid,
-                _exit_text(process.exitcode),
-                wait,
-            )
+            if not recycled:  # a handover was logged by the child itself
+                log.error(
+                    "The background process (pid %s: the monitor and the controller) died with %s: "
+                    "no monitoring passes and no controller passes (rollouts, retraining, "
+                    "retirement) run until it is back; starting a new one in %.0f s. An error "
+                    "of its own would be above; SIGKILL is often the kernel's out-of-memory killer.",
+                    process.pid,
+                    _exit_text(process.exitcode),
+                    wait,
+                )
         if wait > 0.0:
             return
         try:
