@@ -39,7 +39,7 @@ from multiprocessing.process import BaseProcess
 
 from loopml.config import Config
 from loopml.logs.layout import log_location
-from loopml.logs.logreader import live_tables
+from loopml.logs.logreader import LiveSegments
 from loopml.logs.parts import LiveLog
 from loopml.memory import Budget, release_memory
 from loopml.store import Store
@@ -63,8 +63,7 @@ PRELOAD = ("sklearn.ensemble", "sklearn.model_selection", "sklearn.isotonic", "s
 def monitor_live(cfg: Config) -> LiveLog:
     """The monitor's reader of this machine's log segments not compacted yet (given by the
     processes that run next to a server: ``loopml serve`` and ``loopml monitor``)."""
-    where = log_location(cfg)
-    return lambda kind, endpoint: live_tables(where, kind, endpoint)
+    return LiveSegments(log_location(cfg))
 
 
 # -- the child ------------------------------------------------------------------------------

@@ -61,6 +61,10 @@ def test_rows_in_open_segments_are_monitored_and_compaction_changes_nothing(tmp_
     assert ep["computed"] == 1
     ts = timeseries(store, "ep")
     assert ts["rows"] == [600] and ts["labels"] == [600]
+    from_live = _results(store)
+    # the features of the closed window were read from the segment (they are not kept)
+    drift = {c["column"]: c for c in from_live["drift"]["columns"]}
+    assert set(drift) >= set(FEATURES) and all(drift[c]["n_current"] == 600 for c in FEATURES)
     (open_window,) = ep["provisional"]
     assert open_window["rows"] == 120 and open_window["status"] == "waiting"
     assert open_window["message"] == (
@@ -73,3 +77,36 @@ def test_rows_in_open_segments_are_monitored_and_compaction_changes_nothing(tmp_
     ts = timeseries(store, "ep")
     assert ts["rows"] == [600] and ts["labels"] == [600]
     assert again["endpoints"]["ep"]["provisional"][0]["rows"] == 140
+    from_parts = _results(store)
+    # the same drift from the segment's rows as from the parts
+    assert from_parts["drift"]["columns"] == from_live["drift"]["columns"]
+
+
+def _results(store):
+    (row,) = store.monitoring.series("ep", limit=10)
+    return store.monitoring.window(row["id"])["results"]
+
+
+def test_live_rows_keep_no_features_and_a_window_read_stops_at_its_token(tmp_path):
+    from loopml.logs.layout import PREDICTIONS
+    from loopml.logs.logreader import _decoded
+
+    rng = np.random.default_rng(51)
+    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    live = monitor_live(cfg)
+    with PredictionLog(cfg.artifacts_root) as log:
+        _log_requests(log, v, rng, T0 + 60, 5, 10, "a")
+        ((token, rows),) = live(PREDICTIONS, "ep")
+        _log_requests(log, v, rng, T0 + 70, 5, 10, "b")  # appended after the token's read
+        assert rows.num_rows == 50 and not set(FEATURES) & set(rows.column_names)
+        kept = [t for _, t in _decoded.values() if t is not None]
+        assert kept and all(not set(FEATURES) & set(t.column_names) for t in kept)
+        window = live.window(PREDICTIONS, "ep", token, T0, T0 + 3600)
+        assert window is not None and window.num_rows == 50
+        assert set(FEATURES) <= set(window.column_names)
+        assert window.column("_request_id").to_pylist() == rows.column("_request_id").to_pylist()
+        # a narrower window: only its rows
+        assert live.window(PREDICTIONS, "ep", token, T0 + 62, T0 + 64).num_rows == 20
+        assert len(live(PREDICTIONS, "ep")[0][1]) == 100
+    compact(cfg.artifacts_root)
+    assert live.window(PREDICTIONS, "ep", token, T0, T0 + 3600) is None  # compacted since

@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from orjson import loads as _loads
 
 from loopml.logs.layout import (
@@ -35,10 +36,17 @@ from loopml.logs.layout import (
     segment_of,
     wal_dir,
 )
-from loopml.logs.logfiles import LogFiles
-from loopml.logs.logtables import BUILDERS, concat_tables, merge_chunks
+from loopml.logs.logfiles import LogFiles, ts_scalar
+from loopml.logs.logtables import (
+    BUILDERS,
+    RESERVED,
+    concat_tables,
+    merge_chunks,
+    reserved_table,
+)
 from loopml.logs.partcache import PartCache
-from loopml.logs.segmentfile import CHUNK_FRAMES, frame_batches
+from loopml.logs.parts import window_time
+from loopml.logs.segmentfile import CHUNK_FRAMES, FRAME_HEADER, frame_batches
 
 Where = LogLocation | str | Path
 
@@ -85,14 +93,14 @@ def read_kind(
     ``columns``: only these (those a part has; ``_ts`` always), e.g. no features."""
     where = as_location(where)
     lo, hi = _us(start, 0), _us(end, 2**62)
-    build = BUILDERS[kind]
     want = None if columns is None else list(dict.fromkeys(["_ts", *columns]))
+    build = _builder(kind, want)
     live = live_segments(where.spool, kind)
     _forget_segments(where.spool, kind, live)
     tables: list[pa.Table] = []
     read: set[str] = set()
     for seg in live:
-        found, part = _segment_table(build, seg)
+        found, part, _ = _segment_table(build, seg)
         if not found:
             continue  # compacted since it was listed: its part files are listed below
         read.add(seg.stem)
@@ -118,18 +126,33 @@ def read_kind(
     return table.filter(keep).sort_by("_ts")
 
 
-# Live segments decoded so far, by path: (bytes decoded, their rows). A reader (the
-# controller every few seconds during a rollout) decodes only the frames appended since its
-# last read, never a whole segment again: decoding costs ~80 µs a record in Python.
-_decoded: dict[Path, tuple[int, pa.Table | None]] = {}
+def _builder(kind: str, columns: Sequence[str] | None) -> Any:
+    """The table builder for a read of ``columns`` (all: None) of the log ``kind``: a read of
+    the predictions' reserved columns only (the controller's, the monitor's counts) decodes
+    live segments without their features."""
+    if kind == PREDICTIONS and columns is not None and set(columns) <= set(RESERVED):
+        return reserved_table
+    return BUILDERS[kind]
+
+
+# Live segments decoded so far, by (path, builder): (bytes decoded, their rows). A reader
+# (the controller every few seconds during a rollout, the monitor every pass) decodes only
+# the frames appended since its last read, never a whole segment again: decoding costs
+# ~80 µs a record in Python. What the background process keeps here is the reserved columns
+# (``reserved_table``): the monitor reads a closed window's features from a live segment
+# only when compaction is late, a chunk at a time and without keeping them
+# (:func:`window_rows`).
+_decoded: dict[tuple[Path, Any], tuple[int, pa.Table | None]] = {}
 _decoded_lock = threading.Lock()
 
 
-def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None]:
-    """(whether the segment still exists, every complete frame of it as a table), decoded
-    incrementally (see ``_decoded``), ``CHUNK_FRAMES`` frames at a time."""
+def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None, int]:
+    """(whether the segment still exists, every complete frame of it as a table, the bytes
+    those frames span), decoded incrementally (see ``_decoded``), ``CHUNK_FRAMES`` frames at
+    a time."""
+    key = (seg, build)
     with _decoded_lock:
-        start, table = _decoded.get(seg, (0, None))
+        start, table = _decoded.get(key, (0, None))
     offset, tables = start, [] if table is None else [table]
     try:
         for payloads, end in frame_batches(seg, CHUNK_FRAMES, start):
@@ -137,14 +160,14 @@ def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None]:
             offset = end
     except FileNotFoundError:  # compacted meanwhile: the caller reads its part files
         with _decoded_lock:
-            _decoded.pop(seg, None)
-        return False, None
+            _decoded.pop(key, None)
+        return False, None, 0
     if len(tables) == (table is not None):
-        return True, table
+        return True, table, offset
     table = merge_chunks(tables)
     with _decoded_lock:
-        _decoded[seg] = (offset, table)
-    return True, table
+        _decoded[key] = (offset, table)
+    return True, table, offset
 
 
 def _forget_segments(spool: str | None, kind: str, live: list[Path]) -> None:
@@ -153,8 +176,8 @@ def _forget_segments(spool: str | None, kind: str, live: list[Path]) -> None:
         return
     folder, keep = wal_dir(spool, kind), set(live)
     with _decoded_lock:
-        for seg in [p for p in _decoded if p.parent == folder and p not in keep]:
-            del _decoded[seg]
+        for key in [k for k in _decoded if k[0].parent == folder and k[0] not in keep]:
+            del _decoded[key]
 
 
 read_log = partial(read_kind, PREDICTIONS)  # the predictions
@@ -203,21 +226,82 @@ def live_tables(where: Where, kind: str, endpoint: str) -> list[tuple[str, pa.Ta
     """An endpoint's rows in the segments not compacted yet, one table per segment, each with
     a token ``"<segment>:<bytes decoded>"`` (what the monitor reads beside the Parquet parts:
     ``loopml.logs.parts.LiveLog``). ``kind`` is ``"predlog"``, ``"labels"`` or
-    ``"refused"``."""
+    ``"refused"``; predictions come without their features (:func:`window_rows` reads
+    them)."""
     where = as_location(where)
-    build = BUILDERS[kind]
+    build = reserved_table if kind == PREDICTIONS else BUILDERS[kind]
     live = live_segments(where.spool, kind)
     _forget_segments(where.spool, kind, live)
     out: list[tuple[str, pa.Table]] = []
     for seg in live:
-        found, table = _segment_table(build, seg)
+        found, table, offset = _segment_table(build, seg)
         if not found or table is None:
             continue
-        with _decoded_lock:
-            offset = _decoded.get(seg, (0, None))[0]
-        mine = pc.equal(table.column("_endpoint"), endpoint)
-        # one endpoint in the segment (the common case): its rows as they are, no copy
-        if not pc.all(mine, skip_nulls=False).as_py():
-            table = table.filter(mine)
-        out.append((f"{seg.stem}:{offset}", table))
+        out.append((f"{seg.stem}:{offset}", _of_endpoint(table, endpoint)))
+    return out
+
+
+class LiveSegments:
+    """This machine's segments not compacted yet, as the monitor reads them
+    (``loopml.logs.parts.LiveLog``): :func:`live_tables` and :func:`window_rows`."""
+
+    def __init__(self, where: Where) -> None:
+        self.where = as_location(where)
+
+    def __call__(self, kind: str, endpoint: str) -> list[tuple[str, pa.Table]]:
+        return live_tables(self.where, kind, endpoint)
+
+    def window(
+        self, kind: str, endpoint: str, token: str, start: float, end: float
+    ) -> pa.Table | None:
+        return window_rows(self.where, kind, endpoint, token, start, end)
+
+
+def _of_endpoint(table: pa.Table, endpoint: str) -> pa.Table:
+    mine = pc.equal(table.column("_endpoint"), endpoint)
+    # one endpoint in the segment (the common case): its rows as they are, no copy
+    return table if pc.all(mine, skip_nulls=False).as_py() else table.filter(mine)
+
+
+def window_rows(
+    where: Where, kind: str, endpoint: str, token: str, start: float, end: float
+) -> pa.Table | None:
+    """Every column of an endpoint's rows in a live segment whose window time lies in
+    ``[start, end)``, from the frames ``token`` (:func:`live_tables`) covers; None when the
+    segment was compacted since (its rows are in part files now). Decoded a chunk at a time
+    and kept only for this window, never cached: what the monitor reads of a closed window
+    whose rows compaction has not reached yet."""
+    where = as_location(where)
+    name, _, size = token.rpartition(":")
+    seg = next((s for s in live_segments(where.spool, kind) if s.stem == name), None)
+    if seg is None:
+        return None
+    build, stop, tables = BUILDERS[kind], int(size), []
+    lo, hi = ts_scalar(start), ts_scalar(end)
+    try:
+        pos = 0
+        for payloads, end_at in frame_batches(seg, CHUNK_FRAMES, 0):
+            if end_at > stop:  # frames appended after the token's read: not counted there
+                payloads = _within(payloads, pos, stop)
+            chunk = _of_endpoint(build([_loads(p) for p in payloads]), endpoint)
+            when = window_time(chunk.schema)
+            chunk = ds.dataset(chunk).to_table(filter=(when >= lo) & (when < hi))
+            if chunk.num_rows:
+                tables.append(chunk)
+            pos = end_at
+            if pos >= stop:
+                break
+    except FileNotFoundError:
+        return None
+    return merge_chunks(tables) if tables else build([])
+
+
+def _within(payloads: list[bytes], pos: int, stop: int) -> list[bytes]:
+    """The first payloads of a chunk starting at byte ``pos`` that end by byte ``stop``."""
+    out = []
+    for p in payloads:
+        pos += FRAME_HEADER + len(p)
+        if pos > stop:
+            break
+        out.append(p)
     return out

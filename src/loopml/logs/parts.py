@@ -8,9 +8,10 @@ parts can label it (request ids and label arrival follow log time).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,10 +21,19 @@ EVENT_TIME = "_event_time"
 PAIRED = "paired"  # the champion's off-path answers on canary rows: never monitored
 
 
-# (kind, endpoint) -> [(segment token, rows)] of the segments the server has not compacted
-# yet (``loopml.logs.logreader.live_tables``), given to the monitor by ``loopml monitor`` and
-# ``loopml serve``. A token is "<segment name>:<bytes read>".
-LiveLog = Callable[[str, str], Sequence[tuple[str, pa.Table]]]
+class LiveLog(Protocol):
+    """The segments the server has not compacted yet, as the monitor reads them
+    (``loopml.logs.logreader.LiveSegments``, given by ``loopml monitor`` and ``loopml serve``).
+    A token is "<segment name>:<bytes read>"."""
+
+    def __call__(self, kind: str, endpoint: str) -> Sequence[tuple[str, pa.Table]]:
+        """(token, rows) of each segment; predictions without their features."""
+
+    def window(
+        self, kind: str, endpoint: str, token: str, start: float, end: float
+    ) -> pa.Table | None:
+        """Every column of the token's rows in the window ``[start, end)``; None if the
+        segment was compacted since."""
 
 
 @dataclass

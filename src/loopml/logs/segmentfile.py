@@ -25,6 +25,7 @@ from pathlib import Path
 from loopml.logs.layout import DONE_SUFFIX
 
 _HEADER = struct.Struct("<II")
+FRAME_HEADER = _HEADER.size  # bytes before each payload
 _MAX_FRAME = 1 << 30
 CHUNK_FRAMES = 20_000  # frames (records) a reader decodes at a time
 READ_BYTES = 1 << 20  # bytes read from a segment file at a time (more for a larger frame)

@@ -41,7 +41,7 @@ from loopml.logs.layout import (
     segment_of,
 )
 from loopml.logs.logfiles import LogFiles
-from loopml.logs.parts import LiveLog, Part
+from loopml.logs.parts import LiveLog, Part, table_part
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import changes
 from loopml.monitor import refused as refusals
@@ -85,6 +85,23 @@ class Pass:
             rows = [] if self._live is None else list(self._live(kind, endpoint))
             self._seen_live[(kind, endpoint)] = rows
         return self._seen_live[(kind, endpoint)]
+
+    def whole(self, endpoint: str, parts: list[Part], s: float, e: float) -> list[Part] | None:
+        """A window's parts with every column: a live segment's part (its reserved columns
+        only, ``Pass.live``) replaced by its rows in the window, decoded now and not kept;
+        None when a segment was compacted since the pass listed it (its part files are
+        listed by the next pass)."""
+        out = []
+        for q in parts:
+            if q.table is None or self._live is None:
+                out.append(q)
+                continue
+            rows = self._live.window(PREDICTIONS, endpoint, q.path.removeprefix("live:"), s, e)
+            if rows is None:
+                return None
+            if rows.num_rows:
+                out.append(table_part(q.path.removeprefix("live:"), rows))
+        return out
 
     def index(self, kind: str, endpoint: str) -> list[Part]:
         """The endpoint's parts of ``kind``, live segments included, with their time ranges
@@ -177,7 +194,14 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             if lab_parts or lab_live
             else None
         )
-        groups, bad = scan_window(p, parts, s, e, labels, profiles=not same_log)
+        whole = p.whole(endpoint, parts, s, e)
+        if whole is None:  # nothing stored: the next pass reads the segment's new parts
+            out.setdefault("waiting", []).append(
+                f"window {span(s, e)}: a log segment of it was compacted during this pass; "
+                "it is computed from the new parts at the next pass"
+            )
+            continue
+        groups, bad = scan_window(p, whole, s, e, labels, profiles=not same_log)
         for (version, role), g in groups.items():
             pcols, pres = performance_part(g, p.cfg)
             if same_log and (version, role) in have:
