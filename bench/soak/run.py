@@ -141,6 +141,38 @@ def tree_rss(pid: int) -> float:
     return total
 
 
+class PinChildren:
+    """Keeps every process below the server on ``core`` (checked every second: the
+    background process and the compactor are started later, and again at each handover).
+
+    Why: ``taskset`` gives the server's children its core, where at half the maximum they
+    compete with the event loop (the box has two cores, one for the server, one for wrk),
+    and at nice 10 they get what the loop leaves: in the quiet run of 2026-12-06 the server's
+    process tree used 99% of its core, the compactor fell minutes behind and the background
+    process's passes were starved. A server on a machine of its own has cores for them."""
+
+    def __init__(self, pid: int, core: str) -> None:
+        self.pid, self.cores = pid, {int(c) for c in core.split(",")}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for child in descendants(self.pid):
+                with contextlib.suppress(OSError):
+                    if os.sched_getaffinity(child) != self.cores:
+                        os.sched_setaffinity(child, self.cores)
+            self._stop.wait(1.0)
+
+    def __enter__(self) -> PinChildren:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class PeakRSS:
     """The highest :func:`tree_rss` seen while the block runs, read every ``every`` s: the
     children's memory rises and falls with their work (a compaction, a monitoring pass), so
@@ -210,14 +242,17 @@ def waiting_seconds(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds of the server and every process below it now (a child that ended since
-    the last reading takes its seconds with it)."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """CPU seconds of the server and (``children``) every process below it now, those that
+    ended and were reaped included (the server's cutime and cstime)."""
     total = 0.0
-    for p in (pid, *descendants(pid)):
+    for p in (pid, *(descendants(pid) if children else ())):
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            ticks = int(fields[11]) + int(fields[12])
+            if children and p == pid:
+                ticks += int(fields[13]) + int(fields[14])
+            total += ticks / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -331,7 +366,8 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
     print(
         f"maximum {top:.0f} req/s (wrk closed loop, 16 connections, 20 s); soaking at "
         f"{rate:.0f} req/s with {args.connections} paced connections; server on core "
-        f"{args.server_core or 'any'}, wrk on core {args.client_core or 'any'}",
+        f"{args.server_core or 'any'}, wrk on core {args.client_core or 'any'}, the "
+        f"server's background processes on core {args.children_core or args.server_core}",
         flush=True,
     )
     print(HEADER, flush=True)
@@ -339,7 +375,8 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
     start = time.monotonic()
     for _ in range(max(round(args.minutes * 60 / args.every), 1)):
         before = server_buckets(url, keys[1])
-        cpu0, wait0, t0 = cpu_seconds(pid), waiting_seconds(pid), time.monotonic()
+        cpu0, main0 = cpu_seconds(pid), cpu_seconds(pid, children=False)
+        wait0, t0 = waiting_seconds(pid), time.monotonic()
         with PeakRSS(pid) as peak:
             got = paced(url, keys, rate, args, work / "chunk")
         wall = time.monotonic() - t0
@@ -354,7 +391,9 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
             fds=fds(pid),
             load1=os.getloadavg()[0],
             psi=cpu_pressure(),
-            server_cpu=(cpu_seconds(pid) - cpu0) / wall * 100,
+            server_cpu=(cpu_seconds(pid, children=False) - main0) / wall * 100,
+            children_cpu=(cpu_seconds(pid) - cpu0) / wall * 100
+            - (cpu_seconds(pid, children=False) - main0) / wall * 100,
             server_wait=(waiting_seconds(pid) - wait0) / wall * 100,
             client_cpu=got["client_cpu"] / wall * 100,
         )
@@ -367,8 +406,8 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
 
 HEADER = (
     f"{'minute':>7} {'req/s':>6} {'p50':>6} {'p99':>7} {'s.p50':>6} {'s.p99':>6} {'lag99':>6} "
-    f"{'RSS MB':>7} {'treeMB':>7} {'fds':>4} {'err':>4} {'load1':>5} {'psi%':>4} {'srvCPU':>6} {'srvWait':>6} "
-    f"{'genCPU':>6}"
+    f"{'RSS MB':>7} {'treeMB':>7} {'fds':>4} {'err':>4} {'load1':>5} {'psi%':>4} {'srvCPU':>6} {'bgCPU':>6} "
+    f"{'srvWait':>6} {'genCPU':>6}"
 )
 
 
@@ -403,6 +442,7 @@ def summarise(chunks: list[dict]) -> dict:
         "load1_max": max(c["load1"] for c in chunks),
         "psi": float(np.mean([c["psi"] for c in chunks])),
         "server_cpu": float(np.mean([c["server_cpu"] for c in chunks])),
+        "children_cpu": float(np.mean([c["children_cpu"] for c in chunks])),
         "server_wait": float(np.mean([c["server_wait"] for c in chunks])),
         "statuses": dict(sum((Counter(c["statuses"]) for c in chunks), Counter())),
         "socket_errors": sum(c["socket_errors"] for c in chunks),
@@ -416,7 +456,7 @@ def row(s: dict) -> str:
         f"{s['server_p50']:6.1f} {s['server_p99']:6.1f} {s['lag_p99']:6.1f} {s['rss']:7.1f} "
         f"{s['tree_peak']:7.1f} "
         f"{s['fds']:4d} {s['errors']:4d} {s['load1']:5.2f} {s['psi']:4.0f} {s['server_cpu']:5.0f}% "
-        f"{s['server_wait']:5.0f}% "
+        f"{s['children_cpu']:5.0f}% {s['server_wait']:5.0f}% "
         f"{s['client_cpu']:5.0f}%"
     )
 
@@ -434,9 +474,9 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
     print(
         "| until minute | req/s | p50 client | p99 client | p50 server | p99 server | "
         "RSS MB | all processes, peak MB | fds | errors | labels | load avg (1 min) | CPU pressure | server CPU | "
-        "server waiting for a CPU | wrk CPU |"
+        "its background processes' CPU | server waiting for a CPU | wrk CPU |"
     )
-    print("|" + "---|" * 16)
+    print("|" + "---|" * 17)
     for b in blocks:
         print(
             f"| {b['minute']:.1f} | {b['rate']:.0f} | {b['p50']:.1f} | {b['p99']:.1f} | "
@@ -444,7 +484,8 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
             f"{b['fds']} | "
             f"{b['errors']}{kinds(b)} | {b['labels']} | {b['load1']:.1f} (max {b['load1_max']:.1f}) | "
             f"{b['psi']:.0f}% | "
-            f"{b['server_cpu']:.0f}% | {b['server_wait']:.0f}% | {b['client_cpu']:.0f}% |"
+            f"{b['server_cpu']:.0f}% | {b['children_cpu']:.0f}% | {b['server_wait']:.0f}% | "
+            f"{b['client_cpu']:.0f}% |"
         )
     first, rest = blocks[0], blocks[1:] or blocks
     rss_growth = (max(b["tree_peak"] for b in rest) - first["tree_peak"]) / first["tree_peak"] * 100
@@ -481,6 +522,12 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=32, help="paced connections (wrk threads)")
     p.add_argument("--server-core", default="0", help="taskset core for the server ('' for none)")
     p.add_argument("--client-core", default="1", help="taskset core for wrk ('' for none)")
+    p.add_argument(
+        "--children-core",
+        default="1",
+        help="core(s) for the server's background processes ('' to leave them on the "
+        "server's core; see PinChildren)",
+    )
     p.add_argument("--json", help="write the blocks to this file")
     p.add_argument(
         "--set",
@@ -517,7 +564,10 @@ def main() -> int:
                 if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
                     break
             time.sleep(0.2)
-        return soak(url, proc.pid, (key, admin), args, tmp / "load")
+        if not args.children_core:
+            return soak(url, proc.pid, (key, admin), args, tmp / "load")
+        with PinChildren(proc.pid, args.children_core):
+            return soak(url, proc.pid, (key, admin), args, tmp / "load")
     finally:
         if proc is not None:
             proc.terminate()

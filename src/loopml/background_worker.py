@@ -41,7 +41,7 @@ from loopml.config import Config
 from loopml.logs.layout import log_location
 from loopml.logs.logreader import LiveSegments
 from loopml.logs.parts import LiveLog
-from loopml.memory import Budget, release_memory
+from loopml.memory import Budget, release_memory, use_jemalloc
 from loopml.store import Store
 
 log = logging.getLogger("loopml.serve")
@@ -103,6 +103,7 @@ def run_background(
     exit_with_parent(parent)
     if nice:
         os.nice(nice)
+    use_jemalloc()
     # Ctrl-C reaches the whole process group: the server stops us (``stop``) once it stopped
     # serving. A SIGTERM sent to us stops us as gracefully (leadership given up).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -92,7 +92,7 @@ def test_live_rows_keep_no_features_and_a_window_read_stops_at_its_token(tmp_pat
     from loopml.logs.logreader import _decoded
 
     rng = np.random.default_rng(51)
-    cfg, store, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
+    cfg, _, v = setup(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", rng)
     live = monitor_live(cfg)
     with PredictionLog(cfg.artifacts_root) as log:
         _log_requests(log, v, rng, T0 + 60, 5, 10, "a")

@@ -61,7 +61,7 @@ from loopml.logs.layout import (
 from loopml.logs.logtables import BUILDERS, conform, null_columns, unified_schema
 from loopml.logs.segmentfile import CHUNK_FRAMES, frame_batches
 from loopml.logs.upload import ROW_GROUP_ROWS, write_whole
-from loopml.memory import Budget, release_memory
+from loopml.memory import Budget, release_memory, use_jemalloc
 
 Group = tuple[str, str]  # (endpoint, hour)
 # one chunk's table of a group: compressed Arrow IPC, its schema, its columns of nulls only
@@ -96,6 +96,7 @@ def start_worker(parent: int, nice: int = 0, max_growth: float = 0.0) -> None:
     global _BUDGET
     if nice:
         os.nice(nice)
+    use_jemalloc()
     _BUDGET = Budget(max_growth)
     exit_with_parent(parent)
 
