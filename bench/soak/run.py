@@ -68,7 +68,10 @@ data: {train: data/train.parquet, target: label}
 model: {name: soak, train: train.py:train}
 gates: {champion: {blocking: false}}
 deploy: {endpoint: soak}
-monitor: {window: 1m}
+# a window closes a minute after its end (the default 5 min allows for the default
+# compaction): segments are compacted every 30 s here, and the monitor's passes over closed
+# windows start in the first block, which the goals take as their reference
+monitor: {window: 1m, grace: 1m}
 serve: {compact_every: 30s, log_segment: 30s}
 """
 N = 8
