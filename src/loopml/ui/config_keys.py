@@ -311,7 +311,7 @@ DESCRIPTIONS: dict[str, str] = {
     "process and of the log-compaction worker is than the server's.",
     "serve.background_max_growth": "The background process and the log-compaction worker hand "
     "over to a fresh process when their resident memory after a pass grew this much (a "
-    "fraction) over what it was after their first pass; 0 never. The background process "
+    "fraction) over the highest it was after their first three passes; 0 never. The background process "
     "passes what its monitoring passes kept to its successor, whose first pass looks only at "
     "what changed.",
     "serve.log_segment": "The prediction log rolls to a new segment this often.",
