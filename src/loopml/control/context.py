@@ -42,6 +42,7 @@ class Context:
     parts: PartCache = field(default_factory=PartCache)
     # what each active rollout's passes keep between them, by rollout id (control.rollout.look)
     memories: dict[int, RolloutMemory] = field(default_factory=dict)
+    pair_wait: float = 900.0  # control.rollout_memory.PAIR_WAIT (tests shorten it)
 
     @property
     def root(self) -> LogLocation:

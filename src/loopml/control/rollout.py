@@ -121,7 +121,7 @@ def look(ctx: Context, ro: RolloutRow, now: float) -> Look:
             return memory.look(now, **kw)
         except (Stale, TailLost):
             pass
-    memory = ctx.memories[ro["id"]] = RolloutMemory(ctx.root, ro)
+    memory = ctx.memories[ro["id"]] = RolloutMemory(ctx.root, ro, ctx.pair_wait)
     return memory.look(now, **kw)
 
 

@@ -137,7 +137,10 @@ class Look:
 class RolloutMemory:
     """One rollout's rows, labels and scored pairs between passes; see the module docstring."""
 
-    def __init__(self, where: LogLocation, ro: Mapping[str, Any]) -> None:
+    def __init__(
+        self, where: LogLocation, ro: Mapping[str, Any], pair_wait: float = PAIR_WAIT
+    ) -> None:
+        self.pair_wait = pair_wait
         self.start, self.endpoint = float(ro["started_at"]), ro["endpoint"]
         self.candidate, self.champion = ro["candidate_id"], ro["champion_id"]
         self.rows = LogTail(where, PREDICTIONS, self.endpoint, self.start, COLUMNS)
@@ -299,7 +302,7 @@ class RolloutMemory:
         chal_ids = h["_request_id"][keep_chal]
         partnered = h["_request_id"].isin(chal_ids).to_numpy()
         done = self.scored.holds(h["_request_id"].to_numpy())
-        old = ts < now - PAIR_WAIT
+        old = ts < now - self.pair_wait
         keep_champ = ~is_chal & (partnered | (~done & ~old))
         let_go = ~is_chal & ~partnered & ~done & old
         self.gone.add(h["_request_id"][let_go].to_numpy())
@@ -308,7 +311,7 @@ class RolloutMemory:
         ids = lab.index.to_numpy()
         used = self.scored.holds(ids)
         wanted = lab.index.isin(self.held["_request_id"])
-        stale = ~used & ~wanted & (lab["_ts"].to_numpy() < now - PAIR_WAIT)
+        stale = ~used & ~wanted & (lab["_ts"].to_numpy() < now - self.pair_wait)
         self.gone.add(ids[stale])
         self.lab = lab[~used & ~stale]
 
