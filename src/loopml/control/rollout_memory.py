@@ -39,7 +39,7 @@ from loopml.control import judgement as J
 from loopml.control.samples import COLUMNS, LABEL_SLACK, rows_frame
 from loopml.logs.layout import LABELS, PREDICTIONS, LogLocation
 from loopml.logs.logtables import concat_tables
-from loopml.logs.logtail import LogTail
+from loopml.logs.logtail import LogTail, bound_us
 
 PAIR_WAIT = 900.0  # s a champion row or label waits for its challenger's row (then: Gone)
 CHALLENGER = {"shadow": 0, "canary": 1}  # role -> group (control.rollout.ACTIVE_STATES order)
@@ -53,24 +53,29 @@ class Stale(Exception):
 
 
 def _hashes(ids: Any) -> np.ndarray:
+    """64-bit hashes of request ids: what rows, labels and pairs are matched by here (a
+    NumPy ``isin`` on integers; on the ids' strings it costs ~50 times more). Pairs are
+    then joined on the ids themselves (``judgement.pairs_of``); two ids of one rollout
+    sharing a hash (about n^2 / 2^64: 1e-6 at ten million) would at worst count a pair as
+    waiting that is not, until a fresh read."""
     return pd.util.hash_array(np.asarray(ids, dtype=object))
 
 
 class Gone:
-    """Request ids let go of, as sorted chunks of 64-bit hashes (a false match only costs a
-    fresh read, never a wrong decision)."""
+    """Request ids let go of, as sorted chunks of their 64-bit hashes (``_hashes``; a false
+    match only costs a fresh read, never a wrong decision)."""
 
     def __init__(self) -> None:
         self._chunks: list[np.ndarray] = []
 
-    def add(self, ids: Any) -> None:
-        if len(ids):
-            self._chunks.append(np.unique(_hashes(ids)))
+    def add(self, hashes: np.ndarray) -> None:
+        if len(hashes):
+            self._chunks.append(np.unique(hashes))
         if len(self._chunks) > 8:
             self._chunks = [np.unique(np.concatenate(self._chunks))]
 
-    def holds(self, ids: Any) -> np.ndarray:
-        h, out = _hashes(ids), np.zeros(len(ids), dtype=bool)
+    def holds(self, h: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(h), dtype=bool)
         for c in self._chunks:
             i = np.minimum(np.searchsorted(c, h), len(c) - 1)
             out |= c[i] == h
@@ -148,12 +153,20 @@ class RolloutMemory:
         self.held = pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
         self.held["_ts"] = self.held["_ts"].astype(float)
         self.held["_scored"] = pd.Series(dtype=bool)
-        self.lab = pd.DataFrame({"_ts": pd.Series(dtype=float), "_label": pd.Series(dtype=object)})
+        self.held["_h"] = pd.Series(dtype=np.uint64)
+        self.held["_us"] = pd.Series(dtype=np.int64)  # _ts in µs: bounds as a whole read's
+        self.lab = pd.DataFrame(
+            {
+                "_ts": pd.Series(dtype=np.int64),  # µs
+                "_label": pd.Series(dtype=object),
+                "_h": pd.Series(dtype=np.uint64),
+            }
+        )
         self.groups = [_Group(), _Group()]
         self.scored, self.gone = Gone(), Gone()  # pairs scored; rows and labels let go
         self.row_types: dict[str, pa.DataType] = {}
         self.label_types: dict[str, pa.DataType] = {}
-        self.first_proba = np.inf  # log time of the first row with probabilities
+        self.first_proba: float = np.inf  # log time (µs) of the first row with probabilities
         self.has_call = False
         self.score: str | None = None
         self.now = -np.inf
@@ -180,15 +193,17 @@ class RolloutMemory:
         if "_proba" in t.column_names:
             got = t.filter(pc.is_valid(t.column("_proba")))
             if got.num_rows:
-                first = pc.min(got.column("_ts").cast(pa.int64())).as_py() / 1e6
+                first = pc.min(got.column("_ts").cast(pa.int64())).as_py()
                 self.first_proba = min(self.first_proba, first)
         new = rows_frame(t)
         chal = (new["_version"] == self.candidate) & new["_role"].isin(CHALLENGER)
         champ = (new["_version"] == self.champion) & new["_role"].isin(CHAMPION)
-        ids = new["_request_id"].to_numpy()
-        if (chal & (self.scored.holds(ids) | self.gone.holds(ids))).any():
+        new["_h"] = _hashes(new["_request_id"].to_numpy())
+        new["_us"] = t.column("_ts").cast(pa.int64()).to_numpy()
+        hs = new["_h"].to_numpy()
+        if (chal & (self.scored.holds(hs) | self.gone.holds(hs))).any():
             raise Stale("a challenger row of a request already scored or let go")
-        if (champ & self.scored.holds(ids)).any():
+        if (champ & self.scored.holds(hs)).any():
             raise Stale("a second champion row of a scored request")
         keep = new[chal | champ].assign(_scored=False)
         if len(keep):
@@ -198,20 +213,22 @@ class RolloutMemory:
         t = self.labels.read()
         if t.num_rows:
             t = self._conform(t, self.label_types)
+            ids = t.column("_request_id").to_pandas()
             new = pd.DataFrame(
                 {
-                    "_ts": t.column("_ts").cast(pa.int64()).to_numpy() / 1e6,
+                    "_ts": t.column("_ts").cast(pa.int64()).to_numpy(),
                     "_label": t.column("_label").to_pandas().to_numpy(),
+                    "_h": _hashes(ids.to_numpy()),
                 },
-                index=t.column("_request_id").to_pandas(),
+                index=ids,
             )
-            if self.scored.holds(new.index.to_numpy()).any():
+            if self.scored.holds(new["_h"].to_numpy()).any():
                 raise Stale("a new label for a pair already scored (the latest label wins)")
             lab = pd.concat([self.lab, new])
             # latest wins among labels that count at this look; a later one waits beside
             lab = lab.iloc[np.argsort(lab["_ts"].to_numpy(), kind="stable")]
             self.lab = lab
-        due = self.lab["_ts"].to_numpy() < now + LABEL_SLACK
+        due = self.lab["_ts"].to_numpy() < bound_us(now + LABEL_SLACK)
         counted = self.lab[due]
         counted = counted[~counted.index.duplicated(keep="last")]
         self.lab = pd.concat([counted, self.lab[~due]])
@@ -235,30 +252,32 @@ class RolloutMemory:
         self.now = now
         self._read_rows()
         self._read_labels(now)
-        has_proba = self.first_proba < now
+        has_proba = self.first_proba < bound_us(now)
         score = score_of(has_proba)
         if self.score is not None and score != self.score:
             raise Stale(f"the per-row score changed ({self.score} -> {score})")
         self.score = score
-        h = self.held
-        seen = h["_ts"].to_numpy() < now
+        h, now_us = self.held, bound_us(now)
+        seen = h["_us"].to_numpy() < now_us
         champ = h[seen & h["_role"].isin(CHAMPION).to_numpy()]
         champ = champ.iloc[np.argsort(champ["_ts"].to_numpy(), kind="stable")]
-        labels = self.lab["_label"][self.lab["_ts"].to_numpy() < now + LABEL_SLACK]
+        due = self.lab[self.lab["_ts"].to_numpy() < bound_us(now + LABEL_SLACK)]
+        labels, label_h, champ_h = due["_label"], due["_h"].to_numpy(), champ["_h"].to_numpy()
         waiting = [0, 0]
         scored_now = np.zeros(len(h), dtype=bool)
         for role, g in CHALLENGER.items():
             mine = seen & (h["_role"] == role).to_numpy() & ~h["_scored"].to_numpy()
             chal = h[mine]
-            partner = chal["_request_id"].isin(champ["_request_id"]).to_numpy()
-            ready = partner & chal["_request_id"].isin(labels.index).to_numpy()
+            chal_h = chal["_h"].to_numpy()
+            partner = np.isin(chal_h, champ_h)
+            ready = partner & np.isin(chal_h, label_h)
             waiting[g] = int(partner.sum() - ready.sum())
             if ready.any():
-                ids = chal["_request_id"][ready]
-                rows = pd.concat([chal[ready], champ[champ["_request_id"].isin(ids)]])
+                ids = chal_h[ready]
+                rows = pd.concat([chal[ready], champ[np.isin(champ_h, ids)]])
                 p = J.pairs_of(
-                    rows.drop(columns="_scored"),
-                    labels[labels.index.isin(ids)],
+                    rows.drop(columns=["_scored", "_h", "_us"]),
+                    labels[np.isin(label_h, ids)],
                     candidate=self.candidate,
                     champion=self.champion,
                     roles=(role,),
@@ -267,7 +286,7 @@ class RolloutMemory:
                 )
                 keys = chal["_entity_key"][ready]
                 self.groups[g].add(p, int(ready.sum()), int(keys.notna().sum()))
-                self.scored.add(ids.to_numpy())
+                self.scored.add(ids)
                 scored_now[np.flatnonzero(mine)[ready]] = True
         if scored_now.any():
             h = h.assign(_scored=h["_scored"].to_numpy() | scored_now)
@@ -283,14 +302,15 @@ class RolloutMemory:
         self, now: float, roles: tuple[str, ...], champion_roles: tuple[str, ...], cursor: float
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         h = self.held
-        ts = h["_ts"].to_numpy()
-        chal = h[(ts >= cursor) & (ts < now) & h["_role"].isin(roles).to_numpy()]
+        ts, seen = h["_ts"].to_numpy(), h["_us"].to_numpy() < bound_us(now)
+        chal = h[(ts >= cursor) & seen & h["_role"].isin(roles).to_numpy()]
         champ = h[
-            (ts < now)
+            seen
             & h["_role"].isin(champion_roles).to_numpy()
-            & h["_request_id"].isin(chal["_request_id"]).to_numpy()
+            & np.isin(h["_h"].to_numpy(), chal["_h"].to_numpy())
         ]
-        return chal.drop(columns="_scored"), champ.drop(columns="_scored")
+        drop = ["_scored", "_h", "_us"]
+        return chal.drop(columns=drop), champ.drop(columns=drop)
 
     def _let_go(self, now: float, roles: tuple[str, ...], cursor: float) -> None:
         """Drop what no later look needs (see the module docstring)."""
@@ -299,20 +319,20 @@ class RolloutMemory:
         is_chal = role.isin(CHALLENGER).to_numpy()
         guard = role.isin(roles).to_numpy() & (ts >= cursor)
         keep_chal = is_chal & (~h["_scored"].to_numpy() | guard)
-        chal_ids = h["_request_id"][keep_chal]
-        partnered = h["_request_id"].isin(chal_ids).to_numpy()
-        done = self.scored.holds(h["_request_id"].to_numpy())
+        hs = h["_h"].to_numpy()
+        partnered = np.isin(hs, hs[keep_chal])
+        done = self.scored.holds(hs)
         old = ts < now - self.pair_wait
         keep_champ = ~is_chal & (partnered | (~done & ~old))
         let_go = ~is_chal & ~partnered & ~done & old
-        self.gone.add(h["_request_id"][let_go].to_numpy())
+        self.gone.add(hs[let_go])
         self.held = h[keep_chal | keep_champ].reset_index(drop=True)
         lab = self.lab
-        ids = lab.index.to_numpy()
-        used = self.scored.holds(ids)
-        wanted = lab.index.isin(self.held["_request_id"])
-        stale = ~used & ~wanted & (lab["_ts"].to_numpy() < now - self.pair_wait)
-        self.gone.add(ids[stale])
+        lh = lab["_h"].to_numpy()
+        used = self.scored.holds(lh)
+        wanted = np.isin(lh, self.held["_h"].to_numpy())
+        stale = ~used & ~wanted & (lab["_ts"].to_numpy() < (now - self.pair_wait) * 1e6)
+        self.gone.add(lh[stale])
         self.lab = lab[~used & ~stale]
 
     @property

@@ -29,6 +29,7 @@ benchmark asks to see that a read after the first is small).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -36,8 +37,14 @@ import pyarrow.compute as pc
 
 from loopml.logs.layout import HOUR_US, LogLocation, as_location, hour_name, hour_of, segment_of
 from loopml.logs.logfiles import LogFiles
-from loopml.logs.logreader import Where, segment_tables
+from loopml.logs.logreader import Where, _us, segment_tables
 from loopml.logs.logtables import concat_tables
+
+
+def bound_us(t: float) -> int:
+    """A bound of a read in UTC microseconds, rounded as ``logreader.read_kind`` rounds the
+    datetimes it is given (so that a tail and a whole read agree on a row at the bound)."""
+    return _us(datetime.fromtimestamp(t, UTC), 0)
 
 
 class TailLost(Exception):
@@ -94,7 +101,7 @@ class LogTail:
             return pa.table({c: pa.array([], pa.null()) for c in self.columns})
         out = concat_tables(tables)
         ts = out.column("_ts").cast(pa.int64())
-        out = out.filter(pc.greater_equal(ts, round(self.start * 1e6)))
+        out = out.filter(pc.greater_equal(ts, bound_us(self.start)))
         self.rows_read += out.num_rows
         return out
 
@@ -102,7 +109,7 @@ class LogTail:
         """Count the rows taken live per hour (the part each will be compacted into)."""
         ts = rows.column("_ts").cast(pa.int64()).to_numpy() // HOUR_US
         ids = rows.column("_request_id")
-        first = int(self.start * 1e6) // HOUR_US  # earlier hours are never listed
+        first = bound_us(self.start) // HOUR_US  # earlier hours are never listed
         for h in np.unique(ts[ts >= first]):
             where = np.flatnonzero(ts == h)
             key = (seg, hour_of(int(h) * HOUR_US))
