@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from loopml.control import Controller, start_rollout
@@ -57,30 +56,29 @@ def _through_shadow(setup) -> None:
     assert "no probabilities" in q["note"]  # the logs carry none: the error rate stands in
 
 
-def test_a_pass_reads_only_the_parts_new_since_the_last(setup) -> None:
+def test_a_pass_reads_only_the_rows_new_since_the_last(setup) -> None:
     """Guards against every pass reading the whole rollout's log again (a cost growing with
-    its age): the controller keeps the parts it read, and reads the same rows as afresh."""
+    its age): the controller keeps what it read, reads only new parts, and sees the rows a
+    fresh read sees."""
     cfg, _store, ctl, clock, champ, cand = setup
     ro = _start(setup)
     write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=150)
     clock.advance(120)
     assert ctl.reconcile_once() == []
-    parts = ctl.ctx.parts
-    read = parts.misses
-    assert read > 0 and len(parts) == read
+    memory = ctl.ctx.memories[ro["id"]]
+    assert memory.rows.rows_read == 2 * 150 and memory.labels.rows_read == 150
     clock.advance(5)
     assert ctl.reconcile_once() == []
-    assert parts.misses == read and parts.hits >= read
+    assert ctl.ctx.memories[ro["id"]] is memory and memory.rows_read == 3 * 150
     write_pairs(cfg.artifacts_root, "ep", champion=champ, shadow=cand, start=clock(), n=50, seed=9)
-    clock.advance(5)
+    clock.advance(120)
     assert ctl.reconcile_once() == []
-    assert parts.misses > read
-    start, now = ro["started_at"], clock() + 60  # past the last rows written
-    cached = read_rows(ctl.ctx.root, "ep", start, now, parts)
-    assert len(cached) == 2 * 200
-    pd.testing.assert_frame_equal(cached, read_rows(ctl.ctx.root, "ep", start, now))
-    labels = read_label_map(ctl.ctx.root, "ep", start, now, parts)
-    pd.testing.assert_series_equal(labels, read_label_map(ctl.ctx.root, "ep", start, now))
+    assert memory.rows.rows_read == 2 * 200 and memory.labels.rows_read == 200
+    start, now = ro["started_at"], clock()
+    fresh = R.look(ctl.ctx, ro, now)  # the same memory: nothing new to read
+    assert memory.rows_read == 3 * 200
+    assert fresh.pairs.paired == 200 == len(read_label_map(ctl.ctx.root, "ep", start, now))
+    assert len(read_rows(ctl.ctx.root, "ep", start, now)) == 2 * 200
 
 
 def test_shadow_canary_steps_then_promote(setup) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from loopml.config import Config, GuardsConfig, RolloutConfig
 from loopml.logs.layout import LogLocation, log_location
 from loopml.logs.partcache import PartCache
 from loopml.store import Store
 from loopml.store.rows import EndpointChange
+
+if TYPE_CHECKING:
+    from loopml.control.rollout_memory import RolloutMemory
 
 ACTOR = "controller"
 
@@ -37,6 +40,9 @@ class Context:
     actor: str = ACTOR
     # the log parts read by earlier passes (a controller keeps one Context for its life)
     parts: PartCache = field(default_factory=PartCache)
+    # what each active rollout's passes keep between them, by rollout id (control.rollout.look)
+    memories: dict[int, RolloutMemory] = field(default_factory=dict)
+    pair_wait: float = 900.0  # control.rollout_memory.PAIR_WAIT (tests shorten it)
 
     @property
     def root(self) -> LogLocation:

@@ -105,12 +105,16 @@ class Controller:
     def reconcile_once(self) -> list[Decided]:
         """One pass; returns the decisions it recorded (empty when another controller leads)."""
         if not self.leadership.acquire():
+            self.ctx.memories.clear()  # the leader keeps them; a new leader reads afresh
             return []
         out: list[Decided] = []
         if self.leadership.taken_from is not None:  # another controller stopped or was killed
             out += self._take_over(self.leadership.taken_from)
             self.leadership.taken_from = None
-        for ro in self.store.rollouts.active():
+        active = self.store.rollouts.active()
+        for gone in self.ctx.memories.keys() - {ro["id"] for ro in active}:
+            del self.ctx.memories[gone]  # ended by another controller or by hand
+        for ro in active:
             try:
                 out += rollout.advance(self.ctx, ro)
             except ConflictError as e:  # changed under us: the next pass reads it afresh

@@ -30,9 +30,11 @@ from loopml.config import decision_metric
 from loopml.control import guards as G
 from loopml.control import judgement as J
 from loopml.control.context import Context, Decided
-from loopml.control.samples import batch_bounds, read_label_map, read_rows, role_rows, sample_of
+from loopml.control.rollout_memory import Look, RolloutMemory, Stale
+from loopml.control.samples import batch_bounds, sample_of
 from loopml.errors import ConflictError
 from loopml.evaluate.measure.rowloss import NEEDS_PROBA, score_for
+from loopml.logs.logtail import TailLost
 from loopml.store.rows import ACTIVE_STATES, EndpointRow, RolloutRow, RolloutState, VersionRow
 
 CHALLENGER_ROLE = {RolloutState.SHADOW: ("shadow",), RolloutState.CANARY: ("canary",)}
@@ -79,40 +81,54 @@ def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
 
 
 def _finish(ctx: Context, ro: RolloutRow, state: RolloutState, reason: str, now: float) -> None:
+    ctx.memories.pop(ro["id"], None)
     ctx.store.rollouts.update(ro, at=now, state=state, finished_at=now, reason=reason)
     if ro["retrain_id"] is not None:
         ctx.store.rollouts.set_retrain(ro["retrain_id"], outcome=state.value, finished_at=now)
 
 
-def _metric_and_score(ctx: Context, ro: RolloutRow, rows: Any) -> tuple[str, str, list | None]:
-    """The endpoint's decision metric and the per-row score that judges it online."""
+def _metric_and_score(
+    ctx: Context, ro: RolloutRow, has_proba: bool
+) -> tuple[str, str, list | None]:
+    """The endpoint's decision metric and the per-row score that judges it online
+    (``has_proba``: whether any row of the rollout so far logged probabilities)."""
     sig = ctx.store.versions.get(ro["candidate_id"]).get("signature") or {}
     task, classes = sig.get("task", "classification"), sig.get("classes")
     metric = decision_metric(ctx.cfg, task, len(classes) if classes else None)
     score = score_for(metric, task, ctx.guards.score)
-    if score in NEEDS_PROBA and (
-        not classes or "_proba" not in rows or not rows["_proba"].notna().any()
-    ):
+    if score in NEEDS_PROBA and (not classes or not has_proba):
         score = "error_rate"  # the model logs no probabilities: judge its decisions instead
     return metric, score, classes
 
 
-def _quality(ctx: Context, ro: RolloutRow, rows: Any, labels: Any) -> J.Quality:
+def look(ctx: Context, ro: RolloutRow, now: float) -> Look:
+    """This pass's pairs and guard rows, from the rollout's memory (``ctx.memories``: only
+    the log new since the last pass is read, see ``control.rollout_memory``); a memory that
+    cannot serve (first pass, a new controller, a label overwriting a scored one) is built
+    afresh from the whole rollout."""
+    _, _, classes = _metric_and_score(ctx, ro, False)
+    state = ro["state"]
+    kw: dict[str, Any] = {
+        "score_of": lambda has_proba: _metric_and_score(ctx, ro, has_proba)[1],
+        "classes": classes,
+        "roles": CHALLENGER_ROLE[state],
+        "champion_roles": CHAMPION_ROLE[state],
+        "cursor": ro["cursor"],
+    }
+    memory = ctx.memories.get(ro["id"])
+    if memory is not None:
+        try:
+            return memory.look(now, **kw)
+        except (Stale, TailLost):
+            pass
+    memory = ctx.memories[ro["id"]] = RolloutMemory(ctx.root, ro, ctx.pair_wait)
+    return memory.look(now, **kw)
+
+
+def judge_quality(ctx: Context, ro: RolloutRow, pairs: J.Pairs, has_proba: bool) -> J.Quality:
     """The paired test at this look, over every labelled pair since the rollout started."""
-    metric, score, classes = _metric_and_score(ctx, ro, rows)
-    pairs = [
-        J.pairs_of(
-            rows,
-            labels,
-            candidate=ro["candidate_id"],
-            champion=ro["champion_id"],
-            roles=CHALLENGER_ROLE[state],
-            score=score,
-            classes=classes,
-        )
-        for state in ACTIVE_STATES
-    ]
-    q = J.judge(ctx.guards, J.concat(pairs), metric=metric, score=score)
+    metric, score, _ = _metric_and_score(ctx, ro, has_proba)
+    q = J.judge(ctx.guards, pairs, metric=metric, score=score)
     q.evidence["rollout"] = ro["id"]
     if score != score_for(metric, "classification", ctx.guards.score) and score == "error_rate":
         q.evidence["note"] = "no probabilities are logged: the error rate stands for " + metric
@@ -172,10 +188,8 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
                 evidence={"rollout": ro["id"], "traffic": traffic},
             )
         ]
-    # every pass reads the whole rollout; parts read by earlier passes come from ctx.parts
-    rows = read_rows(ctx.root, endpoint, ro["started_at"], now, ctx.parts)
-    labels = read_label_map(ctx.root, endpoint, ro["started_at"], now, ctx.parts)
-    quality = _quality(ctx, ro, rows, labels)
+    seen = look(ctx, ro, now)
+    quality = judge_quality(ctx, ro, seen.pairs, seen.has_proba)
     cand = ro["candidate_id"]
     if quality.outcome == "worse":
         return _end(
@@ -187,7 +201,7 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
             {"quality": quality.evidence},
             now,
         )
-    out, ro = _operational(ctx, ro, rows, quality, now)
+    out, ro = _operational(ctx, ro, seen.challenger, seen.champion, quality, now)
     if ro["state"] not in ACTIVE_STATES:
         return out
     if ro["evidence"].get("quality") != quality.evidence:  # what the dashboard shows meanwhile
@@ -210,13 +224,18 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
 
 
 def _operational(
-    ctx: Context, ro: RolloutRow, rows: Any, quality: J.Quality, now: float
+    ctx: Context,
+    ro: RolloutRow,
+    chal_all: pd.DataFrame,
+    champ_all: pd.DataFrame,
+    quality: J.Quality,
+    now: float,
 ) -> tuple[list[Decided], RolloutRow]:
-    """Judge every full batch of new challenger rows on the operational guards; roll back
-    after ``guards.consecutive`` breached batches. Returns the decisions and the rollout."""
+    """Judge every full batch of new challenger rows (``chal_all``: the current role's from
+    the cursor on; ``champ_all``: the champion's rows with their request ids) on the
+    operational guards; roll back after ``guards.consecutive`` breached batches. Returns
+    the decisions and the rollout."""
     g, endpoint = ctx.guards, ro["endpoint"]
-    chal_all = role_rows(rows, ro["candidate_id"], CHALLENGER_ROLE[ro["state"]])
-    champ_all = role_rows(rows, ro["champion_id"], CHAMPION_ROLE[ro["state"]])
     streak, judged, cursor = ro["breaches"], ro["judged"], ro["cursor"]
     total = int(ro["evidence"].get("rows", 0))
     last: dict[str, Any] | None = None

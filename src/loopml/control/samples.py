@@ -55,7 +55,13 @@ def read_rows(
 ) -> pd.DataFrame:
     """Prediction rows with ``start <= _ts < end``: the reserved columns (``COLUMNS``; no
     features are read), ``_ts`` in seconds (parts held in ``cache`` are not read again)."""
-    t = read_log(root, endpoint, as_datetime(start), as_datetime(end), cache, COLUMNS)
+    return rows_frame(
+        read_log(root, endpoint, as_datetime(start), as_datetime(end), cache, COLUMNS)
+    )
+
+
+def rows_frame(t: pa.Table) -> pd.DataFrame:
+    """A frame of prediction rows (those of ``COLUMNS`` the table has), ``_ts`` in seconds."""
     df = pd.DataFrame(
         {c: t.column(c).to_pandas() for c in COLUMNS if c in t.column_names and c != "_ts"}
     )

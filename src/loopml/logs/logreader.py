@@ -170,6 +170,24 @@ def _segment_table(build: Any, seg: Path) -> tuple[bool, pa.Table | None, int]:
     return True, table, offset
 
 
+def segment_tables(where: Where, kind: str, columns: Sequence[str]) -> list[tuple[str, pa.Table]]:
+    """This machine's live segments of ``kind`` (oldest first) as (segment name, its complete
+    frames' rows so far, every endpoint's, with ``_endpoint``): what ``loopml.logs.logtail``
+    takes new rows from. A segment's table only grows from one call to the next (decoded
+    incrementally, see ``_decoded``); a segment compacted meanwhile is left out (its parts
+    hold its rows)."""
+    spool = as_location(where).spool
+    live = live_segments(spool, kind)
+    _forget_segments(spool, kind, live)
+    build = _builder(kind, [*columns, "_endpoint"])
+    out = []
+    for seg in live:
+        found, table, _ = _segment_table(build, seg)
+        if found:
+            out.append((seg.stem, table if table is not None else build([])))
+    return out
+
+
 def _forget_segments(spool: str | None, kind: str, live: list[Path]) -> None:
     """Drop what is cached of this log's segments that are no longer live."""
     if spool is None:
