@@ -108,3 +108,20 @@ def test_the_processes_beside_the_server_allocate_arrow_memory_from_jemalloc():
     out = json.loads(run.stdout)
     assert out["name"] == "jemalloc"
     assert out["held"] >= 8_000_000  # the doubled column, at least
+
+
+def test_a_child_is_lowered_in_priority_from_its_start_and_never_raised():
+    """What the server does to the background process it just started (before its imports)."""
+    from loopml.background_worker import lower_priority
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        lower_priority(child.pid, min(19, own + 3))
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, own + 3)
+        lower_priority(child.pid, own)  # a lower target leaves it where it is
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, own + 3)
+    finally:
+        child.kill()
+        child.wait()
+    lower_priority(child.pid, 19)  # gone: nothing to do, no error
