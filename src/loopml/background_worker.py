@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from loopml.config import Config
+from loopml.logs.compaction import lower_priority
 from loopml.logs.layout import log_location
 from loopml.logs.logreader import LiveSegments
 from loopml.logs.parts import LiveLog
@@ -168,20 +169,6 @@ def run_background(
             _write_handover(handover, changes.export())
         log.info("Background process %s hands over to a fresh one: %s.", os.getpid(), budget)
         sys.exit(RECYCLED)
-
-
-def lower_priority(pid: int, target: int) -> None:
-    """Raise the nice value of process ``pid`` (0: this one) to ``target``, never lower it.
-
-    The server calls it on a child it just started, so that the child's imports, before
-    :func:`run_background` runs, do not compete with the server at its own priority (in the
-    issue 14 soak a handover's two fresh processes took ~1 s of CPU each, at nice 0 until
-    then); the child calls it again, in case its parent was not allowed to."""
-    try:
-        if os.getpriority(os.PRIO_PROCESS, pid) < target:
-            os.setpriority(os.PRIO_PROCESS, pid, target)
-    except OSError:  # gone already, or not ours to change: the child lowers itself
-        pass
 
 
 def _take_handover(path: str) -> None:

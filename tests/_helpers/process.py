@@ -1,9 +1,32 @@
-"""Ending the real processes a test started (servers, nginx) without leaving any behind."""
+"""Ending the real processes a test started (servers, nginx) without leaving any behind, and
+running a script in a fresh interpreter (what a test of a process's own memory needs)."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def run_python(script: str, timeout: float = 120) -> Any:
+    """Run ``script`` in a fresh Python with this checkout's ``src`` importable; returns what
+    it printed, as JSON. Fails the test with its stderr if it fails."""
+    path = os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
 
 
 def wait_or_kill(proc: subprocess.Popen, timeout: float) -> None:

@@ -7,9 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from tests._helpers.process import run_python
 
 SCRIPT = """
 import json, os
@@ -33,18 +33,7 @@ print(json.dumps(out))
 
 
 def test_release_memory_returns_what_pyarrow_and_glibc_keep():
-    # a fresh process: the test measures its resident memory, not pytest's
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env=env,
-    )
-    mb = json.loads(run.stdout)
+    mb = run_python(SCRIPT)  # a fresh process: its resident memory, not pytest's
     print(mb)
     assert mb["arrow_freed"] - mb["arrow_released"] > 40, mb  # of 2 x 64 MB freed
     assert mb["heap_freed"] - mb["heap_released"] > 150, mb  # of 320 MB freed
@@ -99,20 +88,14 @@ print(json.dumps({"name": name, "held": pa.jemalloc_memory_pool().bytes_allocate
 def test_the_processes_beside_the_server_allocate_arrow_memory_from_jemalloc():
     """What the background process and the compactor call at their start: Arrow's buffers
     come from jemalloc (its pass keeps ~50 MB less than under mimalloc: memory.use_jemalloc)."""
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(
-        [sys.executable, "-c", JEMALLOC], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)
+    out = run_python(JEMALLOC)
     assert out["name"] == "jemalloc"
     assert out["held"] >= 8_000_000  # the doubled column, at least
 
 
 def test_a_child_is_lowered_in_priority_from_its_start_and_never_raised():
     """What the server does to the background process it just started (before its imports)."""
-    from loopml.background_worker import lower_priority
+    from loopml.logs.compaction import lower_priority
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

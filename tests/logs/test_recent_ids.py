@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from loopml.logs.recent_ids import RecentIds
 from loopml.serve.wire.ids import new_request_ids
+from tests._helpers.process import run_python
 
 POOL = new_request_ids(12)
 MALFORMED = [
@@ -106,18 +107,6 @@ print(json.dumps({"made": made - start, "filled": rss() - made}))
 def test_the_map_is_resident_when_made_and_does_not_grow_as_it_fills():
     """What a server's memory shows: the map's ~18 MB at its start, not over the minutes it
     takes to fill (which read as a leak in the issue 14 soak)."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(
-        [sys.executable, "-c", RESIDENT], capture_output=True, text=True, timeout=120, env=env
-    )
-    assert run.returncode == 0, run.stderr
-    mb = json.loads(run.stdout)
+    mb = run_python(RESIDENT)
     assert mb["made"] > 15, mb  # the ring's 18 MB, written when made
     assert mb["filled"] < 6, mb  # then only the mutable chunk's dict (~2-3 MB)

@@ -85,6 +85,20 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def lower_priority(pid: int, target: int) -> None:
+    """Raise the nice value of process ``pid`` (0: this one) to ``target``, never lower it.
+
+    The server calls it on a child it just started, so that the child's imports, before
+    :func:`loopml.background_worker.run_background` runs, do not compete with the server at its own priority (in the
+    issue 14 soak a handover's two fresh processes took ~1 s of CPU each, at nice 0 until
+    then); the child calls it again, in case its parent was not allowed to."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, pid) < target:
+            os.setpriority(os.PRIO_PROCESS, pid, target)
+    except OSError:  # gone already, or not ours to change: the child lowers itself
+        pass
+
+
 _BUDGET = Budget(0.0)  # the worker's (start_worker)
 
 

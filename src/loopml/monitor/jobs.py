@@ -41,12 +41,12 @@ from loopml.logs.layout import (
     segment_of,
 )
 from loopml.logs.logfiles import LogFiles
-from loopml.logs.parts import LiveLog, Part, table_part
+from loopml.logs.parts import LiveLog, Part
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import changes
 from loopml.monitor import refused as refusals
 from loopml.monitor.reference import Reference, load_reference
-from loopml.monitor.unreadable import count_rows, scan_window
+from loopml.monitor.unreadable import count_rows, scan_window, whole_parts
 from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, window_profile
 from loopml.progress import NullSteps, Steps
@@ -74,7 +74,7 @@ class Pass:
         self.refused: dict[int, str] = {}  # version -> why its reference was not used
         key = cfg.security.public_key
         self.public_key = key if not key or "BEGIN" in key else str(cfg.path(key))
-        self._live = live
+        self.segments = live
         self._seen_live: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
         self._index: dict[tuple[str, str], list[Part]] = {}
 
@@ -82,26 +82,9 @@ class Pass:
         """Rows of the segments the server has not compacted yet (none without a reader),
         read once per pass: every window of the pass sees the same rows."""
         if (kind, endpoint) not in self._seen_live:
-            rows = [] if self._live is None else list(self._live(kind, endpoint))
+            rows = [] if self.segments is None else list(self.segments(kind, endpoint))
             self._seen_live[(kind, endpoint)] = rows
         return self._seen_live[(kind, endpoint)]
-
-    def whole(self, endpoint: str, parts: list[Part], s: float, e: float) -> list[Part] | None:
-        """A window's parts with every column: a live segment's part (its reserved columns
-        only, ``Pass.live``) replaced by its rows in the window, decoded now and not kept;
-        None when a segment was compacted since the pass listed it (its part files are
-        listed by the next pass)."""
-        out = []
-        for q in parts:
-            if q.table is None or self._live is None:
-                out.append(q)
-                continue
-            rows = self._live.window(PREDICTIONS, endpoint, q.path.removeprefix("live:"), s, e)
-            if rows is None:
-                return None
-            if rows.num_rows:
-                out.append(table_part(q.path.removeprefix("live:"), rows))
-        return out
 
     def index(self, kind: str, endpoint: str) -> list[Part]:
         """The endpoint's parts of ``kind``, live segments included, with their time ranges
@@ -194,7 +177,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             if lab_parts or lab_live
             else None
         )
-        whole = p.whole(endpoint, parts, s, e)
+        whole = whole_parts(p, endpoint, parts, s, e)
         if whole is None:  # nothing stored: the next pass reads the segment's new parts
             out.setdefault("waiting", []).append(
                 f"window {span(s, e)}: a log segment of it was compacted during this pass; "

@@ -1,7 +1,8 @@
-"""Reading a window's Parquet parts when one of them is damaged: the scan fails, each of its
-parts is read whole once to find which cannot be (``LogFiles.damaged``), and the window is
-scanned again without them. A damaged part is a finding of its window (issue 14), never a crash
-of the pass, and no row of another part is lost."""
+"""Reading a window's parts: a live segment's rows with every column (``whole_parts``), and
+Parquet parts when one of them is damaged: the scan fails, each of its parts is read whole
+once to find which cannot be (``LogFiles.damaged``), and the window is scanned again without
+them. A damaged part is a finding of its window (issue 14), never a crash of the pass, and no
+row of another part is lost."""
 
 from __future__ import annotations
 
@@ -9,12 +10,32 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from loopml.logs.parts import Part
+from loopml.logs.layout import PREDICTIONS
+from loopml.logs.parts import Part, table_part
 from loopml.monitor.blocks import scan_blocks
 from loopml.monitor.windows import scan
 
 if TYPE_CHECKING:
     from loopml.monitor.jobs import Pass
+
+
+def whole_parts(p: Pass, endpoint: str, parts: list[Part], s: float, e: float) -> list[Part] | None:
+    """A window's parts with every column: a live segment's part (its reserved columns only,
+    ``Pass.live``) replaced by its rows in the window, decoded now and not kept; None when a
+    segment was compacted since the pass listed it (its part files are listed by the next
+    pass)."""
+    out = []
+    for q in parts:
+        if q.table is None or p.segments is None:
+            out.append(q)
+            continue
+        token = q.path.removeprefix("live:")
+        rows = p.segments.window(PREDICTIONS, endpoint, token, s, e)
+        if rows is None:
+            return None
+        if rows.num_rows:
+            out.append(table_part(token, rows))
+    return out
 
 
 def scan_window(
