@@ -45,6 +45,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Self
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, after this folder
 
@@ -144,7 +145,32 @@ def tree_rss(pid: int) -> float:
     return total
 
 
-class PinChildren:
+class Every:
+    """A thread that calls :meth:`tick` every ``every`` seconds while the ``with`` block runs."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class PinChildren(Every):
     """Keeps every process below the server on ``core`` (checked every second: the
     background process and the compactor are started later, and again at each handover).
 
@@ -155,51 +181,29 @@ class PinChildren:
     process's passes were starved. A server on a machine of its own has cores for them."""
 
     def __init__(self, pid: int, core: str) -> None:
+        super().__init__(1.0)
         self.pid, self.cores = pid, {int(c) for c in core.split(",")}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for child in descendants(self.pid):
-                with contextlib.suppress(OSError):
-                    if os.sched_getaffinity(child) != self.cores:
-                        os.sched_setaffinity(child, self.cores)
-            self._stop.wait(1.0)
-
-    def __enter__(self) -> PinChildren:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
+        for child in descendants(self.pid):
+            with contextlib.suppress(OSError):
+                if os.sched_getaffinity(child) != self.cores:
+                    os.sched_setaffinity(child, self.cores)
 
 
-class PeakRSS:
+class PeakRSS(Every):
     """The highest :func:`tree_rss` seen while the block runs, read every ``every`` s: the
     children's memory rises and falls with their work (a compaction, a monitoring pass), so
     one reading between wrk runs lands anywhere on that wave; the peak is what a machine must
     hold, and what would grow if something leaked."""
 
     def __init__(self, pid: int, every: float = 1.0) -> None:
-        self.pid, self.every, self.peak = pid, every, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(every)
+        self.pid, self.peak = pid, 0.0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError):
-                self.peak = max(self.peak, tree_rss(self.pid))
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
+        with contextlib.suppress(OSError):
+            self.peak = max(self.peak, tree_rss(self.pid))
 
 
 def fds(pid: int) -> int:
