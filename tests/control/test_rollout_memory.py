@@ -141,6 +141,7 @@ def setup(tmp_path: Path):
     ctl.ctx.pair_wait = 30.0  # champion rows and labels let go before their late partners come
     yield cfg, store, ctl, clock, champ["id"], cand["id"]
     ctl.close()
+    ctl.close()
     store.close()
 
 
