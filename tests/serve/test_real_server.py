@@ -213,7 +213,14 @@ def test_kill_9_under_load_keeps_every_answered_request(project, keys, settings)
     assert len(acked) > 20
     # the compaction worker does not outlive its server
     assert workers, "the compaction worker never started"
-    deadline = time.time() + 10
+    # The server lowers its children's priority (nice 19) as soon as it starts them, so on a
+    # box whose cores the rest of the suite keeps busy, a child still importing when the
+    # server died gets ~1% of a core and takes a minute to reach its parent check (CI saw
+    # that). What is tested here is that check, not the scheduler: give them their CPU back.
+    for w in workers:
+        with contextlib.suppress(OSError):  # gone already, or not ours to raise
+            os.setpriority(os.PRIO_PROCESS, w, 0)
+    deadline = time.time() + 30
     while any(_alive(w) for w in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers), "the compaction worker outlived the server"

@@ -15,7 +15,7 @@ themselves in ``common.COMMANDS`` when imported.
 
 from __future__ import annotations
 
-import gc
+import atexit
 import os
 import sys
 from collections.abc import Sequence
@@ -86,12 +86,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The console script: ``main``, then exit without a last full garbage collection.
+    """The console script: ``main``, then leave without the interpreter's teardown.
 
-    After a training run the heap holds scikit-learn, SciPy and pandas; the interpreter's
-    collection at shutdown walked it for 0.6-0.7 s (measured) with nothing left to free. Frozen
-    objects are skipped by it; output is flushed first and atexit handlers still run. A
-    closed pipe on stdout (``| head``) ends the command quietly, as in other Unix tools.
+    The teardown costs and risks, with nothing left to do: after a training run its last full
+    garbage collection walked scikit-learn, SciPy and pandas for 0.6-0.7 s (measured), and
+    Arrow's native thread pools, torn down at exit with a reader thread still alive, abort the
+    process (``terminate called without an active exception``, exit 134, after the work was
+    done and printed: seen once in the suite after ``loopml score``; apache/arrow#34314). So
+    output is flushed, the ``atexit`` handlers run (logging's, Ray's, multiprocessing's) and the
+    process ends with ``os._exit``. A command returns when its work is done: the threads left
+    then are idle pool workers (``concurrent.futures``), which the interpreter's exit would only
+    have told to stop. A closed pipe on stdout (``| head``) ends the command quietly, as in
+    other Unix tools.
     """
     try:
         code = main()
@@ -99,6 +105,11 @@ def entry() -> None:
     except BrokenPipeError:  # `loopml versions --json | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except SystemExit as e:  # argparse's --help and usage errors
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
     sys.stderr.flush()
-    gc.freeze()
-    sys.exit(code)
+    os._exit(code)
