@@ -61,7 +61,7 @@ from loopml.logs.layout import (
 from loopml.logs.logtables import BUILDERS, conform, null_columns, unified_schema
 from loopml.logs.segmentfile import CHUNK_FRAMES, frame_batches
 from loopml.logs.upload import ROW_GROUP_ROWS, write_whole
-from loopml.memory import Budget, release_memory, use_jemalloc
+from loopml.memory import Budget, one_heavy_pass, release_memory, use_jemalloc
 
 Group = tuple[str, str]  # (endpoint, hour)
 # one chunk's table of a group: compressed Arrow IPC, its schema, its columns of nulls only
@@ -100,6 +100,9 @@ def lower_priority(pid: int, target: int) -> None:
 
 
 _BUDGET = Budget(0.0)  # the worker's (start_worker)
+# how long a compaction waits for a monitoring pass over the same log to end (one_heavy_pass):
+# a pass over a window of 77k rows took 2-3 s in the issue 14 soak
+HEAVY_WAIT = 30.0
 
 
 def start_worker(parent: int, nice: int = 0, max_growth: float = 0.0) -> None:
@@ -118,11 +121,14 @@ def start_worker(parent: int, nice: int = 0, max_growth: float = 0.0) -> None:
 def compact_in_worker(where: LogLocation | str | Path, label_wait: float) -> dict[str, int]:
     """:func:`compact`, then give the memory its Arrow tables took back to the system (the
     worker lives as long as the server); ``"handover": 1`` in the counts when the worker's
-    memory grew past its budget (the server then starts a fresh one)."""
-    try:
-        done = compact(where, label_wait)
-    finally:
-        release_memory()
+    memory grew past its budget (the server then starts a fresh one). Not while a
+    monitoring pass runs over the same log (:func:`loopml.memory.one_heavy_pass`; at most
+    :data:`HEAVY_WAIT` s of waiting)."""
+    with one_heavy_pass(as_location(where).spool, wait=HEAVY_WAIT):
+        try:
+            done = compact(where, label_wait)
+        finally:
+            release_memory()  # before the lock goes: the next pass starts from less
     if _BUDGET.spent():
         done["handover"] = 1
     return done
