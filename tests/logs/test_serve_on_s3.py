@@ -39,7 +39,7 @@ ROOT = f"s3://{BUCKET}/proj"
 def _project(tmp_path: Path, config: str) -> Path:
     root = L.write_project(tmp_path / "proj", f"artifacts: {ROOT}\n" + config)
     v1 = L.train_version(root, data="data/train.parquet")
-    C.cli(root, "deploy", L.ENDPOINT, str(v1["id"]))
+    C.deploy(root, v1["id"])
     return root
 
 

@@ -201,6 +201,19 @@ def cli(root: Path, *args: str) -> str:
     return out.stdout
 
 
+def deploy(root: Path, version: int) -> None:
+    """``version`` deployed as the endpoint's champion, in this process: setup that does not
+    need the ~1 s (much more on a busy box) a fresh ``loopml deploy`` interpreter takes."""
+    from loopml.config import load_config
+    from loopml.store import Store
+
+    store = Store(load_config(root).store_url)
+    try:
+        store.endpoints.deploy(L.ENDPOINT, store.versions.get(version), actor="test")
+    finally:
+        store.close()
+
+
 def predict_version(url: str, client: httpx.Client, row: dict[str, Any]) -> int | None:
     """The version one replica answers with now (None when it does not answer 200)."""
     try:
