@@ -50,7 +50,7 @@ def _first_fallback(url: str, row: dict, want: int, stop: threading.Event, out: 
 def test_canary_rollback_and_kill_switch_across_three_replicas(root: Path):
     v1 = L.train_version(root)["id"]
     v2 = L.train_version(root, C=0.05)["id"]
-    C.deploy(root, v1)
+    C.cli(root, "deploy", L.ENDPOINT, str(v1))
     row = L.features(1, np.random.default_rng(7)).to_dict("records")[0]
     with C.cluster(root, 3) as (url, replicas), L.Client(url, rows=1, rate=40) as client:
         # canary: half the traffic to v2, on every replica
