@@ -42,3 +42,32 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60)
     """Send ``sig`` (a graceful stop) and wait for ``proc`` to exit; kill it after ``timeout``."""
     proc.send_signal(sig)
     wait_or_kill(proc, timeout)
+
+
+def children(pid: int, command: bytes = b"") -> list[int]:
+    """The pids of ``pid``'s children whose command line holds ``command``, read from /proc."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and _ppid(d) == pid:
+            try:
+                if command in (d / "cmdline").read_bytes():
+                    out.append(int(d.name))
+            except OSError:  # ended meanwhile
+                continue
+    return out
+
+
+def ended(pid: int) -> bool:
+    """True once ``pid`` is gone or a zombie (it ran its last instruction)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _ppid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

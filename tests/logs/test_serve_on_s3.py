@@ -16,7 +16,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pytest
 from loopml.logs.layout import LogLocation, segment_of
 from loopml.logs.logreader import read_labels, read_log
 from loopml.server import free_port
+from tests._helpers.process import children, ended
 from tests.e2e import _loop as L
 from tests.replicas import _cluster as C
 from tests.s3server import BUCKET, HoldingProxy
@@ -39,7 +39,7 @@ ROOT = f"s3://{BUCKET}/proj"
 def _project(tmp_path: Path, config: str) -> Path:
     root = L.write_project(tmp_path / "proj", f"artifacts: {ROOT}\n" + config)
     v1 = L.train_version(root, data="data/train.parquet")
-    C.cli(root, "deploy", L.ENDPOINT, str(v1["id"]))
+    C.deploy(root, v1["id"])
     return root
 
 
@@ -177,11 +177,15 @@ def test_kill_9_between_upload_and_segment_removal_loses_and_duplicates_nothing(
             server.log.read_text(errors="replace")[-2000:],
         ),
     )
+    # the compaction worker and the background process (multiprocessing's, not its tracker)
+    workers = children(server.pid, b"spawn_main")
+    assert workers
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
     # the crash left parts on S3 whose segments are still in the spool, not marked done
     assert all(not p.with_suffix(".done").exists() and p.exists() for p in caught)
-    time.sleep(1.0)  # the compaction worker ends within 0.5 s of its parent (exit_with_parent)
+    # they end within 0.5 s of their parent (exit_with_parent), before any held upload's answer
+    L.wait_for("the server's children to end", lambda: all(map(ended, workers)), 30)
     proxy.release()
     # right after the crash: the local reader takes those rows from the segment, a reader
     # elsewhere from the part; neither sees a row twice

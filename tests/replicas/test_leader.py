@@ -63,11 +63,12 @@ def _lock_backend(store) -> int | None:
 
 def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
     from loopml.config import load_config
+    from loopml.control import request_retrain
     from loopml.store import Store
 
     champion = L.train_version(root)["id"]
     store = Store(load_config(root).store_url)
-    C.cli(root, "deploy", L.ENDPOINT, str(champion))
+    C.deploy(root, champion)
     try:
         with C.cluster(root, 3) as (url, replicas), L.Client(url, rows=10, rate=30) as client:
             by_pid = {r.pid: r for r in replicas}
@@ -76,7 +77,7 @@ def test_a_killed_leader_hands_its_rollout_to_another_replica(root: Path):
                 lambda: L.judged_windows(store, champion),
                 120,
             )
-            C.cli(root, "control", "--retrain", L.ENDPOINT)
+            request_retrain(store, L.ENDPOINT, actor="test", reason="replica leader test")
             started = L.wait_for(
                 "the leader to start a rollout (shadow)",
                 lambda: [d for d in L.actions(store) if d["action"] == "shadow"],

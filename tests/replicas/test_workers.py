@@ -38,7 +38,7 @@ def _ppid(pid: int) -> int | None:
 
 def test_workers_share_the_port_and_log_their_own_segments(tmp_path: Path):
     root = L.write_project(tmp_path / "proj", L.config_text())
-    C.cli(root, "deploy", L.ENDPOINT, str(L.train_version(root)["id"]))
+    C.deploy(root, L.train_version(root)["id"])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
@@ -52,24 +52,27 @@ def test_workers_share_the_port_and_log_their_own_segments(tmp_path: Path):
     try:
         C.wait_ready([C.Replica(proc, url, log)])
         rows = L.features(200, np.random.default_rng(3)).to_dict("records")
+        # a connection of its own per request (no keep-alive): the kernel picks the worker. One
+        # client for all of them: httpx.post builds a client, ~30 ms of CPU, per request.
+        client = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
-        def one(row: dict) -> int:  # a connection of its own: the kernel picks the worker
-            return httpx.post(
-                f"{url}/v1/endpoints/{L.ENDPOINT}/predict", json={"rows": [row]}, timeout=30
+        def one(row: dict) -> int:
+            return client.post(
+                f"{url}/v1/endpoints/{L.ENDPOINT}/predict", json={"rows": [row]}
             ).status_code
 
         # the second worker may still be loading its models: wait until both answer
         deadline = time.monotonic() + 60
         pids: set[int] = set()
         statuses: list[int] = []
-        while time.monotonic() < deadline:
-            with ThreadPoolExecutor(8) as pool:
+        with client, ThreadPoolExecutor(8) as pool:
+            while time.monotonic() < deadline:
                 statuses += list(pool.map(one, rows))
-            time.sleep(1.0)  # log segments roll every 0.5 s
-            names = [p.name for p in (root / ".loopml").rglob("*seg-*")]
-            pids = {int(m.group(1)) for n in names if (m := SEGMENT_PID.search(n))}
-            if len(pids) >= 2:
-                break
+                time.sleep(1.0)  # log segments roll every 0.5 s
+                names = [p.name for p in (root / ".loopml").rglob("*seg-*")]
+                pids = {int(m.group(1)) for n in names if (m := SEGMENT_PID.search(n))}
+                if len(pids) >= 2:
+                    break
         workers = {p: _ppid(p) for p in pids}
         print(
             f"\n--workers 2: {len(statuses)} requests; log segments of pids {workers} "
