@@ -540,14 +540,15 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
     print(f"\nper {args.block / 60:g} minutes (latencies in ms; s. = the server's own clock):\n")
     print(
         "| until minute | req/s | p50 client | p99 client | p50 server | p99 server | "
-        "RSS MB | all processes, peak MB | fds | errors | labels | load avg (1 min) | CPU pressure | server CPU | "
+        "requests late leaving, p99 | RSS MB | all processes, peak MB | fds | errors | labels | load avg (1 min) | CPU pressure | server CPU | "
         "its background processes' CPU | server waiting for a CPU | wrk CPU |"
     )
-    print("|" + "---|" * 17)
+    print("|" + "---|" * 18)
     for b in blocks:
         print(
             f"| {b['minute']:.1f} | {b['rate']:.0f} | {b['p50']:.1f} | {b['p99']:.1f} | "
-            f"≤ {b['server_p50']:g} | ≤ {b['server_p99']:g} | {b['rss']:.1f} | {b['tree_peak']:.1f} | "
+            f"≤ {b['server_p50']:g} | ≤ {b['server_p99']:g} | {b['lag_p99']:.1f} | {b['rss']:.1f} | "
+            f"{b['tree_peak']:.1f} | "
             f"{b['fds']} | "
             f"{b['errors']}{kinds(b)} | {b['labels']} | {b['load1']:.1f} (max {b['load1_max']:.1f}) | "
             f"{b['psi']:.0f}% | "
