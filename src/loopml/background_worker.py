@@ -13,9 +13,10 @@ kernel give the server the CPU first.
 child ends when the server dies (:func:`loopml.logs.compaction.exit_with_parent`), stops its
 two threads when the server closes a pipe (the controller gives up leadership, so another
 replica takes over at once) and gives memory back after every pass (:mod:`loopml.memory`);
-the server says in its log when the child died and starts a new one, at most once per
-:data:`RESTART_EVERY` seconds, which ends the dead child's leases at once: a dead child
-never stops the loop silently, nor for the length of a lease.
+the server says in its log when the child died and starts a new one (a second later, backing
+off to :data:`RESTART_EVERY` seconds while children keep dying at their start:
+:func:`restart_delay`), which ends the dead child's leases at once: a dead child never stops
+the loop silently, nor for the length of a lease.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from loopml.store import Store
 
 log = logging.getLogger("loopml.serve")
 
-RESTART_EVERY = 30.0  # seconds between two starts of the child at least
+RESTART_FIRST = 1.0  # seconds from a child's death to the start of the next (see restart_delay)
+RESTART_EVERY = 30.0  # ... at most, for a child that keeps dying within this of its start
 RECYCLED = 3  # the exit code of a child that handed over because its memory grew (Budget)
 STOP_TIMEOUT = 60.0  # how long the server waits for the child to stop before killing it
 WATCH_EVERY = 1.0  # how often the server looks whether the child is alive
@@ -231,6 +233,16 @@ def _log_to_stderr(levels: dict[str, int]) -> None:
 # -- the server's side ----------------------------------------------------------------------
 
 
+def restart_delay(quick_deaths: int) -> float:
+    """Seconds from a child's death to the start of the next: :data:`RESTART_FIRST` after a
+    child that ran a while (``quick_deaths`` 0: an out-of-memory kill after hours, say, whose
+    monitoring gap should be short), doubling for each child in a row that died within
+    :data:`RESTART_EVERY` of its start (a crash at start), up to :data:`RESTART_EVERY`: 1, 1, 2,
+    4, 8, 16, 30, 30 s... as supervisors back off a crash loop (Kubernetes' CrashLoopBackOff,
+    systemd's ``RestartSec`` with ``StartLimitBurst``)."""
+    return min(RESTART_EVERY, RESTART_FIRST * 2 ** max(0, quick_deaths - 1))
+
+
 class BackgroundProcess:
     """The background process of one server: started, watched (:meth:`check`), started
     again when it died, stopped."""
@@ -246,6 +258,9 @@ class BackgroundProcess:
         self.handover = os.path.join(tempfile.gettempdir(), f"loopml-background-{os.getpid()}.json")
         self._started_at = 0.0
         self._reported = False  # the current child's death is in the log
+        self._recycled = False  # ... and it was a handover
+        self._restart_at = 0.0  # when the next child starts (time.monotonic)
+        self._quick_deaths = 0  # children in a row that died within RESTART_EVERY of their start
 
     def start(self, recycled: bool = False) -> None:
         """Start a child; returns at once (the child imports and connects on its own)."""
@@ -293,31 +308,39 @@ class BackgroundProcess:
             )
 
     def check(self) -> None:
-        """If the child died: say so once, and start a new one once :data:`RESTART_EVERY` s
-        have passed since the last start; at once if it handed over (:data:`RECYCLED`)."""
+        """If the child died: say so once, and start a new one :func:`restart_delay` s after
+        its death; at once if it handed over (:data:`RECYCLED`)."""
         process = self.process
         if process is None or self._stopping or process.is_alive():
             return
-        recycled = process.exitcode == RECYCLED and not self._reported
-        wait = 0.0 if recycled else max(0.0, self._started_at + RESTART_EVERY - time.monotonic())
+        now = time.monotonic()
         if not self._reported:
             self._reported = True
-            if not recycled:  # a handover was logged by the child itself
+            self._recycled = process.exitcode == RECYCLED
+            if self._recycled:  # a handover, logged by the child itself
+                self._restart_at = now
+            else:
+                lived = now - self._started_at
+                self._quick_deaths = self._quick_deaths + 1 if lived < RESTART_EVERY else 0
+                delay = restart_delay(self._quick_deaths)
+                self._restart_at = now + delay
                 log.error(
-                    "The background process (pid %s: the monitor and the controller) died with %s: "
-                    "no monitoring passes and no controller passes (rollouts, retraining, "
-                    "retirement) run until it is back; starting a new one in %.0f s. An error "
-                    "of its own would be above; SIGKILL is often the kernel's out-of-memory killer.",
+                    "The background process (pid %s: the monitor and the controller) died with %s "
+                    "after %.0f s: no monitoring passes and no controller passes (rollouts, "
+                    "retraining, retirement) run until it is back; starting a new one in %.0f s. "
+                    "An error of its own would be above; SIGKILL is often the kernel's "
+                    "out-of-memory killer.",
                     process.pid,
                     _exit_text(process.exitcode),
-                    wait,
+                    lived,
+                    delay,
                 )
-        if wait > 0.0:
+        if now < self._restart_at:
             return
         try:
-            self.start(recycled)
+            self.start(self._recycled)
         except Exception:  # e.g. no memory or process slots left: try again later
-            self._started_at = time.monotonic()
+            self._restart_at = time.monotonic() + RESTART_EVERY
             log.exception(
                 "Starting a new background process failed; retrying in %.0f s.", RESTART_EVERY
             )

@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 import pytest
 
+from loopml.background_worker import RESTART_EVERY, restart_delay
 from loopml.control import request_retrain
 from loopml.server import free_port
 from tests._helpers.process import stop
@@ -161,8 +162,10 @@ def test_a_killed_child_is_reported_and_replaced_and_a_killed_server_ends_its_ch
         died = re.compile(rf"ERROR loopml.serve: The background process \(pid {child}\b.*")
         line = _logged(server, died, 10).group(0)
         assert "died with signal SIGKILL" in line and "no monitoring passes" in line, line
-        # a new child at most once per 30 s since the first start
+        # the next child a second after the death (it ran a while), not after a fixed 30 s
+        died_at = time.monotonic()
         new, nice = map(int, _logged(server, RESTARTED, 45).groups())
+        assert time.monotonic() - died_at < 10, "the new child came later than restart_delay"
         base = _nice(server.pid)
         assert base is not None and base <= 9
         assert new != child and nice == 10 and _ppid(new) == server.pid
@@ -269,3 +272,12 @@ def test_a_child_whose_memory_grew_hands_over_to_a_fresh_one(project, store, ver
     assert "died with" not in text and "Traceback" not in text, text[-3000:]
     assert "handover" not in text.lower() or "Could not" not in text, text[-3000:]
     assert not Path(f"/tmp/loopml-background-{server.pid}.json").exists()
+
+
+def test_a_child_that_keeps_dying_at_its_start_is_restarted_ever_less_often():
+    """A crash at start backs off to RESTART_EVERY; a death after a long run is followed at
+    once (a second) by the next child."""
+    assert restart_delay(0) == 1.0  # it ran a while
+    delays = [restart_delay(k) for k in range(1, 9)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert max(delays) == RESTART_EVERY
