@@ -54,6 +54,14 @@ def test_merge_is_order_free(ps, cut):
     )
 
 
+def test_scores_a_subnormal_from_zero_leave_the_expected_auc_undefined_not_an_error():
+    """Found by test_merge_is_order_free in the suite: one positive expected from a score of
+    5e-324 shares a bin with a 0.0, and half of 5e-324 is 0: no expected positive is left."""
+    p = np.array([5e-324, 0.0])
+    got = BinaryEstimate().update(p, p > 0.5).get()
+    assert got["roc_auc"] is None and got["accuracy"] == pytest.approx(1.0)
+
+
 def test_isotonic_calibration_is_monotone_and_fixes_a_miscalibrated_score():
     rng = np.random.default_rng(1)
     true = rng.uniform(size=20000)

@@ -73,7 +73,10 @@ class BinaryEstimate:
             return None
         # each bin is one score; its rows count as hist_p expected positives, the rest negatives
         share = np.divide(pos, self.hist_n, out=np.zeros(N_BINS), where=self.hist_n > 0)
-        return roc_auc(share, np.arange(N_BINS), sample_weight=self.hist_n)
+        try:
+            return roc_auc(share, np.arange(N_BINS), sample_weight=self.hist_n)
+        except ValueError:  # the expected positives (or negatives) round to nothing: scores
+            return None  # a subnormal from 0 or 1 (hypothesis found scores 5e-324 and 0.0)
 
     def get(self) -> dict[str, Any]:
         """Expected metrics of the rows seen (None where undefined)."""
