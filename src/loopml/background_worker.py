@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -93,7 +92,7 @@ def run_background(
 
     When its memory after a pass grew past ``serve.background_max_growth``
     (:class:`loopml.memory.Budget`) the child stops its threads, writes what its monitoring
-    passes kept (:func:`loopml.monitor.changes.export`) to ``handover`` and exits with
+    passes kept (:func:`loopml.monitor.changes.save`) to ``handover`` and exits with
     :data:`RECYCLED`; the server starts a fresh child at once, which reads that file, so its
     first pass looks only at what changed.
     """
@@ -123,7 +122,7 @@ def run_background(
             spent.set()
 
     if handover:
-        _take_handover(handover)
+        changes.load(handover)
     monitor_store, controller_store = Store(cfg.store_url), Store(cfg.store_url)
     if predecessor is not None:
         _take_over(monitor_store, predecessor)
@@ -168,34 +167,9 @@ def run_background(
             store.close()
     if spent.is_set() and not terminated and not stop.poll(0):
         if handover:
-            _write_handover(handover, changes.export())
+            changes.save(handover)
         log.info("Background process %s hands over to a fresh one: %s.", os.getpid(), budget)
         sys.exit(RECYCLED)
-
-
-def _take_handover(path: str) -> None:
-    """Read (and remove) what the previous child's monitoring passes kept, if it left it."""
-    from loopml.monitor import changes
-
-    try:
-        with open(path, "rb") as f:
-            changes.restore(json.loads(f.read())["memo"])
-    except FileNotFoundError:
-        return
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # its first pass looks at all
-        log.warning("Could not read the previous background process's handover: %s", exc)
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _write_handover(path: str, memo: list[list[object]]) -> None:
-    try:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"memo": memo}, f)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("Could not write the handover for the next background process: %s", exc)
 
 
 def _release_memory() -> None:

@@ -105,10 +105,6 @@ def entry() -> None:
     except BrokenPipeError:  # `loopml versions --json | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    except SystemExit as e:  # argparse's --help and usage errors
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-        if e.code is not None and not isinstance(e.code, int):
-            print(e.code, file=sys.stderr)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

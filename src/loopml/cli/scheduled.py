@@ -64,7 +64,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def refused_line(w: dict[str, Any]) -> str:
     """'window 2024-03-01 14:00-15:00: refused 40 request(s), 120 row(s) (100% of rows; served
     0): null f2 30 rows, ...'."""
-    from loopml.monitor.jobs import span
+    from loopml.monitor.open_windows import span
 
     share = "" if w["share"] is None else f"{w['share']:.0%} of rows; "
     top = ", ".join(

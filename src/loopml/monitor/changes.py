@@ -16,7 +16,11 @@ not change is only counted as unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import math
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ class Seen:
     closed: frozenset[float]
 
 
+log = logging.getLogger("loopml.serve")  # the background process's handover lines
 _SEEN: dict[tuple[object, ...], Seen] = {}
 _LOCK = threading.Lock()
 
@@ -82,6 +87,32 @@ def restore(items: list[list[object]]) -> None:
     with _LOCK:
         for key, parts, closed in items:
             _SEEN[tuple(key)] = Seen(frozenset(parts), frozenset(closed))  # type: ignore[call-overload, arg-type]
+
+
+def save(path: str) -> None:
+    """Write what is kept (:func:`export`) to ``path``, for the process that takes over;
+    a failure is a warning (that process's first pass then looks at every window)."""
+    try:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"memo": export()}, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("Could not write the handover for the next background process: %s", exc)
+
+
+def load(path: str) -> None:
+    """Keep what :func:`save` wrote to ``path`` (the previous process's), if it did, and
+    remove the file."""
+    try:
+        with open(path, "rb") as f:
+            restore(json.loads(f.read())["memo"])
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # its first pass looks at all
+        log.warning("Could not read the previous background process's handover: %s", exc)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def key_of(part: Part | tuple[str, int]) -> str:

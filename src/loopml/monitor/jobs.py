@@ -19,7 +19,6 @@ import os
 import socket
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -45,8 +44,9 @@ from loopml.logs.parts import LiveLog, Part
 from loopml.monitor import alerts as alert_rules
 from loopml.monitor import changes
 from loopml.monitor import refused as refusals
+from loopml.monitor.open_windows import provisional, span, who
 from loopml.monitor.reference import Reference, load_reference
-from loopml.monitor.unreadable import count_rows, scan_window, whole_parts
+from loopml.monitor.unreadable import scan_window, whole_parts
 from loopml.monitor.webhooks import Delivery
 from loopml.monitor.windows import full_part, performance_part, window_profile
 from loopml.progress import NullSteps, Steps
@@ -221,7 +221,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
                         "quality and estimates are not computed for this window."
                     ]
                     out.setdefault("refused_references", []).append(
-                        f"window {span(s, e)} ({_who(version, role)}): {why}"
+                        f"window {span(s, e)} ({who(version, role)}): {why}"
                     )
                 store.monitoring.save_window(
                     endpoint=endpoint,
@@ -240,7 +240,7 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
             out["changed"].setdefault((version, role), []).append(s)
             if g.rows < mon.min_window_rows:
                 out.setdefault("waiting", []).append(
-                    f"window {span(s, e)} ({_who(version, role)}): {g.rows} rows of "
+                    f"window {span(s, e)} ({who(version, role)}): {g.rows} rows of "
                     f"{mon.min_window_rows} needed; too few rows, not scored"
                 )
     out["provisional"] = provisional(p, endpoint, by_window, now)
@@ -248,60 +248,6 @@ def monitor_endpoint(p: Pass, endpoint: str, now: float) -> dict[str, Any]:
     if bad:  # skipped, every other part read; each closed window it touched says so too
         out["corrupt_parts"] = bad
     changes.remember(memo, seen, closed)
-    return out
-
-
-def span(start: float, end: float) -> str:
-    """'2024-03-01 14:00-15:00' (UTC); both dates when the window is longer than a day."""
-    a, b = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
-    return (
-        f"{a:%Y-%m-%d %H:%M}-{b:%H:%M}"
-        if end - start <= 86400
-        else f"{a:%Y-%m-%d %H:%M}-{b:%Y-%m-%d %H:%M}"
-    )
-
-
-def _who(version: int, role: str) -> str:
-    return f"version {version}, {role}"
-
-
-def provisional(
-    p: Pass, endpoint: str, by_window: dict[float, list[Part]], now: float
-) -> list[dict[str, Any]]:
-    """The windows still open (now before their end + grace), counted from the parts and the
-    live segments, never stored: what each (version, role) has so far and what it waits for."""
-    mon = p.cfg.monitor
-    W, need = mon.window, mon.min_window_rows
-    out = []
-    for s, parts in by_window.items():
-        e = s + W
-        if e + mon.grace <= now:
-            continue
-        counts = count_rows(p, parts, s, e)
-        for (version, role), rows in sorted(counts.items()):
-            closes = e + mon.grace
-            if rows < need:
-                message = (
-                    f"window {span(s, e)} ({_who(version, role)}): {rows} rows of {need} needed"
-                )
-            else:
-                message = (
-                    f"window {span(s, e)} ({_who(version, role)}): provisional, {rows} rows so "
-                    f"far; judged when it closes at {datetime.fromtimestamp(closes, UTC):%H:%M}"
-                )
-            out.append(
-                {
-                    "start": s,
-                    "end": e,
-                    "closes_at": closes,
-                    "version": version,
-                    "role": role,
-                    "rows": rows,
-                    "needed": need,
-                    "status": "waiting" if rows < need else "provisional",
-                    "message": message,
-                }
-            )
     return out
 
 
