@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +85,27 @@ def test_buffered_mode_flushes_without_fsync(tmp_path):
 def test_append_before_open_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="open"):
         wal.SegmentLog(tmp_path).append_nowait(b"x")
+
+
+def _switches(thread_id: int) -> int:
+    status = Path(f"/proc/self/task/{thread_id}/status").read_text()
+    return sum(int(ln.split()[1]) for ln in status.splitlines() if "ctxt_switches:" in ln)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc")
+@pytest.mark.parametrize("durable", [True, False])
+def test_an_idle_log_past_its_segment_age_sleeps(tmp_path, durable):
+    # an empty segment older than segment_seconds is never rolled; its writer once woke
+    # every millisecond for it (a thread spinning at 1 kHz beside the event loop, forever,
+    # on every log that sees no traffic: the refused log of a healthy server)
+    log = wal.SegmentLog(tmp_path, durable=durable, segment_seconds=0.05).open()
+    try:
+        time.sleep(0.2)  # past the segment's age
+        assert log._thread is not None and log._thread.native_id is not None
+        before = _switches(log._thread.native_id)
+        time.sleep(0.5)
+        woke = _switches(log._thread.native_id) - before
+        assert woke <= 10, f"the idle writer woke {woke} times in 0.5 s"
+        log.append_sync(b"still answers")  # a record still wakes it at once
+    finally:
+        log.close()

@@ -302,9 +302,11 @@ class SegmentLog:
             if closing and not frames:
                 return
 
-    def _wait_seconds(self) -> float:
+    def _wait_seconds(self) -> float | None:
         if self.problem is not None:
             return max(self._retry_at - time.monotonic(), 0.01)
+        if self._size == 0:  # an empty segment is never rolled, however old: nothing to time
+            return None if self.durable else self.flush_seconds
         age_left = self.segment_seconds - (time.monotonic() - self._opened)
         timeout = age_left if self.durable else min(self.flush_seconds, age_left)
         return max(timeout, 0.001)
