@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -109,3 +110,31 @@ def test_an_idle_log_past_its_segment_age_sleeps(tmp_path, durable):
         log.append_sync(b"still answers")  # a record still wakes it at once
     finally:
         log.close()
+
+
+def test_commit_delay_gathers_records_on_their_way_and_never_holds_a_lone_one(tmp_path):
+    coming = [1]  # callers that will append and wait, the group's own included
+    log = wal.SegmentLog(tmp_path, commit_delay=0.3, coming=lambda: coming[0]).open()
+    try:
+        t0 = time.monotonic()
+        log.append_sync(b"alone")  # nobody else on the way: written at once
+        assert time.monotonic() - t0 < 0.2 and log.groups == 1
+        coming[0] = 2
+        first = threading.Thread(target=log.append_sync, args=(b"one",))
+        first.start()
+        time.sleep(0.05)  # the writer holds "one" for the record on its way ...
+        log.append_sync(b"two")
+        first.join()
+        assert log.groups == 2  # ... which shares its fsync
+    finally:
+        log.close()
+    undelayed = wal.SegmentLog(tmp_path / "b", commit_delay=0.0, coming=lambda: 2).open()
+    try:
+        first = threading.Thread(target=undelayed.append_sync, args=(b"one",))
+        first.start()
+        time.sleep(0.05)
+        undelayed.append_sync(b"two")
+        first.join()
+        assert undelayed.groups == 2  # without the delay, two groups
+    finally:
+        undelayed.close()

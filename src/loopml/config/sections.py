@@ -261,6 +261,9 @@ class ServeConfig(Section):
     # hand-offs), a slower one in a thread of its own (the loop keeps answering meanwhile)
     inline_below_ms: float = Field(10.0, ge=0)
     durable_log: bool = True
+    # with requests still in a model's queue, the log's writer waits this long before an
+    # fsync so that their records share it (logs/wal.py; 0: never waits)
+    log_commit_delay_ms: float = Field(1.0, ge=0, le=100)
     auth: bool = True
     rate_limit_per_s: float = Field(1000.0, gt=0)
     rate_burst: int = Field(2000, ge=1)

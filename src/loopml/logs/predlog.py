@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class PredictionLog:
         segment_bytes: int = 64 << 20,
         segment_seconds: float = 600.0,
         recent_ids: int = 1_000_000,
+        commit_delay: float = 0.0,
+        coming: Callable[[], int] | None = None,
     ) -> None:
         self.where = as_location(where)
         if self.where.spool is None:
@@ -49,7 +51,10 @@ class PredictionLog:
             "segment_bytes": segment_bytes,
             "segment_seconds": segment_seconds,
         }
-        self.predictions = wal.SegmentLog(wal_dir(spool, PREDICTIONS), **opts)
+        # predictions only: requests wait on their fsync in cohorts (wal.SegmentLog.commit_delay)
+        self.predictions = wal.SegmentLog(
+            wal_dir(spool, PREDICTIONS), commit_delay=commit_delay, coming=coming, **opts
+        )
         self.labels = wal.SegmentLog(wal_dir(spool, LABELS), **opts)
         # refusal counts (loopml.serve.http.refusals): appended without waiting for fsync
         self.refused = wal.SegmentLog(wal_dir(spool, REFUSED), **opts)

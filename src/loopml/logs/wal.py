@@ -13,6 +13,13 @@ logs are separate services. Here:
   writes them with one ``write`` + one ``fsync`` (group commit). In durable mode a caller's
   future resolves only after the fsync of its group; in buffered mode the writer flushes on a
   timer and never fsyncs.
+- ``commit_delay`` (PostgreSQL's setting of that name, with ``coming`` in the place of its
+  ``commit_siblings``): when a group is ready while ``coming()`` says more callers than the
+  group's own will append and wait (requests being parsed, predicted or answered), the
+  writer waits that long first, so their records can share its ``fsync``. A lone request
+  never waits. In the issue 14 soak (1,779 req/s, one core) 1 ms cut the serving process's
+  CPU from 90-92% to 83-86% of its core (~450 fsyncs a second before, each with a thread
+  wake-up and two GIL hand-offs) and its client p99 with it.
 - Segments roll by size and age. A process never appends to an old segment: after a restart
   it opens a new one, so a torn tail stays at the end of a closed segment. The live segment
   is held under ``flock``; compaction claims a closed segment by taking the same lock, so
@@ -35,6 +42,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +84,8 @@ class SegmentLog:
         segment_seconds: float = 600.0,
         flush_seconds: float = 0.2,
         retry_seconds: float = 1.0,
+        commit_delay: float = 0.0,
+        coming: Callable[[], int] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.retry_seconds = retry_seconds
@@ -85,6 +95,8 @@ class SegmentLog:
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
         self.flush_seconds = flush_seconds
+        self.commit_delay = commit_delay if durable and coming is not None else 0.0
+        self.coming = coming
         self.fsyncs = 0
         self.groups = 0
         self.records = 0
@@ -286,6 +298,10 @@ class SegmentLog:
             with self._cond:
                 if not self._pending and not self._closing:
                     self._cond.wait(self._wait_seconds())
+                gather = self._more_coming()
+            if gather:  # let the records on their way join this group: one fsync for both
+                time.sleep(self.commit_delay)
+            with self._cond:
                 frames, waiters = self._pending, self._waiters
                 self._pending, self._waiters = [], []
                 closing = self._closing
@@ -301,6 +317,14 @@ class SegmentLog:
                     self._fail(exc, "start a new segment")
             if closing and not frames:
                 return
+
+    def _more_coming(self) -> bool:
+        """Whether to hold the group ``commit_delay`` longer: records are pending, the log
+        stays open, and ``coming()`` (the callers that will append a record and wait for it,
+        these included) counts more than the group's waiters: more records are on their way."""
+        if not self.commit_delay or not self._pending or self._closing or self.coming is None:
+            return False
+        return self.coming() > len(self._waiters)
 
     def _wait_seconds(self) -> float | None:
         if self.problem is not None:

@@ -87,10 +87,13 @@ class Runtime:
         self.pool = ModelPool(settings, self.store)
         self.metrics = Metrics(self._scrape)
         self.watcher = TrafficWatcher(settings, self.store, self.pool, self.metrics)
+        self.predicting = 0  # requests in predict(): each will append a record to the log
         self.log = PredictionLog(
             settings.log,
             durable=settings.serve.durable_log,
             segment_seconds=settings.segment_seconds,
+            commit_delay=settings.serve.log_commit_delay_ms / 1000,
+            coming=lambda: self.predicting,
         )
         self.auth = Authenticator(
             self.store.keys.authenticate,
@@ -235,6 +238,20 @@ class Runtime:
     ) -> Answer:
         """Route (or use the pinned ``version``), validate, predict, mirror to shadows, log
         durably; see the module docstring. ``event_time``: the ``X-Event-Time`` header."""
+        self.predicting += 1
+        try:
+            return await self._predict(endpoint, parse, entity_key, event_time, version)
+        finally:
+            self.predicting -= 1
+
+    async def _predict(
+        self,
+        endpoint: str,
+        parse: Callable[[Signature], Request],
+        entity_key: str | None,
+        event_time: str | None,
+        version: int | None,
+    ) -> Answer:
         t0 = time.perf_counter()
         table = self.watcher.state(endpoint).table()
         role: str
