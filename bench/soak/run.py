@@ -272,6 +272,13 @@ def cpu_pressure() -> float:
     return float(text.read_text().split()[1].split("=")[1])
 
 
+def client_priority(args: argparse.Namespace) -> list[str]:
+    """``nice -n N`` for wrk when ``--client-nice`` is set and allowed (root for N < 0)."""
+    if args.client_nice is None or (args.client_nice < 0 and os.geteuid() != 0):
+        return []
+    return ["nice", "-n", str(args.client_nice)]
+
+
 def pinned(core: str | None, cmd: list[str]) -> list[str]:
     return ["taskset", "-c", core, *cmd] if core else cmd
 
@@ -339,7 +346,13 @@ def paced(
     cmd = ["wrk", f"-t{c}", f"-c{c}", "--timeout", "30s", f"-d{max(int(args.every), 1)}s"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        [*pinned(args.client_core, cmd), "-s", str(work / "paced.lua"), url],
+        [
+            *client_priority(args),
+            *pinned(args.client_core, cmd),
+            "-s",
+            str(work / "paced.lua"),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -613,6 +626,14 @@ def main() -> int:
         default="1",
         help="core(s) for the server's background processes ('' to leave them on the "
         "server's core; see PinChildren)",
+    )
+    p.add_argument(
+        "--client-nice",
+        type=int,
+        default=-10,
+        help="wrk's nice value (default -10, applied when running as root): the server's "
+        "background processes share wrk's core, and a load generator that waits for a CPU "
+        "sends late, which counts as latency",
     )
     p.add_argument("--json", help="write the blocks to this file")
     p.add_argument(
