@@ -17,9 +17,9 @@ logs are separate services. Here:
   ``commit_siblings``): when a group is ready while ``coming()`` says more callers than the
   group's own will append and wait (requests being parsed, predicted or answered), the
   writer waits that long first, so their records can share its ``fsync``. A lone request
-  never waits. In the issue 14 soak (1,779 req/s, one core) 1 ms cut the serving process's
-  CPU from 90-92% to 83-86% of its core (~450 fsyncs a second before, each with a thread
-  wake-up and two GIL hand-offs) and its client p99 with it.
+  never waits. In two-minute runs of the issue 14 soak (1,779 req/s, one core), 1 ms took
+  the serving process from 90-92% of its core (~450 fsyncs a second, each a thread wake-up
+  and two GIL hand-offs) to 84-90%; waiting at every group, lone requests included, 83-86%.
 - Segments roll by size and age. A process never appends to an old segment: after a restart
   it opens a new one, so a torn tail stays at the end of a closed segment. The live segment
   is held under ``flock``; compaction claims a closed segment by taking the same lock, so
