@@ -171,17 +171,19 @@ class Every:
 
 
 class PinChildren(Every):
-    """Keeps every process below the server on ``core`` (checked every second: the
+    """Keeps every process below the server on ``core`` (the
     background process and the compactor are started later, and again at each handover).
 
     Why: ``taskset`` gives the server's children its core, where at half the maximum they
     compete with the event loop (the box has two cores, one for the server, one for wrk),
     and at nice 10 they get what the loop leaves: in the quiet run of 2026-12-06 the server's
     process tree used 99% of its core, the compactor fell minutes behind and the background
-    process's passes were starved. A server on a machine of its own has cores for them."""
+    process's passes were starved. A server on a machine of its own has cores for them.
+    Checked every 0.1 s: a child is spawned on the server's core and imports for about a
+    second, which at 1 s checks could all land there."""
 
     def __init__(self, pid: int, core: str) -> None:
-        super().__init__(1.0)
+        super().__init__(0.1)
         self.pid, self.cores = pid, {int(c) for c in core.split(",")}
 
     def tick(self) -> None:
@@ -646,6 +648,8 @@ def main() -> int:
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
+    if args.client_core:  # this script's own polling (PinChildren, PeakRSS) off the server's core
+        os.sched_setaffinity(0, {int(c) for c in args.client_core.split(",")})
     # a background job ignores SIGINT: stop it with SIGTERM, which still stops the server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="loopml-soak-"))
