@@ -597,7 +597,7 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
                     "rate": rate,
                     "max": top,
                     "max_from": args.max,
-                    "closed_loop_max": getattr(args, "closed_max", float("nan")),
+                    "closed_loop_max": args.closed_max,
                     "blocks": blocks,
                 },
                 indent=1,

@@ -261,8 +261,8 @@ class ServeConfig(Section):
     # hand-offs), a slower one in a thread of its own (the loop keeps answering meanwhile)
     inline_below_ms: float = Field(10.0, ge=0)
     durable_log: bool = True
-    # with requests still in a model's queue, the log's writer waits this long before an
-    # fsync so that their records share it (logs/wal.py; 0: never waits)
+    # while more requests are being answered than a ready group of log records holds, the
+    # log's writer waits this long before its fsync so their records share it (logs/wal.py)
     log_commit_delay_ms: float = Field(1.0, ge=0, le=100)
     auth: bool = True
     rate_limit_per_s: float = Field(1000.0, gt=0)

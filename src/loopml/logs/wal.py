@@ -95,8 +95,9 @@ class SegmentLog:
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
         self.flush_seconds = flush_seconds
-        self.commit_delay = commit_delay if durable and coming is not None else 0.0
-        self.coming = coming
+        self.commit_delay = commit_delay
+        # who will append and wait next (see _more_coming); only a durable log waits for them
+        self._coming = coming if durable and commit_delay > 0 else None
         self.fsyncs = 0
         self.groups = 0
         self.records = 0
@@ -322,9 +323,9 @@ class SegmentLog:
         """Whether to hold the group ``commit_delay`` longer: records are pending, the log
         stays open, and ``coming()`` (the callers that will append a record and wait for it,
         these included) counts more than the group's waiters: more records are on their way."""
-        if not self.commit_delay or not self._pending or self._closing or self.coming is None:
+        if self._coming is None or not self._pending or self._closing:
             return False
-        return self.coming() > len(self._waiters)
+        return self._coming() > len(self._waiters)
 
     def _wait_seconds(self) -> float | None:
         if self.problem is not None:

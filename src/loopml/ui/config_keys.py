@@ -292,9 +292,9 @@ DESCRIPTIONS: dict[str, str] = {
     "serve.max_batch_wait_ms": "How long a request may wait for others to batch with.",
     "serve.durable_log": "Answer only after the prediction is in the log on disk (group "
     "commit); false trades the guarantee for latency.",
-    "serve.log_commit_delay_ms": "With more predictions still in a model's queue, how long "
-    "the log waits before an fsync so that their records share it (0: never waits; a lone "
-    "request never waits).",
+    "serve.log_commit_delay_ms": "While more predictions are being answered than a ready "
+    "group of log records holds, how long the log waits before its fsync so that their "
+    "records share it (0: never waits; a lone request never waits).",
     "serve.auth": "Require an API key (`Authorization: Bearer KEY`). Off only on loopback.",
     "serve.shadow_batch_wait_ms": "How long shadow scoring gathers requests into one model "
     "call (nobody waits on a shadow's answer).",

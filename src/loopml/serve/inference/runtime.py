@@ -87,7 +87,7 @@ class Runtime:
         self.pool = ModelPool(settings, self.store)
         self.metrics = Metrics(self._scrape)
         self.watcher = TrafficWatcher(settings, self.store, self.pool, self.metrics)
-        self.predicting = 0  # requests in predict(): each will append a record to the log
+        self.predicting = 0  # routed requests in predict(): each will append a record to the log
         self.log = PredictionLog(
             settings.log,
             durable=settings.serve.durable_log,
@@ -238,20 +238,6 @@ class Runtime:
     ) -> Answer:
         """Route (or use the pinned ``version``), validate, predict, mirror to shadows, log
         durably; see the module docstring. ``event_time``: the ``X-Event-Time`` header."""
-        self.predicting += 1
-        try:
-            return await self._predict(endpoint, parse, entity_key, event_time, version)
-        finally:
-            self.predicting -= 1
-
-    async def _predict(
-        self,
-        endpoint: str,
-        parse: Callable[[Signature], Request],
-        entity_key: str | None,
-        event_time: str | None,
-        version: int | None,
-    ) -> Answer:
         t0 = time.perf_counter()
         table = self.watcher.state(endpoint).table()
         role: str
@@ -261,6 +247,7 @@ class Runtime:
             vid, role = await pinned(self.store, self.pool, self.watcher, endpoint, table, version)
         loaded: Loaded | None = None
         request: Request | None = None
+        self.predicting += 1
         try:
             loaded = self.pool.get(vid)
             request = parse(loaded.signature)
@@ -304,6 +291,8 @@ class Runtime:
             if 400 <= exc.http_status < 500:
                 self._refused(endpoint, vid, role, exc, loaded, request)
             raise
+        finally:
+            self.predicting -= 1
         self.metrics.observe(endpoint, vid, role, batch.n, time.perf_counter() - t0)
         proba = coarsen(proba, self.settings.coarsen)
         classes = loaded.signature.classes if proba is not None else None
