@@ -274,6 +274,13 @@ def cpu_pressure() -> float:
     return float(text.read_text().split()[1].split("=")[1])
 
 
+def cpu_times() -> tuple[float, float]:
+    """(steal, total) jiffies of all CPUs since boot, from ``/proc/stat``: ``steal`` is time
+    the hypervisor ran someone else while this VM had work, which no process here sees."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0.0), sum(fields[:8])
+
+
 def client_priority(args: argparse.Namespace) -> list[str]:
     """``nice -n N`` for wrk when ``--client-nice`` is set and allowed (root for N < 0)."""
     if args.client_nice is None or (args.client_nice < 0 and os.geteuid() != 0):
@@ -458,10 +465,11 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
     for _ in range(max(round(args.minutes * 60 / args.every), 1)):
         before = server_buckets(url, keys[1])
         cpu0, main0 = cpu_seconds(pid), cpu_seconds(pid, children=False)
-        wait0, t0 = waiting_seconds(pid), time.monotonic()
+        wait0, t0, stolen0 = waiting_seconds(pid), time.monotonic(), cpu_times()
         with PeakRSS(pid) as peak:
             got = paced(url, keys, rate, args, work / "chunk")
         wall = time.monotonic() - t0
+        stolen1 = cpu_times()
         after = server_buckets(url, keys[1])
         got.update(
             minute=(time.monotonic() - start) / 60,
@@ -473,6 +481,7 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
             fds=fds(pid),
             load1=os.getloadavg()[0],
             psi=cpu_pressure(),
+            steal=(stolen1[0] - stolen0[0]) / max(stolen1[1] - stolen0[1], 1.0) * 100,
             server_cpu=(cpu_seconds(pid, children=False) - main0) / wall * 100,
             children_cpu=(cpu_seconds(pid) - cpu0) / wall * 100
             - (cpu_seconds(pid, children=False) - main0) / wall * 100,
@@ -488,7 +497,7 @@ def soak(url: str, pid: int, keys: tuple[str, str], args: argparse.Namespace, wo
 
 HEADER = (
     f"{'minute':>7} {'req/s':>6} {'p50':>6} {'p99':>7} {'s.p50':>6} {'s.p99':>6} {'lag99':>6} "
-    f"{'RSS MB':>7} {'treeMB':>7} {'fds':>4} {'err':>4} {'load1':>5} {'psi%':>4} {'srvCPU':>6} {'bgCPU':>6} "
+    f"{'RSS MB':>7} {'treeMB':>7} {'fds':>4} {'err':>4} {'load1':>5} {'psi%':>4} {'steal':>5} {'srvCPU':>6} {'bgCPU':>6} "
     f"{'srvWait':>6} {'genCPU':>6}"
 )
 
@@ -523,6 +532,8 @@ def summarise(chunks: list[dict]) -> dict:
         "load1": float(np.mean([c["load1"] for c in chunks])),
         "load1_max": max(c["load1"] for c in chunks),
         "psi": float(np.mean([c["psi"] for c in chunks])),
+        "steal": float(np.mean([c["steal"] for c in chunks])),
+        "steal_max": max(c["steal"] for c in chunks),
         "server_cpu": float(np.mean([c["server_cpu"] for c in chunks])),
         "children_cpu": float(np.mean([c["children_cpu"] for c in chunks])),
         "server_wait": float(np.mean([c["server_wait"] for c in chunks])),
@@ -537,7 +548,7 @@ def row(s: dict) -> str:
         f"{s['minute']:7.1f} {s['rate']:6.0f} {s['p50']:6.1f} {s['p99']:7.1f} "
         f"{s['server_p50']:6.1f} {s['server_p99']:6.1f} {s['lag_p99']:6.1f} {s['rss']:7.1f} "
         f"{s['tree_peak']:7.1f} "
-        f"{s['fds']:4d} {s['errors']:4d} {s['load1']:5.2f} {s['psi']:4.0f} {s['server_cpu']:5.0f}% "
+        f"{s['fds']:4d} {s['errors']:4d} {s['load1']:5.2f} {s['psi']:4.0f} {s['steal']:4.1f}% {s['server_cpu']:5.0f}% "
         f"{s['children_cpu']:5.0f}% {s['server_wait']:5.0f}% "
         f"{s['client_cpu']:5.0f}%"
     )
@@ -555,10 +566,10 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
     print(f"\nper {args.block / 60:g} minutes (latencies in ms; s. = the server's own clock):\n")
     print(
         "| until minute | req/s | p50 client | p99 client | p50 server | p99 server | "
-        "requests late leaving, p99 | RSS MB | all processes, peak MB | fds | errors | labels | load avg (1 min) | CPU pressure | server CPU | "
+        "requests late leaving, p99 | RSS MB | all processes, peak MB | fds | errors | labels | load avg (1 min) | CPU pressure | CPU stolen by the host (max) | server CPU | "
         "its background processes' CPU | server waiting for a CPU | wrk CPU |"
     )
-    print("|" + "---|" * 18)
+    print("|" + "---|" * 19)
     for b in blocks:
         print(
             f"| {b['minute']:.1f} | {b['rate']:.0f} | {b['p50']:.1f} | {b['p99']:.1f} | "
@@ -566,7 +577,7 @@ def report(blocks: list[dict], rate: float, top: float, args: argparse.Namespace
             f"{b['tree_peak']:.1f} | "
             f"{b['fds']} | "
             f"{b['errors']}{kinds(b)} | {b['labels']} | {b['load1']:.1f} (max {b['load1_max']:.1f}) | "
-            f"{b['psi']:.0f}% | "
+            f"{b['psi']:.0f}% | {b['steal']:.1f}% ({b['steal_max']:.1f}%) | "
             f"{b['server_cpu']:.0f}% | {b['children_cpu']:.0f}% | {b['server_wait']:.0f}% | "
             f"{b['client_cpu']:.0f}% |"
         )

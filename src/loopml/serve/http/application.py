@@ -66,11 +66,12 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
     ("GET", "/openapi.json", OPEN, openapi.openapi_json),
 )
 
-# The prediction routes skip Starlette's router (loopml.serve.http.middleware.FastRoutes).
-FAST = (handlers.v2_infer, handlers.predict, handlers.invocations)
 # Every other POST changes state and needs a JSON content type (cross-site forms cannot send
 # one); the prediction protocols keep their clients' content types (tritonclient sends none).
-LENIENT = FAST
+LENIENT = (handlers.v2_infer, handlers.predict, handlers.invocations)
+# The routes of the data plane, which run thousands of times a second, skip Starlette's router
+# (loopml.serve.http.middleware.FastRoutes): the predictions and the labels that follow them.
+FAST = (*LENIENT, handlers.labels)
 
 
 def guard(

@@ -8,7 +8,7 @@ The order is written down once, in :func:`build_middleware` (outermost first):
    for the ``loopml.access`` logger, written by a thread off the event loop
    (:mod:`loopml.serve.http.accesslog`; uvicorn's own access log is off), and counts it by route
    template and status (never by raw path: junk URLs must not create metric series).
-2. :class:`FastRoutes` — the prediction routes, called without Starlette's router.
+2. :class:`FastRoutes` — the prediction and label routes, called without Starlette's router.
 3. Starlette's ``ServerErrorMiddleware`` (added by Starlette itself, inside 1) and its
    ``ExceptionMiddleware`` (innermost) turn exceptions into the one error shape through
    :func:`error_handlers`.
@@ -112,9 +112,11 @@ class LoopbackOnly:
 
 
 class FastRoutes:
-    """Pure ASGI middleware: the prediction routes, dispatched straight to their endpoints.
+    """Pure ASGI middleware: the data-plane routes (predictions and labels), dispatched
+    straight to their endpoints.
 
-    Prediction is the one route that runs thousands of times a second; Starlette's router
+    Prediction is the one route that runs thousands of times a second (and labels follow
+    predictions, at a tenth of their rate in the soak); Starlette's router
     (a regex per route, tried in order) and its exception middleware wrappers cost ~15% of
     the server's CPU per prediction (measured with py-spy under wrk). Here the routes named
     in ``fast`` are matched by their own regex and called directly, with the same error
