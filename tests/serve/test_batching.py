@@ -294,3 +294,152 @@ def test_models_that_read_columns_by_name_keep_the_dataframe(numeric_sig):
     assert not accepts_array(LogisticRegression().fit(X.to_numpy(), y), v)  # no names to match
     assert not accepts_array(LogisticRegression().fit(X[X.columns[::-1]], y), v)  # other order
     assert accepts_array(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), v)
+
+
+def _echo(calls: list[list[int]], at: list[float] | None = None):
+    def predict(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if at is not None:
+            at.append(time.perf_counter())
+        return items
+
+    return predict
+
+
+async def _cohort(batcher: MicroBatcher, items: list[int], late: list[int], after: float):
+    """Submit ``items`` now and ``late`` ``after`` seconds later; the answers."""
+
+    async def later(i: int) -> int:
+        await asyncio.sleep(after)
+        return await batcher.submit(i)
+
+    return await asyncio.gather(*(batcher.submit(i) for i in items), *(later(i) for i in late))
+
+
+@pytest.mark.parametrize("lane", [None, "lane"])
+def test_steady_traffic_waits_to_fill_the_last_cohort(lane):
+    """The cohort wait: after a cohort of four, a batch that has two waits (on a timer) for
+    the two more on their way, which arrive long after the quiet turns; without the wait
+    they would be a call of their own."""
+
+    async def run(delay_ms: float) -> list[list[int]]:
+        calls: list[list[int]] = []
+        b = MicroBatcher(
+            _echo(calls),
+            max_wait_ms=500,
+            delay_ms=delay_ms,
+            lane=Lane() if lane else None,
+        )
+        assert await _cohort(b, [1, 2, 3, 4], [], 0) == [1, 2, 3, 4]
+        assert await _cohort(b, [5, 6], [7, 8], 0.03) == [5, 6, 7, 8]
+        return calls
+
+    assert asyncio.run(run(200)) == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert asyncio.run(run(0)) == [[1, 2, 3, 4], [5, 6], [7, 8]]
+
+
+def test_the_cohort_wait_ends_when_the_cohort_is_full_and_never_holds_a_lone_client():
+    async def timed(coro) -> float:
+        t0 = time.perf_counter()
+        await coro
+        return time.perf_counter() - t0
+
+    async def lone(b: MicroBatcher, items: list[int]) -> None:
+        for i in items:
+            await b.submit(i)
+
+    async def run() -> tuple[list[list[int]], list[float]]:
+        calls: list[list[int]] = []
+        b = MicroBatcher(_echo(calls), max_wait_ms=2000, delay_ms=1000)
+        took = [
+            await timed(lone(b, [1, 2, 3])),  # a lone client's cohorts are one: no wait
+            await timed(_cohort(b, [4, 5, 6], [], 0)),
+            # the cohort of three refills 20 ms in: cut then, not after the 1 s delay
+            await timed(_cohort(b, [7], [8, 9], 0.02)),
+            # traffic falls to one client: its first request waits out the delay, once
+            await timed(lone(b, [10])),
+            await timed(lone(b, [11, 12])),
+        ]
+        return calls, took
+
+    calls, took = asyncio.run(run())
+    assert calls == [[1], [2], [3], [4, 5, 6], [7, 8, 9], [10], [11], [12]], calls
+    assert took[0] < 0.5 and took[1] < 0.5 and took[2] < 0.5, took
+    assert 0.9 < took[3] < 1.9 and took[4] < 0.5, took
+
+
+def test_the_cohort_wait_counts_the_whole_lane_and_only_routed_requests():
+    """A lane's cohort is its members' routed requests together (champion and canary);
+    requests nobody awaits (a shadow's, the champion's paired rows) are not counted."""
+
+    async def run() -> tuple[list[list[int]], list[list[int]]]:
+        champ, canary, at = [], [], []
+        lane = Lane()
+        a = MicroBatcher(_echo(champ, at), max_wait_ms=500, delay_ms=200, lane=lane)
+        b = MicroBatcher(_echo(canary), max_wait_ms=500, delay_ms=200, lane=lane)
+        paired = a.enqueue(99)  # not routed: the cohort below is three, not four
+        await asyncio.gather(a.submit(1), a.submit(2), b.submit(3))
+        await paired
+        t0 = time.perf_counter()
+
+        async def late_canary() -> int:
+            await asyncio.sleep(0.03)
+            return await b.submit(6)
+
+        await asyncio.gather(a.submit(4), a.submit(5), late_canary())
+        # the champion's two waited for the canary's one (a cohort of three), and were cut
+        # when it came, not after the 200 ms delay
+        assert 0.025 < at[-1] - t0 < 0.15, at[-1] - t0
+        return champ, canary
+
+    champ, canary = asyncio.run(run())
+    assert champ == [[99, 1, 2], [4, 5]] and canary == [[3], [6]], (champ, canary)
+
+
+def test_the_cohort_wait_waits_only_for_requests_that_can_come():
+    """A closed loop: every client but those between an answer and their next request is
+    inside the server, so a batch does not wait for a cohort that cannot fill (here no
+    request is coming: the cut is at once, not after the 1 s delay)."""
+    from loopml.serve.inference.batching import InFlight
+
+    flight = InFlight()
+
+    async def run() -> tuple[list[list[int]], float]:
+        calls: list[list[int]] = []
+        b = MicroBatcher(_echo(calls), max_wait_ms=2000, delay_ms=1000, coming=flight.coming)
+
+        async def client(i: int) -> int:
+            flight.enter()
+            try:
+                return await b.submit(i)
+            finally:
+                flight.leave()
+
+        await asyncio.gather(*(client(i) for i in (1, 2, 3)))  # the peak: three at once
+        for _ in range(2):  # two of the three are still inside (waiting for their log record)
+            flight.enter()
+        t0 = time.perf_counter()
+        await client(4)  # a cohort of three before, one queued, and at most one more to come
+        waited = time.perf_counter() - t0
+        return calls, waited
+
+    calls, waited = asyncio.run(run())
+    assert calls == [[1, 2, 3], [4]] and waited < 0.5, (calls, waited)
+    flight.leave()
+    flight.leave()
+    assert flight.n == 0 and flight.coming() == 3  # the peak of this window
+
+
+def test_in_flight_forgets_an_old_peak():
+    from loopml.serve.inference.batching import InFlight
+
+    flight = InFlight(window=0.05)
+    for _ in range(5):
+        flight.enter()
+    for _ in range(5):
+        flight.leave()
+    assert flight.coming() == 5
+    time.sleep(0.06)
+    assert flight.coming() == 5  # the last window's peak still counts
+    time.sleep(0.06)
+    assert flight.coming() == 0

@@ -256,6 +256,9 @@ class ServeConfig(Section):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_batch_size: int = Field(64, ge=1)
     max_batch_wait_ms: float = Field(2.0, ge=0)
+    # after its quiet turns, a batch waits this long at most for as many requests as the
+    # cohort its lane cut moments ago held (serve/inference/batching.py, "the cohort wait")
+    batch_delay_ms: float = Field(1.0, ge=0, le=100)
     shadow_batch_wait_ms: float = Field(200.0, ge=0)  # shadows gather this long per predict call
     # a model whose batch predict takes less CPU than this runs on the event loop (no thread
     # hand-offs), a slower one in a thread of its own (the loop keeps answering meanwhile)

@@ -290,6 +290,8 @@ DESCRIPTIONS: dict[str, str] = {
     "serve.max_body_bytes": "Larger request bodies get 413.",
     "serve.max_batch_size": "Rows of concurrent requests batched into one model call.",
     "serve.max_batch_wait_ms": "How long a request may wait for others to batch with.",
+    "serve.batch_delay_ms": "Under steady traffic, how long a batch waits at most for as many "
+    "requests as the batch before it held (0: never; a lone client never waits).",
     "serve.durable_log": "Answer only after the prediction is in the log on disk (group "
     "commit); false trades the guarantee for latency.",
     "serve.log_commit_delay_ms": "While more predictions are being answered than a ready "

@@ -30,6 +30,7 @@ from loopml.errors import DataError, LoopmlError, UnavailableError
 from loopml.evaluate.measure.predictions import predicts_argmax
 from loopml.serve.http.refusals import tag
 from loopml.serve.inference.batching import (
+    InFlight,
     Lane,
     MicroBatcher,
     Prediction,
@@ -161,9 +162,10 @@ class Loaded:
 class ModelPool:
     """Loaded versions by id. ``ensure`` loads what is missing; ``retain`` drops the rest."""
 
-    def __init__(self, settings: Settings, store: Any) -> None:
+    def __init__(self, settings: Settings, store: Any, in_flight: InFlight | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.in_flight = in_flight
         self.artifacts = ArtifactStore(settings.artifacts_root)
         self.loaded: dict[int, Loaded] = {}
         self._loading: dict[int, asyncio.Future[Loaded]] = {}
@@ -242,6 +244,8 @@ class ModelPool:
             max_wait_ms=s.serve.max_batch_wait_ms,
             inline_below_ms=s.serve.inline_below_ms,
             lane=lane,
+            delay_ms=s.serve.batch_delay_ms,
+            coming=self.in_flight.coming if self.in_flight is not None else None,
         )
         shadow = MicroBatcher(
             predict,

@@ -38,6 +38,7 @@ from loopml.logs.predlog import PredictionLog
 from loopml.serve.access.auth import Authenticator
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.http.refusals import Refusals, classify, request_rows
+from loopml.serve.inference.batching import InFlight
 from loopml.serve.inference.mirroring import Mirroring
 from loopml.serve.inference.pinning import pinned
 from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool, model_failed
@@ -84,16 +85,17 @@ class Runtime:
 
         self.settings = settings
         self.store = Store(settings.store_url)
-        self.pool = ModelPool(settings, self.store)
+        # routed requests in predict(): each will append a record to the log
+        self.in_flight = InFlight()
+        self.pool = ModelPool(settings, self.store, self.in_flight)
         self.metrics = Metrics(self._scrape)
         self.watcher = TrafficWatcher(settings, self.store, self.pool, self.metrics)
-        self.predicting = 0  # routed requests in predict(): each will append a record to the log
         self.log = PredictionLog(
             settings.log,
             durable=settings.serve.durable_log,
             segment_seconds=settings.segment_seconds,
             commit_delay=settings.serve.log_commit_delay_ms / 1000,
-            coming=lambda: self.predicting,
+            coming=lambda: self.in_flight.n,
         )
         self.auth = Authenticator(
             self.store.keys.authenticate,
@@ -247,7 +249,7 @@ class Runtime:
             vid, role = await pinned(self.store, self.pool, self.watcher, endpoint, table, version)
         loaded: Loaded | None = None
         request: Request | None = None
-        self.predicting += 1
+        self.in_flight.enter()
         try:
             loaded = self.pool.get(vid)
             request = parse(loaded.signature)
@@ -292,7 +294,7 @@ class Runtime:
                 self._refused(endpoint, vid, role, exc, loaded, request)
             raise
         finally:
-            self.predicting -= 1
+            self.in_flight.leave()
         self.metrics.observe(endpoint, vid, role, batch.n, time.perf_counter() - t0)
         proba = coarsen(proba, self.settings.coarsen)
         classes = loaded.signature.classes if proba is not None else None
