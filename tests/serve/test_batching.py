@@ -400,7 +400,7 @@ def test_the_cohort_wait_waits_only_for_requests_that_can_come():
     """A closed loop: every client but those between an answer and their next request is
     inside the server, so a batch does not wait for a cohort that cannot fill (here no
     request is coming: the cut is at once, not after the 1 s delay)."""
-    from loopml.serve.inference.batching import InFlight
+    from loopml.serve.inference.cohorts import InFlight
 
     flight = InFlight()
 
@@ -431,7 +431,7 @@ def test_the_cohort_wait_waits_only_for_requests_that_can_come():
 
 
 def test_in_flight_forgets_an_old_peak():
-    from loopml.serve.inference.batching import InFlight
+    from loopml.serve.inference.cohorts import InFlight
 
     flight = InFlight(window=0.05)
     for _ in range(5):

@@ -33,7 +33,8 @@ quiet turns a batcher whose lane cut a cohort of several routed requests moments
 ``COHORT_WINDOW`` delays) waits, on a timer, up to ``delay_ms`` for as many routed requests
 as that cohort held, and cuts as soon as they are queued. A lone client's cohorts hold one
 request, so it never waits. The target is also bounded by the requests that can come
-(:class:`InFlight`: fewer being answered now than at the recent peak): in a closed loop of N
+(:class:`~loopml.serve.inference.cohorts.InFlight`: fewer being answered now than at the
+recent peak): in a closed loop of N
 clients nearly all N are inside the server, waiting for their answers or for the log, so a
 batch waits at most for the few between an answer and their next request (waiting for the
 previous cohort's size made a closed loop of 64 idle for a millisecond per batch: -36% in
@@ -59,6 +60,7 @@ from typing import Any, Generic, Literal, TypeVar
 import numpy as np
 
 from loopml.evaluate.measure.predictions import from_proba as predictions_from_proba
+from loopml.serve.inference.cohorts import COHORT_WINDOW, Cohort, wake
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.wire.validation import Validator
 
@@ -66,8 +68,6 @@ from loopml.serve.wire.validation import Validator
 # a few turns from its bytes arriving to its submit, so one quiet turn cut batches early
 # (bench/serving/categorical.py c64: champion batches of 32 rows at 1 turn, 39-41 at 2-4)
 QUIET_TURNS = 3
-# the cohort wait applies while the lane's last cohort was cut less than this many delays ago
-COHORT_WINDOW = 10
 T = TypeVar("T")
 R = TypeVar("R")
 Executor = Literal["auto", "inline", "thread"]
@@ -88,49 +88,6 @@ class Lane(asyncio.Lock):
         self.cohort = Cohort()
 
 
-class InFlight:
-    """Routed requests being answered (from routing until their log record is durable), and
-    :meth:`coming`: how many fewer there are than at the recent peak (this window or the
-    last, ``window`` seconds each). In a closed loop of N clients those are the N's requests
-    between an answer and the next request, the only ones a batch can wait for; with clients
-    that send on their own schedule the peak is well above the usual count."""
-
-    __slots__ = ("_last", "_peak", "_since", "n", "window")
-
-    def __init__(self, window: float = 1.0) -> None:
-        self.window = window
-        self.n = 0
-        self._peak = self._last = 0
-        self._since = time.monotonic()
-
-    def enter(self) -> None:
-        self.n += 1
-        if self.n > self._peak:
-            self._peak = self.n
-
-    def leave(self) -> None:
-        self.n -= 1
-
-    def coming(self) -> int:
-        now = time.monotonic()
-        if now - self._since >= self.window:
-            self._last, self._peak, self._since = self._peak, self.n, now
-        return max(self._peak, self._last) - self.n
-
-
-class Cohort:
-    """The last cohort a lane (or a batcher of its own) cut: how many routed requests it held
-    and when; and, while a batcher waits for the next one to fill, its waiter and target."""
-
-    __slots__ = ("at", "size", "target", "waiter")
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.at = float("-inf")
-        self.target = 0
-        self.waiter: asyncio.Future[None] | None = None
-
-
 class MicroBatcher(Generic[T, R]):
     """Coalesce concurrent :meth:`submit` calls into calls of ``predict(items) -> results``.
 
@@ -149,8 +106,8 @@ class MicroBatcher(Generic[T, R]):
 
     ``delay_ms``: the cohort wait (module docstring); 0 turns it off. Only requests given to
     :meth:`submit` (routed, someone awaits them) count toward a cohort, not :meth:`enqueue`'s.
-    ``coming``: how many more routed requests may arrive soon (:meth:`InFlight.coming`); the
-    wait never targets more than are queued plus those. None: no such bound.
+    ``coming``: how many more routed requests may arrive soon
+    (:meth:`~loopml.serve.inference.cohorts.InFlight.coming`); the wait never targets more than are queued plus those. None: no such bound.
     """
 
     def __init__(
@@ -200,7 +157,7 @@ class MicroBatcher(Generic[T, R]):
         self._routed += 1
         cohort = self._cohort
         if cohort.waiter is not None and self._lane_routed() >= cohort.target:
-            _wake(cohort.waiter)
+            wake(cohort.waiter)
         return await fut
 
     def enqueue(self, item: T) -> asyncio.Future[R]:
@@ -278,7 +235,7 @@ class MicroBatcher(Generic[T, R]):
             return
         waiter = cohort.waiter = loop.create_future()
         cohort.target = target
-        timer = loop.call_at(until, _wake, waiter)
+        timer = loop.call_at(until, wake, waiter)
         try:
             await waiter
         finally:
@@ -351,11 +308,6 @@ class MicroBatcher(Generic[T, R]):
             size, quiet = len(self._queue), 0
         if self.delay and len(self._queue) < self.max_batch_size:
             await self._fill_cohort(loop, deadline)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 Prediction = tuple[np.ndarray, np.ndarray | None]

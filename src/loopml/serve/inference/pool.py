@@ -30,13 +30,13 @@ from loopml.errors import DataError, LoopmlError, UnavailableError
 from loopml.evaluate.measure.predictions import predicts_argmax
 from loopml.serve.http.refusals import tag
 from loopml.serve.inference.batching import (
-    InFlight,
     Lane,
     MicroBatcher,
     Prediction,
     accepts_array,
     batch_predictor,
 )
+from loopml.serve.inference.cohorts import InFlight
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.settings import Settings
 from loopml.serve.wire.validation import Validator

@@ -38,7 +38,7 @@ from loopml.logs.predlog import PredictionLog
 from loopml.serve.access.auth import Authenticator
 from loopml.serve.http.prometheus import Metrics
 from loopml.serve.http.refusals import Refusals, classify, request_rows
-from loopml.serve.inference.batching import InFlight
+from loopml.serve.inference.cohorts import InFlight
 from loopml.serve.inference.mirroring import Mirroring
 from loopml.serve.inference.pinning import pinned
 from loopml.serve.inference.pool import Loaded, ModelFailure, ModelPool, model_failed
