@@ -107,7 +107,8 @@ class MicroBatcher(Generic[T, R]):
     ``delay_ms``: the cohort wait (module docstring); 0 turns it off. Only requests given to
     :meth:`submit` (routed, someone awaits them) count toward a cohort, not :meth:`enqueue`'s.
     ``coming``: how many more routed requests may arrive soon
-    (:meth:`~loopml.serve.inference.cohorts.InFlight.coming`); the wait never targets more than are queued plus those. None: no such bound.
+    (:meth:`~loopml.serve.inference.cohorts.InFlight.coming`); the wait never targets more
+    than are queued plus those. None: no such bound.
     """
 
     def __init__(
