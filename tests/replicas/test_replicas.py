@@ -35,6 +35,10 @@ def _serving(replicas: list[C.Replica], row: dict, want: int, timeout: float = 3
                 f"replica {r.url} to answer with version {want}",
                 lambda r=r: C.predict_version(r.url, c, row) == want,
                 timeout,
+                state=lambda r=r: (
+                    f"it answers version {C.predict_version(r.url, c, row)}; the end of its "
+                    "log:\n" + r.log.read_text(errors="replace")[-3000:]
+                ),
             )
 
 

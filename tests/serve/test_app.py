@@ -251,6 +251,44 @@ async def test_load_failure_keeps_previous_table_and_is_recorded(settings, keys,
         assert decisions and decisions[0]["subject"] == f"version:{versions['canary']}"
 
 
+async def test_load_failure_heals_without_another_deploy(settings, keys, store, versions):
+    """A version that failed to load is tried again with backoff: once its artifact is back,
+    the server serves it without a new deploy, and the decisions hold the failure once."""
+    import pathlib
+
+    async with h.serving(settings) as (app, c):
+        row = store.versions.get(versions["canary"])
+        path = pathlib.Path(app.state.runtime.pool.artifacts.path_for(row["artifact"]))
+        if not path.exists():
+            path = next(pathlib.Path(settings.artifacts_root).rglob(row["artifact"] + "*"))
+        good = path.read_bytes()
+        path.write_bytes(b"tampered")
+        r = await c.post(
+            "/v1/endpoints/credit/deploy",
+            json={"version": versions["canary"], "canary": 100},
+            headers=h.bearer(keys["deployer"]),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["server"]["load_error"]["version"] == versions["canary"]
+        await asyncio.sleep(3.5)  # tries after 1 s and 2 s fail the same way
+        path.write_bytes(good)
+        predict = "/v1/endpoints/credit/predict"
+        t0 = time.monotonic()
+        while True:
+            r = await c.post(
+                predict, json={"rows": [h.row(0)]}, headers=h.bearer(keys["predictor"])
+            )
+            assert r.status_code == 200, r.text
+            if r.json()["model_version"] == versions["canary"]:
+                break
+            assert time.monotonic() - t0 < 10, "the restored version was never served"
+            await asyncio.sleep(0.1)
+        r = await c.get("/v1/endpoints/credit", headers=h.bearer(keys["deployer"]))
+        assert r.json()["server"]["load_error"] is None, r.text
+        failed = store.decisions.list(action="load_failed")
+        assert [d["subject"] for d in failed] == [f"version:{versions['canary']}"]
+
+
 async def test_labels_are_checked_against_the_served_model(settings, keys):
     """Guards against labels the model cannot have (an unknown class, text for a number)
     being logged, where their mixed types later broke the monitor's read of the label log."""

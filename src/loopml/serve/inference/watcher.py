@@ -6,8 +6,11 @@ controller) it reads the endpoint, builds the new :class:`~loopml.serve.inferenc
 loads and warms every version the table needs, and only then swaps the router. Versions no
 longer referenced are unloaded a few seconds later, once requests that routed on the old
 table have finished. A version that fails to load leaves the previous table serving; the
-failure is recorded in the decisions log (action ``load_failed``) and shown by
-``GET /v1/endpoints/{e}``.
+failure is recorded in the decisions log (action ``load_failed``, once per version and
+error) and shown by ``GET /v1/endpoints/{e}``, and the endpoint is applied again after
+1, 2, 4, ... up to ``RETRY_MAX`` seconds: a failure that passes (an artifact store or a disk
+that was briefly unreachable, a file put back) heals without another deploy, so one replica
+does not serve an old table for good while the others moved on.
 
 Every ``status_poll_seconds`` (1 s) the statuses of the versions in traffic are read too: a
 version marked disabled by any path leaves traffic at once, falling back to the previous
@@ -34,6 +37,7 @@ from loopml.store.outage import StoreOutage
 log = logging.getLogger("loopml.serve")
 
 OFF = ("disabled", "retired", "rejected")
+RETRY_MAX = 60.0  # seconds between two tries of a table whose versions failed to load
 
 
 @dataclass
@@ -47,6 +51,9 @@ class EndpointState:
     load_error: dict[str, Any] | None = None
     swapped_at: float | None = None
     versions: frozenset[int] = field(default_factory=frozenset)
+    retry_at: float | None = None  # monotonic time of the next try after a load failure
+    retries: int = 0
+    recorded: tuple[int, str] | None = None  # the load failure last written to the decisions
 
     def table(self) -> TrafficTable:
         """The table requests route on, or a 503 that says why there is none."""
@@ -56,7 +63,8 @@ class EndpointState:
             raise UnavailableError(
                 f"Endpoint {self.name!r} has no model to answer with: version "
                 f"{self.load_error['version']} failed to load ({self.load_error['error']}). "
-                "Deploy another version, or fix this one and deploy it again.",
+                "Deploy another version, or fix this one: the server tries it again every "
+                f"minute at most (try {self.retries} so far).",
                 field="endpoint",
             )
         raise UnavailableError(
@@ -142,7 +150,8 @@ class TrafficWatcher:
             locks = await asyncio.to_thread(self.store.endpoints.locks)
             for name, lock in locks.items():
                 st = self.endpoints.setdefault(name, EndpointState(name))
-                if force or st.lock != lock:
+                due = st.retry_at is not None and time.monotonic() >= st.retry_at
+                if force or due or st.lock != lock:
                     await self._apply(st)
             self.synced = True
 
@@ -159,6 +168,8 @@ class TrafficWatcher:
         if table.serving is None:
             notes = await asyncio.to_thread(self._off_notes, row, statuses)
             table = replace(table, notes=notes)
+        if st.lock != row["lock"]:
+            st.retries, st.recorded = 0, None
         st.row, st.lock = row, row["lock"]
         need = table.versions()
         # earlier champions are kept warm too: the kill switch falls back to them at once
@@ -169,6 +180,9 @@ class TrafficWatcher:
         if failures:
             await self._failed(st, failures)
             return
+        if st.retries:
+            log.info("endpoint %s: its versions loaded on try %d", st.name, st.retries + 1)
+        st.retry_at, st.retries = None, 0
         for vid in need - st.versions:
             self.metrics.load_seconds.observe(self.pool.loaded[vid].load_seconds)
         if st.router is None:
@@ -187,13 +201,27 @@ class TrafficWatcher:
 
     async def _failed(self, st: EndpointState, failures: dict[int, BaseException]) -> None:
         vid, exc = next(iter(failures.items()))
+        st.retries += 1
+        wait = min(RETRY_MAX, 2.0 ** (st.retries - 1))
+        st.retry_at = time.monotonic() + wait
         st.load_error = {
             "version": vid,
             "error": describe(exc),
             "at": time.time(),
             "still_serving": sorted(st.versions) if st.router else [],
+            "retry_in_seconds": wait,
         }
-        log.error("endpoint %s: version %s failed to load: %s", st.name, vid, describe(exc))
+        log.error(
+            "endpoint %s: version %s failed to load (try %d; again in %gs): %s",
+            st.name,
+            vid,
+            st.retries,
+            wait,
+            describe(exc),
+        )
+        if st.recorded == (vid, describe(exc)):
+            return  # the same failure again: in the log above, not again in the decisions
+        st.recorded = (vid, describe(exc))
         for v, e in failures.items():
             self.metrics.load_failures.labels(str(v)).inc()
             with contextlib.suppress(Exception):  # the store being down must not stop serving
