@@ -7,6 +7,9 @@ on core 1 at 16 and 64 connections, single-row JSON POSTs:
 
 - loopml: auth on (a predictor key with its own rate limit), a 10% canary, one shadow on all
   traffic, the durable prediction log (fsync before each answer, group commit), access log on;
+- loopml (champion only): the same server, key and log, on a second endpoint that serves the
+  champion alone: the like-for-like comparison with the batching floor (1 model), so the
+  platform's own cost is read apart from the cost of the canary and the shadow;
 - MLflow ``dataframe_split`` (the pipeline logged from a DataFrame: a column signature);
 - MLServer (mlserver-sklearn, in-process inference, pandas codec, one input per column);
 - the per-request floor: bare Starlette, one ``predict_proba`` per request, no auth, no log;
@@ -54,6 +57,8 @@ from categorical_apps import (  # noqa: E402
     LOOPML_YAML,
     NUMBERS,
     ONE_FLOOR,
+    SOLO,
+    SOLO_ENDPOINT,
     STRINGS,
     TRAIN_PY,
 )
@@ -116,6 +121,8 @@ def setup(work: Path, skip: set[str], rate_limit: float | None) -> dict[str, dic
     proj = harness.train_and_deploy(work, TRAIN_PY, LOOPML_YAML, params)
     key = harness.predictor_key(proj, rate_limit)
     servers["loopml"] = harness.loopml_spec(proj, "benchcat", key, rows, calls="metrics")
+    solo_endpoint(proj, "benchcat", SOLO_ENDPOINT)
+    servers[SOLO] = harness.loopml_spec(proj, SOLO_ENDPOINT, key, rows, calls="metrics")
     if "mlflow" not in skip:
         body = {"dataframe_split": {"columns": list(FEATURES), "data": [list(row.values())]}}
         servers["mlflow (dataframe_split)"] = harness.mlflow_spec(
@@ -132,6 +139,19 @@ def setup(work: Path, skip: set[str], rate_limit: float | None) -> dict[str, dic
             work, FIT_SAVE, "cat", body, stderr=subprocess.DEVNULL
         )
     return servers
+
+
+def solo_endpoint(proj: Path, endpoint: str, solo: str) -> None:
+    """Deploy ``endpoint``'s champion alone to a second endpoint ``solo`` of the project."""
+    from loopml.config import load_config
+    from loopml.store import Store
+
+    store = Store(load_config(proj).store_url)
+    try:
+        row = store.endpoints.get(endpoint)
+        store.endpoints.deploy(solo, store.versions.get(row["champion_id"]), actor="bench")
+    finally:
+        store.close()
 
 
 # -- measuring --------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ NUMBERS = ("age", "hours", "capital", "education")
 FEATURES = (*STRINGS, *NUMBERS)
 ONE_FLOOR = "batching floor (1 model)"
 CASE_FLOOR = "batching floor (champion + 10% canary + shadow)"
+SOLO = "loopml (champion only)"
+SOLO_ENDPOINT = "benchcat_solo"
 
 # The same pipeline in every venv: fitted from the CSV, saved the way each server loads it.
 PIPELINE = f"""
