@@ -2,7 +2,7 @@
 
 ``run.py --case categorical`` (or this file alone) serves one pipeline, ``ColumnTransformer``
 (one-hot of the four strings, a scaler on the four numbers) then
-``HistGradientBoostingClassifier``, with six servers, each pinned to core 0 with ``wrk -t1``
+``HistGradientBoostingClassifier``, with seven servers, each pinned to core 0 with ``wrk -t1``
 on core 1 at 16 and 64 connections, single-row JSON POSTs:
 
 - loopml: auth on (a predictor key with its own rate limit), a 10% canary, one shadow on all
