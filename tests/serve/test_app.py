@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -220,18 +221,17 @@ async def test_disabled_version_leaves_traffic_within_a_second(settings, keys, s
         assert r.status_code == 503 and "was disabled at" in r.json()["error"]
 
 
+def _artifact_file(app, settings, store, version: int) -> Path:
+    """The file on disk that holds ``version``'s artifact, for a test to tamper with."""
+    name = store.versions.get(version)["artifact"]
+    path = Path(app.state.runtime.pool.artifacts.path_for(name))
+    return path if path.exists() else next(Path(settings.artifacts_root).rglob(name + "*"))
+
+
 async def test_load_failure_keeps_previous_table_and_is_recorded(settings, keys, store, versions):
     async with h.serving(settings) as (app, c):
         # corrupt the canary's artifact: its digest no longer matches
-        row = store.versions.get(versions["canary"])
-        rt = app.state.runtime
-        path = rt.pool.artifacts.path_for(row["artifact"])
-        import pathlib
-
-        p = pathlib.Path(path)
-        if not p.exists():
-            p = next(pathlib.Path(settings.artifacts_root).rglob(row["artifact"] + "*"))
-        p.write_bytes(b"tampered")
+        _artifact_file(app, settings, store, versions["canary"]).write_bytes(b"tampered")
         r = await c.post(
             "/v1/endpoints/credit/deploy",
             json={"version": versions["canary"], "canary": 50},
@@ -254,13 +254,8 @@ async def test_load_failure_keeps_previous_table_and_is_recorded(settings, keys,
 async def test_load_failure_heals_without_another_deploy(settings, keys, store, versions):
     """A version that failed to load is tried again with backoff: once its artifact is back,
     the server serves it without a new deploy, and the decisions hold the failure once."""
-    import pathlib
-
     async with h.serving(settings) as (app, c):
-        row = store.versions.get(versions["canary"])
-        path = pathlib.Path(app.state.runtime.pool.artifacts.path_for(row["artifact"]))
-        if not path.exists():
-            path = next(pathlib.Path(settings.artifacts_root).rglob(row["artifact"] + "*"))
+        path = _artifact_file(app, settings, store, versions["canary"])
         good = path.read_bytes()
         path.write_bytes(b"tampered")
         r = await c.post(

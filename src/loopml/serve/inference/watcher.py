@@ -201,12 +201,13 @@ class TrafficWatcher:
 
     async def _failed(self, st: EndpointState, failures: dict[int, BaseException]) -> None:
         vid, exc = next(iter(failures.items()))
+        error = describe(exc)
         st.retries += 1
         wait = min(RETRY_MAX, 2.0 ** (st.retries - 1))
         st.retry_at = time.monotonic() + wait
         st.load_error = {
             "version": vid,
-            "error": describe(exc),
+            "error": error,
             "at": time.time(),
             "still_serving": sorted(st.versions) if st.router else [],
             "retry_in_seconds": wait,
@@ -217,13 +218,14 @@ class TrafficWatcher:
             vid,
             st.retries,
             wait,
-            describe(exc),
+            error,
         )
-        if st.recorded == (vid, describe(exc)):
-            return  # the same failure again: in the log above, not again in the decisions
-        st.recorded = (vid, describe(exc))
-        for v, e in failures.items():
+        for v in failures:
             self.metrics.load_failures.labels(str(v)).inc()
+        if st.recorded == (vid, error):
+            return  # the same failure again: in the log above, not again in the decisions
+        st.recorded = (vid, error)
+        for v, e in failures.items():
             with contextlib.suppress(Exception):  # the store being down must not stop serving
                 await asyncio.to_thread(
                     self.store.decisions.record,
