@@ -147,7 +147,7 @@ async def off_path_done(app: Any, tries: int = 100) -> None:
     off the response path."""
 
     for _ in range(tries):
-        if not app.state.runtime.off_path.pending:
+        if not app.state.runtime.off_path.in_flight:
             return
         await asyncio.sleep(0.02)
 

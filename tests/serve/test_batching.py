@@ -108,6 +108,46 @@ def test_wrong_result_count_is_an_error_not_a_hang():
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(run()))
 
 
+@pytest.mark.parametrize("executor", ["inline", "thread"])
+def test_put_items_reach_their_sink_once_per_batch_beside_awaited_ones(executor):
+    """Guards MicroBatcher.put: the items nobody awaits come back to their sink in one call
+    per batch and sink, with their tags and results in queue order, beside the futures of
+    the batch's awaited items; a failed batch gives the sink the exception; a failing sink
+    does not stop the batcher."""
+    sunk: list[list[tuple]] = []
+    other: list[list[tuple]] = []
+
+    def predict(items):
+        if "bad" in items:
+            raise ValueError("model failed")
+        return [x.upper() for x in items]
+
+    def broken(entries):
+        raise RuntimeError("sink failed")
+
+    batcher = MicroBatcher(predict, executor=executor)
+
+    async def run():
+        batcher.put("a", 1, sunk.append)
+        awaited = batcher.submit("b")
+        batcher.put("c", 2, sunk.append)
+        batcher.put("d", 3, other.append)
+        first = await awaited
+        batcher.put("bad", 4, sunk.append)
+        await asyncio.sleep(0.05)
+        batcher.put("e", 5, broken)
+        last = await batcher.submit("f")
+        return first, last
+
+    first, last = asyncio.run(run())
+    batcher.close()
+    assert (first, last) == ("B", "F")
+    assert sunk[0] == [(1, "a", "A"), (2, "c", "C")]
+    assert other == [[(3, "d", "D")]]
+    assert len(sunk) == 2 and sunk[1][0][:2] == (4, "bad")
+    assert isinstance(sunk[1][0][2], ValueError)
+
+
 def _auto_after_three_batches(predict) -> MicroBatcher:
     """An ``executor="auto"`` batcher (inline below 2 ms) after three one-item batches."""
     batcher = MicroBatcher(predict, executor="auto", inline_below_ms=2.0)

@@ -74,6 +74,44 @@ async def test_shadow_answers_logged_under_same_ids_never_returned(settings, key
     assert by_role["shadow"] == by_role["champion"] == {d["request_ids"][0] for d in docs}
 
 
+async def test_a_shadow_batch_logs_each_request_as_its_routed_record_does(
+    settings, keys, store, versions
+):
+    """A shadow's batch is one log record (Mirroring): concurrent requests of 1-3 rows, with
+    entity keys and event times, must read back with the champion's request ids, calls,
+    entity keys, event times and inputs, row for row."""
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["spare"]), actor="test", shadow=True
+    )
+    waiting = h.tuned(settings, serve={"shadow_batch_wait_ms": 100.0})
+    async with h.serving(waiting) as (app, c):
+        rs = await asyncio.gather(
+            *(
+                c.post(
+                    "/v1/endpoints/credit/predict",
+                    json={"rows": [h.row(10 * i + j) for j in range(1 + i % 3)]},
+                    headers={
+                        **h.bearer(keys["predictor"]),
+                        "X-Entity-Key": f"cust-{i}",
+                        "X-Event-Time": f"2026-01-{1 + i % 28:02d}T00:00:00Z",
+                    },
+                )
+                for i in range(30)
+            )
+        )
+        assert {r.status_code for r in rs} == {200}
+        await h.off_path_done(app)
+        shadow_calls = sum(app.state.runtime.pool.get(versions["spare"]).batch_sizes.values())
+    assert shadow_calls < 30  # batched: fewer calls (and records) than requests
+    log = read_log(settings.log_root, "credit").to_pandas()
+    cols = ["_call", "_entity_key", "_event_time", *h.row(0)]
+    champion = log[log["_role"] == "champion"].set_index("_request_id")[cols].sort_index()
+    shadow = log[log["_role"] == "shadow"].set_index("_request_id")[cols].sort_index()
+    assert len(champion) == sum(1 + i % 3 for i in range(30))
+    assert shadow.equals(champion)
+    assert champion["_call"].nunique() == 30
+
+
 async def test_champion_scores_canary_rows_off_path_under_the_same_ids(
     settings, keys, store, versions
 ):

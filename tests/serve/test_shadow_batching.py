@@ -52,7 +52,7 @@ async def test_shadow_predicts_in_fewer_calls_than_the_routed_version(
             )
             assert r.status_code == 200
         await h.off_path_done(app, tries=200)
-        assert not app.state.runtime.off_path.pending
+        assert not app.state.runtime.off_path.in_flight
         metrics = (await c.get("/metrics")).text
 
     def count(version: int) -> float:

@@ -84,7 +84,8 @@ def _score(proba: Any, n: int) -> list[float | None]:
 def prediction_table(
     records: list[dict[str, Any]], text: Collection[str] = (), features: bool = True
 ) -> pa.Table:
-    """One row per prediction; a Python loop over records (requests), not rows. The columns
+    """One row per prediction; a Python loop over records (requests, or a shadow's batch of
+    them), not rows. The columns
     named in ``text`` (``_prediction``, features) are strings whatever their values. Without
     ``features`` only the reserved columns (what the controller and the monitor's counts read
     of live segments: about half the memory and half the build)."""
@@ -95,18 +96,34 @@ def prediction_table(
     feats: dict[str, list[Any]] = {}
     total = 0
     for rec in records:
-        n = len(rec["r"])
-        ids.extend(rec["r"])
-        cols["_call"].extend(repeat(rec["r"][0] if n else None, n))
-        for key, short in (
-            ("_endpoint", "e"),
-            ("_version", "v"),
-            ("_role", "o"),
-            ("_ts", "t"),
-            ("_entity_key", "k"),
-            ("_latency_ms", "l"),
-        ):
+        rids = rec["r"]
+        n = len(rids)
+        ids.extend(rids)
+        for key, short in (("_endpoint", "e"), ("_version", "v"), ("_role", "o"), ("_ts", "t")):
             cols[key].extend(repeat(rec[short], n))
+        # a record of one request, or of several ("n": each one's rows; "k", "l" and "f"
+        # one entry per request: a shadow's batch, PredictionLog.encode_group)
+        counts = rec.get("n")
+        parts = (
+            zip(counts, rec["k"], rec["l"], rec["f"], strict=True)
+            if counts is not None
+            else ((n, rec["k"], rec["l"], rec["f"]),)
+        )
+        at = 0
+        for m, key, latency, f in parts:
+            cols["_call"].extend(repeat(rids[at] if m else None, m))
+            cols["_entity_key"].extend(repeat(key, m))
+            cols["_latency_ms"].extend(repeat(latency, m))
+            at += m
+            for name, values in f.items() if features else ():
+                col = feats.get(name)
+                if col is None:
+                    col = feats[name] = [None] * total
+                col.extend(values)
+            total += m
+            for col in feats.values():
+                if len(col) < total:
+                    col.extend(repeat(None, total - len(col)))
         cols["_prediction"].extend(rec["p"])
         q = rec["q"]
         cols["_proba"].extend(q if q is not None else repeat(None, n))
@@ -119,15 +136,6 @@ def prediction_table(
             cols["_event_time"].extend(repeat(rec["t"], n))
         else:
             cols["_event_time"].extend(rec["t"] if x is None else x for x in w)
-        for name, values in rec["f"].items() if features else ():
-            col = feats.get(name)
-            if col is None:
-                col = feats[name] = [None] * total
-            col.extend(values)
-        total += n
-        for col in feats.values():
-            if len(col) < total:
-                col.extend(repeat(None, total - len(col)))
     arrays = {
         "_request_id": pa.array(ids, pa.string()),
         "_call": pa.array(cols["_call"], pa.string()),

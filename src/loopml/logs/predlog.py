@@ -2,8 +2,9 @@
 
 Every answered prediction (champion, canary or shadow) and every label goes through a
 :class:`~loopml.logs.wal.SegmentLog` (checksummed frames, group commit; durable by default:
-the caller's ``await`` returns only after its record is fsynced). Frames hold one request
-each, as JSON (orjson serialises NumPy arrays in C, ~5 µs a record).
+the caller's ``await`` returns only after its record is fsynced). A frame holds one request
+as JSON (orjson serialises NumPy arrays in C, ~5 µs a record), or a shadow's batch of them
+(:meth:`PredictionLog.encode_group`), which readers split back into the same rows.
 
 The segments live in the spool of a :class:`~loopml.logs.layout.LogLocation` (local disk);
 closed ones become Parquet parts under its root in :mod:`loopml.logs.compaction`;
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from loopml.logs import wal
 from loopml.logs.layout import LABELS, PREDICTIONS, REFUSED, LogLocation, as_location, wal_dir
@@ -92,7 +95,7 @@ class PredictionLog:
         version: int,
         role: str,
         request_ids: Sequence[str],
-        features: Mapping[str, Any],
+        features: Mapping[str, Any] | orjson.Fragment,
         predictions: Any,
         probabilities: Any = None,
         latency_ms: float = 0.0,
@@ -116,6 +119,48 @@ class PredictionLog:
                 "r": request_ids,
                 "t": time.time_ns() // 1000 if ts_us is None else ts_us,
                 "k": entity_key,
+                "l": latency_ms,
+                "f": features,
+                "p": predictions,
+                "q": probabilities,
+                "g": flags,
+                "w": event_times,
+            }
+        )
+
+    def encode_group(
+        self,
+        *,
+        endpoint: str,
+        version: int,
+        role: str,
+        request_ids: Sequence[str],
+        counts: Sequence[int],
+        features: Sequence[Mapping[str, Any] | orjson.Fragment],
+        predictions: Any,
+        probabilities: Any,
+        latency_ms: Sequence[float],
+        entity_keys: Sequence[str | None],
+        flags: Sequence[Any] | None,
+        event_times: Sequence[int | None] | None,
+    ) -> bytes:
+        """Several requests' answers from one model call as one record (a shadow's batch):
+        ``counts`` holds each request's rows, ``request_ids``, ``predictions``,
+        ``probabilities``, ``flags`` and ``event_times`` every row in order, and
+        ``features``, ``latency_ms`` and ``entity_keys`` one entry per request. Readers
+        (:func:`~loopml.logs.logtables.prediction_table`) give its rows the same columns as
+        one record per request, each request's ``_call`` its own. Its ids are not
+        remembered (a shadow's repeat its request's)."""
+        check_endpoint(endpoint)
+        return dumps(
+            {
+                "e": endpoint,
+                "v": version,
+                "o": role,
+                "r": request_ids,
+                "n": counts,
+                "t": time.time_ns() // 1000,
+                "k": entity_keys,
                 "l": latency_ms,
                 "f": features,
                 "p": predictions,

@@ -49,13 +49,14 @@ c16, c64; two servers each way) were within their run-to-run spread.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import warnings
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -63,6 +64,8 @@ from loopml.evaluate.measure.predictions import from_proba as predictions_from_p
 from loopml.serve.inference.cohorts import COHORT_WINDOW, Cohort, wake
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.wire.validation import Validator
+
+log = logging.getLogger("loopml.serve")
 
 # a batch is cut after this many loop turns in a row bring no new request: a request takes
 # a few turns from its bytes arriving to its submit, so one quiet turn cut batches early
@@ -86,6 +89,13 @@ class Lane(asyncio.Lock):
         super().__init__()
         self.members: weakref.WeakSet[MicroBatcher[Any, Any]] = weakref.WeakSet()
         self.cohort = Cohort()
+
+
+class Sunk(NamedTuple):
+    """A queued item nobody awaits (:meth:`MicroBatcher.put`): where its result goes."""
+
+    tag: Any
+    sink: Callable[[list[tuple[Any, Any, Any]]], None]
 
 
 class MicroBatcher(Generic[T, R]):
@@ -142,7 +152,7 @@ class MicroBatcher(Generic[T, R]):
         self._cohort = lane.cohort if isinstance(lane, Lane) else Cohort()
         self.batch_sizes: Counter[int] = Counter()
         self.predict_ms_ewma = 0.0
-        self._queue: list[tuple[T, asyncio.Future[R], bool]] = []
+        self._queue: list[tuple[T, asyncio.Future[R] | Sunk, bool]] = []
         self._routed = 0  # queued items given to submit()
         self._draining = False
         self._pool: ThreadPoolExecutor | None = None
@@ -167,14 +177,27 @@ class MicroBatcher(Generic[T, R]):
         than the answer)."""
         return self._put(item, False)
 
+    def put(self, item: T, tag: Any, sink: Callable[[list[tuple[Any, T, Any]]], None]) -> None:
+        """Queue ``item`` with no future: once its batch is predicted, ``sink`` gets
+        ``(tag, item, result)`` of every such item of that batch in one call (the result is
+        the exception if the batch failed). So the batch's answers are handled as one: a
+        shadow's whole batch becomes one log record, not a future, a callback and a record
+        per request."""
+        loop = asyncio.get_running_loop()
+        self._queue.append((item, Sunk(tag, sink), False))
+        self._start(loop)
+
     def _put(self, item: T, routed: bool) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, fut, routed))
+        self._start(loop)
+        return fut
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())  # keep a reference
-        return fut
 
     def close(self) -> None:
         if self._pool is not None:
@@ -264,9 +287,7 @@ class MicroBatcher(Generic[T, R]):
                     f"predict returned {len(results)} results for {len(items)} items"
                 )
         except Exception as exc:  # every waiter of the batch gets it
-            for _, fut, _ in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            self._answer(batch, [exc] * len(batch), True)
             return routed
         finally:
             ms = cpu[0] * 1000
@@ -274,10 +295,29 @@ class MicroBatcher(Generic[T, R]):
                 ms if not self.batch_sizes else (0.8 * self.predict_ms_ewma + 0.2 * ms)
             )
             self.batch_sizes[len(batch)] += 1
-        for (_, fut, _), res in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(res)
+        self._answer(batch, results, False)
         return routed
+
+    @staticmethod
+    def _answer(
+        batch: list[tuple[T, asyncio.Future[R] | Sunk, bool]], results: Sequence[Any], failed: bool
+    ) -> None:
+        """Resolve the batch's futures, then hand its sunk items to their sinks, one call
+        per sink (a sink's failure is its own: logged, never the batch's)."""
+        sunk: dict[Any, list[tuple[Any, T, Any]]] = {}
+        for (item, fut, _), res in zip(batch, results, strict=True):
+            if isinstance(fut, Sunk):
+                sunk.setdefault(fut.sink, []).append((fut.tag, item, res))
+            elif not fut.done():
+                if failed:
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+        for sink, entries in sunk.items():
+            try:
+                sink(entries)
+            except Exception:
+                log.exception("handling the answers of a batch failed")
 
     def _timed(self, items: list[T], cpu: list[float]) -> Sequence[R]:
         """``predict(items)``, adding the CPU time of the calling thread to ``cpu[0]``.

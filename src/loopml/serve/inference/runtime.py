@@ -270,7 +270,7 @@ class Runtime:
                 # rollout judges both on the same rows (control.rollout: paired judgement);
                 # queued now, they join the champion's batch of this request's cohort
                 paired = self.off_path.enqueue(
-                    table.serving, endpoint, loaded, request.columns, batch, "paired"
+                    table.serving, endpoint, loaded, request.columns, batch
                 )
             result = await loaded.batcher.submit(batch)
             if isinstance(result, ModelFailure):
@@ -283,7 +283,7 @@ class Runtime:
                     shadows, endpoint, loaded, request.columns, batch, ids, entity_key, ctx
                 )
             if paired is not None:
-                self.off_path.log_when_done(paired, endpoint, "paired", ids, entity_key, ctx)
+                self.off_path.log_when_done(paired, endpoint, ids, entity_key, ctx)
             record = self.off_path.record(
                 endpoint, vid, role, ids, batch, result, t0, entity_key, ctx
             )
