@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
+import pyarrow.compute as pc
 import pytest
 import serve_helpers as h
 
+from loopml.logs.logreader import read_log
 from loopml.serve.inference.batching import MicroBatcher
 
 pytestmark = pytest.mark.anyio
@@ -81,3 +84,28 @@ async def test_paired_rows_join_the_champions_routed_batches(settings, keys, sto
         assert not champion.shadow_batcher.batch_sizes
         routed = sum(n * k for n, k in champion.batcher.batch_sizes.items())
     assert routed == 40  # its own rows and the canary's paired ones, one item each
+
+
+async def test_shadow_answers_beyond_the_queue_bound_are_dropped_and_counted(
+    settings, keys, store, versions
+):
+    """Guards serve's shadow_queue: while a shadow's batch gathers, at most that many
+    answers wait in it; the rest are dropped (counted), and every caller is answered."""
+    store.endpoints.deploy(
+        "credit", store.versions.get(versions["spare"]), actor="test", shadow=True
+    )
+    bounded = dataclasses.replace(
+        h.tuned(settings, serve={"shadow_batch_wait_ms": 300.0}), shadow_queue=5
+    )
+    async with h.serving(bounded) as (app, c):
+        rs = await h.predict_each(c, keys["predictor"], ([h.row(i)] for i in range(20)))
+        assert {r.status_code for r in rs} == {200}
+        await h.off_path_done(app, tries=200)
+        assert not app.state.runtime.off_path.in_flight
+        metrics = (await c.get("/metrics")).text
+    dropped = re.search(r'^loopml_shadow_dropped_total{endpoint="credit"} (\S+)$', metrics, re.M)
+    assert dropped, metrics
+    log = read_log(settings.log_root, "credit")
+    shadow_rows = log.filter(pc.equal(log.column("_role"), "shadow")).num_rows
+    assert shadow_rows == 5
+    assert float(dropped.group(1)) == 15

@@ -131,7 +131,7 @@ class Mirroring:
         for vid in versions:
             if self.in_flight >= self.settings.shadow_queue:
                 self.metrics.shadow_dropped.labels(endpoint).inc()
-                return
+                continue
             loaded = self.pool.loaded.get(vid)
             if loaded is None:
                 continue
