@@ -19,7 +19,8 @@ from sklearn.linear_model import LogisticRegression
 
 from loopml.data.signature import Column, Signature
 from loopml.logs.predlog import PredictionLog
-from loopml.serve.inference.batching import MicroBatcher, batch_predictor
+from loopml.serve.inference.batching import MicroBatcher
+from loopml.serve.inference.predictors import batch_predictor
 from loopml.serve.wire import protocols
 from loopml.serve.wire.ids import new_request_ids
 from loopml.serve.wire.validation import Validator

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.serve.inference.batching import Lane, MicroBatcher, batch_predictor
+from loopml.serve.inference.batching import Lane, MicroBatcher
+from loopml.serve.inference.predictors import batch_predictor
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.wire.validation import Validator
 
@@ -286,7 +287,7 @@ def test_predictions_from_proba_equal_the_models_own_predict(numeric_sig, model,
     from sklearn.base import clone
 
     from loopml.evaluate.measure.predictions import predicts_argmax as predicts_argmax_of_proba
-    from loopml.serve.inference.batching import accepts_array
+    from loopml.serve.inference.predictors import accepts_array
 
     rng = np.random.default_rng(1)
     X = pd.DataFrame(rng.normal(size=(600, 4)), columns=[f"f{j}" for j in range(4)])
@@ -323,7 +324,7 @@ def test_models_that_read_columns_by_name_keep_the_dataframe(numeric_sig):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from loopml.serve.inference.batching import accepts_array
+    from loopml.serve.inference.predictors import accepts_array
 
     v = Validator(numeric_sig)
     rng = np.random.default_rng(0)

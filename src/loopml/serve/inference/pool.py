@@ -29,14 +29,9 @@ from loopml.data.signature import Signature
 from loopml.errors import DataError, LoopmlError, UnavailableError
 from loopml.evaluate.measure.predictions import predicts_argmax
 from loopml.serve.http.refusals import tag
-from loopml.serve.inference.batching import (
-    Lane,
-    MicroBatcher,
-    Prediction,
-    accepts_array,
-    batch_predictor,
-)
+from loopml.serve.inference.batching import Lane, MicroBatcher
 from loopml.serve.inference.cohorts import InFlight
+from loopml.serve.inference.predictors import Prediction, accepts_array, batch_predictor
 from loopml.serve.inference.request_rows import Batch
 from loopml.serve.settings import Settings
 from loopml.serve.wire.validation import Validator
@@ -103,7 +98,7 @@ def _probe_rows(signature: Signature, n: int = 32) -> dict[str, list[Any]]:
 
 def fast_predictor(model: Any, validator: Validator, plain: Any, signature: Signature) -> Any:
     """A faster predictor than ``plain`` (one ``predict_proba`` call; a NumPy array instead
-    of a DataFrame; see :mod:`loopml.serve.inference.batching`) when the model qualifies and gives the
+    of a DataFrame; see :mod:`loopml.serve.inference.predictors`) when the model qualifies and gives the
     same predictions and probabilities as ``plain`` on probe rows; else ``None``."""
     fast = {
         "from_proba": predicts_argmax(model),
