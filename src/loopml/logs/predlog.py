@@ -108,25 +108,23 @@ class PredictionLog:
         """One request's record as a frame payload (also remembers its request ids, unless
         ``remember`` is false: a shadow's or paired record repeats its request's ids).
         ``event_times``: per row, UTC microseconds (``None``: the request time)."""
-        check_endpoint(endpoint)
-        if remember:
-            self._recent.insert(request_ids, endpoint)
-        return dumps(
-            {
-                "e": endpoint,
-                "v": version,
-                "o": role,
-                "r": request_ids,
-                "t": time.time_ns() // 1000 if ts_us is None else ts_us,
-                "k": entity_key,
-                "l": latency_ms,
-                "f": features,
-                "p": predictions,
-                "q": probabilities,
-                "g": flags,
-                "w": event_times,
-            }
+        payload = _record(
+            endpoint,
+            version,
+            role,
+            request_ids,
+            ts_us,
+            entity_key,
+            latency_ms,
+            features,
+            predictions,
+            probabilities,
+            flags,
+            event_times,
         )
+        if remember:  # once the endpoint's name is checked
+            self._recent.insert(request_ids, endpoint)
+        return payload
 
     def encode_group(
         self,
@@ -151,23 +149,20 @@ class PredictionLog:
         (:func:`~loopml.logs.logtables.prediction_table`) give its rows the same columns as
         one record per request, each request's ``_call`` its own. Its ids are not
         remembered (a shadow's repeat its request's)."""
-        check_endpoint(endpoint)
-        return dumps(
-            {
-                "e": endpoint,
-                "v": version,
-                "o": role,
-                "r": request_ids,
-                "n": counts,
-                "t": time.time_ns() // 1000,
-                "k": entity_keys,
-                "l": latency_ms,
-                "f": features,
-                "p": predictions,
-                "q": probabilities,
-                "g": flags,
-                "w": event_times,
-            }
+        return _record(
+            endpoint,
+            version,
+            role,
+            request_ids,
+            None,
+            entity_keys,
+            latency_ms,
+            features,
+            predictions,
+            probabilities,
+            flags,
+            event_times,
+            counts,
         )
 
     async def log_predictions(self, **record: Any) -> None:
@@ -254,3 +249,40 @@ class PredictionLog:
             record = pending_record({r: labels[r] for r in held}, allowed, ts_us)
             await self.pending.append_future(dumps(record))
         return held
+
+
+def _record(
+    endpoint: str,
+    version: int,
+    role: str,
+    request_ids: Sequence[str],
+    ts_us: int | None,
+    entity_key: Any,
+    latency_ms: Any,
+    features: Any,
+    predictions: Any,
+    probabilities: Any,
+    flags: Any,
+    event_times: Any,
+    counts: Sequence[int] | None = None,
+) -> bytes:
+    """A prediction record's frame payload: one request's, or several's (``counts``; then
+    ``entity_key``, ``latency_ms`` and ``features`` hold one entry per request)."""
+    check_endpoint(endpoint)
+    record = {
+        "e": endpoint,
+        "v": version,
+        "o": role,
+        "r": request_ids,
+        "t": time.time_ns() // 1000 if ts_us is None else ts_us,
+        "k": entity_key,
+        "l": latency_ms,
+        "f": features,
+        "p": predictions,
+        "q": probabilities,
+        "g": flags,
+        "w": event_times,
+    }
+    if counts is not None:
+        record["n"] = counts
+    return dumps(record)

@@ -98,8 +98,9 @@ def _probe_rows(signature: Signature, n: int = 32) -> dict[str, list[Any]]:
 
 def fast_predictor(model: Any, validator: Validator, plain: Any, signature: Signature) -> Any:
     """A faster predictor than ``plain`` (one ``predict_proba`` call; a NumPy array instead
-    of a DataFrame; see :mod:`loopml.serve.inference.predictors`) when the model qualifies and gives the
-    same predictions and probabilities as ``plain`` on probe rows; else ``None``."""
+    of a DataFrame; see :mod:`loopml.serve.inference.predictors`) when the model qualifies
+    and gives the same predictions and probabilities as ``plain`` on probe rows; else
+    ``None``."""
     fast = {
         "from_proba": predicts_argmax(model),
         "as_array": accepts_array(model, validator),
