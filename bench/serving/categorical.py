@@ -207,30 +207,37 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def level(spec: dict, base: str, conns: int, seconds: int, work: Path, cost) -> dict:
+    """One measured load level of a running server: wrk's figures, with CPU per request, its
+    model share (``cost``: :func:`calibrate`) and model calls per request."""
+    snap: dict[str, object] = {}
+
+    def before() -> None:
+        snap["cpu"] = harness.session_cpu(spec["pgid"])
+        snap["calls"] = model_calls(base, spec)
+
+    res = wrk(base + spec["path"], spec, conns, seconds, work, between=before)
+    cpu = harness.session_cpu(spec["pgid"]) - snap["cpu"]
+    ok = max(res["total"] - res["errors"], 1)
+    after = model_calls(base, spec)
+    if after is not None and snap["calls"] is not None:
+        calls = after[0] - snap["calls"][0]
+        rows = after[1] - snap["calls"][1]
+    else:
+        calls = rows = ok
+    res["cpu_ms"] = cpu / ok * 1000
+    res["model_ms"] = (cost[0] * calls + cost[1] * rows) / ok * 1000
+    res["calls_per_req"] = calls / ok
+    return res
+
+
 def measure(servers: dict[str, dict], seconds: int, work: Path, cost: tuple[float, float]):
     results: dict[tuple[str, int], dict] = {}
     for name, spec in servers.items():
         print(f"== {name} (load average {load_average()})", flush=True)
         with harness.running(spec) as base:
             for conns in (16, 64):
-                snap: dict[str, object] = {}
-
-                def before(spec=spec, base=base, snap=snap) -> None:
-                    snap["cpu"] = harness.session_cpu(spec["pgid"])
-                    snap["calls"] = model_calls(base, spec)
-
-                res = wrk(base + spec["path"], spec, conns, seconds, work, between=before)
-                cpu = harness.session_cpu(spec["pgid"]) - snap["cpu"]
-                ok = max(res["total"] - res["errors"], 1)
-                after = model_calls(base, spec)
-                if after is not None and snap["calls"] is not None:
-                    calls = after[0] - snap["calls"][0]
-                    rows = after[1] - snap["calls"][1]
-                else:
-                    calls = rows = ok
-                res["cpu_ms"] = cpu / ok * 1000
-                res["model_ms"] = (cost[0] * calls + cost[1] * rows) / ok * 1000
-                res["calls_per_req"] = calls / ok
+                res = level(spec, base, conns, seconds, work, cost)
                 res["load"] = float(load_average().split()[0])  # 1-minute, after the level
                 results[name, conns] = res
                 print(

@@ -34,7 +34,6 @@ sys.path.append(str(HERE.parent))  # bench/, for harness
 import categorical as cat  # noqa: E402
 import harness  # noqa: E402
 from categorical_apps import CASE_FLOOR, ONE_FLOOR  # noqa: E402
-from run import wrk  # noqa: E402
 
 FLOORS = {"case": CASE_FLOOR, "one": ONE_FLOOR}
 
@@ -51,27 +50,6 @@ def plan(servers: dict[str, dict], trees: list[str], names: list[str], floors: l
     for f in floors:
         out[FLOORS[f]] = servers[FLOORS[f]]
     return out
-
-
-def slice_of(spec: dict, base: str, conns: int, seconds: int, work: Path, cost) -> dict:
-    """One measured slice: req/s, CPU per request and its model share."""
-    snap: dict[str, object] = {}
-
-    def before() -> None:
-        snap["cpu"] = harness.session_cpu(spec["pgid"])
-        snap["calls"] = cat.model_calls(base, spec)
-
-    res = wrk(base + spec["path"], spec, conns, seconds, work, between=before)
-    cpu = harness.session_cpu(spec["pgid"]) - snap["cpu"]
-    ok = max(res["total"] - res["errors"], 1)
-    after = cat.model_calls(base, spec)
-    calls, rows = (
-        (ok, ok) if after is None else (after[0] - snap["calls"][0], after[1] - snap["calls"][1])
-    )
-    res["cpu_ms"] = cpu / ok * 1000
-    res["model_ms"] = (cost[0] * calls + cost[1] * rows) / ok * 1000
-    res["calls_per_req"] = calls / ok
-    return res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         bases = {k: stack.enter_context(harness.running(s)) for k, s in specs.items()}
         for r in range(args.rounds):
             for label, spec in specs.items():
-                res = slice_of(spec, bases[label], args.conns, args.seconds, work, cost)
+                res = cat.level(spec, bases[label], args.conns, args.seconds, work, cost)
                 got[label].append(res)
                 print(
                     f"round {r + 1}  {label:50s} {res['rps']:6.0f} req/s  "
