@@ -10,6 +10,7 @@ import pytest
 from loopml.control import Controller, start_rollout
 from loopml.control import rollout as R
 from loopml.control.samples import read_label_map, read_rows
+from loopml.errors import ConflictError
 from loopml.store import Store
 from tests.control._log import (
     Clock,
@@ -125,6 +126,20 @@ def test_rollout_started_by_hand_reports_the_decision_it_wrote(setup) -> None:
     assert (d["action"], d["rollout"], ro["candidate_id"]) == ("shadow", ro["id"], cand)
     assert store.decisions.get(d["id"])["actor"] == "alice"
     assert store.endpoints.get("ep")["shadows"] == [{"version_id": cand, "fraction": 1.0}]
+
+
+def test_a_second_rollout_is_refused_without_mirroring_its_candidate(setup) -> None:
+    """The shadow a rollout starts with and the rollout row are one transaction: refused
+    because one is already in progress, it leaves no orphan shadow that nothing judges."""
+    cfg, store, _ctl, _clock, _champ, cand = setup
+    start_rollout(cfg, store, "ep", store.versions.get(cand), actor="alice")
+    other = register(store)["id"]
+    before = store.endpoints.get("ep")
+    with pytest.raises(ConflictError, match="already has rollout"):
+        start_rollout(cfg, store, "ep", store.versions.get(other), actor="bob")
+    assert store.endpoints.get("ep") == before
+    assert store.versions.get(other)["status"] == "candidate"
+    assert [r["candidate_id"] for r in store.rollouts.list(endpoint="ep")] == [cand]
 
 
 def test_step_waits_for_a_judged_batch(setup) -> None:

@@ -131,11 +131,11 @@ class Controller:
 
     def _take_over(self, prev: str) -> list[Decided]:
         """On taking over from controller ``prev`` (stopped or killed): every active rollout
-        resumes from its state in the store, and a ``rollout-resumed`` decision says so. A step
-        whose traffic change was made but not yet recorded in the rollout row (the controller
-        died between the two) is recorded now, so the step is neither lost nor taken twice."""
+        resumes from its state in the store, and a ``rollout-resumed`` decision says so. Each
+        rollout transition is written in the transaction of its traffic change
+        (``control.rollout``), so a controller killed mid-pass leaves either both or neither:
+        the stored state is the whole truth, and no step is lost or taken twice."""
         out: list[Decided] = []
-        steps = self.ctx.rollout.steps if self.cfg.deploy is not None else []
         for ro in self.store.rollouts.active():
             ep = self.store.endpoints.get(ro["endpoint"])
             state = {
@@ -144,22 +144,10 @@ class Controller:
                 "canary_weight": ep.get("canary_weight"),
                 "shadows": ep.get("shadows"),
             }
-            repaired, after = "", state
-            weight = ep.get("canary_weight")
-            k = steps.index(weight) if weight in steps else -1
-            if ro["state"] == RolloutState.CANARY and k > ro["step"]:
-                after = {**state, "step": k}
-                now = self.clock()
-                self.store.rollouts.update(ro, at=now, step=k, step_started_at=now, judged=0)
-                repaired = (
-                    f"; the traffic had moved to {weight:g}% before the rollout recorded step "
-                    f"{k + 1}, which is recorded now and held from this time"
-                )
             reason = (
                 f"controller {self.holder} took over from {prev} (stopped or killed); the "
                 f"rollout resumes from its stored state {ro['state']}"
                 + (f", step {ro['step'] + 1}" if ro["state"] == RolloutState.CANARY else "")
-                + repaired
             )
             out.append(
                 {
@@ -168,9 +156,7 @@ class Controller:
                         subject=f"version:{ro['candidate_id']}",
                         endpoint=ro["endpoint"],
                         reason=reason,
-                        evidence={"rollout": ro["id"], "previous_controller": prev, **after},
-                        before=state,
-                        after=after,
+                        evidence={"rollout": ro["id"], "previous_controller": prev, **state},
                     ),
                     "rollout": ro["id"],
                 }

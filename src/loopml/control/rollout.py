@@ -35,6 +35,8 @@ from loopml.control.samples import batch_bounds, sample_of
 from loopml.errors import ConflictError
 from loopml.evaluate.measure.rowloss import NEEDS_PROBA, score_for
 from loopml.logs.logtail import TailLost
+from loopml.store.endpoints import Also
+from loopml.store.rollouts import Rollouts
 from loopml.store.rows import ACTIVE_STATES, EndpointRow, RolloutRow, RolloutState, VersionRow
 
 CHALLENGER_ROLE = {RolloutState.SHADOW: ("shadow",), RolloutState.CANARY: ("canary",)}
@@ -54,22 +56,26 @@ def start(
     """Mirror ``candidate`` as a shadow of ``endpoint`` and open its rollout."""
     now = ctx.clock()
     ep = ctx.store.endpoints.get(endpoint)
+    opened: list[int] = []
     changed = ctx.store.endpoints.deploy(
         endpoint,
         candidate,
         actor=ctx.actor,
         shadow=True,
         reason=f"rollout of version {candidate['id']} starts in shadow",
+        also=lambda conn: opened.append(
+            Rollouts.open(
+                conn,
+                endpoint=endpoint,
+                candidate_id=candidate["id"],
+                champion_id=ep["champion_id"],
+                at=now,
+                retrain_id=retrain_id,
+                evidence={"start": evidence or {}, "rows": 0},
+            )
+        ),
     )
-    ro = ctx.store.rollouts.start(
-        endpoint=endpoint,
-        candidate_id=candidate["id"],
-        champion_id=ep["champion_id"],
-        at=now,
-        retrain_id=retrain_id,
-        evidence={"start": evidence or {}, "rows": 0},
-    )
-    return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
+    return [{**ctx.traffic_decision(changed), "rollout": opened[0]}]
 
 
 def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
@@ -80,11 +86,17 @@ def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
     return ep["canary_id"] == ro["candidate_id"]
 
 
-def _finish(ctx: Context, ro: RolloutRow, state: RolloutState, reason: str, now: float) -> None:
+def _closing(ctx: Context, ro: RolloutRow, state: RolloutState, reason: str, now: float) -> Also:
+    """What ends ``ro`` with ``state``, written in the transaction of the traffic change that
+    ends it (a controller killed between the two would leave a rollout that a later pass
+    misreads as changed from outside)."""
     ctx.memories.pop(ro["id"], None)
-    ctx.store.rollouts.update(ro, at=now, state=state, finished_at=now, reason=reason)
-    if ro["retrain_id"] is not None:
-        ctx.store.rollouts.set_retrain(ro["retrain_id"], outcome=state.value, finished_at=now)
+    return lambda conn: Rollouts.close(conn, ro, state, reason, now)
+
+
+def _moving(ro: RolloutRow, now: float, **values: Any) -> Also:
+    """The rollout row's update that goes with a traffic step, in the same transaction."""
+    return lambda conn: Rollouts.write(conn, ro, at=now, **values)
 
 
 def _metric_and_score(
@@ -161,8 +173,8 @@ def _end(
         reason=reason,
         status=outcome,
         action=action,
+        also=_closing(ctx, ro, outcome, reason, now),
     )
-    _finish(ctx, ro, outcome, reason, now)
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
 
@@ -177,7 +189,8 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
             f"version {ro['candidate_id']} is no longer the {ro['state']} of {endpoint!r} "
             "(traffic was changed outside the controller): rollout stopped"
         )
-        _finish(ctx, ro, RolloutState.ABORTED, reason, now)
+        ctx.memories.pop(ro["id"], None)
+        ctx.store.rollouts.finish(ro, RolloutState.ABORTED, reason, now)
         traffic = {k: ep[k] for k in ("champion_id", "canary_id", "canary_weight", "shadows")}
         return [
             ctx.decide(
@@ -320,17 +333,17 @@ def _after_shadow(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) 
         expected_lock=ep["lock"],
         reason=f"shadow held ({paired} paired rows; {J.describe(quality)}): "
         f"version {ro['candidate_id']} takes {weight:g}% as canary",
-    )
-    ctx.store.rollouts.update(
-        ro,
-        at=now,
-        state=RolloutState.CANARY,
-        step=0,
-        step_started_at=now,
-        cursor=now,
-        judged=0,
-        breaches=0,
-        evidence={**ro["evidence"], "shadow": quality.evidence},
+        also=_moving(
+            ro,
+            now,
+            state=RolloutState.CANARY,
+            step=0,
+            step_started_at=now,
+            cursor=now,
+            judged=0,
+            breaches=0,
+            evidence={**ro["evidence"], "shadow": quality.evidence},
+        ),
     )
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
@@ -360,8 +373,8 @@ def _after_step(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) ->
             expected_lock=ep["lock"],
             reason=f"step {step + 1} held its guards for {cfg.step_duration:g} s "
             f"({J.describe(quality)}): version {ro['candidate_id']} takes {weight:g}%",
+            also=_moving(ro, now, step=step + 1, step_started_at=now, judged=0),
         )
-        ctx.store.rollouts.update(ro, at=now, step=step + 1, step_started_at=now, judged=0)
         return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
     no_labels = quality.evidence.get("rows", 0) == 0
     if quality.outcome != "non_inferior" and not (no_labels and ctx.guards.promote_without_labels):
@@ -379,8 +392,8 @@ def _after_step(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) ->
             evidence=ev,
             reason=f"all {len(cfg.steps)} canary steps held and {why}: "
             f"version {ro['candidate_id']} promoted to champion",
+            also=_closing(ctx, ro, RolloutState.PROMOTED, why, now),
         )
     except ConflictError:
         return []  # traffic changed under us; the next pass sees it and stops the rollout
-    _finish(ctx, ro, RolloutState.PROMOTED, why, now)
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
-from loopml.store.endpoints import Endpoints, check_endpoint_name
+from loopml.store.endpoints import Also, Endpoints, check_endpoint_name
 from loopml.store.registry import disabled_note
 from loopml.store.rows import EndpointChange, EndpointRow, VersionRow
 from loopml.store.tables import versions
@@ -34,8 +34,10 @@ class Deployments(Endpoints):
         canary: float | None = None,
         shadow: bool = False,
         shadow_fraction: float = 1.0,
+        also: Also | None = None,
     ) -> EndpointChange:
-        """Put ``version`` on ``name``: as champion, as a canary at ``canary`` %, or as a shadow."""
+        """Put ``version`` on ``name``: as champion, as a canary at ``canary`` %, or as a shadow
+        (``also``: see ``Endpoints.change_traffic``)."""
         check_endpoint_name(name)
         if version["status"] == "disabled":
             with self.engine.connect() as conn:
@@ -83,6 +85,7 @@ class Deployments(Endpoints):
                 champion=vid,
                 shadows=shadows,
                 expected_lock=None if cur is None else cur["lock"],
+                also=also,
             )
         if cur["champion_id"] == vid and canary is None and not shadow:
             return {**cur, "decision_id": None}  # already so: nothing changed, nothing recorded
@@ -98,6 +101,7 @@ class Deployments(Endpoints):
                 shadows=shadows,
                 reason=reason or f"version {vid} mirrored as shadow",
                 expected_lock=cur["lock"],
+                also=also,
                 **canary_kw,
             )
         if canary is not None and canary < 100:
@@ -110,8 +114,11 @@ class Deployments(Endpoints):
                 shadows=shadows,
                 reason=reason or f"version {vid} takes {canary:g}% as canary",
                 expected_lock=cur["lock"],
+                also=also,
             )
-        return self.promote(name, vid, actor=actor, reason=reason, expected_lock=cur["lock"])
+        return self.promote(
+            name, vid, actor=actor, reason=reason, expected_lock=cur["lock"], also=also
+        )
 
     def promote(
         self,
@@ -122,6 +129,7 @@ class Deployments(Endpoints):
         reason: str = "",
         evidence: dict[str, Any] | None = None,
         expected_lock: int | None = None,
+        also: Also | None = None,
     ) -> EndpointChange:
         cur = self.get(name)
         if cur["champion_id"] == version_id:
@@ -140,6 +148,7 @@ class Deployments(Endpoints):
             evidence=evidence,
             reason=reason or f"version {version_id} promoted to champion",
             expected_lock=cur["lock"] if expected_lock is None else expected_lock,
+            also=also,
             **canary_kw,
         )
 
@@ -198,6 +207,7 @@ class Deployments(Endpoints):
         evidence: dict[str, Any] | None = None,
         status: str | None = None,
         action: str = "rollback",
+        also: Also | None = None,
     ) -> EndpointChange:
         """Take one challenger (the canary or one shadow) out of endpoint ``name`` and leave
         the rest of its traffic as it is: a rollout that fails ends its own candidate, not the
@@ -218,6 +228,7 @@ class Deployments(Endpoints):
             allow_frozen=True,
             reason=reason,
             expected_lock=cur["lock"],
+            also=also,
             **kw,
         )
 

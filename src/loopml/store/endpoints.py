@@ -20,10 +20,11 @@ from __future__ import annotations
 import builtins
 import re
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from loopml.errors import ConflictError, NotFoundError, UsageError
@@ -34,6 +35,8 @@ from loopml.store.tables import endpoints, traffic_history, versions
 from loopml.store.util import row_dict
 
 _KEEP: Any = object()
+# written in a traffic change's own transaction (``change_traffic``'s ``also``)
+Also = Callable[[Connection], None]
 # statuses a version keeps when it leaves traffic (any other becomes "candidate")
 OFF_TRAFFIC = ("candidate", "retired", "disabled", "rejected", "rolled_back", "inconclusive")
 # the prediction log's rule: a name is a partition folder (endpoint=<name>) and a URL segment
@@ -144,9 +147,12 @@ class Endpoints:
         expected_lock: int | None = None,
         allow_frozen: bool = False,
         left: dict[int, str] | None = None,
+        also: Also | None = None,
     ) -> EndpointChange:
         """Change ``name``'s traffic if its revision is still ``expected_lock``; versions that
-        leave traffic become ``candidate``, or the status ``left`` names for them. Returns the
+        leave traffic become ``candidate``, or the status ``left`` names for them. ``also``
+        runs in the change's transaction: what must change with the traffic or not at all (the
+        controller's rollout row), so a crash never leaves one without the other. Returns the
         endpoint as changed, with ``decision_id``: the id of the decision this change wrote."""
         now = time.time()
         try:
@@ -162,6 +168,7 @@ class Endpoints:
                 expected_lock=expected_lock,
                 allow_frozen=allow_frozen,
                 left=left,
+                also=also,
             )
         except IntegrityError:
             if model is None:
@@ -187,6 +194,7 @@ class Endpoints:
         expected_lock: int | None,
         allow_frozen: bool,
         left: dict[int, str] | None = None,
+        also: Also | None = None,
     ) -> EndpointChange:
         champion, canary, canary_weight, shadows, previous_champion = values
         with self.engine.begin() as conn:
@@ -247,6 +255,8 @@ class Endpoints:
                 ).scalar()
                 raise self._conflict(name, action, lock, now_lock)
             self._sync_statuses(conn, row, new, left, actor=actor, reason=reason, endpoint=name)
+            if also is not None:
+                also(conn)
             before, after = traffic_of(row), traffic_of(new)
             conn.execute(insert(traffic_history).values(endpoint=name, at=now, traffic=after))
             decision_id = audit.record(

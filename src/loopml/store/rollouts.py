@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from loopml.errors import ConflictError, NotFoundError
 from loopml.store.rows import ACTIVE_STATES, RetrainRow, RolloutRow, RolloutState
@@ -55,33 +55,57 @@ class Rollouts:
     ) -> RolloutRow:
         """A new rollout in the shadow state; refuses a second active one on the endpoint."""
         with self.engine.begin() as conn:
-            busy = conn.execute(
-                select(RO.id).where(RO.endpoint == endpoint, RO.state.in_(ACTIVE))
-            ).scalar()
-            if busy is not None:
-                raise ConflictError(
-                    f"Endpoint {endpoint!r} already has rollout {busy} in progress; "
-                    "wait for it to finish or roll it back.",
-                    field="endpoint",
-                )
-            rid = conn.execute(
-                insert(rollouts).values(
-                    endpoint=endpoint,
-                    candidate_id=candidate_id,
-                    champion_id=champion_id,
-                    retrain_id=retrain_id,
-                    state=RolloutState.SHADOW.value,
-                    step=-1,
-                    started_at=at,
-                    step_started_at=at,
-                    cursor=at,
-                    breaches=0,
-                    judged=0,
-                    evidence=evidence or {},
-                    updated_at=at,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-        return self.get(int(rid))
+            rid = self.open(
+                conn,
+                endpoint=endpoint,
+                candidate_id=candidate_id,
+                champion_id=champion_id,
+                at=at,
+                retrain_id=retrain_id,
+                evidence=evidence,
+            )
+        return self.get(rid)
+
+    @staticmethod
+    def open(
+        conn: Connection,
+        *,
+        endpoint: str,
+        candidate_id: int,
+        champion_id: int | None,
+        at: float,
+        retrain_id: int | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> int:
+        """``start`` in the caller's transaction (with the traffic change that mirrors the
+        candidate); returns the rollout's id."""
+        busy = conn.execute(
+            select(RO.id).where(RO.endpoint == endpoint, RO.state.in_(ACTIVE))
+        ).scalar()
+        if busy is not None:
+            raise ConflictError(
+                f"Endpoint {endpoint!r} already has rollout {busy} in progress; "
+                "wait for it to finish or roll it back.",
+                field="endpoint",
+            )
+        rid = conn.execute(
+            insert(rollouts).values(
+                endpoint=endpoint,
+                candidate_id=candidate_id,
+                champion_id=champion_id,
+                retrain_id=retrain_id,
+                state=RolloutState.SHADOW.value,
+                step=-1,
+                started_at=at,
+                step_started_at=at,
+                cursor=at,
+                breaches=0,
+                judged=0,
+                evidence=evidence or {},
+                updated_at=at,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        return int(rid)
 
     def get(self, rollout_id: int) -> RolloutRow:
         with self.engine.connect() as conn:
@@ -100,25 +124,50 @@ class Rollouts:
 
     def update(self, rollout: RolloutRow, *, at: float, **values: Any) -> RolloutRow:
         """Change a rollout if it is still in the state and step it was read in."""
+        with self.engine.begin() as conn:
+            self.write(conn, rollout, at=at, **values)
+        return self.get(rollout["id"])
+
+    @staticmethod
+    def write(conn: Connection, rollout: RolloutRow, *, at: float, **values: Any) -> None:
+        """``update`` in the caller's transaction (with the traffic change it goes with): a
+        rollout changed since it was read raises ``ConflictError``, which undoes both."""
         if "state" in values:  # a RolloutState or its string; stored as the string
             values["state"] = RolloutState(values["state"]).value
-        with self.engine.begin() as conn:
-            res = conn.execute(
-                update(rollouts)
-                .where(
-                    RO.id == rollout["id"],
-                    RO.state == str(rollout["state"]),
-                    RO.step == rollout["step"],
-                    RO.updated_at == rollout["updated_at"],
-                )
-                .values(updated_at=max(at, rollout["updated_at"] + 1e-6), **values)
+        res = conn.execute(
+            update(rollouts)
+            .where(
+                RO.id == rollout["id"],
+                RO.state == str(rollout["state"]),
+                RO.step == rollout["step"],
+                RO.updated_at == rollout["updated_at"],
             )
+            .values(updated_at=max(at, rollout["updated_at"] + 1e-6), **values)
+        )
         if res.rowcount != 1:
             raise ConflictError(
                 f"Rollout {rollout['id']} changed while it was being updated; nothing was changed.",
                 field="rollout",
             )
-        return self.get(rollout["id"])
+
+    def finish(self, rollout: RolloutRow, state: RolloutState, reason: str, at: float) -> None:
+        """End a rollout whose traffic already changed (or was changed by someone else)."""
+        with self.engine.begin() as conn:
+            self.close(conn, rollout, state, reason, at)
+
+    @classmethod
+    def close(
+        cls, conn: Connection, rollout: RolloutRow, state: RolloutState, reason: str, at: float
+    ) -> None:
+        """End a rollout with ``state`` (and its retraining request with that outcome), in the
+        caller's transaction."""
+        cls.write(conn, rollout, at=at, state=state, finished_at=at, reason=reason)
+        if rollout["retrain_id"] is not None:
+            conn.execute(
+                update(retrains)
+                .where(RT.id == rollout["retrain_id"])
+                .values(outcome=RolloutState(state).value, finished_at=at)
+            )
 
     # ------------------------------------------------------------------ retrains
     def request_retrain(
