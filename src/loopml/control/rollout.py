@@ -17,7 +17,9 @@ and every step, and is read at every pass: anytime-valid, so these looks cost no
 Operational guards (errors, latency, prediction drift; ``control.guards``) judge batches of
 challenger rows with k-consecutive persistence. A rolled-back or inconclusive candidate gets
 that status (never ``candidate`` again: it was tried). Every decision carries the metric, the
-per-row score, the test, the interval and the rows and requests it used.
+per-row score, the test, the interval and the rows and requests it used. Each transition's
+rollout row is written in the transaction of the traffic change it goes with (``also`` of
+``Endpoints.change_traffic``): a controller killed mid-pass leaves both or neither.
 """
 
 from __future__ import annotations
