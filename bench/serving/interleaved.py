@@ -15,7 +15,9 @@ Idle servers stay up between their slices: a loopml server may compact its log i
 slice's time (its worker is in its session, so the CPU is counted where it belongs, but it
 slows the server being measured on the shared core); a slice whose CPU per request stands
 out is worth reading as such. CPU per request is the steadier figure: the closed loop's
-req/s also depends on how batches and connections fall into step.
+req/s also depends on how batches and connections fall into step. With a floor in the plan,
+each loopml server's req/s is also given as a share of its like-for-like floor's, round by
+round.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ sys.path.append(str(HERE.parent))  # bench/, for harness
 
 import categorical as cat  # noqa: E402
 import harness  # noqa: E402
-from categorical_apps import CASE_FLOOR, ONE_FLOOR  # noqa: E402
+from categorical_apps import CASE_FLOOR, ONE_FLOOR, SOLO  # noqa: E402
 
 FLOORS = {"case": CASE_FLOOR, "one": ONE_FLOOR}
+# like for like: the configured case against the floor with the same canary and shadow, the
+# champion-only endpoint against the one-model floor
+LIKE = {"loopml": CASE_FLOOR, SOLO: ONE_FLOOR}
 
 
 def plan(servers: dict[str, dict], trees: list[str], names: list[str], floors: list[str]):
@@ -93,7 +98,23 @@ def main(argv: list[str] | None = None) -> int:
             )
             cols.append(f"{mid} ({lo}-{hi})")
         print(f"| {label} | " + " | ".join(cols) + " |")
+    for label in got:
+        floor = LIKE.get(label.split(" @ ")[0])
+        if floor in got:
+            print(ratios(label, floor, got))
     return 0
+
+
+def ratios(label: str, floor: str, got: dict[str, list[dict]]) -> str:
+    """``label``'s req/s over ``floor``'s, round by round: the two were measured minutes
+    apart at most, so the machine's drift mostly cancels (the goal is >= 80% of the floor)."""
+    rs = [a["rps"] / b["rps"] for a, b in zip(got[label], got[floor], strict=True)]
+    each = " ".join(f"{r:.0%}" for r in rs)
+    met = sum(r >= 0.8 for r in rs)
+    return (
+        f"{label} / {floor}, round by round: {each}; median {statistics.median(rs):.0%}, "
+        f">= 80% in {met} of {len(rs)}"
+    )
 
 
 if __name__ == "__main__":
