@@ -43,27 +43,10 @@ class Rollouts:
         self.engine = engine
 
     # ------------------------------------------------------------------ rollouts
-    def start(
-        self,
-        *,
-        endpoint: str,
-        candidate_id: int,
-        champion_id: int | None,
-        at: float,
-        retrain_id: int | None = None,
-        evidence: dict[str, Any] | None = None,
-    ) -> RolloutRow:
-        """A new rollout in the shadow state; refuses a second active one on the endpoint."""
+    def start(self, **fields: Any) -> RolloutRow:
+        """``open`` in a transaction of its own; returns the new rollout."""
         with self.engine.begin() as conn:
-            rid = self.open(
-                conn,
-                endpoint=endpoint,
-                candidate_id=candidate_id,
-                champion_id=champion_id,
-                at=at,
-                retrain_id=retrain_id,
-                evidence=evidence,
-            )
+            rid = self.open(conn, **fields)
         return self.get(rid)
 
     @staticmethod
@@ -77,8 +60,9 @@ class Rollouts:
         retrain_id: int | None = None,
         evidence: dict[str, Any] | None = None,
     ) -> int:
-        """``start`` in the caller's transaction (with the traffic change that mirrors the
-        candidate); returns the rollout's id."""
+        """A new rollout in the shadow state, in the caller's transaction (with the traffic
+        change that mirrors the candidate); refuses a second active one on the endpoint.
+        Returns the rollout's id."""
         busy = conn.execute(
             select(RO.id).where(RO.endpoint == endpoint, RO.state.in_(ACTIVE))
         ).scalar()
