@@ -161,7 +161,33 @@ class Controller:
                     "rollout": ro["id"],
                 }
             )
-        return out
+        return out + [self._interrupted(req, prev) for req in self.store.rollouts.running()]
+
+    def _interrupted(self, req: RetrainRow, prev: str) -> Decided:
+        """A retraining that controller ``prev`` was running when it died: a manual request
+        is queued again (someone asked for it); an automatic one ends as ``interrupted``
+        (neither a failure for the breaker nor a "did not help" for the cooldown), and its
+        trigger fires again on new evidence."""
+        now, endpoint = self.clock(), req["endpoint"]
+        if req["trigger"] == "manual":
+            self.store.rollouts.set_retrain(req["id"], status="pending", started_at=None)
+            then = "the manual request is queued again and runs on the next retraining pass"
+        else:
+            self.store.rollouts.set_retrain(
+                req["id"], status="done", outcome="interrupted", finished_at=now
+            )
+            then = (
+                f"it ends as interrupted; the {req['trigger']} trigger fires again on new "
+                "evidence, after the cooldown"
+            )
+        return self.ctx.decide(
+            action="retrain-interrupted",
+            subject=f"endpoint:{endpoint}",
+            endpoint=endpoint,
+            reason=f"controller {prev} stopped (or was killed) during retraining request "
+            f"{req['id']} ({req['trigger']} trigger), which nothing will finish: {then}",
+            evidence={"request": req["id"], "trigger": req["trigger"], "previous_controller": prev},
+        )
 
     # ------------------------------------------------------------------ running
     def run_forever(

@@ -208,6 +208,13 @@ class Rollouts:
         with self.engine.connect() as conn:
             return [cast(RetrainRow, row_dict(r)) for r in conn.execute(q)]
 
+    def running(self) -> list[RetrainRow]:
+        """Retraining runs in progress on every endpoint, oldest first (a controller that
+        takes over from a dead one finds the runs it left here)."""
+        with self.engine.connect() as conn:
+            q = select(retrains).where(RT.status == "running").order_by(RT.id)
+            return [cast(RetrainRow, row_dict(r)) for r in conn.execute(q)]
+
     def started_since(self, endpoint: str, since: float) -> int:
         """Retraining runs started at or after ``since`` (the daily budget)."""
         with self.engine.connect() as conn:
@@ -238,9 +245,11 @@ class Rollouts:
 
     def no_help_in_a_row(self, endpoint: str) -> list[RetrainRow]:
         """The newest finished retrains whose candidate did not help (``NO_HELP``), up to the
-        last promotion or failure."""
+        last promotion or failure (an interrupted one is skipped: it says nothing either way)."""
         out = []
         for r in self.retrains(endpoint, status="done", limit=100):
+            if r["outcome"] == "interrupted":
+                continue
             if r["outcome"] not in NO_HELP:
                 break
             out.append(r)

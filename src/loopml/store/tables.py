@@ -312,6 +312,7 @@ retrains = Table(
     Column("key", String(200), nullable=False),  # dedupe key: the same evidence fires once
     Column("status", String(20), nullable=False),  # pending | running | done | suppressed
     # rejected | not_better | rollout | promoted | rolled_back | inconclusive | aborted | error
+    # | interrupted (its controller died during the run)
     Column("outcome", String(20), nullable=True),
     Column("reason", Text, nullable=False),
     Column("evidence", JSON, nullable=False),
