@@ -214,6 +214,50 @@ def test_serve_service_runs_and_hands_over(project: Path) -> None:
     store.close()
 
 
+SLOWISH = '''
+
+def slowish(X, y, params, seed=0):
+    """The usual recipe, after 2.5 s: a retraining that outlasts a short lease."""
+    import time
+
+    time.sleep(2.5)
+    return train(X, y, params, seed)
+'''
+
+
+def test_a_retraining_longer_than_the_lease_keeps_its_controller_leading(project: Path) -> None:
+    """SQLite's lease is renewed while a retraining runs: another replica must not take over
+    from a controller that is alive and training (two would act at once)."""
+    import threading
+
+    (project / "train.py").write_text((project / "train.py").read_text() + SLOWISH)
+    text = (project / "loopml.yaml").read_text().replace("train.py:train", "train.py:slowish")
+    (project / "loopml.yaml").write_text(text)
+    cfg = load_config(project)
+    store = Store(cfg.store_url)
+    a = Controller(cfg, store, holder="ctl-a")
+    b = Controller(cfg, store, holder="ctl-b")
+    a.leadership.ttl = b.leadership.ttl = 0.6
+    request_retrain(store, "tiny", actor="test")
+    got: list = []
+    run = threading.Thread(target=lambda: got.extend(a.reconcile_once()))
+    run.start()
+    tries = 0
+    while run.is_alive():
+        time.sleep(0.2)
+        assert b.reconcile_once() == [], (
+            "another replica took over from a controller still training"
+        )
+        tries += 1
+    run.join()
+    assert tries >= 8  # B tried for the whole retraining (2.5 s, four leases long)
+    assert [d["action"] for d in got] == ["retrain", "retrain-passed", "shadow"]
+    assert store.locks.holder("controller") == "ctl-a"
+    a.close()
+    b.close()
+    store.close()
+
+
 WEAK = '''
 
 def weak(X, y, params, seed=0):

@@ -125,8 +125,9 @@ class Controller:
                 out += back_off(self.ctx, ro["endpoint"], state, {"rollout": ro["id"]})
         out += retire_pass(self.ctx)
         if self.cfg.deploy is not None:
-            self.leadership.acquire()  # renew the lease before a possibly long retraining
-            out += retrain_pass(self.ctx, self.cfg.deploy.endpoint)
+            self.leadership.acquire()  # renew the lease, and keep it while a retraining runs
+            with self.leadership.kept():
+                out += retrain_pass(self.ctx, self.cfg.deploy.endpoint)
         return out
 
     def _take_over(self, prev: str) -> list[Decided]:

@@ -4,7 +4,8 @@ On Postgres a session-level advisory lock (``pg_try_advisory_lock``) on a connec
 controller keeps open: the database releases it the moment that session ends, so a crashed
 replica hands over at once and there is no lease to tune. SQLite has no advisory locks and all
 replicas share one file, so there the store's lease lock (``store.locks``) is used, renewed at
-every pass and taken over by another replica once it expires (``ttl``).
+every pass and while a retraining runs (``kept``), and taken over by another replica once it
+expires (``ttl``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import text
@@ -73,6 +76,34 @@ class Leadership:
         else:
             conn.close()
         return got
+
+    @contextlib.contextmanager
+    def kept(self) -> Iterator[None]:
+        """Keep the lease while a long step runs (a retraining may outlast ``ttl``): on SQLite
+        a thread renews it every ``ttl / 3`` until the step ends, so no other replica takes
+        over from a controller that is alive, and one killed mid-step still hands over
+        within ``ttl``. On Postgres the session lock needs nothing."""
+        if self.postgres:
+            yield
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.ttl / 3):
+                try:
+                    if not self.store.locks.acquire(LOCK_NAME, self.holder, self.ttl):
+                        log.warning("controller %s lost its lease during a long step", self.holder)
+                        return
+                except SQLAlchemyError as exc:  # the store is down: the lease may run out
+                    log.warning("controller %s could not renew its lease: %s", self.holder, exc)
+
+        thread = threading.Thread(target=renew, name="loopml-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def holds(self) -> bool:
         if self.postgres:
