@@ -113,7 +113,7 @@ class Controller:
             self.leadership.taken_from = None
         active = self.store.rollouts.active()
         for gone in self.ctx.memories.keys() - {ro["id"] for ro in active}:
-            del self.ctx.memories[gone]  # ended by another controller or by hand
+            del self.ctx.memories[gone]  # ended: by a pass, another controller or by hand
         for ro in active:
             try:
                 out += rollout.advance(self.ctx, ro)

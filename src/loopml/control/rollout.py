@@ -88,11 +88,10 @@ def _in_traffic(ep: EndpointRow, ro: RolloutRow) -> bool:
     return ep["canary_id"] == ro["candidate_id"]
 
 
-def _closing(ctx: Context, ro: RolloutRow, state: RolloutState, reason: str, now: float) -> Also:
+def _closing(ro: RolloutRow, state: RolloutState, reason: str, now: float) -> Also:
     """What ends ``ro`` with ``state``, written in the transaction of the traffic change that
     ends it (a controller killed between the two would leave a rollout that a later pass
-    misreads as changed from outside)."""
-    ctx.memories.pop(ro["id"], None)
+    misreads as changed from outside). Its memory goes at the controller's next pass."""
     return lambda conn: Rollouts.close(conn, ro, state, reason, now)
 
 
@@ -175,7 +174,7 @@ def _end(
         reason=reason,
         status=outcome,
         action=action,
-        also=_closing(ctx, ro, outcome, reason, now),
+        also=_closing(ro, outcome, reason, now),
     )
     return [{**ctx.traffic_decision(changed), "rollout": ro["id"]}]
 
@@ -191,7 +190,6 @@ def advance(ctx: Context, ro: RolloutRow) -> list[Decided]:
             f"version {ro['candidate_id']} is no longer the {ro['state']} of {endpoint!r} "
             "(traffic was changed outside the controller): rollout stopped"
         )
-        ctx.memories.pop(ro["id"], None)
         ctx.store.rollouts.finish(ro, RolloutState.ABORTED, reason, now)
         traffic = {k: ep[k] for k in ("champion_id", "canary_id", "canary_weight", "shadows")}
         return [
@@ -394,7 +392,7 @@ def _after_step(ctx: Context, ro: RolloutRow, quality: J.Quality, now: float) ->
             evidence=ev,
             reason=f"all {len(cfg.steps)} canary steps held and {why}: "
             f"version {ro['candidate_id']} promoted to champion",
-            also=_closing(ctx, ro, RolloutState.PROMOTED, why, now),
+            also=_closing(ro, RolloutState.PROMOTED, why, now),
         )
     except ConflictError:
         return []  # traffic changed under us; the next pass sees it and stops the rollout
